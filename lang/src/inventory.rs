@@ -1,0 +1,64 @@
+//! The inventory contract between the language and the deployer.
+//!
+//! A site declares *where* its hosts come from (an [`InventorySource`]); the
+//! evaluator never reads files or runs programs itself, so it asks an
+//! [`InventoryResolver`] (implemented by the `ferry` binary in `src/inventory/`)
+//! to turn that source into [`HostEntry`]s. The hosts are an input of
+//! evaluation: `hosts(db)[0].address` in a site file reads them.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a site's hosts come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum InventorySource {
+    /// A static TOML file, path resolved relative to the declaring site file.
+    File { path: PathBuf },
+    /// An external program (argv) printing the inventory as JSON on stdout.
+    Exec { command: Vec<String>, dir: PathBuf },
+    /// An Ansible inventory file (INI or YAML), groups map to classes.
+    Ansible { path: PathBuf },
+    /// Hosts of the local lab (DESIGN §11); addresses are assigned by the lab.
+    Lab(LabSpec),
+}
+
+/// A lab fleet as the site declares it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabSpec {
+    /// IPv4 subnet in CIDR form, e.g. `10.237.1.0/24`; `None` lets the lab pick
+    /// one derived from the site name.
+    pub subnet: Option<String>,
+    pub hosts: Vec<LabHostSpec>,
+}
+
+/// One lab host as declared in the site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabHostSpec {
+    pub name: String,
+    pub class: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One real host, after the inventory was resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostEntry {
+    pub name: String,
+    pub class: String,
+    /// What `ssh` connects to: an IP address or a DNS name.
+    pub address: String,
+    /// SSH login user; `None` means the ssh config's default.
+    pub user: Option<String>,
+    /// SSH port; `None` means the ssh config's default.
+    pub port: Option<u16>,
+    /// Free-form labels such as `datacenter = "eu1"`.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Turns an [`InventorySource`] into hosts. Implemented outside this crate.
+pub trait InventoryResolver {
+    /// Resolves the source; the error text is shown to the user at the
+    /// span of the `inventory` declaration.
+    fn resolve(&self, source: &InventorySource) -> Result<Vec<HostEntry>, String>;
+}

@@ -1,0 +1,41 @@
+//! The command line: clap definitions and dispatch to `commands::<verb>`.
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+use crate::output::{self, Exit};
+
+/// ferry: a functional, store-based fleet deployer.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command understands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// The store directory (part of every store path's hash).
+    #[arg(long, global = true, env = "FERRY_STORE_DIR", default_value = "/ferry/store")]
+    pub store_dir: PathBuf,
+    /// The state directory: store metadata, profiles, GC roots, logs.
+    #[arg(long, global = true, env = "FERRY_STATE_DIR", default_value = "/ferry/var")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let result = commands::run(cli);
+    output::finish(result)
+}
+
+/// The exit code for a command that returned normally.
+pub type CommandResult = Result<Exit, output::CommandError>;

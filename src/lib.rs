@@ -1,0 +1,4 @@
+//! ferry: evaluate a site, build its closures, copy them to hosts and activate them.
+pub mod cli;
+pub mod commands;
+pub mod output;
