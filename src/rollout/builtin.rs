@@ -23,7 +23,7 @@ pub struct BuiltinStrategy;
 
 impl RolloutStrategy for BuiltinStrategy {
     fn name(&self) -> String {
-        "built-in".into()
+        "the built-in strategy".into()
     }
 
     fn batches(&self, plan: &RolloutPlan) -> Result<Vec<Stage>, PolicyError> {

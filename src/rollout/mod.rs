@@ -36,7 +36,8 @@ pub use schedule::{Batch, BatchKind, RolloutSchedule, ScheduleViolation, Stage, 
 
 /// A way to order a deploy: built-in or an external program.
 pub trait RolloutStrategy {
-    /// Names the strategy in messages (`built-in`, `external policy ./policy.py`).
+    /// Names the strategy in messages: "the built-in strategy",
+    /// "external policy `./policy.py`".
     fn name(&self) -> String;
 
     /// Orders the plan's changing hosts into stages of batches. The answer is
@@ -87,7 +88,7 @@ pub enum PolicyError {
         cycle: Vec<ServiceRef>,
     },
 
-    #[error("the {strategy} rollout strategy made an invalid schedule:{}", violations_text(.violations))]
+    #[error("invalid rollout schedule from {strategy}:{}", violations_text(.violations))]
     #[diagnostic(help("no host was touched; fix the policy and run again"))]
     InvalidSchedule {
         strategy: String,

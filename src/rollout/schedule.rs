@@ -163,6 +163,9 @@ impl fmt::Display for ScheduleViolation {
                 f,
                 "batch {batch} names `{host}`, which already runs its target system"
             ),
+            ScheduleViolation::Duplicate { host, first, again } if first == again => {
+                write!(f, "`{host}` is twice in batch {first}")
+            }
             ScheduleViolation::Duplicate { host, first, again } => {
                 write!(f, "`{host}` is in batch {first} and again in batch {again}")
             }

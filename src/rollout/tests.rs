@@ -320,7 +320,7 @@ struct Fixed(Vec<Stage>);
 
 impl RolloutStrategy for Fixed {
     fn name(&self) -> String {
-        "fixed".into()
+        "a fixed answer".into()
     }
     fn batches(&self, _plan: &RolloutPlan) -> Result<Vec<Stage>, PolicyError> {
         Ok(self.0.clone())
@@ -356,7 +356,7 @@ fn every_broken_answer_is_refused_with_each_problem_named() {
     ]);
     let error = schedule(&plan, &answer).unwrap_err();
     insta::assert_snapshot!(error.to_string(), @r"
-    the fixed rollout strategy made an invalid schedule:
+    invalid rollout schedule from a fixed answer:
       - batch 2 names `ghost`, which is not a host of this plan
       - batch 2 names `web-us1-2`, which already runs its target system
       - batch 3 has no hosts
