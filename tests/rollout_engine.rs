@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ferry::rollout::{
-    schedule, BatchKind, BatchSize, BuiltinStrategy, Order, PlannedHost, Policy, PolicyError,
-    RolloutPlan, RolloutSchedule, ServiceEdge, ServiceRef,
+    schedule, Batch, BatchKind, BatchSize, BuiltinStrategy, Order, PlannedHost, Policy,
+    PolicyError, RolloutPlan, RolloutSchedule, RolloutStrategy, ServiceEdge, ServiceRef, Stage,
 };
 use proptest::prelude::*;
 
@@ -346,6 +346,100 @@ proptest! {
                 }
             }
             other => prop_assert!(false, "expected a service cycle error, got {other:?}"),
+        }
+    }
+}
+
+/// A schedule that differs from a good one in one way, and whether it must be refused.
+fn mutate(
+    plan: &RolloutPlan,
+    good: &RolloutSchedule,
+    how: usize,
+    pick: usize,
+) -> Option<(Vec<Stage>, &'static str)> {
+    let mut stages = good.stages.clone();
+    let count: usize = stages.iter().map(|s| s.batches.len()).sum();
+    if count == 0 {
+        return None;
+    }
+    let flat: Vec<(usize, usize)> = stages
+        .iter()
+        .enumerate()
+        .flat_map(|(s, stage)| (0..stage.batches.len()).map(move |b| (s, b)))
+        .collect();
+    let (s, b) = flat[pick % flat.len()];
+    match how % 4 {
+        0 => {
+            stages[s].batches[b].hosts.pop();
+            Some((stages, "a host dropped"))
+        }
+        1 => {
+            let host = stages[s].batches[b].hosts[0].clone();
+            let (s2, b2) = flat[(pick / 7) % flat.len()];
+            stages[s2].batches[b2].hosts.push(host);
+            Some((stages, "a host duplicated"))
+        }
+        2 => {
+            stages[s].batches[b].hosts.push("stranger".into());
+            Some((stages, "an unknown host added"))
+        }
+        _ => {
+            // All batches in reverse order: wrong whenever two batches hold
+            // hosts of classes that must be ordered.
+            let reach = class_reach(plan);
+            let at = positions(good);
+            let ordered = plan.policy.order == Order::Dependencies
+                && plan.changing_hosts().any(|a| {
+                    plan.changing_hosts().any(|b| {
+                        requires_class(&reach, &a.class, &b.class)
+                            && !requires_class(&reach, &b.class, &a.class)
+                            && at[&a.name].0 != at[&b.name].0
+                    })
+                });
+            if !ordered {
+                return None;
+            }
+            let mut batches: Vec<Batch> = stages.iter().flat_map(|s| s.batches.clone()).collect();
+            batches.reverse();
+            Some((
+                vec![Stage {
+                    classes: vec![],
+                    reasons: vec![],
+                    batches,
+                }],
+                "batches reversed across dependent classes",
+            ))
+        }
+    }
+}
+
+struct Answer(Vec<Stage>);
+
+impl RolloutStrategy for Answer {
+    fn name(&self) -> String {
+        "a mutated answer".into()
+    }
+    fn batches(&self, _plan: &RolloutPlan) -> Result<Vec<Stage>, PolicyError> {
+        Ok(self.0.clone())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The checker every external answer passes refuses each kind of broken answer.
+    #[test]
+    fn broken_answers_are_refused(plan in acyclic_plan(), how in 0usize..4, pick in 0usize..1000) {
+        let good = schedule(&plan, &BuiltinStrategy)
+            .map_err(|e| TestCaseError::fail(format!("acyclic plan refused: {e}")))?;
+        prop_assert!(schedule(&plan, &Answer(good.stages.clone())).is_ok());
+        if let Some((stages, what)) = mutate(&plan, &good, how, pick) {
+            match schedule(&plan, &Answer(stages)) {
+                Err(PolicyError::InvalidSchedule { violations, .. }) => {
+                    prop_assert!(!violations.is_empty());
+                }
+                other => prop_assert!(false, "{what}: expected refusal, got {other:?}"),
+            }
         }
     }
 }

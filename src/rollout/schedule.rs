@@ -1,11 +1,11 @@
 //! The rollout engine's output: stages of batches, how they are checked, and how `ferry plan` shows them.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use super::order::ClassOrder;
-use super::plan::{OnFailure, Pause, Policy, RolloutPlan, ServiceEdge};
+use super::plan::{OnFailure, Pause, PlannedHost, Policy, RolloutPlan, ServiceEdge};
 use super::PolicyError;
 
 /// A checked rollout: what a deploy activates, in which order.
@@ -233,8 +233,10 @@ impl RolloutSchedule {
 
 fn violations(plan: &RolloutPlan, order: &ClassOrder, stages: &[Stage]) -> Vec<ScheduleViolation> {
     let mut found = Vec::new();
+    let by_name: HashMap<&str, &PlannedHost> =
+        plan.hosts.iter().map(|h| (h.name.as_str(), h)).collect();
     // host → batch number (1-based, across stages)
-    let mut placed: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut placed: HashMap<&str, usize> = HashMap::new();
     let mut number = 0;
     for (stage_index, stage) in stages.iter().enumerate() {
         if stage.batches.is_empty() {
@@ -248,28 +250,22 @@ fn violations(plan: &RolloutPlan, order: &ClassOrder, stages: &[Stage]) -> Vec<S
                 found.push(ScheduleViolation::EmptyBatch { batch: number });
             }
             for host in &batch.hosts {
-                match plan.host(host) {
-                    None => found.push(ScheduleViolation::UnknownHost {
-                        host: host.clone(),
-                        batch: number,
-                    }),
+                let (host, batch) = (host.clone(), number);
+                match by_name.get(host.as_str()) {
+                    None => found.push(ScheduleViolation::UnknownHost { host, batch }),
                     Some(known) if !known.changes() => {
-                        found.push(ScheduleViolation::UnchangedHost {
-                            host: host.clone(),
-                            batch: number,
-                        })
+                        found.push(ScheduleViolation::UnchangedHost { host, batch })
                     }
-                    Some(_) => {
-                        if let Some(&first) = placed.get(host.as_str()) {
-                            found.push(ScheduleViolation::Duplicate {
-                                host: host.clone(),
-                                first,
-                                again: number,
-                            });
-                        } else {
-                            placed.insert(host, number);
+                    Some(known) => match placed.get(known.name.as_str()) {
+                        Some(&first) => found.push(ScheduleViolation::Duplicate {
+                            host,
+                            first,
+                            again: batch,
+                        }),
+                        None => {
+                            placed.insert(&known.name, batch);
                         }
-                    }
+                    },
                 }
             }
         }
@@ -281,27 +277,34 @@ fn violations(plan: &RolloutPlan, order: &ClassOrder, stages: &[Stage]) -> Vec<S
             });
         }
     }
-    // Order: for every pair of placed hosts whose classes must be ordered, the
-    // earlier class's host must sit in a strictly earlier batch. Report the
-    // first offender per host to keep messages readable.
+    // Order: every changing host of a class that `later` must follow sits in a
+    // strictly earlier batch. Comparing against the last-placed host of each
+    // class keeps this linear in hosts × classes; one offender per host keeps
+    // the message readable.
+    let mut last_of_class: BTreeMap<&str, (usize, &PlannedHost)> = BTreeMap::new();
+    for host in plan.changing_hosts() {
+        if let Some(&batch) = placed.get(host.name.as_str()) {
+            let last = last_of_class.entry(&host.class).or_insert((batch, host));
+            if batch > last.0 {
+                *last = (batch, host);
+            }
+        }
+    }
     for later in plan.changing_hosts() {
         let Some(&later_batch) = placed.get(later.name.as_str()) else {
             continue;
         };
-        let offender = plan.changing_hosts().find(|earlier| {
-            order.must_precede(&later.class, &earlier.class)
-                && placed
-                    .get(earlier.name.as_str())
-                    .is_some_and(|&b| b >= later_batch)
+        let offender = last_of_class.iter().find(|(class, (batch, _))| {
+            *batch >= later_batch && order.must_precede(&later.class, class)
         });
-        if let Some(earlier) = offender {
+        if let Some((_, &(earlier_batch, earlier))) = offender {
             found.push(ScheduleViolation::OutOfOrder {
                 host: later.name.clone(),
                 class: later.class.clone(),
                 batch: later_batch,
                 earlier: earlier.name.clone(),
                 earlier_class: earlier.class.clone(),
-                earlier_batch: placed[earlier.name.as_str()],
+                earlier_batch,
             });
         }
     }

@@ -365,7 +365,7 @@ fn every_broken_answer_is_refused_with_each_problem_named() {
       - `web-us1-1` changes but is in no batch
       - `web-eu1-3` changes but is in no batch
       - `web-us1-3` changes but is in no batch
-      - `web-eu1-1` (web) is in batch 1, but `db-eu1-1` (db) is in batch 1: every db host must be done before any web host starts
+      - `web-eu1-1` (web) is in batch 1, but `db-us1-1` (db) is in batch 4: every db host must be done before any web host starts
       - `web-eu1-2` (web) is in batch 4, but `db-us1-1` (db) is in batch 4: every db host must be done before any web host starts
     ");
 }
