@@ -1,0 +1,3 @@
+//! Builds: turn recipes into store objects (DESIGN §5).
+pub mod recipe;
+pub mod sandbox;
