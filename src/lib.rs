@@ -1,6 +1,6 @@
 //! ferry: evaluate a site, build its closures, copy them to hosts and activate them.
+pub mod build;
 pub mod cli;
 pub mod commands;
 pub mod inventory;
 pub mod output;
-pub mod build;

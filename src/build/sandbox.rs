@@ -85,7 +85,11 @@ pub fn fallback_tool_dir(build_root: &Path) -> io::Result<PathBuf> {
         if link.symlink_metadata().is_ok() {
             continue;
         }
-        if let Some(found) = HOST_TOOL_DIRS.iter().map(|d| Path::new(d).join(tool)).find(|p| p.exists()) {
+        if let Some(found) = HOST_TOOL_DIRS
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.exists())
+        {
             match symlink(&found, &link) {
                 Ok(()) => {}
                 // Another build thread made it first.
@@ -98,7 +102,11 @@ pub fn fallback_tool_dir(build_root: &Path) -> io::Result<PathBuf> {
 }
 
 /// Runs the builder, writing its stdout and stderr to `log`.
-pub fn run_builder(job: &BuilderJob, build_root: &Path, log: &Path) -> Result<BuilderRun, SandboxError> {
+pub fn run_builder(
+    job: &BuilderJob,
+    build_root: &Path,
+    log: &Path,
+) -> Result<BuilderRun, SandboxError> {
     fs::create_dir_all(build_root).map_err(SandboxError::Prepare)?;
     let tools = fallback_tool_dir(build_root).map_err(SandboxError::Prepare)?;
     let scratch = tempfile::Builder::new()
@@ -172,17 +180,25 @@ pub fn run_builder(job: &BuilderJob, build_root: &Path, log: &Path) -> Result<Bu
         }
     };
     if !status.success() {
-        return Err(SandboxError::Failed { status: status.to_string() });
+        return Err(SandboxError::Failed {
+            status: status.to_string(),
+        });
     }
     if out.symlink_metadata().is_err() {
         return Err(SandboxError::NoOutput);
     }
-    Ok(BuilderRun { scratch, out, elapsed: started.elapsed() })
+    Ok(BuilderRun {
+        scratch,
+        out,
+        elapsed: started.elapsed(),
+    })
 }
 
 /// The last `n` lines of a log file, for failure reports.
 pub fn log_tail(log: &Path, n: usize) -> String {
-    let text = fs::read(log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let text = fs::read(log)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
@@ -207,7 +223,12 @@ mod tests {
     fn builder_creates_out_and_logs_its_output() {
         let root = tempfile::tempdir().unwrap();
         let log = root.path().join("log");
-        let run = run_builder(&job("echo hello-log; mkdir $out; echo hi > $out/f"), root.path(), &log).unwrap();
+        let run = run_builder(
+            &job("echo hello-log; mkdir $out; echo hi > $out/f"),
+            root.path(),
+            &log,
+        )
+        .unwrap();
         assert_eq!(fs::read_to_string(run.out.join("f")).unwrap(), "hi\n");
         assert!(fs::read_to_string(&log).unwrap().contains("hello-log"));
     }
@@ -221,11 +242,27 @@ mod tests {
         let env = fs::read_to_string(&run.out).unwrap();
         assert!(!env.contains("FERRY_TEST_LEAK"), "{env}");
         assert!(!env.contains("secret-value"), "{env}");
-        let keys: Vec<&str> = env.lines().filter_map(|l| l.split_once('=')).map(|(k, _)| k).collect();
+        let keys: Vec<&str> = env
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, _)| k)
+            .collect();
         for key in keys {
             assert!(
-                ["PATH", "out", "TMPDIR", "HOME", "FERRY_BUILD_CORES", "LANG", "SOURCE_DATE_EPOCH", "PWD", "SHLVL", "_", "OLDPWD"]
-                    .contains(&key),
+                [
+                    "PATH",
+                    "out",
+                    "TMPDIR",
+                    "HOME",
+                    "FERRY_BUILD_CORES",
+                    "LANG",
+                    "SOURCE_DATE_EPOCH",
+                    "PWD",
+                    "SHLVL",
+                    "_",
+                    "OLDPWD"
+                ]
+                .contains(&key),
                 "unexpected variable {key} in builder environment"
             );
         }
@@ -235,7 +272,8 @@ mod tests {
     fn failing_builder_reports_status_and_keeps_log() {
         let root = tempfile::tempdir().unwrap();
         let log = root.path().join("log");
-        let err = run_builder(&job("echo about-to-fail >&2; exit 7"), root.path(), &log).unwrap_err();
+        let err =
+            run_builder(&job("echo about-to-fail >&2; exit 7"), root.path(), &log).unwrap_err();
         assert!(matches!(err, SandboxError::Failed { .. }), "{err}");
         assert_eq!(log_tail(&log, 30), "about-to-fail");
     }
@@ -259,7 +297,10 @@ mod tests {
     #[test]
     fn builder_as_root_has_no_network() {
         // Root only: unshare -n needs CAP_SYS_ADMIN; CI runs as root.
-        assert!(can_isolate_network(), "this test must run as root (CI does)");
+        assert!(
+            can_isolate_network(),
+            "this test must run as root (CI does)"
+        );
         let root = tempfile::tempdir().unwrap();
         // With a fresh network namespace only `lo` exists, and it is down.
         let script = "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' > $out";
