@@ -38,7 +38,24 @@ pub struct GlobalArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// Example: `ferry completions bash > /etc/bash_completion.d/ferry`
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::aot::Shell,
+    },
+    /// Print the ferry(1) man page (roff), or write every page into a directory.
+    ///
+    /// Example: `ferry man --out-dir /usr/local/share/man/man1`
+    Man {
+        /// Write ferry.1 and one page per subcommand here instead of printing ferry.1.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+}
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {

@@ -1,7 +1,13 @@
 //! One module per verb; each wires a library call to output and nothing more.
+pub mod completions;
+pub mod man;
+
 use crate::cli::{Cli, Command, CommandResult};
 
 /// Dispatches a parsed command line to its verb.
 pub fn run(cli: Cli) -> CommandResult {
-    match cli.command {}
+    match cli.command {
+        Command::Completions { shell } => completions::run(shell),
+        Command::Man { out_dir } => man::run(out_dir.as_deref()),
+    }
 }
