@@ -5,11 +5,20 @@
 //! at most `batch` hosts. `batch = P%` is P% of the group (or of the stage
 //! without `group_by`), rounded up, at least one host.
 //!
+//! Stages come first, groups second: with `group_by = datacenter`, every db
+//! host in every datacenter is done before the first web host starts (db eu1,
+//! db us1, web eu1, web us1). Dependencies are fleet-wide — a web host may use
+//! a db in another datacenter — so grouping never weakens the class order.
+//! Groups follow `group_order`, then sorted label values, then hosts without
+//! the label; hosts keep plan (inventory) order inside a group.
+//!
 //! Canary: the first batch of every stage is its canary, `canary` hosts taken
-//! from the stage's first group. It is also capped by the batch limit, because
-//! `batch` promises "at most that many hosts activating at once". The canary
-//! proves the stage's new system on a few hosts; the rest of the stage waits
-//! until it is healthy (and, with `pause`, until the pause is over).
+//! from the stage's first group (so at most that group's size). It is also
+//! capped by the batch limit, because `batch` promises "at most that many
+//! hosts activating at once". The canary proves the stage's new system on a
+//! few hosts; the rest of the stage waits until it is healthy (and, with
+//! `pause`, until the pause is over), and a failing canary stops the run
+//! (see [`super::RolloutProgress`]).
 use std::collections::BTreeMap;
 
 use super::order::ClassOrder;

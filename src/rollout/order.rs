@@ -22,9 +22,9 @@ pub(crate) struct ClassStage {
 pub(crate) struct ClassOrder {
     /// Every class of the plan, in stage order (stages without hosts included).
     pub stages: Vec<ClassStage>,
-    /// `(later, earlier)`: every changing host of `earlier` must be activated in
-    /// a batch before any host of `later`. Transitive; never holds within a stage.
-    precedes: BTreeSet<(String, String)>,
+    /// later → earlier: every changing host of `earlier` must be activated in a
+    /// batch before any host of `later`. Transitive; never within one stage.
+    precedes: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl ClassOrder {
@@ -45,7 +45,7 @@ impl ClassOrder {
                     classes,
                     reasons: vec![StageReason::Unordered],
                 }],
-                precedes: BTreeSet::new(),
+                precedes: BTreeMap::new(),
             }),
             Order::Declared => Ok(declared(classes)),
             Order::Dependencies => Ok(dependencies(classes, &plan.requires)),
@@ -55,7 +55,8 @@ impl ClassOrder {
     /// Whether every changing host of `earlier` must be done before `later` starts.
     pub fn must_precede(&self, later: &str, earlier: &str) -> bool {
         self.precedes
-            .contains(&(later.to_owned(), earlier.to_owned()))
+            .get(later)
+            .is_some_and(|set| set.contains(earlier))
     }
 }
 
@@ -82,12 +83,11 @@ fn class_universe(plan: &RolloutPlan) -> Vec<String> {
 }
 
 fn declared(classes: Vec<String>) -> ClassOrder {
-    let mut precedes = BTreeSet::new();
-    for (i, later) in classes.iter().enumerate() {
-        for earlier in &classes[..i] {
-            precedes.insert((later.clone(), earlier.clone()));
-        }
-    }
+    let precedes = classes
+        .iter()
+        .enumerate()
+        .map(|(i, later)| (later.clone(), classes[..i].iter().cloned().collect()))
+        .collect();
     let stages = classes
         .iter()
         .enumerate()
@@ -178,14 +178,17 @@ fn dependencies(classes: Vec<String>, requires: &[ServiceEdge]) -> ClassOrder {
         placed.push(next);
     }
 
-    let mut precedes = BTreeSet::new();
-    for (&later, earlier_set) in &reach {
-        for &earlier in earlier_set {
-            if component_of[later] != component_of[earlier] {
-                precedes.insert((later.to_owned(), earlier.to_owned()));
-            }
-        }
-    }
+    let precedes = reach
+        .iter()
+        .map(|(&later, earlier_set)| {
+            let earlier = earlier_set
+                .iter()
+                .filter(|&&earlier| component_of[later] != component_of[earlier])
+                .map(|&earlier| earlier.to_owned())
+                .collect();
+            (later.to_owned(), earlier)
+        })
+        .collect();
 
     let stages = placed
         .into_iter()
