@@ -294,7 +294,8 @@ impl fmt::Display for OnFailure {
 pub enum Pause {
     None,
     /// Wait this long (health settles, metrics move) before the next batch.
-    Duration(Duration),
+    /// In JSON: `{"duration": 30.0}` (seconds).
+    Duration(#[serde(with = "seconds")] Duration),
     /// Ask the operator before the next batch.
     Confirm,
 }
@@ -306,5 +307,22 @@ impl fmt::Display for Pause {
             Pause::Duration(d) => write!(f, "{}s", d.as_secs_f64()),
             Pause::Confirm => f.write_str("confirm"),
         }
+    }
+}
+
+/// A duration as fractional seconds in JSON, which tools read more easily than
+/// serde's default `{"secs": …, "nanos": …}`.
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(duration.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let seconds = f64::deserialize(deserializer)?;
+        Duration::try_from_secs_f64(seconds).map_err(serde::de::Error::custom)
     }
 }

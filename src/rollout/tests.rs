@@ -653,6 +653,20 @@ fn schedule_round_trips_through_json() {
     }))
     .unwrap();
     let text = serde_json::to_string(&schedule).unwrap();
+    assert!(text.contains(r#""pause":{"duration":1.5}"#), "{text}");
     let back: RolloutSchedule = serde_json::from_str(&text).unwrap();
     assert_eq!(back, schedule);
+}
+
+#[test]
+fn schedule_json_for_tools() {
+    let mut plan = two_tier(Policy {
+        canary: Some(1),
+        batch: BatchSize::Count(3),
+        group_by: Some("datacenter".into()),
+        pause: Pause::Confirm,
+        ..Policy::default()
+    });
+    plan.hosts.truncate(4);
+    insta::assert_json_snapshot!(make(&plan).unwrap());
 }
