@@ -298,3 +298,18 @@ fn an_empty_answer_is_valid_only_when_nothing_changes() {
     assert!(schedule.stages.is_empty());
     assert_eq!(schedule.unchanged.len(), 8);
 }
+
+#[test]
+fn an_endless_answer_is_refused_without_waiting_for_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let argv = script(dir.path(), "chatty.sh", "head -c 20000000 /dev/zero");
+    // The timeout is far away: the program must be judged by its exit, not killed.
+    let strategy = ExternalStrategy::new(argv)
+        .current_dir(dir.path())
+        .timeout(Duration::from_secs(600));
+    let error = schedule(&fleet(), &strategy).unwrap_err();
+    assert_eq!(
+        error_text(error),
+        "external policy `./chatty.sh` printed more than 16777216 bytes"
+    );
+}

@@ -323,10 +323,13 @@ fn plan_json(plan: &RolloutPlan, order: &ClassOrder) -> Value {
     })
 }
 
+/// Reads up to `limit` bytes, then drains the rest so that the program is
+/// never blocked on a full pipe (it is judged by its exit, not stuck until the timeout).
 fn read_capped(pipe: Option<impl Read>, limit: u64) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    if let Some(pipe) = pipe {
-        pipe.take(limit).read_to_end(&mut bytes)?;
+    if let Some(mut pipe) = pipe {
+        (&mut pipe).take(limit).read_to_end(&mut bytes)?;
+        std::io::copy(&mut pipe, &mut std::io::sink())?;
     }
     Ok(bytes)
 }
@@ -390,6 +393,7 @@ pub enum ExternalError {
     },
 
     #[error("external policy `{program}` printed more than {limit} bytes")]
+    #[diagnostic(help("an answer names each host once; no host was touched"))]
     TooBig { program: String, limit: u64 },
 
     #[error("external policy `{program}` printed an answer that is not valid: {error}\n  it printed: {excerpt}")]
