@@ -38,7 +38,13 @@ pub struct GlobalArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Work with the local store: add, inspect, verify, export and import objects.
+    Store(commands::store::StoreArgs),
+    /// Delete every store object that no root (profile, site generation, GC root,
+    /// running operation) reaches.
+    Gc(commands::gc::GcArgs),
+}
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {

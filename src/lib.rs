@@ -4,3 +4,4 @@ pub mod cli;
 pub mod commands;
 pub mod inventory;
 pub mod output;
+pub mod store_cli;
