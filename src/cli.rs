@@ -55,6 +55,11 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
+    /// Work with the local store: add, inspect, verify, export and import objects.
+    Store(commands::store::StoreArgs),
+    /// Delete every store object that no root (profile, site generation, GC root,
+    /// running operation) reaches.
+    Gc(commands::gc::GcArgs),
 }
 
 /// Runs the command line and returns the process exit code.

@@ -5,3 +5,4 @@ pub mod commands;
 pub mod inventory;
 pub mod output;
 pub mod rollout;
+pub mod store_cli;

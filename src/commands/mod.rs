@@ -4,10 +4,15 @@ pub mod man;
 
 use crate::cli::{Cli, Command, CommandResult};
 
+pub mod gc;
+pub mod store;
+
 /// Dispatches a parsed command line to its verb.
 pub fn run(cli: Cli) -> CommandResult {
     match cli.command {
         Command::Completions { shell } => completions::run(shell),
         Command::Man { out_dir } => man::run(out_dir.as_deref()),
+        Command::Store(args) => store::run(&cli.global, args),
+        Command::Gc(args) => gc::run(&cli.global, args),
     }
 }
