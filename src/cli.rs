@@ -20,15 +20,30 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 pub struct GlobalArgs {
     /// The store directory (part of every store path's hash).
-    #[arg(long, global = true, env = "FERRY_STORE_DIR", default_value = "/ferry/store")]
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_STORE_DIR",
+        default_value = "/ferry/store"
+    )]
     pub store_dir: PathBuf,
     /// The state directory: store metadata, profiles, GC roots, logs.
-    #[arg(long, global = true, env = "FERRY_STATE_DIR", default_value = "/ferry/var")]
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_STATE_DIR",
+        default_value = "/ferry/var"
+    )]
     pub state_dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Parse and evaluate a site; report every error.
+    Check(commands::check::CheckArgs),
+    /// Print the evaluated site (`--json` for tools).
+    Eval(commands::eval::EvalArgs),
+}
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
