@@ -6,3 +6,4 @@ pub mod inventory;
 pub mod output;
 pub mod rollout;
 pub mod store_cli;
+pub mod site;

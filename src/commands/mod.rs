@@ -6,6 +6,8 @@ use crate::cli::{Cli, Command, CommandResult};
 
 pub mod gc;
 pub mod store;
+pub mod check;
+pub mod eval;
 
 /// Dispatches a parsed command line to its verb.
 pub fn run(cli: Cli) -> CommandResult {
@@ -14,5 +16,7 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Man { out_dir } => man::run(out_dir.as_deref()),
         Command::Store(args) => store::run(&cli.global, args),
         Command::Gc(args) => gc::run(&cli.global, args),
+        Command::Check(args) => check::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }
