@@ -39,6 +39,11 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build every class's system (packages, files, manifest) into the local store.
+    Build(commands::build::BuildCommandArgs),
+    /// Everything the site runs: store paths of every class and the service
+    /// edges across hosts; or why a path is there, or how big it all is.
+    Closure(commands::closure::ClosureArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// Example: `ferry completions bash > /etc/bash_completion.d/ferry`

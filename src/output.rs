@@ -70,3 +70,9 @@ pub fn finish(result: Result<Exit, CommandError>) -> i32 {
         }
     }
 }
+
+/// Prints already formatted text (ending in a newline) on stdout.
+pub fn text(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+}

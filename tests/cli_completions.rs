@@ -91,13 +91,23 @@ fn man_out_dir_writes_the_pages_ferry_1_refers_to() {
     let listed = stdout_of(&["man", "--out-dir", out.to_str().unwrap()]);
     let listed: Vec<&str> = listed.lines().collect();
     let mut expected = vec!["ferry.1".to_string()];
-    collect_pages(&<ferry::cli::Cli as clap::CommandFactory>::command(), "ferry", &mut expected);
-    let mut expected: Vec<String> = expected.iter().map(|name| out.join(name).display().to_string()).collect();
+    collect_pages(
+        &<ferry::cli::Cli as clap::CommandFactory>::command(),
+        "ferry",
+        &mut expected,
+    );
+    let mut expected: Vec<String> = expected
+        .iter()
+        .map(|name| out.join(name).display().to_string())
+        .collect();
     expected.sort();
     assert_eq!(listed, expected);
     for page in &listed {
         let text = std::fs::read_to_string(page).unwrap();
-        assert!(text.starts_with(".ie") || text.contains(".TH "), "{page} is not a man page");
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH "),
+            "{page} is not a man page"
+        );
     }
     let completions = std::fs::read_to_string(out.join("ferry-completions.1")).unwrap();
     assert!(

@@ -4,10 +4,12 @@ pub mod man;
 
 use crate::cli::{Cli, Command, CommandResult};
 
+pub mod build;
+pub mod check;
+pub mod closure;
+pub mod eval;
 pub mod gc;
 pub mod store;
-pub mod check;
-pub mod eval;
 
 /// Dispatches a parsed command line to its verb.
 pub fn run(cli: Cli) -> CommandResult {
@@ -15,6 +17,8 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Completions { shell } => completions::run(shell),
         Command::Man { out_dir } => man::run(out_dir.as_deref()),
         Command::Store(args) => store::run(&cli.global, args),
+        Command::Build(args) => build::run(&cli.global, args),
+        Command::Closure(args) => closure::run(&cli.global, args),
         Command::Gc(args) => gc::run(&cli.global, args),
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
