@@ -6,6 +6,26 @@ use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 
 use super::sandbox::SandboxError;
 
+/// A builder that ran and failed.
+#[derive(Debug)]
+pub struct BuilderFailure {
+    pub package: String,
+    pub origin: Origin,
+    pub reason: SandboxError,
+    pub log: PathBuf,
+    /// The last lines of the log.
+    pub tail: String,
+}
+
+/// A builder whose output the store refused (e.g. a self-reference).
+#[derive(Debug)]
+pub struct OutputFailure {
+    pub package: String,
+    pub origin: Origin,
+    pub log: PathBuf,
+    pub source: ferry_store::StoreError,
+}
+
 /// Why a build did not produce every requested system.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -25,34 +45,28 @@ pub enum BuildError {
         path: PathBuf,
         origin: Origin,
         #[source]
-        source: ferry_store::StoreError,
+        source: Box<ferry_store::StoreError>,
     },
-    #[error("package `{package}` failed to build: {reason}")]
-    BuilderFailed {
-        package: String,
-        origin: Origin,
-        reason: SandboxError,
-        log: PathBuf,
-        tail: String,
-    },
-    #[error("the output of package `{package}` cannot be stored: {source}")]
-    Output {
-        package: String,
-        origin: Origin,
-        log: PathBuf,
-        #[source]
-        source: ferry_store::StoreError,
-    },
+    #[error("package `{}` failed to build: {}", .0.package, .0.reason)]
+    BuilderFailed(Box<BuilderFailure>),
+    #[error("the output of package `{}` cannot be stored: {}", .0.package, .0.source)]
+    Output(Box<OutputFailure>),
     #[error("unknown class `{class}`; the site has: {}", known.join(", "))]
     UnknownClass { class: String, known: Vec<String> },
     #[error(transparent)]
-    Store(#[from] ferry_store::StoreError),
+    Store(Box<ferry_store::StoreError>),
     #[error("cannot write the system of class `{class}`: {source}")]
     System {
         class: String,
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<ferry_store::StoreError> for BuildError {
+    fn from(error: ferry_store::StoreError) -> Self {
+        BuildError::Store(Box::new(error))
+    }
 }
 
 impl BuildError {
@@ -72,9 +86,9 @@ impl BuildError {
             BuildError::Unknown { origin, .. }
             | BuildError::Cycle { origin, .. }
             | BuildError::MissingSource { origin, .. }
-            | BuildError::Source { origin, .. }
-            | BuildError::BuilderFailed { origin, .. }
-            | BuildError::Output { origin, .. } => Some(origin),
+            | BuildError::Source { origin, .. } => Some(origin),
+            BuildError::BuilderFailed(failure) => Some(&failure.origin),
+            BuildError::Output(failure) => Some(&failure.origin),
             _ => None,
         }
     }
@@ -106,8 +120,8 @@ impl Diagnostic for BuildError {
             BuildError::Cycle { .. } => "build::cycle",
             BuildError::MissingSource { .. } => "build::missing_source",
             BuildError::Source { .. } => "build::source",
-            BuildError::BuilderFailed { .. } => "build::builder_failed",
-            BuildError::Output { .. } => "build::output",
+            BuildError::BuilderFailed(_) => "build::builder_failed",
+            BuildError::Output(_) => "build::output",
             BuildError::UnknownClass { .. } => "build::unknown_class",
             BuildError::Store(_) => "build::store",
             BuildError::System { .. } => "build::system",
@@ -124,20 +138,20 @@ impl Diagnostic for BuildError {
             BuildError::Cycle { .. } => {
                 "a package cannot be an input of itself, directly or through others".to_string()
             }
-            BuildError::BuilderFailed { log, tail, .. } => {
+            BuildError::BuilderFailed(failure) => {
                 let mut help = String::new();
-                if !tail.is_empty() {
+                if !failure.tail.is_empty() {
                     help.push_str("last lines of the build log:\n");
-                    for line in tail.lines() {
+                    for line in failure.tail.lines() {
                         help.push_str("  │ ");
                         help.push_str(line);
                         help.push('\n');
                     }
                 }
-                help.push_str(&format!("full log: {}", log.display()));
+                help.push_str(&format!("full log: {}", failure.log.display()));
                 help
             }
-            BuildError::Output { log, .. } => format!("full log: {}", log.display()),
+            BuildError::Output(failure) => format!("full log: {}", failure.log.display()),
             _ => return None,
         };
         Some(Box::new(help))

@@ -216,7 +216,7 @@ fn ingest_sources(
                     package: id.0.clone(),
                     path: src.to_path_buf(),
                     origin: package.origin.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
             Ok(((*id).clone(), path))
         })
@@ -338,13 +338,13 @@ impl NodeRunner<'_> {
             isolate_network: self.options.isolate_network,
         };
         let run = sandbox::run_builder(&job, &state.join("build"), &log).map_err(|reason| {
-            BuildError::BuilderFailed {
+            BuildError::BuilderFailed(Box::new(error::BuilderFailure {
                 package: id.0.clone(),
                 origin: package.origin.clone(),
                 tail: sandbox::log_tail(&log, 30),
                 reason,
                 log: log.clone(),
-            }
+            }))
         })?;
         let mut candidates: Vec<StorePath> = references.into_iter().collect();
         candidates.extend(src);
@@ -357,11 +357,13 @@ impl NodeRunner<'_> {
         let path = self
             .store
             .add_path_with(&run.out, &package.name, &options)
-            .map_err(|source| BuildError::Output {
-                package: id.0.clone(),
-                origin: package.origin.clone(),
-                log: log.clone(),
-                source,
+            .map_err(|source| {
+                BuildError::Output(Box::new(error::OutputFailure {
+                    package: id.0.clone(),
+                    origin: package.origin.clone(),
+                    log: log.clone(),
+                    source,
+                }))
             })?;
         self.store.set_realisation(&recipe_id, &path)?;
         Ok((path, NodeOutcome::Built))
