@@ -421,7 +421,7 @@ impl<R: BufRead> Importer<'_, R> {
             let mut digest = match started {
                 NodeStart::Leaf(digest) => digest,
                 NodeStart::Directory(directory) => {
-                    stack.push(directory);
+                    stack.push(*directory);
                     match self.next_entry(&mut stack)? {
                         Some(next) => {
                             started = next;
@@ -587,13 +587,13 @@ impl<R: BufRead> Importer<'_, R> {
                 }
                 self.charge(canonical::directory_node_size())?;
                 let dir = parent.map(|p| p.create_dir(name)).transpose()?;
-                Ok(NodeStart::Directory(OpenDirectory {
+                Ok(NodeStart::Directory(Box::new(OpenDirectory {
                     dir,
                     hasher: DirectoryHasher::new(count),
                     remaining: count,
                     previous: None,
                     current: Vec::new(),
-                }))
+                })))
             }
             tag => Err(ArchiveError::BadNodeTag { tag, offset }.into()),
         }
@@ -615,7 +615,7 @@ enum NodeStart {
     /// A finished node (file, symlink, or empty directory).
     Leaf(Digest),
     /// A directory with entries still to read.
-    Directory(OpenDirectory),
+    Directory(Box<OpenDirectory>),
 }
 
 /// The explicit stack lost a directory: a bug in this module, reported instead of panicking.
