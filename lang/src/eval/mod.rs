@@ -32,7 +32,7 @@ pub struct Reported;
 pub type EvalResult<T> = Result<T, Reported>;
 
 /// How deep user function calls may nest before evaluation gives up.
-const MAX_CALL_DEPTH: usize = 256;
+const MAX_CALL_DEPTH: usize = 64;
 
 struct LoadedSource {
     file: SourceFile,
