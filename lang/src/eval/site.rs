@@ -185,18 +185,16 @@ impl Evaluator<'_> {
             })
             .collect();
         self.check_requires(&classes, &requires);
-        let graph = if self.errors.is_empty() {
-            match crate::validate::service_graph(&classes) {
-                Ok(graph) => graph,
-                Err(cycles) => {
-                    for cycle in cycles {
-                        self.report_cycle(&cycle, &requires);
-                    }
-                    Default::default()
+        // Cycles are worth reporting even next to other errors; the graph
+        // skips `requires` whose target does not exist.
+        let graph = match crate::validate::service_graph(&classes) {
+            Ok(graph) => graph,
+            Err(cycles) => {
+                for cycle in cycles {
+                    self.report_cycle(&cycle, &requires);
                 }
+                Default::default()
             }
-        } else {
-            Default::default()
         };
         Site {
             version: MODEL_VERSION,
