@@ -244,3 +244,85 @@ proptest! {
         prop_assert_eq!(shape(&parsed.unwrap()), shape(&expression), "{}", printed);
     }
 }
+
+/// A valid site to mutate: byte edits of it reach error paths deep in the parser and evaluator.
+const SEED: &str = r#"import "lib.conf" as lib
+let port = 8080
+let svc(p = port, extra = []) = { exec = "run ${p} ${join(extra, " ")}", health = tcp(p, timeout = 2s) }
+class web {
+  include lib.base
+  service app = svc(extra = ["a"]) // { requires = [db.pg, self.other] }
+  service other { exec = """
+    echo ${length(hosts(db))} hosts
+  """ }
+}
+class db { service pg { exec = "pg", state_dirs = ["data"] } }
+rollout { batch = 30%, canary = 1, pause = confirm }
+"#;
+
+struct Memory(String);
+
+impl ferry_lang::SourceLoader for Memory {
+    fn load(&self, path: &std::path::Path) -> Result<String, String> {
+        match path.to_str() {
+            Some("site.conf") => Ok(self.0.clone()),
+            Some("lib.conf") => Ok("class base { service log { exec = \"log\" } }\n".to_string()),
+            _ => Err("no such file".to_string()),
+        }
+    }
+}
+
+struct NoHosts;
+
+impl ferry_lang::inventory::InventoryResolver for NoHosts {
+    fn resolve(
+        &self,
+        _: &ferry_lang::inventory::InventorySource,
+    ) -> Result<Vec<ferry_lang::inventory::HostEntry>, String> {
+        Ok(Vec::new())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Arbitrary edits of a valid site never panic; every diagnostic points inside its file.
+    #[test]
+    fn mutated_sites_give_a_site_or_diagnostics(edits in prop::collection::vec((0usize..SEED.len(), 0usize..4, "[ -~\\n]{0,3}"), 1..4)) {
+        let mut text = SEED.to_string();
+        for (at, remove, insert) in edits {
+            let at = (0..=at.min(text.len())).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+            let end = (at..=(at + remove).min(text.len())).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(at);
+            text.replace_range(at..end, &insert);
+        }
+        let len = text.len();
+        if let Err(diagnostics) = ferry_lang::evaluate_site(&Memory(text), std::path::Path::new("site.conf"), &NoHosts) {
+            prop_assert!(!diagnostics.items.is_empty());
+            for d in &diagnostics.items {
+                if let Some(span) = d.span {
+                    if span.file.0 == 0 {
+                        prop_assert!(span.end as usize <= len);
+                    }
+                }
+            }
+            let _ = diagnostics.render_plain();
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics_the_parser(text in "\\PC{0,200}") {
+        let _ = ferry_lang::parse_source(&text);
+    }
+}
+
+#[test]
+fn the_mutation_seed_is_a_valid_site() {
+    let result = ferry_lang::evaluate_site(
+        &Memory(SEED.to_string()),
+        std::path::Path::new("site.conf"),
+        &NoHosts,
+    );
+    if let Err(diagnostics) = result {
+        panic!("{}", diagnostics.render_plain());
+    }
+}
