@@ -60,6 +60,12 @@ pub fn json(value: &impl serde::Serialize) {
     }
 }
 
+/// Prints one diagnostic on stderr, as miette draws it, while a command goes on
+/// (e.g. every error of a site before the command fails with a summary).
+pub fn diagnostic(report: miette::Report) {
+    eprintln!("{report:?}");
+}
+
 /// Renders the outcome of a command and returns the exit code.
 pub fn finish(result: Result<Exit, CommandError>) -> i32 {
     match result {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use ferry_lang::{Site, SourceLoader};
 
 use crate::inventory::Providers;
-use crate::output::CommandError;
+use crate::output::{self, CommandError};
 
 /// Reads site files from the local file system.
 #[derive(Debug, Default, Clone, Copy)]
@@ -45,6 +45,14 @@ pub fn site_file(path: &Path) -> PathBuf {
 /// Errors are bad input (exit 2) and carry every diagnostic.
 pub fn load_site(path: &Path) -> Result<Site, CommandError> {
     let root = site_file(path);
-    ferry_lang::evaluate_site(&FsLoader, &root, &Providers)
-        .map_err(|diagnostics| CommandError::input(miette::Report::from(diagnostics)))
+    ferry_lang::evaluate_site(&FsLoader, &root, &Providers).map_err(|diagnostics| {
+        for report in diagnostics.reports() {
+            output::diagnostic(miette::Report::new(report));
+        }
+        let count = match diagnostics.items.len() {
+            1 => "1 error".to_string(),
+            n => format!("{n} errors"),
+        };
+        CommandError::input(miette::miette!("`{}` has {count}", root.display()))
+    })
 }

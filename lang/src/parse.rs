@@ -27,7 +27,11 @@ pub const RESERVED: &[&str] = &["if", "then", "else", "true", "false", "self", "
 
 /// Parses one file. Returns the items that parsed and every syntax error found.
 pub fn parse_file(file: FileId, src: &str) -> (File, Vec<Diagnostic>) {
-    let parser = P { src, file };
+    let parser = P {
+        src,
+        file,
+        depth: std::cell::Cell::new(0),
+    };
     let mut items = Vec::new();
     let mut errors = Vec::new();
     let mut input = skip(src);
@@ -64,7 +68,11 @@ pub fn parse_file(file: FileId, src: &str) -> (File, Vec<Diagnostic>) {
 
 /// Parses a single expression (used by tests and tools); the whole input must be one expression.
 pub fn parse_expr(file: FileId, src: &str) -> Result<Expr, Diagnostic> {
-    let parser = P { src, file };
+    let parser = P {
+        src,
+        file,
+        depth: std::cell::Cell::new(0),
+    };
     match parser.expr(skip(src)) {
         Ok((rest, expr)) => {
             let rest = skip(rest);
@@ -229,7 +237,13 @@ fn token_len(input: &str) -> usize {
 struct P<'s> {
     src: &'s str,
     file: FileId,
+    /// Current expression nesting, bounded by [`MAX_NESTING`] so that
+    /// hostile input cannot overflow the stack.
+    depth: std::cell::Cell<usize>,
 }
+
+/// How deeply expressions may nest (brackets, calls, interpolations).
+const MAX_NESTING: usize = 64;
 
 impl<'s> P<'s> {
     fn off(&self, rest: &str) -> usize {
@@ -697,6 +711,24 @@ impl<'s> P<'s> {
     // ---- expressions ----
 
     pub fn expr(&self, input: &'s str) -> R<'s, Expr> {
+        if self.depth.get() >= MAX_NESTING {
+            let at = skip(input);
+            return fail(
+                PError::at(
+                    at,
+                    token_len(at),
+                    format!("expressions nest deeper than {MAX_NESTING} levels"),
+                )
+                .hint("split the expression with `let`"),
+            );
+        }
+        self.depth.set(self.depth.get() + 1);
+        let result = self.expr_inner(input);
+        self.depth.set(self.depth.get() - 1);
+        result
+    }
+
+    fn expr_inner(&self, input: &'s str) -> R<'s, Expr> {
         let start = skip(input);
         if let Ok((rest, word)) = self.ident(start) {
             if word.name == "if" {
@@ -1076,7 +1108,7 @@ impl<'s> P<'s> {
                     "class" => {
                         let body_start = skip(rest);
                         if !body_start.starts_with('{') {
-                            return fail(self.expected(rest, "`{` after `class`"));
+                            return Err(nom::Err::Error(self.expected(rest, "`{` after `class`")));
                         }
                         let (rest, body) = self.class_body(body_start)?;
                         return Ok((
@@ -1177,6 +1209,7 @@ impl<'s> P<'s> {
         let open = self.off(start);
         let mut rest = if triple { &start[3..] } else { &start[1..] };
         let mut parts = Vec::new();
+        let mut escapes: Vec<usize> = Vec::new();
         let mut lit = String::new();
         loop {
             let Some(c) = rest.chars().next() else {
@@ -1223,7 +1256,17 @@ impl<'s> P<'s> {
                     }
                     None => continue,
                 };
-                lit.push(value);
+                if triple {
+                    // Escaped characters are content, not indentation: keep
+                    // them out of the dedent by giving them their own segment.
+                    if !lit.is_empty() {
+                        parts.push(StrPart::Lit(std::mem::take(&mut lit)));
+                    }
+                    escapes.push(parts.len());
+                    parts.push(StrPart::Lit(value.to_string()));
+                } else {
+                    lit.push(value);
+                }
                 rest = &rest[1 + escaped.map_or(0, char::len_utf8)..];
                 continue;
             }
@@ -1251,7 +1294,9 @@ impl<'s> P<'s> {
             parts.push(StrPart::Lit(lit));
         }
         if triple {
-            parts = dedent(parts);
+            parts = dedent(parts, &escapes);
+        } else {
+            parts = merge_literals(parts);
         }
         Ok((rest, (parts, self.span(start, rest))))
     }
@@ -1259,19 +1304,23 @@ impl<'s> P<'s> {
 
 /// Strips a `"""` string's first newline, its last line if blank, and the
 /// indentation common to all its non-blank lines.
-fn dedent(parts: Vec<StrPart>) -> Vec<StrPart> {
-    // Interpolations stand in as NUL while lines are measured; a literal that
-    // itself holds NUL is left as written.
+fn dedent(parts: Vec<StrPart>, escapes: &[usize]) -> Vec<StrPart> {
+    // Interpolations and escaped characters stand in as NUL while lines are
+    // measured; a literal that itself holds NUL is left as written.
     const HOLE: char = '\0';
     let mut text = String::new();
     let mut holes = Vec::new();
-    for part in parts {
+    for (i, part) in parts.into_iter().enumerate() {
         match part {
             StrPart::Lit(t) if t.contains(HOLE) => return vec![StrPart::Lit(t)],
-            StrPart::Lit(t) => text.push_str(&t),
-            StrPart::Interp(e) => {
+            StrPart::Lit(t) if escapes.contains(&i) => {
                 text.push(HOLE);
-                holes.push(e);
+                holes.push(StrPart::Lit(t));
+            }
+            StrPart::Lit(t) => text.push_str(&t),
+            interp => {
+                text.push(HOLE);
+                holes.push(interp);
             }
         }
     }
@@ -1301,12 +1350,25 @@ fn dedent(parts: Vec<StrPart>) -> Vec<StrPart> {
     let mut holes = holes.into_iter();
     for (i, piece) in dedented.split(HOLE).enumerate() {
         if i > 0 {
-            if let Some(expr) = holes.next() {
-                out.push(StrPart::Interp(expr));
+            if let Some(hole) = holes.next() {
+                out.push(hole);
             }
         }
         if !piece.is_empty() {
             out.push(StrPart::Lit(piece.to_string()));
+        }
+    }
+    merge_literals(out)
+}
+
+/// Joins adjacent literal parts and drops empty ones.
+fn merge_literals(parts: Vec<StrPart>) -> Vec<StrPart> {
+    let mut out: Vec<StrPart> = Vec::with_capacity(parts.len());
+    for part in parts {
+        match (out.last_mut(), part) {
+            (_, StrPart::Lit(t)) if t.is_empty() => {}
+            (Some(StrPart::Lit(last)), StrPart::Lit(t)) => last.push_str(&t),
+            (_, part) => out.push(part),
         }
     }
     out

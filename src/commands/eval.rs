@@ -72,7 +72,7 @@ fn describe(site: &Site) -> Vec<String> {
             out.push(format!(
                 "  service {}: {}",
                 service.name,
-                service.exec.display()
+                service.exec.display().trim_end().replace('\n', "\n      ")
             ));
             for dep in &service.requires {
                 out.push(format!("    requires {dep}"));
@@ -97,13 +97,13 @@ fn describe(site: &Site) -> Vec<String> {
         Pause::Confirm => "confirm".to_string(),
     };
     out.push(format!(
-        "rollout order={:?} canary={} batch={} group_by={} max_failures={} on_failure={:?} pause={}",
-        policy.order,
+        "rollout order={} canary={} batch={} group_by={} max_failures={} on_failure={} pause={}",
+        format!("{:?}", policy.order).to_lowercase(),
         policy.canary,
         amount(policy.batch),
         policy.group_by.as_deref().unwrap_or("-"),
         amount(policy.max_failures),
-        policy.on_failure,
+        format!("{:?}", policy.on_failure).to_lowercase(),
         pause
     ));
     out

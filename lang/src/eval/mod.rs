@@ -32,7 +32,7 @@ pub struct Reported;
 pub type EvalResult<T> = Result<T, Reported>;
 
 /// How deep user function calls may nest before evaluation gives up.
-const MAX_CALL_DEPTH: usize = 256;
+const MAX_CALL_DEPTH: usize = 64;
 
 struct LoadedSource {
     file: SourceFile,
@@ -127,7 +127,10 @@ impl<'a> Evaluator<'a> {
         Reported
     }
 
-    pub fn into_diagnostics(self) -> Diagnostics {
+    /// The errors in source order (file, then position; errors without a place first).
+    pub fn into_diagnostics(mut self) -> Diagnostics {
+        self.errors
+            .sort_by_key(|d| d.span.map(|s| (s.file, s.start)));
         Diagnostics {
             items: self.errors,
             sources: self.sources.into_iter().map(|s| s.file).collect(),

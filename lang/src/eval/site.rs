@@ -151,6 +151,17 @@ impl Evaluator<'_> {
             }
             flats.push((class_name.clone(), span, flat));
         }
+        // Services that were declared, even if they failed to convert: a
+        // `requires` on one of them is not a second error.
+        let declared: BTreeSet<ServiceRef> = flats
+            .iter()
+            .flat_map(|(class, _, flat)| {
+                flat.services.iter().map(move |(name, _)| ServiceRef {
+                    class: class.clone(),
+                    service: name.name.clone(),
+                })
+            })
+            .collect();
         for (class_name, span, flat) in flats {
             let class = self.convert_class(&class_name, span, flat, &mut requires);
             classes.insert(class_name, class);
@@ -161,19 +172,29 @@ impl Evaluator<'_> {
         let packages = self.used_packages_closure();
         let files = self.used_files_closure();
         let secrets = self.used_secrets();
+        let requires: Vec<RequireSite> = requires
+            .into_iter()
+            .filter(|r| {
+                let declared_class = class_names.contains(&r.to.class);
+                let failed_class = declared_class && !classes.contains_key(&r.to.class);
+                let failed_service = declared.contains(&r.to)
+                    && classes
+                        .get(&r.to.class)
+                        .is_none_or(|c| !c.services.contains_key(&r.to.service));
+                !(failed_class || failed_service)
+            })
+            .collect();
         self.check_requires(&classes, &requires);
-        let graph = if self.errors.is_empty() {
-            match crate::validate::service_graph(&classes) {
-                Ok(graph) => graph,
-                Err(cycles) => {
-                    for cycle in cycles {
-                        self.report_cycle(&cycle, &requires);
-                    }
-                    Default::default()
+        // Cycles are worth reporting even next to other errors; the graph
+        // skips `requires` whose target does not exist.
+        let graph = match crate::validate::service_graph(&classes) {
+            Ok(graph) => graph,
+            Err(cycles) => {
+                for cycle in cycles {
+                    self.report_cycle(&cycle, &requires);
                 }
+                Default::default()
             }
-        } else {
-            Default::default()
         };
         Site {
             version: MODEL_VERSION,
