@@ -44,6 +44,8 @@ pub enum Command {
     /// Everything the site runs: store paths of every class and the service
     /// edges across hosts; or why a path is there, or how big it all is.
     Closure(commands::closure::ClosureArgs),
+    /// What a deploy would change, host by host, and the batches it would run in.
+    Plan(commands::plan::PlanArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// Example: `ferry completions bash > /etc/bash_completion.d/ferry`

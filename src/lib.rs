@@ -3,6 +3,7 @@ pub mod build;
 pub mod cli;
 pub mod closure;
 pub mod commands;
+pub mod deploy;
 pub mod inventory;
 pub mod output;
 pub mod progress;

@@ -40,10 +40,6 @@ impl Scratch {
         path
     }
 
-    fn site(&self) -> PathBuf {
-        self.dir.path().join("site").join("site.conf")
-    }
-
     fn ferry(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_ferry"))
             .args(args)
@@ -382,4 +378,55 @@ fn closure_snapshots_of_the_demo_and_examples() {
             insta::assert_snapshot!(format!("closure_{name}_{view}"), text);
         }
     }
+}
+
+#[test]
+fn plan_of_the_demo_lists_changes_per_host_and_the_batches() {
+    let s = Scratch::at_fixed_store("plan-demo");
+    let demo = repo("sites/demo");
+    let text = scrub(&s.ferry_ok(&["plan", demo.to_str().unwrap()]), &s);
+    assert!(text.contains("no site generation yet"), "{text}");
+    assert!(text.contains("stage 1: db"), "{text}");
+    assert!(
+        text.contains("web after db: web.app requires db.postgres"),
+        "{text}"
+    );
+    insta::assert_snapshot!("plan_demo_fresh", text);
+
+    // Once a site generation records every host on its target, nothing changes.
+    let built = s.build_json(&demo);
+    let site: serde_json::Value =
+        serde_json::from_str(&s.ferry_ok(&["eval", demo.to_str().unwrap(), "--json"])).unwrap();
+    let mut hosts = std::collections::BTreeMap::new();
+    for host in site["inventory"]["hosts"].as_array().unwrap() {
+        let class = host["class"].as_str().unwrap();
+        hosts.insert(
+            host["name"].as_str().unwrap().to_string(),
+            ferry::deploy::site_generation::HostRecord {
+                class: class.to_string(),
+                system: built["systems"][class].as_str().unwrap().to_string(),
+                host_generation: Some(1),
+                outcome: ferry::deploy::site_generation::HostOutcome::Activated,
+            },
+        );
+    }
+    ferry::deploy::site_generation::SiteGenerations::new(&s.state_dir, "demo")
+        .record("deploy", hosts, 1)
+        .unwrap();
+    let text = s.ferry_ok(&["plan", demo.to_str().unwrap()]);
+    assert!(text.contains("compared with site generation 1"), "{text}");
+    assert_eq!(text.matches(": unchanged").count(), 4, "{text}");
+    assert!(!text.contains("batch 1"), "{text}");
+}
+
+#[test]
+fn plan_with_a_selector_matching_nothing_is_bad_input() {
+    let s = Scratch::new();
+    let out = s.ferry(&["plan", repo("sites/demo").to_str().unwrap(), "--on", "wbe1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("bad selector `wbe1`: it matches none of the site's hosts"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -9,6 +9,7 @@ pub mod check;
 pub mod closure;
 pub mod eval;
 pub mod gc;
+pub mod plan;
 pub mod store;
 
 /// Dispatches a parsed command line to its verb.
@@ -19,6 +20,7 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Store(args) => store::run(&cli.global, args),
         Command::Build(args) => build::run(&cli.global, args),
         Command::Closure(args) => closure::run(&cli.global, args),
+        Command::Plan(args) => plan::run(&cli.global, args),
         Command::Gc(args) => gc::run(&cli.global, args),
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
