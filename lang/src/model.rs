@@ -202,7 +202,7 @@ pub struct Service {
     pub name: String,
     pub kind: ServiceKind,
     /// Command line, run by `/bin/sh -c` with `$STATE_DIRECTORY` set to the
-    /// service's state directory (`<state_dir>/lib/<service>` (DESIGN §4)).
+    /// service's state directory (`<state_dir>/lib/<service>`, DESIGN §4).
     pub exec: Text,
     pub env: BTreeMap<String, Text>,
     /// The user it runs as; `None` means the agent's user.

@@ -1373,3 +1373,57 @@ fn merge_literals(parts: Vec<StrPart>) -> Vec<StrPart> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn string_parts(src: &str) -> Vec<StrPart> {
+        match parse_expr(FileId(0), src).unwrap().kind {
+            ExprKind::Str(parts) => parts,
+            other => panic!("not a string: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn triple_strings_lose_common_indentation_and_edge_lines() {
+        let parts = string_parts("\"\"\"\n    a\n      b\n    \"\"\"");
+        assert_eq!(parts, vec![StrPart::Lit("a\n  b\n".to_string())]);
+    }
+
+    #[test]
+    fn escaped_newlines_do_not_count_as_line_starts() {
+        let parts = string_parts("\"\"\"\n    x \"ok\\n\";\n    \"\"\"");
+        assert_eq!(parts, vec![StrPart::Lit("x \"ok\n\";\n".to_string())]);
+    }
+
+    #[test]
+    fn interpolation_at_line_start_keeps_indentation_of_other_lines() {
+        let parts = string_parts("\"\"\"\n  a\n  ${b}\n\"\"\"");
+        assert!(
+            matches!(parts.as_slice(), [StrPart::Lit(a), StrPart::Interp(_), StrPart::Lit(nl)] if a == "a\n" && nl == "\n")
+        );
+    }
+
+    #[test]
+    fn every_node_span_covers_its_text() {
+        let src = "let x = f(a, b = [1, 2]).c";
+        let (file, errors) = parse_file(FileId(0), src);
+        assert!(errors.is_empty());
+        let Item::Let { value, .. } = &file.items[0] else {
+            panic!()
+        };
+        assert_eq!(
+            &src[value.span.start as usize..value.span.end as usize],
+            "f(a, b = [1, 2]).c"
+        );
+        let ExprKind::Field(call, name) = &value.kind else {
+            panic!()
+        };
+        assert_eq!(
+            &src[call.span.start as usize..call.span.end as usize],
+            "f(a, b = [1, 2])"
+        );
+        assert_eq!(&src[name.span.start as usize..name.span.end as usize], "c");
+    }
+}

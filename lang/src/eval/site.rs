@@ -1076,8 +1076,12 @@ impl Evaluator<'_> {
                         )
                         .label("unknown class")
                         .hint(
-                            suggest(&site.to.class, classes.keys().map(String::as_str))
-                                .unwrap_or_else(|| format!("the site's classes are: {known}")),
+                            suggest(&site.to.class, classes.keys().map(String::as_str)).unwrap_or_else(|| {
+                                format!(
+                                    "only the site's own classes run ({known}); to use a library class, declare it: `class {} = …`",
+                                    site.to.class
+                                )
+                            }),
                         ),
                     );
                 }
