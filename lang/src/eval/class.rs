@@ -357,6 +357,21 @@ impl Evaluator<'_> {
             "health.http" => {
                 let url = fields.get("url").ok_or(Reported)?;
                 let pieces = self.expect_text(url, "the URL of `http`")?;
+                let starts_ok = match pieces.first() {
+                    Some(super::value::Piece::Lit(text)) => {
+                        text.starts_with("http://") || text.starts_with("https://")
+                    }
+                    _ => false,
+                };
+                if !starts_ok {
+                    return Err(self.error(
+                        Diagnostic::new(
+                            "a health check URL must start with `http://` or `https://`",
+                            url.span,
+                        )
+                        .hint("write the full URL, e.g. `http(\"http://127.0.0.1:8080/health\")`"),
+                    ));
+                }
                 Probe::Http {
                     url: self.model_text(&pieces),
                 }

@@ -1,7 +1,7 @@
 //! The root file's inventory (hosts per class) and rollout policy.
 use std::collections::{BTreeMap, HashMap};
 
-use super::value::Value;
+use super::value::{Value, SV};
 use super::Evaluator;
 use crate::ast::Item;
 use crate::diagnostics::{suggest, Diagnostic};
@@ -183,5 +183,53 @@ impl Evaluator<'_> {
             }
         }
         policy
+    }
+
+    /// `group_by` names a label; when there are hosts, at least one must have it.
+    pub(super) fn check_group_label(&mut self, policy: &RolloutPolicy, inventory: &Inventory) {
+        let Some(label) = &policy.group_by else {
+            return;
+        };
+        if inventory.hosts.is_empty()
+            || inventory.hosts.iter().any(|h| h.labels.contains_key(label))
+        {
+            return;
+        }
+        let known: std::collections::BTreeSet<&str> = inventory
+            .hosts
+            .iter()
+            .flat_map(|h| h.labels.keys().map(String::as_str))
+            .collect();
+        // Re-evaluating the (pure) setting gives the span of the field.
+        let span = match self.setting("rollout") {
+            Some(Ok(SV {
+                value: Value::Record(record),
+                span,
+            })) => record.get("group_by").map_or(span, |f| f.span),
+            Some(Ok(sv)) => sv.span,
+            _ => return,
+        };
+        let hint = suggest(label, known.iter().copied()).unwrap_or_else(|| {
+            if known.is_empty() {
+                "the inventory's hosts have no labels; add `labels = { … }` to them".to_string()
+            } else {
+                format!(
+                    "labels in the inventory: {}",
+                    known
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        });
+        self.error(
+            Diagnostic::new(
+                format!("`group_by = \"{label}\"`, but no host has the label `{label}`"),
+                span,
+            )
+            .label("in this rollout policy")
+            .hint(hint),
+        );
     }
 }

@@ -64,7 +64,18 @@ impl Evaluator<'_> {
             _ => "site".to_string(),
         };
         let name = match self.setting("site") {
-            Some(Ok(sv)) => self.expect_literal(&sv, "`site`").unwrap_or(default_name),
+            Some(Ok(sv)) => match self.expect_literal(&sv, "`site`") {
+                Ok(name) if valid_site_name(&name) => name,
+                Ok(name) => {
+                    self.error(
+                        Diagnostic::new(format!("`{name}` cannot name a site"), sv.span).hint(
+                            "a site name becomes a directory name: use letters, digits, `-`, `_` and `.`",
+                        ),
+                    );
+                    default_name
+                }
+                Err(_) => default_name,
+            },
             _ => default_name,
         };
         let environment = match self.setting("environment") {
@@ -127,6 +138,7 @@ impl Evaluator<'_> {
 
         let inventory = self.site_inventory(&mut classes);
         let rollout = self.rollout();
+        self.check_group_label(&rollout, &inventory);
         let packages = self.used_packages_closure();
         let files = self.used_files_closure();
         let secrets = self.used_secrets();
@@ -253,4 +265,13 @@ impl Evaluator<'_> {
         }
         self.error(diagnostic);
     }
+}
+
+/// A site name is used as a directory name on the deployer.
+fn valid_site_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
