@@ -1,4 +1,4 @@
-//! The parser: site source text to an [`ast::File`], built on nom combinators.
+//! The parser: site source text to an [`crate::ast::File`], built on nom combinators.
 //!
 //! Positions are byte offsets computed from how much input is left, so every
 //! node gets an exact span without a separate token stream. Errors inside one
