@@ -128,6 +128,7 @@ impl Diagnostics {
                 ));
             }
         }
+        let mut notes: Vec<String> = Vec::new();
         for (span, text) in &diagnostic.related {
             match source {
                 Some(file)
@@ -142,13 +143,9 @@ impl Diagnostics {
                     ));
                 }
                 _ => {
-                    // miette shows one source per report; a label in another
-                    // file is still worth its location.
-                    let note = format!("{}: {}", self.location(*span), text);
-                    labels.push(LabeledSpan::new_with_span(
-                        Some(note),
-                        SourceSpan::from(0..0),
-                    ));
+                    // miette shows one source per report; a place in another
+                    // file goes into the help text with its location.
+                    notes.push(format!("{}: {}", text, self.location(*span)));
                 }
             }
         }
@@ -157,7 +154,11 @@ impl Diagnostics {
             location,
             source: source.map(|f| NamedSource::new(f.path.display().to_string(), f.text.clone())),
             labels,
-            hint: diagnostic.hint.clone(),
+            hint: match (diagnostic.hint.clone(), notes.is_empty()) {
+                (hint, true) => hint,
+                (Some(hint), false) => Some(format!("{hint}\n{}", notes.join("\n"))),
+                (None, false) => Some(notes.join("\n")),
+            },
         }
     }
 

@@ -5,7 +5,7 @@
 //! documented in `lang/EVAL-JSON.md`. Strings that may mention packages,
 //! files or secrets are [`Text`]: literal pieces plus references that the
 //! build step replaces with store paths (or, for secrets, on-host paths).
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -149,6 +149,57 @@ impl Site {
             .services
             .get(&reference.service)
     }
+
+    /// Everything a class's system needs in the store: the packages and
+    /// files its services and settings mention, plus, transitively, the
+    /// inputs of those packages and whatever those files mention.
+    pub fn class_closure(&self, class: &Class) -> (BTreeSet<PackageId>, BTreeSet<FileId>) {
+        let mut packages: BTreeSet<PackageId> = class.packages.iter().cloned().collect();
+        let mut files: BTreeSet<FileId> = BTreeSet::new();
+        for service in class.services.values() {
+            for text in service.texts() {
+                packages.extend(text.packages().cloned());
+                files.extend(text.files().cloned());
+            }
+        }
+        let mut pending_packages: Vec<PackageId> = packages.iter().cloned().collect();
+        let mut pending_files: Vec<FileId> = files.iter().cloned().collect();
+        while !pending_packages.is_empty() || !pending_files.is_empty() {
+            while let Some(id) = pending_files.pop() {
+                let Some(file) = self.files.get(&id) else {
+                    continue;
+                };
+                for p in file.text.packages() {
+                    if packages.insert(p.clone()) {
+                        pending_packages.push(p.clone());
+                    }
+                }
+                for f in file.text.files() {
+                    if files.insert(f.clone()) {
+                        pending_files.push(f.clone());
+                    }
+                }
+            }
+            while let Some(id) = pending_packages.pop() {
+                let Some(package) = self.packages.get(&id) else {
+                    continue;
+                };
+                for input in &package.inputs {
+                    if packages.insert(input.clone()) {
+                        pending_packages.push(input.clone());
+                    }
+                }
+                for text in std::iter::once(&package.builder).chain(package.env.values()) {
+                    for f in text.files() {
+                        if files.insert(f.clone()) {
+                            pending_files.push(f.clone());
+                        }
+                    }
+                }
+            }
+        }
+        (packages, files)
+    }
 }
 
 /// How to build one package (a recipe's inputs, before store paths are known).
@@ -202,7 +253,7 @@ pub struct Service {
     pub name: String,
     pub kind: ServiceKind,
     /// Command line, run by `/bin/sh -c` with `$STATE_DIRECTORY` set to the
-    /// service's state directory (`<state_dir>/lib/<class>.<service>`).
+    /// service's state directory (`<state_dir>/lib/<service>`, DESIGN §4).
     pub exec: Text,
     pub env: BTreeMap<String, Text>,
     /// The user it runs as; `None` means the agent's user.
@@ -220,6 +271,22 @@ pub struct Service {
     /// Secrets this service reads (named or interpolated).
     pub secrets: Vec<String>,
     pub origin: Origin,
+}
+
+impl Service {
+    /// Every text of the service: command, environment, hooks and health probes.
+    pub fn texts(&self) -> impl Iterator<Item = &Text> {
+        let probes = self.health.iter().filter_map(|check| match &check.probe {
+            Probe::Command { command } => Some(command),
+            Probe::Http { url } => Some(url),
+            Probe::Tcp { .. } => None,
+        });
+        std::iter::once(&self.exec)
+            .chain(self.env.values())
+            .chain(self.pre_upgrade.iter())
+            .chain(self.post_upgrade.iter())
+            .chain(probes)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

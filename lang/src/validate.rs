@@ -163,3 +163,22 @@ fn class_order(classes: &BTreeMap<String, Class>, edges: &[ServiceEdge]) -> Vec<
     }
     order
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_each_cycle_once_starting_at_its_smallest_node() {
+        // 0 → 1 → 2 → 0, 3 → 3, 4 → 0
+        let out = vec![vec![1], vec![2], vec![0], vec![3], vec![0]];
+        assert_eq!(find_cycles(&out), vec![vec![0, 1, 2], vec![3]]);
+    }
+
+    #[test]
+    fn topological_order_puts_dependencies_first() {
+        // 0 requires 2, 1 requires 0
+        let out = vec![vec![2], vec![0], vec![]];
+        assert_eq!(topological(&out), vec![2, 0, 1]);
+    }
+}

@@ -90,3 +90,15 @@ fn fail_fixtures_report_pinned_diagnostics() {
         insta::assert_snapshot!(name, text);
     }
 }
+
+#[test]
+fn class_closure_follows_inputs_and_files() {
+    let site =
+        ferry_lang::evaluate_site(&FsLoader, Path::new("tests/ok/strings.conf"), &LabOnly).unwrap();
+    let (packages, files) = site.class_closure(&site.classes["app"]);
+    let packages: Vec<&str> = packages.iter().map(|p| p.0.as_str()).collect();
+    let files: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
+    // `tool` from the command, `wrapper` from `packages` and from the config file.
+    assert_eq!(packages, ["tool", "wrapper"]);
+    assert_eq!(files, ["config"]);
+}

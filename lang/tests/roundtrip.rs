@@ -209,6 +209,11 @@ fn item() -> impl Strategy<Value = Item> {
     ]
 }
 
+/// `PROPTEST_CASES` overrides the number of cases (for long local runs).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 /// The tree's debug form with every span replaced by `_`.
 fn shape(tree: &impl std::fmt::Debug) -> String {
     let text = format!("{tree:?}");
@@ -225,7 +230,7 @@ fn shape(tree: &impl std::fmt::Debug) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
 
     #[test]
     fn printed_files_parse_back_to_the_same_tree(items in prop::collection::vec(item(), 0..6)) {
@@ -284,7 +289,7 @@ impl ferry_lang::inventory::InventoryResolver for NoHosts {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(512), ..ProptestConfig::default() })]
 
     /// Arbitrary edits of a valid site never panic; every diagnostic points inside its file.
     #[test]
