@@ -55,6 +55,16 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
+    /// Run this host's service supervisor daemon (started by activation).
+    #[command(name = "remote-supervise", hide = true)]
+    Supervise {
+        /// Rotate a service's log when it would grow beyond this many bytes.
+        #[arg(long, default_value_t = 10 * 1024 * 1024)]
+        log_max_bytes: u64,
+        /// Rotated log files kept per service.
+        #[arg(long, default_value_t = 5)]
+        log_keep: u32,
+    },
 }
 
 /// Runs the command line and returns the process exit code.
