@@ -421,6 +421,7 @@ impl Activator {
             self.converge(
                 pending.previous_generation,
                 unconfirmed.as_ref(),
+                None,
                 &mut report,
             );
         }
@@ -526,7 +527,7 @@ impl Activator {
             // current link is all we can trust; converge to it.
             let current = profiles.current()?;
             let mut report = self.empty_report(current, current, started_ms);
-            self.converge(current, None, &mut report);
+            self.converge(current, None, None, &mut report);
             remove_durably(&journal_path)?;
             return Ok(Some(report));
         };
@@ -543,7 +544,12 @@ impl Activator {
                 journal.target_generation
             ),
         };
-        self.converge(journal.from_generation, interrupted.as_ref(), &mut report);
+        self.converge(
+            journal.from_generation,
+            interrupted.as_ref(),
+            None,
+            &mut report,
+        );
         // A pending confirmation refers to a state we just left.
         remove_durably(&self.path(PENDING_FILE))?;
         remove_durably(&journal_path)?;
@@ -640,7 +646,20 @@ impl Activator {
                     to_generation: from,
                     reason,
                 };
-                self.converge(from, Some(&new), &mut report);
+                // Only what the forward pass acted on needs undoing: a
+                // failed pre-upgrade hook leaves every service untouched.
+                let touched: BTreeSet<String> = report
+                    .actions
+                    .iter()
+                    .filter(|a| {
+                        matches!(
+                            a.action,
+                            ActionKind::Stop | ActionKind::Start | ActionKind::Remove
+                        )
+                    })
+                    .map(|a| a.service.clone())
+                    .collect();
+                self.converge(from, Some(&new), Some(&touched), &mut report);
             }
         }
         remove_durably(&self.path(JOURNAL_FILE))?;
@@ -860,10 +879,13 @@ impl Activator {
     /// Brings the host to generation `target` (or to no generation) with its
     /// services running, whatever state `other` (the generation we came
     /// from, if known) left behind. Unchanged running services are left alone.
+    /// `touched` limits what is stopped to the services the interrupted or
+    /// failed pass acted on (`None`: unknown, assume all of the difference).
     fn converge(
         &mut self,
         target: Option<u64>,
         other: Option<&Manifest>,
+        touched: Option<&BTreeSet<String>>,
         report: &mut ActivationReport,
     ) {
         let grace = self.options.stop_grace;
@@ -880,13 +902,16 @@ impl Activator {
         // Services of the other generation that are not identical in the
         // target: stop them, in that generation's reverse dependency order.
         if let Some(other) = other {
-            let leaving: BTreeSet<String> = match &target_manifest {
+            let mut leaving: BTreeSet<String> = match &target_manifest {
                 Some(t) => {
                     let d = manifest::diff(Some(t), other);
                     d.added.union(&d.changed).cloned().collect()
                 }
                 None => other.services.keys().cloned().collect(),
             };
+            if let Some(touched) = touched {
+                leaving.retain(|name| touched.contains(name));
+            }
             let mut order = other
                 .ordered_subset(&leaving)
                 .unwrap_or_else(|_| leaving.iter().cloned().collect());
