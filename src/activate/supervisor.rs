@@ -207,12 +207,21 @@ impl LogFile {
         if self.file.is_none() {
             self.open()?;
         }
-        if self.size > 0 && self.size + bytes.len() as u64 > self.config.max_bytes {
-            self.rotate()?;
-        }
-        if let Some(file) = self.file.as_mut() {
-            file.write_all(bytes)?;
-            self.size += bytes.len() as u64;
+        // Split writes at the size limit, so no file ever grows beyond it
+        // however large one read from the service's pipe was.
+        let max = self.config.max_bytes.max(1);
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if self.size >= max {
+                self.rotate()?;
+            }
+            let room = usize::try_from(max - self.size).unwrap_or(usize::MAX);
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            if let Some(file) = self.file.as_mut() {
+                file.write_all(now)?;
+            }
+            self.size += now.len() as u64;
+            rest = later;
         }
         Ok(())
     }
