@@ -399,3 +399,45 @@ fn shutdown_stops_every_service_and_the_daemon() {
     assert!(!alive(service));
     assert!(!host.state.join("supervisor/supervisor.sock").exists());
 }
+
+#[test]
+fn a_killed_supervisor_is_replaced_and_restarts_its_services() {
+    let host = Host::new();
+    let mut backend = host.backend();
+    let mut one = definition("one", "exec sleep 100000", &host.state);
+    one.restart.mode = RestartMode::Always;
+    backend
+        .define(&[one, definition("idle", "exec sleep 100000", &host.state)])
+        .unwrap();
+    backend.start(&["one".to_string()]).unwrap();
+    let old_service = host.pid_of("one").unwrap();
+    let old_daemon = SupervisorClient::connect(&host.state)
+        .unwrap()
+        .ping()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old_daemon as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(wait_for(Duration::from_secs(5), || !alive(old_daemon)));
+
+    // The next call starts a new daemon, which ends the orphaned process
+    // group and starts the wanted service again; `idle` stays stopped.
+    let status = backend
+        .status(&["one".to_string(), "idle".to_string()])
+        .unwrap();
+    let new_daemon = SupervisorClient::connect(&host.state)
+        .unwrap()
+        .ping()
+        .unwrap();
+    assert_ne!(new_daemon, old_daemon);
+    assert_eq!(status[0].state, ServiceState::Running);
+    assert_ne!(status[0].pid, Some(old_service));
+    assert!(alive(status[0].pid.unwrap()));
+    assert!(
+        !alive(old_service),
+        "the orphan of the dead supervisor was ended"
+    );
+    assert_eq!(status[1].state, ServiceState::Stopped);
+}

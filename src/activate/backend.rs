@@ -15,6 +15,22 @@ use super::manifest::RestartPolicy;
 pub use supervisor::SupervisorBackend;
 pub use systemd::SystemdBackend;
 
+/// The backend for this host: systemd when it is the running init (the
+/// check `sd_booted(3)` does: `/run/systemd/system` exists), else ferry's
+/// supervisor, started with `launcher` when needed.
+pub fn detect(
+    state_dir: &std::path::Path,
+    launcher: crate::activate::supervisor::SupervisorLauncher,
+) -> Box<dyn ServiceBackend> {
+    if std::path::Path::new("/run/systemd/system").is_dir() {
+        Box::new(SystemdBackend::new(std::path::Path::new(
+            "/etc/systemd/system",
+        )))
+    } else {
+        Box::new(SupervisorBackend::new(state_dir, launcher))
+    }
+}
+
 /// Everything a backend needs to run one service, with host paths resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceDefinition {

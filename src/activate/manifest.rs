@@ -610,6 +610,26 @@ mod tests {
     }
 
     #[test]
+    fn the_example_in_manifest_md_is_a_valid_manifest() {
+        let doc = include_str!("MANIFEST.md");
+        let example = doc.split("## Example").nth(1).unwrap();
+        let json = example
+            .split("```json")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap();
+        let m = Manifest::from_json(json.as_bytes()).unwrap();
+        assert_eq!(m.services["webapp"].user.as_deref(), Some("webapp"));
+        assert_eq!(
+            m.services["webapp"].requires.remote,
+            [ServiceRef {
+                class: "db".into(),
+                service: "postgres".into()
+            }]
+        );
+    }
+
+    #[test]
     fn other_versions_and_unknown_fields_are_refused() {
         let v2 = br#"{"version":2,"site":"s","class":"c","whatever":[]}"#;
         assert!(matches!(

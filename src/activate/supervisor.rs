@@ -127,6 +127,16 @@ pub enum SupervisorError {
 
 // ---------------------------------------------------------------- daemon --
 
+/// What survives a restart of the supervisor itself
+/// (`<state_dir>/supervisor/services.json`): definitions, whether each
+/// service should run, and the process group it ran in.
+#[derive(Debug, Serialize, Deserialize)]
+struct PersistedService {
+    definition: ServiceDefinition,
+    wanted: bool,
+    pid: Option<u32>,
+}
+
 struct Entry {
     def: ServiceDefinition,
     /// Whether the service should be running (restarts only happen when set).
@@ -276,6 +286,68 @@ fn describe_exit(status: ExitStatus) -> String {
 }
 
 impl Daemon {
+    fn record_path(&self) -> PathBuf {
+        self.paths.dir.join("services.json")
+    }
+
+    /// Saves definitions, wishes and pids (caller holds the lock, so writes
+    /// never interleave).
+    fn persist(&self, services: &BTreeMap<String, Entry>) {
+        let record: BTreeMap<&str, PersistedService> = services
+            .iter()
+            .map(|(name, e)| {
+                (
+                    name.as_str(),
+                    PersistedService {
+                        definition: e.def.clone(),
+                        wanted: e.wanted,
+                        pid: e.pid,
+                    },
+                )
+            })
+            .collect();
+        let Ok(text) = serde_json::to_vec(&record) else {
+            return;
+        };
+        let path = self.record_path();
+        let tmp = self.paths.dir.join(".services.json.tmp");
+        // Best effort: losing this file only loses restart-after-crash.
+        if fs::write(&tmp, text).is_ok() {
+            let _ = fs::rename(&tmp, &path);
+        }
+    }
+
+    /// After a restart of the supervisor: ends the process groups its
+    /// previous incarnation left behind (their output pipes are gone with
+    /// it) and starts again every service that should run.
+    fn adopt(self: &Arc<Self>) {
+        let Some(record) = fs::read(self.record_path())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<BTreeMap<String, PersistedService>>(&b).ok())
+        else {
+            return;
+        };
+        for service in record.values() {
+            if let Some(pid) = service.pid {
+                end_orphan_group(pid);
+            }
+        }
+        self.define(record.values().map(|s| s.definition.clone()).collect());
+        let mut services = self.lock();
+        for (name, service) in &record {
+            if !service.wanted || service.definition.oneshot {
+                continue;
+            }
+            if let Some(entry) = services.get_mut(name) {
+                entry.wanted = true;
+                entry.run += 1;
+                Self::event(entry, "supervisor restarted; starting the service again");
+            }
+            let _ = self.spawn(&mut services, name);
+        }
+        self.persist(&services);
+    }
+
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
         // A panicking handler thread must not take the whole supervisor down;
         // the map itself stays consistent (every update is a few assignments).
@@ -350,6 +422,7 @@ impl Daemon {
         let run = entry.run;
         let service = name.to_string();
         std::thread::spawn(move || daemon.wait_for(service, run, child));
+        self.persist(services);
         self.changed.notify_all();
         Ok(())
     }
@@ -369,6 +442,7 @@ impl Daemon {
             Err(e) => {
                 entry.last_exit = Some(format!("wait failed: {e}"));
                 entry.set_state(ServiceState::Failed);
+                self.persist(&services);
                 self.changed.notify_all();
                 return;
             }
@@ -380,6 +454,7 @@ impl Daemon {
         let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
         if !entry.wanted || entry.run != run {
             entry.set_state(ServiceState::Stopped);
+            self.persist(&services);
             self.changed.notify_all();
             return;
         }
@@ -397,6 +472,7 @@ impl Daemon {
             } else {
                 ServiceState::Failed
             });
+            self.persist(&services);
             self.changed.notify_all();
             return;
         }
@@ -423,6 +499,7 @@ impl Daemon {
                 ),
             );
             entry.set_state(ServiceState::CrashLooping);
+            self.persist(&services);
             self.changed.notify_all();
             return;
         }
@@ -434,6 +511,7 @@ impl Daemon {
         entry.consecutive += 1;
         entry.set_state(ServiceState::Backoff);
         Self::event(entry, &format!("restarting in {delay} ms"));
+        self.persist(&services);
         self.changed.notify_all();
         drop(services);
         std::thread::sleep(Duration::from_millis(delay));
@@ -584,6 +662,7 @@ impl Daemon {
             ),
             Request::Define { services } => {
                 self.define(services);
+                self.persist(&self.lock());
                 (Response::Ok, false)
             }
             Request::Start { names } => match self.start(&names) {
@@ -592,6 +671,7 @@ impl Daemon {
             },
             Request::Stop { names, grace_ms } => {
                 self.stop(&names, Duration::from_millis(grace_ms));
+                self.persist(&self.lock());
                 (Response::Ok, false)
             }
             Request::Remove { names, grace_ms } => {
@@ -600,6 +680,7 @@ impl Daemon {
                 for name in &names {
                     services.remove(name);
                 }
+                self.persist(&services);
                 (Response::Ok, false)
             }
             Request::Status { names } => (
@@ -611,6 +692,8 @@ impl Daemon {
             Request::Shutdown { grace_ms } => {
                 let names: Vec<String> = self.lock().keys().cloned().collect();
                 self.stop(&names, Duration::from_millis(grace_ms));
+                // A deliberate shutdown leaves nothing to restart.
+                let _ = fs::remove_file(self.record_path());
                 (Response::Ok, true)
             }
         }
@@ -694,6 +777,38 @@ fn spawn_process(def: &ServiceDefinition) -> Result<(Child, File), String> {
     Ok((child, File::from(read_end)))
 }
 
+/// Ends a process group left by a previous supervisor, if `pid` still leads
+/// its own session (so a reused pid of an unrelated process is left alone):
+/// SIGTERM, then SIGKILL after five seconds.
+fn end_orphan_group(pid: u32) {
+    let leads_own_session = || {
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                let fields: Vec<String> = stat
+                    .rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect();
+                let state = fields.first()?.clone();
+                let session = fields.get(3)?.parse::<u32>().ok()?;
+                Some(state != "Z" && session == pid)
+            })
+            .unwrap_or(false)
+    };
+    if !leads_own_session() {
+        return;
+    }
+    let group = Pid::from_raw(pid as i32);
+    let _ = killpg(group, Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while leads_own_session() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = killpg(group, Signal::SIGKILL);
+}
+
 fn copy_output(mut reader: File, log: Arc<Mutex<LogFile>>) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -748,6 +863,7 @@ pub fn run_daemon(state_dir: &Path, log_config: LogConfig) -> Result<(), Supervi
         services: Mutex::new(BTreeMap::new()),
         changed: Condvar::new(),
     });
+    daemon.adopt();
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let daemon = Arc::clone(&daemon);
