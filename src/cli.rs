@@ -71,6 +71,16 @@ pub enum Command {
     Check(commands::check::CheckArgs),
     /// Print the evaluated site (`--json` for tools).
     Eval(commands::eval::EvalArgs),
+    /// Run this host's service supervisor daemon (started by activation).
+    #[command(name = "remote-supervise", hide = true)]
+    Supervise {
+        /// Rotate a service's log when it would grow beyond this many bytes.
+        #[arg(long, default_value_t = 10 * 1024 * 1024)]
+        log_max_bytes: u64,
+        /// Rotated log files kept per service.
+        #[arg(long, default_value_t = 5)]
+        log_keep: u32,
+    },
 }
 
 /// Runs the command line and returns the process exit code.

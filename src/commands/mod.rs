@@ -1,6 +1,7 @@
 //! One module per verb; each wires a library call to output and nothing more.
 pub mod completions;
 pub mod man;
+pub mod remote_supervise;
 
 use crate::cli::{Cli, Command, CommandResult};
 
@@ -24,5 +25,9 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Gc(args) => gc::run(&cli.global, args),
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Supervise {
+            log_max_bytes,
+            log_keep,
+        } => remote_supervise::run(&cli.global.state_dir, log_max_bytes, log_keep),
     }
 }
