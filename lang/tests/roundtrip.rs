@@ -211,7 +211,10 @@ fn item() -> impl Strategy<Value = Item> {
 
 /// `PROPTEST_CASES` overrides the number of cases (for long local runs).
 fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// The tree's debug form with every span replaced by `_`.

@@ -6,74 +6,23 @@ use std::os::unix::fs::symlink;
 
 use ferry_lang::model::{Class, Probe, ServiceKind, Site};
 use ferry_store::{Store, StorePath};
-use serde::Serialize;
 
-use super::graph::class_roots;
-use super::text::{secret_path, Outputs};
+use super::graph::{class_roots, NodeKey};
+use super::text::Outputs;
 use super::{BuildError, BuildOptions};
+use crate::activate::manifest::{
+    HealthCheck, HealthProbe, Hooks, Manifest, Requires, RestartPolicy, SecretRef,
+    Service as ManifestService, ServiceRef as ManifestServiceRef, MANIFEST_FILE, MANIFEST_VERSION,
+};
 
-/// Version of `manifest.json`'s schema.
-pub const MANIFEST_VERSION: u32 = 1;
-
-/// The JSON written as `manifest.json` into a class's system object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct SystemManifest {
-    pub version: u32,
-    pub site: String,
-    pub class: String,
-    pub services: BTreeMap<String, ServiceManifest>,
-    /// Store paths of every package and file the class uses.
-    pub packages: BTreeMap<String, String>,
-    pub files: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct ServiceManifest {
-    pub exec: String,
-    pub oneshot: bool,
-    pub env: BTreeMap<String, String>,
-    pub user: Option<String>,
-    pub state_dirs: Vec<String>,
-    pub health: Vec<HealthManifest>,
-    pub pre_upgrade: Option<String>,
-    pub post_upgrade: Option<String>,
-    /// `class.service` names; local when the class is this one.
-    pub requires: Vec<String>,
-    /// Secret name → on-host file path.
-    pub secrets: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum HealthManifest {
-    Command {
-        command: String,
-        timeout_ms: u64,
-        retries: u32,
-        interval_ms: u64,
-    },
-    Tcp {
-        host: String,
-        port: u16,
-        timeout_ms: u64,
-        retries: u32,
-        interval_ms: u64,
-    },
-    Http {
-        url: String,
-        timeout_ms: u64,
-        retries: u32,
-        interval_ms: u64,
-    },
-}
-
-/// The manifest of `class`, with every reference rendered to a store path.
+/// The manifest of `class` (schema: `src/activate/MANIFEST.md`), with every
+/// reference rendered to a store path, and the paths it refers to.
 pub fn manifest(
     site: &Site,
     class: &Class,
     outputs: &Outputs,
     options: &BuildOptions,
-) -> (SystemManifest, Vec<StorePath>) {
+) -> (Manifest, Vec<StorePath>) {
     let host_state = &options.host_state_dir;
     let mut references = Vec::new();
     let mut render = |text: &ferry_lang::model::Text| {
@@ -86,35 +35,48 @@ pub fn manifest(
         let health = service
             .health
             .iter()
-            .map(|check| {
-                let (timeout_ms, retries, interval_ms) =
-                    (check.timeout_ms, check.retries, check.interval_ms);
-                match &check.probe {
-                    Probe::Command { command } => HealthManifest::Command {
-                        command: render(command),
-                        timeout_ms,
-                        retries,
-                        interval_ms,
+            .map(|check| HealthCheck {
+                probe: match &check.probe {
+                    Probe::Command { command } => HealthProbe::Command {
+                        cmd: render(command),
                     },
-                    Probe::Tcp { host, port } => HealthManifest::Tcp {
+                    Probe::Tcp { host, port } => HealthProbe::Tcp {
                         host: host.clone(),
                         port: *port,
-                        timeout_ms,
-                        retries,
-                        interval_ms,
                     },
-                    Probe::Http { url } => HealthManifest::Http {
+                    Probe::Http { url } => HealthProbe::Http {
                         url: render(url),
-                        timeout_ms,
-                        retries,
-                        interval_ms,
+                        expect_status: 200,
                     },
-                }
+                },
+                timeout_ms: check.timeout_ms,
+                retries: check.retries,
+                interval_ms: check.interval_ms,
             })
             .collect();
-        let entry = ServiceManifest {
+        let (local, remote): (Vec<_>, Vec<_>) =
+            service.requires.iter().partition(|r| r.class == class.name);
+        let mut local: Vec<String> = local.into_iter().map(|r| r.service.clone()).collect();
+        local.sort();
+        let mut remote: Vec<ManifestServiceRef> = remote
+            .into_iter()
+            .map(|r| ManifestServiceRef {
+                class: r.class.clone(),
+                service: r.service.clone(),
+            })
+            .collect();
+        remote.sort();
+        let mut secrets: Vec<SecretRef> = service
+            .secrets
+            .iter()
+            .map(|name| SecretRef {
+                name: name.clone(),
+                owner: service.user.clone(),
+            })
+            .collect();
+        secrets.sort();
+        let entry = ManifestService {
             exec: render(&service.exec),
-            oneshot: service.kind == ServiceKind::Oneshot,
             env: service
                 .env
                 .iter()
@@ -123,36 +85,45 @@ pub fn manifest(
             user: service.user.clone(),
             state_dirs: service.state_dirs.clone(),
             health,
-            pre_upgrade: service.pre_upgrade.as_ref().map(&mut render),
-            post_upgrade: service.post_upgrade.as_ref().map(&mut render),
-            requires: service.requires.iter().map(|r| r.to_string()).collect(),
-            secrets: service
-                .secrets
-                .iter()
-                .map(|s| (s.clone(), secret_path(host_state, s)))
-                .collect(),
+            hooks: Hooks {
+                pre_upgrade: service
+                    .pre_upgrade
+                    .as_ref()
+                    .map(&mut render)
+                    .into_iter()
+                    .collect(),
+                post_upgrade: service
+                    .post_upgrade
+                    .as_ref()
+                    .map(&mut render)
+                    .into_iter()
+                    .collect(),
+            },
+            requires: Requires { local, remote },
+            secrets,
+            oneshot: service.kind == ServiceKind::Oneshot,
+            restart: RestartPolicy::default(),
         };
         services.insert(name.clone(), entry);
     }
-    let mut packages = BTreeMap::new();
-    let mut files = BTreeMap::new();
+    let mut packages = Vec::new();
+    let mut files = Vec::new();
     for root in class_roots(class) {
+        let path = match &root {
+            NodeKey::Package(id) => &outputs.packages[id],
+            NodeKey::File(id) => &outputs.files[id],
+        };
+        references.push(path.clone());
         match root {
-            super::graph::NodeKey::Package(id) => {
-                let path = &outputs.packages[&id];
-                references.push(path.clone());
-                packages.insert(site.packages[&id].name.clone(), path.to_string());
-            }
-            super::graph::NodeKey::File(id) => {
-                let path = &outputs.files[&id];
-                references.push(path.clone());
-                files.insert(site.files[&id].name.clone(), path.to_string());
-            }
+            NodeKey::Package(_) => packages.push(path.to_string()),
+            NodeKey::File(_) => files.push(path.to_string()),
         }
     }
+    packages.sort();
+    files.sort();
     references.sort();
     references.dedup();
-    let manifest = SystemManifest {
+    let manifest = Manifest {
         version: MANIFEST_VERSION,
         site: site.name.clone(),
         class: class.name.clone(),
@@ -183,17 +154,16 @@ pub fn build_system(
     let root = dir.path().join("system");
     std::fs::create_dir_all(root.join("packages")).map_err(io)?;
     std::fs::create_dir_all(root.join("files")).map_err(io)?;
-    // serde_json over BTreeMaps is deterministic; the manifest is data inside
+    // Sorted maps and lists make the JSON deterministic; it is data inside
     // the object (hashed as bytes), not a hashed encoding of its own.
-    let mut json =
-        serde_json::to_vec_pretty(&manifest).map_err(|e| io(std::io::Error::other(e)))?;
-    json.push(b'\n');
-    std::fs::write(root.join("manifest.json"), json).map_err(io)?;
-    for (name, path) in &manifest.packages {
-        symlink(path, root.join("packages").join(name)).map_err(io)?;
-    }
-    for (name, path) in &manifest.files {
-        symlink(path, root.join("files").join(name)).map_err(io)?;
+    std::fs::write(root.join(MANIFEST_FILE), manifest.to_json()).map_err(io)?;
+    // Links named after the store objects (`<hash>-<name>`), so two packages
+    // with the same name never collide.
+    for (dir, paths) in [("packages", &manifest.packages), ("files", &manifest.files)] {
+        for path in paths {
+            let base = path.rsplit('/').next().unwrap_or(path);
+            symlink(path, root.join(dir).join(base)).map_err(io)?;
+        }
     }
     let name = format!("system-{}", class.name);
     Ok(store.add_path(&root, &name, &references)?)

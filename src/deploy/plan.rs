@@ -12,6 +12,7 @@ use ferry_lang::model::Site;
 use ferry_store::{Store, StorePath};
 use serde::Serialize;
 
+use crate::activate::manifest::{diff, Manifest};
 use crate::closure::human_size;
 use crate::rollout::{self, PlannedHost, RolloutPlan, RolloutSchedule, ServiceEdge, ServiceRef};
 
@@ -104,22 +105,6 @@ pub fn rollout_plan(
     }
 }
 
-fn manifest_json(store: &Store, system: &StorePath) -> serde_json::Value {
-    let path = store.real_path(system).join("manifest.json");
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(serde_json::Value::Null)
-}
-
-fn keyed(value: &serde_json::Value, key: &str) -> BTreeMap<String, serde_json::Value> {
-    value
-        .get(key)
-        .and_then(|v| v.as_object())
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default()
-}
-
 /// Compares two systems in the local store: closure paths and manifests.
 pub fn host_change(store: &Store, current: Option<&StorePath>, target: &StorePath) -> HostChange {
     let closure_of = |p: Option<&StorePath>| -> BTreeSet<StorePath> {
@@ -139,33 +124,26 @@ pub fn host_change(store: &Store, current: Option<&StorePath>, target: &StorePat
         removed: old.difference(&new).map(sized).collect(),
         ..HostChange::default()
     };
-    let old_manifest = current
-        .map(|c| manifest_json(store, c))
-        .unwrap_or(serde_json::Value::Null);
-    let new_manifest = manifest_json(store, target);
-    let (old_services, new_services) = (
-        keyed(&old_manifest, "services"),
-        keyed(&new_manifest, "services"),
-    );
-    for (name, service) in &new_services {
-        match old_services.get(name) {
-            None => change.services_started.push(name.clone()),
-            Some(previous) if previous != service => change.services_restarted.push(name.clone()),
-            Some(_) => change.services_unchanged.push(name.clone()),
-        }
+    // The activation's own diff, so plan shows exactly what a host will do.
+    let load = |p: &StorePath| Manifest::load(&store.real_path(p)).ok();
+    let old_manifest = current.and_then(load);
+    if let Some(new_manifest) = load(target) {
+        let services = diff(old_manifest.as_ref(), &new_manifest);
+        change.services_started = services.added.into_iter().collect();
+        change.services_restarted = services.changed.into_iter().collect();
+        change.services_stopped = services.removed.into_iter().collect();
+        change.services_unchanged = services.unchanged.into_iter().collect();
+        let old_files: BTreeSet<&String> = old_manifest.iter().flat_map(|m| &m.files).collect();
+        let new_files: BTreeSet<&String> = new_manifest.files.iter().collect();
+        change.files_changed = old_files
+            .symmetric_difference(&new_files)
+            .map(|p| {
+                // `/store/<hash>-<name>` → `<name>`
+                let base = p.rsplit('/').next().unwrap_or(p);
+                base.split_once('-').map_or(base, |(_, name)| name).to_string()
+            })
+            .collect();
     }
-    change.services_stopped = old_services
-        .keys()
-        .filter(|n| !new_services.contains_key(*n))
-        .cloned()
-        .collect();
-    let (old_files, new_files) = (keyed(&old_manifest, "files"), keyed(&new_manifest, "files"));
-    let names: BTreeSet<&String> = old_files.keys().chain(new_files.keys()).collect();
-    change.files_changed = names
-        .into_iter()
-        .filter(|n| old_files.get(*n) != new_files.get(*n))
-        .cloned()
-        .collect();
     change
 }
 
