@@ -140,7 +140,9 @@ pub fn host_change(store: &Store, current: Option<&StorePath>, target: &StorePat
             .map(|p| {
                 // `/store/<hash>-<name>` → `<name>`
                 let base = p.rsplit('/').next().unwrap_or(p);
-                base.split_once('-').map_or(base, |(_, name)| name).to_string()
+                base.split_once('-')
+                    .map_or(base, |(_, name)| name)
+                    .to_string()
             })
             .collect();
     }
