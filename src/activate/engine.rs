@@ -175,6 +175,9 @@ struct Journal {
     from_generation: Option<u64>,
     target_generation: u64,
     started_ms: u64,
+    /// The process running the activation.
+    #[serde(default)]
+    pid: u32,
 }
 
 /// The magic-rollback record: `generation` must be confirmed before
@@ -417,6 +420,7 @@ impl Activator {
                 from_generation: pending.previous_generation,
                 target_generation: pending.generation,
                 started_ms,
+                pid: std::process::id(),
             })?;
             self.converge(
                 pending.previous_generation,
@@ -435,7 +439,15 @@ impl Activator {
     /// Generation, system, services and the last activation; converges an
     /// interrupted activation first when no activation is running.
     pub fn status(&mut self) -> Result<HostStatus, ActivationError> {
-        let recovered = match HostLock::try_acquire(&self.state_dir)? {
+        let lock = match HostLock::try_acquire(&self.state_dir)? {
+            Some(lock) => Some(lock),
+            // The lock is busy but the activation that wrote the journal is
+            // dead: the holder is a process it forked that has not reached
+            // its exec yet (and so still shares the lock). Wait for it.
+            None if self.journal_owner_is_dead() => Some(HostLock::acquire(&self.state_dir)?),
+            None => None,
+        };
+        let recovered = match lock {
             Some(_lock) => self.recover_locked()?,
             None => None,
         };
@@ -459,6 +471,19 @@ impl Activator {
             last_activation: read_json(&self.path(LAST_REPORT_FILE)),
             recovered,
         })
+    }
+
+    fn journal_owner_is_dead(&self) -> bool {
+        let Some(journal) = read_json::<Journal>(&self.path(JOURNAL_FILE)) else {
+            return false;
+        };
+        if journal.pid == 0 {
+            return false;
+        }
+        matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(journal.pid as i32), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
     }
 
     fn manifest_of(&self, generation: u64) -> Result<Manifest, ActivationError> {
@@ -614,6 +639,7 @@ impl Activator {
             from_generation: from,
             target_generation: target,
             started_ms,
+            pid: std::process::id(),
         })?;
         let old_system = match from {
             Some(n) => Some(self.profiles()?.system_of(n)?),
