@@ -760,3 +760,34 @@ fn failing_oneshot_task_rolls_back_with_its_exit_status() {
         "the added task is gone again"
     );
 }
+
+#[test]
+fn an_unreachable_service_backend_leaves_the_host_untouched() {
+    let host = Host::new();
+    let system = host.system("x", &manifest(vec![("app", sleeper("v1"))]), &[]);
+    let launcher = ferry::activate::supervisor::SupervisorLauncher {
+        program: PathBuf::from("/bin/false"),
+        args: vec![],
+    };
+    let backend = ferry::activate::backend::SupervisorBackend::new(&host.state, launcher);
+    let mut activator = ferry::activate::Activator::new(
+        &host.state,
+        &host.store,
+        Box::new(backend),
+        Host::fast_options(),
+    );
+    let err = activator.activate(&system).unwrap_err().to_string();
+    assert!(
+        err.starts_with(
+            "the supervisor did not start: /bin/false exited with exit status: 1; see "
+        ),
+        "{err}"
+    );
+    let profiles = ferry::activate::Profiles::open(&host.state).unwrap();
+    assert_eq!(
+        profiles.numbers().unwrap(),
+        Vec::<u64>::new(),
+        "nothing registered"
+    );
+    assert!(!host.state.join("activation.journal").exists());
+}

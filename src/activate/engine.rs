@@ -494,7 +494,7 @@ impl Activator {
     /// Step 1's host requirements: the system is in this host's store, its
     /// manifest is valid, its secrets are here, its users exist (created
     /// when missing).
-    fn check_requirements(&self, system: &Path) -> Result<Manifest, ActivationError> {
+    fn check_requirements(&mut self, system: &Path) -> Result<Manifest, ActivationError> {
         let resolved =
             fs::canonicalize(system).map_err(|source| ActivationError::SystemMissing {
                 system: system.to_path_buf(),
@@ -512,6 +512,9 @@ impl Activator {
         if !missing.is_empty() {
             return Err(ActivationError::MissingSecrets { names: missing });
         }
+        // The service backend must answer before anything changes (this
+        // also starts ferry's supervisor when it is not running yet).
+        self.backend.status(&[])?;
         for service in manifest.services.values() {
             let users = service
                 .user

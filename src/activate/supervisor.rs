@@ -1048,7 +1048,7 @@ pub fn start_daemon(state_dir: &Path, launcher: &SupervisorLauncher) -> Result<(
         // Ours may have lost a start race against another caller's daemon;
         // give that one a moment to answer before calling it a failure.
         if let Some((status, at)) = exited {
-            if at.elapsed() > Duration::from_secs(2) {
+            if at.elapsed() > Duration::from_secs(1) {
                 return Err(BackendError::NotStarted {
                     message: format!(
                         "{} exited with {status}; see {}",
