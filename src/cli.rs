@@ -39,6 +39,13 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build every class's system (packages, files, manifest) into the local store.
+    Build(commands::build::BuildCommandArgs),
+    /// Everything the site runs: store paths of every class and the service
+    /// edges across hosts; or why a path is there, or how big it all is.
+    Closure(commands::closure::ClosureArgs),
+    /// What a deploy would change, host by host, and the batches it would run in.
+    Plan(commands::plan::PlanArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// Example: `ferry completions bash > /etc/bash_completion.d/ferry`
@@ -55,6 +62,15 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
+    /// Work with the local store: add, inspect, verify, export and import objects.
+    Store(commands::store::StoreArgs),
+    /// Delete every store object that no root (profile, site generation, GC root,
+    /// running operation) reaches.
+    Gc(commands::gc::GcArgs),
+    /// Parse and evaluate a site; report every error.
+    Check(commands::check::CheckArgs),
+    /// Print the evaluated site (`--json` for tools).
+    Eval(commands::eval::EvalArgs),
     /// Run this host's service supervisor daemon (started by activation).
     #[command(name = "remote-supervise", hide = true)]
     Supervise {

@@ -46,6 +46,11 @@ pub fn line(text: impl std::fmt::Display) {
     let _ = writeln!(out, "{text}");
 }
 
+/// Stdout for binary results (an archive); callers refuse to write one to a terminal.
+pub fn raw() -> impl Write {
+    std::io::stdout().lock()
+}
+
 /// Prints a value as pretty JSON on stdout.
 pub fn json(value: &impl serde::Serialize) {
     match serde_json::to_string_pretty(value) {
@@ -53,6 +58,12 @@ pub fn json(value: &impl serde::Serialize) {
         // Our own output types always serialize; this is an invariant.
         Err(e) => unreachable!("output value does not serialize: {e}"),
     }
+}
+
+/// Prints one diagnostic on stderr, as miette draws it, while a command goes on
+/// (e.g. every error of a site before the command fails with a summary).
+pub fn diagnostic(report: miette::Report) {
+    eprintln!("{report:?}");
 }
 
 /// Renders the outcome of a command and returns the exit code.
@@ -64,4 +75,10 @@ pub fn finish(result: Result<Exit, CommandError>) -> i32 {
             error.exit as i32
         }
     }
+}
+
+/// Prints already formatted text (ending in a newline) on stdout.
+pub fn text(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
 }

@@ -90,11 +90,25 @@ fn man_out_dir_writes_the_pages_ferry_1_refers_to() {
     let out = dir.path().join("man1");
     let listed = stdout_of(&["man", "--out-dir", out.to_str().unwrap()]);
     let listed: Vec<&str> = listed.lines().collect();
-    let expected: Vec<String> = ["ferry-completions.1", "ferry-man.1", "ferry.1"]
+    let mut expected = vec!["ferry.1".to_string()];
+    collect_pages(
+        &<ferry::cli::Cli as clap::CommandFactory>::command(),
+        "ferry",
+        &mut expected,
+    );
+    let mut expected: Vec<String> = expected
         .iter()
         .map(|name| out.join(name).display().to_string())
         .collect();
+    expected.sort();
     assert_eq!(listed, expected);
+    for page in &listed {
+        let text = std::fs::read_to_string(page).unwrap();
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH "),
+            "{page} is not a man page"
+        );
+    }
     let completions = std::fs::read_to_string(out.join("ferry-completions.1")).unwrap();
     assert!(
         completions.contains(".TH ferry-completions 1"),
@@ -110,4 +124,13 @@ fn unknown_shell_is_bad_usage() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("invalid value 'tcsh'"), "{stderr}");
     assert!(stderr.contains("possible values: bash"), "{stderr}");
+}
+
+/// One page per visible subcommand, named like `ferry-store-add.1`.
+fn collect_pages(command: &clap::Command, prefix: &str, pages: &mut Vec<String>) {
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("{prefix}-{}", sub.get_name());
+        pages.push(format!("{name}.1"));
+        collect_pages(sub, &name, pages);
+    }
 }
