@@ -528,7 +528,7 @@ fn crash_system(host: &Host, version: &str) -> PathBuf {
     a.hooks.post_upgrade = vec!["sleep 0.05".into()];
     let mut b = sleeper(version);
     b.requires.local.push("a".into());
-    b.health.push(command_check("sleep 0.02", 0));
+    b.health.push(command_check("sleep 0.02", 3));
     let c = sleeper("always-the-same");
     host.system(
         &format!("crash-{version}"),
