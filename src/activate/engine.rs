@@ -33,6 +33,10 @@ const JOURNAL_FILE: &str = "activation.journal";
 const PENDING_FILE: &str = "pending-confirmation";
 const LAST_REPORT_FILE: &str = "last-activation.json";
 
+/// How long past the settle time a crashing service is watched for its
+/// crash loop to be declared (for an exact rollback reason).
+const CRASH_VERDICT_WAIT: Duration = Duration::from_secs(10);
+
 /// Knobs of an activation.
 #[derive(Debug, Clone)]
 pub struct ActivationOptions {
@@ -853,9 +857,14 @@ impl Activator {
             return Ok(());
         }
         let deadline = Instant::now() + self.options.settle;
+        // A service that crashed during the settle time has failed either
+        // way; waiting a little longer for its crash loop to be declared
+        // only makes the reason exact.
+        let crash_deadline = deadline + CRASH_VERDICT_WAIT;
         loop {
             let statuses = self.backend.status(names).map_err(|e| e.to_string())?;
-            let last_round = Instant::now() >= deadline;
+            let now = Instant::now();
+            let mut crashing = None;
             for s in &statuses {
                 let exit = s.last_exit.as_deref().unwrap_or("no exit status");
                 match s.state {
@@ -871,19 +880,24 @@ impl Activator {
                     | ServiceState::Unknown => {
                         return Err(format!("service {} is {} ({exit})", s.name, s.state))
                     }
-                    ServiceState::Backoff if last_round => {
-                        return Err(format!(
-                            "service {} keeps crashing ({} restarts, last: {exit})",
-                            s.name, s.restarts
-                        ))
-                    }
-                    _ => {}
+                    ServiceState::Backoff => crashing = Some(s),
+                    ServiceState::Running if s.restarts > 0 => crashing = Some(s),
+                    ServiceState::Running => {}
                 }
             }
-            if last_round {
-                return Ok(());
+            match crashing {
+                None if now >= deadline => return Ok(()),
+                Some(s) if now >= crash_deadline => {
+                    return Err(format!(
+                        "service {} keeps crashing ({} restarts, last: {})",
+                        s.name,
+                        s.restarts,
+                        s.last_exit.as_deref().unwrap_or("no exit status")
+                    ))
+                }
+                _ => {}
             }
-            std::thread::sleep(Duration::from_millis(20).min(self.options.settle));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
