@@ -187,6 +187,8 @@ struct Daemon {
     services: Mutex<BTreeMap<String, Entry>>,
     /// Signalled whenever a service's process exits or starts.
     changed: Condvar,
+    /// Set by a `shutdown` request; the accept loop ends when it sees it.
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 /// A log file with size-based rotation, shared by a service's output reader
@@ -725,9 +727,11 @@ impl Daemon {
             text.push('\n');
             let _ = writer.write_all(text.as_bytes());
             if exit {
-                let _ = fs::remove_file(&self.paths.socket);
-                let _ = fs::remove_file(&self.paths.pidfile);
-                std::process::exit(0);
+                self.shutting_down
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                // Wake the accept loop so it sees the flag.
+                let _ = UnixStream::connect(&self.paths.socket);
+                return;
             }
         }
     }
@@ -824,7 +828,8 @@ fn copy_output(mut reader: File, log: Arc<Mutex<LogFile>>) {
     }
 }
 
-/// Runs the supervisor daemon in this process until a `shutdown` request.
+/// Runs the supervisor daemon in this process until a `shutdown` request
+/// (which stops every service first), then returns.
 /// Takes the pidfile lock first: a second supervisor for the same state dir
 /// returns [`SupervisorError::AlreadyRunning`].
 pub fn run_daemon(state_dir: &Path, log_config: LogConfig) -> Result<(), SupervisorError> {
@@ -862,14 +867,24 @@ pub fn run_daemon(state_dir: &Path, log_config: LogConfig) -> Result<(), Supervi
         log_config,
         services: Mutex::new(BTreeMap::new()),
         changed: Condvar::new(),
+        shutting_down: std::sync::atomic::AtomicBool::new(false),
     });
     daemon.adopt();
     for stream in listener.incoming() {
+        if daemon
+            .shutting_down
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            break;
+        }
         let Ok(stream) = stream else { continue };
         let daemon = Arc::clone(&daemon);
         std::thread::spawn(move || daemon.serve(stream));
     }
-    // `incoming` never ends; keep the pidfile lock alive until here.
+    // Remove the socket before the pidfile lock goes, so a successor never
+    // sees our socket after taking the lock.
+    let _ = fs::remove_file(&daemon.paths.socket);
+    let _ = fs::remove_file(&daemon.paths.pidfile);
     drop(pidfile);
     Ok(())
 }
