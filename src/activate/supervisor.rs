@@ -189,6 +189,8 @@ struct Daemon {
     changed: Condvar,
     /// Set by a `shutdown` request; the accept loop ends when it sees it.
     shutting_down: std::sync::atomic::AtomicBool,
+    /// The listening socket, for waking the accept loop at shutdown.
+    listener_fd: std::sync::atomic::AtomicI32,
 }
 
 /// A log file with size-based rotation, shared by a service's output reader
@@ -729,8 +731,17 @@ impl Daemon {
             if exit {
                 self.shutting_down
                     .store(true, std::sync::atomic::Ordering::SeqCst);
-                // Wake the accept loop so it sees the flag.
-                let _ = UnixStream::connect(&self.paths.socket);
+                // Wake the accept loop so it sees the flag: shutdown(2) on a
+                // listening socket makes a blocked accept return on Linux.
+                // (Connecting to the socket's path would not do: the client
+                // may already have removed the state dir.)
+                let fd = self.listener_fd.load(std::sync::atomic::Ordering::SeqCst);
+                // SAFETY: shutdown(2) only acts on the fd, which is the
+                // listener's; run_daemon keeps it open until after the
+                // accept loop has ended.
+                unsafe {
+                    libc::shutdown(fd, libc::SHUT_RDWR);
+                }
                 return;
             }
         }
@@ -868,6 +879,7 @@ pub fn run_daemon(state_dir: &Path, log_config: LogConfig) -> Result<(), Supervi
         services: Mutex::new(BTreeMap::new()),
         changed: Condvar::new(),
         shutting_down: std::sync::atomic::AtomicBool::new(false),
+        listener_fd: std::sync::atomic::AtomicI32::new(std::os::fd::AsRawFd::as_raw_fd(&listener)),
     });
     daemon.adopt();
     for stream in listener.incoming() {
