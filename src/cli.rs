@@ -20,10 +20,20 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 pub struct GlobalArgs {
     /// The store directory (part of every store path's hash).
-    #[arg(long, global = true, env = "FERRY_STORE_DIR", default_value = "/ferry/store")]
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_STORE_DIR",
+        default_value = "/ferry/store"
+    )]
     pub store_dir: PathBuf,
     /// The state directory: store metadata, profiles, GC roots, logs.
-    #[arg(long, global = true, env = "FERRY_STATE_DIR", default_value = "/ferry/var")]
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_STATE_DIR",
+        default_value = "/ferry/var"
+    )]
     pub state_dir: PathBuf,
 }
 

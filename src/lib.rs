@@ -2,4 +2,6 @@
 pub mod cli;
 pub mod commands;
 pub mod inventory;
+pub mod lab;
 pub mod output;
+pub mod transport;

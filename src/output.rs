@@ -24,12 +24,18 @@ pub struct CommandError {
 impl CommandError {
     /// Bad input from the user: exit code 2.
     pub fn input(report: impl Into<miette::Report>) -> Self {
-        CommandError { exit: Exit::BadInput, report: report.into() }
+        CommandError {
+            exit: Exit::BadInput,
+            report: report.into(),
+        }
     }
 
     /// A failure while doing the work: exit code 1.
     pub fn failure(report: impl Into<miette::Report>) -> Self {
-        CommandError { exit: Exit::Failure, report: report.into() }
+        CommandError {
+            exit: Exit::Failure,
+            report: report.into(),
+        }
     }
 }
 
