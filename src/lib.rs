@@ -1,4 +1,5 @@
 //! ferry: evaluate a site, build its closures, copy them to hosts and activate them.
+pub mod build;
 pub mod cli;
 pub mod commands;
 pub mod inventory;

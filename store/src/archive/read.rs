@@ -1,0 +1,547 @@
+//! Reading the archive stream: parse, stage with `*at` calls only, re-hash, re-derive every
+//! path from content and declared references, and register only what verifies.
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read, Write};
+
+use super::{limits, ArchiveError, MAGIC, TAG_END, TAG_OBJECT, VERSION};
+use crate::db::PathInfo;
+use crate::error::{Result, StoreError};
+use crate::fsops::{self, DirHandle};
+use crate::hash::canonical::{self, Digest, DirectoryHasher, TAG_DIRECTORY, TAG_FILE, TAG_SYMLINK};
+use crate::path::StorePath;
+use crate::realisation::RecipeId;
+use crate::register::{StagedObject, Staging};
+use crate::store::Store;
+
+/// How verified objects become valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportMode {
+    /// Nothing is registered unless the whole stream verifies (`ferry store import`).
+    Atomic,
+    /// Objects are registered in small batches as soon as they and their references verify, so
+    /// a stream cut at any point keeps what fully arrived (the SSH copy protocol). On an error,
+    /// the objects verified before it are registered, then the error is returned.
+    Incremental,
+}
+
+/// What an import did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImportReport {
+    /// Every object of the stream, in stream order.
+    pub paths: Vec<StorePath>,
+    /// Those that became valid by this import.
+    pub registered: Vec<StorePath>,
+    /// Those that were valid already (still read and verified, but not written).
+    pub already_valid: Vec<StorePath>,
+    /// Bytes read from the stream.
+    pub bytes: u64,
+}
+
+/// Incremental mode registers once this many objects or bytes are pending.
+const FLUSH_OBJECTS: usize = 256;
+const FLUSH_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Size of the buffer file contents are copied through.
+const CHUNK: usize = 1024 * 1024;
+
+impl Store {
+    /// Imports an archive from any reader (buffered internally). It may read past the end of
+    /// the archive; use `import_buffered` when the stream continues after it.
+    pub fn import(&self, input: impl Read, mode: ImportMode) -> Result<ImportReport> {
+        self.import_buffered(BufReader::with_capacity(256 * 1024, input), mode)
+    }
+
+    /// Imports an archive from a buffered reader without consuming anything after its end.
+    pub fn import_buffered(&self, input: impl BufRead, mode: ImportMode) -> Result<ImportReport> {
+        let _shared = self.shared_lock()?;
+        let mut importer = Importer {
+            store: self,
+            input: Input {
+                inner: input,
+                offset: 0,
+            },
+            mode,
+            staging: Staging::create(self)?,
+            seen: HashSet::new(),
+            pending: Vec::new(),
+            pending_bytes: 0,
+            report: ImportReport::default(),
+            buffer: vec![0; CHUNK],
+            node_bytes: 0,
+            declared_size: 0,
+            current: None,
+        };
+        match importer.run() {
+            Ok(()) => {
+                importer.flush()?;
+                importer.report.bytes = importer.input.offset;
+                Ok(importer.report)
+            }
+            Err(error) => {
+                if mode == ImportMode::Incremental {
+                    // Keep what fully arrived and verified; the original error matters more
+                    // than a failure to register.
+                    let _ = importer.flush();
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+struct Input<R: BufRead> {
+    inner: R,
+    offset: u64,
+}
+
+impl<R: BufRead> Input<R> {
+    fn exact(&mut self, buffer: &mut [u8]) -> Result<(), ArchiveError> {
+        match self.inner.read_exact(buffer) {
+            Ok(()) => {
+                self.offset += buffer.len() as u64;
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(ArchiveError::Truncated {
+                    offset: self.offset,
+                })
+            }
+            Err(source) => Err(ArchiveError::Read {
+                offset: self.offset,
+                source,
+            }),
+        }
+    }
+
+    fn u8(&mut self) -> Result<u8, ArchiveError> {
+        let mut byte = [0u8];
+        self.exact(&mut byte)?;
+        Ok(byte[0])
+    }
+
+    fn u64(&mut self) -> Result<u64, ArchiveError> {
+        let mut bytes = [0u8; 8];
+        self.exact(&mut bytes)?;
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    fn digest(&mut self) -> Result<[u8; 32], ArchiveError> {
+        let mut bytes = [0u8; 32];
+        self.exact(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// A length (checked against `limit` before anything is allocated) and that many bytes.
+    fn bytes(&mut self, what: &'static str, limit: u64) -> Result<Vec<u8>, ArchiveError> {
+        let offset = self.offset;
+        let len = self.u64()?;
+        if len > limit {
+            return Err(ArchiveError::LimitExceeded {
+                what,
+                value: len,
+                limit,
+                offset,
+            });
+        }
+        let mut bytes = vec![0u8; len as usize];
+        self.exact(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    fn text(&mut self, what: &'static str, limit: u64) -> Result<String, ArchiveError> {
+        let offset = self.offset;
+        let bytes = self.bytes(what, limit)?;
+        String::from_utf8(bytes).map_err(|_| ArchiveError::BadField {
+            field: what,
+            offset,
+            reason: "not UTF-8".to_string(),
+        })
+    }
+}
+
+struct Importer<'s, R: BufRead> {
+    store: &'s Store,
+    input: Input<R>,
+    mode: ImportMode,
+    staging: Staging,
+    /// Objects of this stream that verified so far.
+    seen: HashSet<StorePath>,
+    pending: Vec<StagedObject>,
+    pending_bytes: u64,
+    report: ImportReport,
+    buffer: Vec<u8>,
+    /// Node bytes read of the current object, and what its header declared.
+    node_bytes: u64,
+    declared_size: u64,
+    current: Option<String>,
+}
+
+impl<R: BufRead> Importer<'_, R> {
+    fn run(&mut self) -> Result<()> {
+        let mut magic = [0u8; 8];
+        self.input.exact(&mut magic).map_err(|e| match e {
+            ArchiveError::Truncated { .. } => ArchiveError::BadMagic,
+            other => other,
+        })?;
+        if &magic != MAGIC {
+            return Err(ArchiveError::BadMagic.into());
+        }
+        let mut version = [0u8; 4];
+        self.input.exact(&mut version)?;
+        let version = u32::from_le_bytes(version);
+        if version != VERSION {
+            return Err(ArchiveError::UnsupportedVersion(version).into());
+        }
+        loop {
+            let offset = self.input.offset;
+            match self.input.u8()? {
+                TAG_OBJECT => self.object()?,
+                TAG_END => {
+                    let declared = self.input.u64()?;
+                    let actual = self.report.paths.len() as u64;
+                    if declared != actual {
+                        return Err(ArchiveError::CountMismatch { declared, actual }.into());
+                    }
+                    return Ok(());
+                }
+                tag => return Err(ArchiveError::BadTag { tag, offset }.into()),
+            }
+        }
+    }
+
+    fn store_path(&mut self, field: &'static str) -> Result<StorePath> {
+        let offset = self.input.offset;
+        let text = self.input.text(field, limits::PATH_LEN)?;
+        let path = StorePath::parse(&text).map_err(|e| ArchiveError::BadField {
+            field,
+            offset,
+            reason: e.to_string(),
+        })?;
+        if path.store_dir() != self.store.store_dir.as_str() {
+            return Err(ArchiveError::WrongStoreDir {
+                path: text,
+                store_dir: self.store.store_dir.to_string(),
+            }
+            .into());
+        }
+        Ok(path)
+    }
+
+    fn object(&mut self) -> Result<()> {
+        let path = self.store_path("store path")?;
+        if self.seen.contains(&path) {
+            return Err(ArchiveError::DuplicateObject {
+                path: path.to_string(),
+            }
+            .into());
+        }
+        let offset = self.input.offset;
+        let count = self.input.u64()?;
+        if count > limits::REFERENCES {
+            return Err(ArchiveError::LimitExceeded {
+                what: "reference count",
+                value: count,
+                limit: limits::REFERENCES,
+                offset,
+            }
+            .into());
+        }
+        let mut references: Vec<StorePath> = Vec::new();
+        for _ in 0..count {
+            let offset = self.input.offset;
+            let reference = self.store_path("reference")?;
+            if references.last().is_some_and(|last| *last >= reference) {
+                return Err(ArchiveError::BadField {
+                    field: "references",
+                    offset,
+                    reason: "not strictly sorted".to_string(),
+                }
+                .into());
+            }
+            if reference == path {
+                return Err(ArchiveError::SelfReference {
+                    path: path.to_string(),
+                }
+                .into());
+            }
+            if !self.seen.contains(&reference) && !self.store.db.exists(&reference) {
+                return Err(ArchiveError::UnknownReference {
+                    path: path.to_string(),
+                    reference: reference.to_string(),
+                }
+                .into());
+            }
+            references.push(reference);
+        }
+        let offset = self.input.offset;
+        let deriver = match self.input.u8()? {
+            0 => None,
+            1 => Some(RecipeId(self.input.digest()?)),
+            other => {
+                return Err(ArchiveError::BadField {
+                    field: "deriver flag",
+                    offset,
+                    reason: format!("{other} is neither 0 nor 1"),
+                }
+                .into())
+            }
+        };
+        let offset = self.input.offset;
+        let count = self.input.u64()?;
+        if count > limits::SIGNATURES {
+            return Err(ArchiveError::LimitExceeded {
+                what: "signature count",
+                value: count,
+                limit: limits::SIGNATURES,
+                offset,
+            }
+            .into());
+        }
+        let mut signatures = Vec::new();
+        for _ in 0..count {
+            signatures.push(self.input.text("signature", limits::SIGNATURE_LEN)?);
+        }
+        let tree_digest = Digest(self.input.digest()?);
+        let offset = self.input.offset;
+        let nar_size = self.input.u64()?;
+        if nar_size > limits::OBJECT_SIZE {
+            return Err(ArchiveError::LimitExceeded {
+                what: "object size",
+                value: nar_size,
+                limit: limits::OBJECT_SIZE,
+                offset,
+            }
+            .into());
+        }
+
+        let already_valid = self.store.db.exists(&path);
+        let entry = format!("o{}", self.report.paths.len());
+        self.node_bytes = 0;
+        self.declared_size = nar_size;
+        self.current = Some(path.to_string());
+        let staging_handle = DirHandle::open(self.staging.path())?;
+        let sink = if already_valid {
+            None
+        } else {
+            Some(&staging_handle)
+        };
+        let result = self.node(sink, entry.as_bytes(), 0).and_then(|actual| {
+            if self.node_bytes != nar_size {
+                return Err(ArchiveError::SizeMismatch {
+                    path: path.to_string(),
+                    declared: nar_size,
+                    actual: self.node_bytes,
+                }
+                .into());
+            }
+            if actual != tree_digest {
+                return Err(ArchiveError::DigestMismatch {
+                    path: path.to_string(),
+                    declared: tree_digest.to_hex(),
+                    actual: actual.to_hex(),
+                }
+                .into());
+            }
+            let derived =
+                canonical::object_path(&self.store.store_dir, path.name(), &actual, &references);
+            if derived != path {
+                return Err(ArchiveError::PathMismatch {
+                    path: path.to_string(),
+                    derived: derived.to_string(),
+                }
+                .into());
+            }
+            Ok(())
+        });
+        if let Err(error) = result {
+            // Nothing of a refused object is kept.
+            let _ = fsops::remove_tree(&self.staging.path().join(&entry));
+            return Err(error);
+        }
+
+        self.seen.insert(path.clone());
+        self.report.paths.push(path.clone());
+        if already_valid {
+            self.report.already_valid.push(path);
+        } else {
+            let info = PathInfo {
+                path,
+                references,
+                tree_digest,
+                nar_size,
+                registration_time: 0,
+                deriver,
+                signatures,
+            };
+            self.pending.push(StagedObject { entry, info });
+            self.pending_bytes += nar_size;
+            if self.mode == ImportMode::Incremental
+                && (self.pending.len() >= FLUSH_OBJECTS || self.pending_bytes >= FLUSH_BYTES)
+            {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes pending objects durable and registers them.
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.staging.handle().syncfs()?;
+        let batch = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        let registered = self.store.register(&self.staging, batch)?;
+        self.report.registered.extend(registered);
+        Ok(())
+    }
+
+    /// Counts node bytes against the declared object size, refusing to read past it.
+    fn charge(&mut self, bytes: u64) -> Result<()> {
+        self.node_bytes = self.node_bytes.saturating_add(bytes);
+        if self.node_bytes > self.declared_size {
+            return Err(ArchiveError::SizeMismatch {
+                path: self.current.clone().unwrap_or_default(),
+                declared: self.declared_size,
+                actual: self.node_bytes,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Reads one node; creates it as `name` in `parent` unless `parent` is `None` (verify only).
+    fn node(&mut self, parent: Option<&DirHandle>, name: &[u8], depth: usize) -> Result<Digest> {
+        let offset = self.input.offset;
+        match self.input.u8()? {
+            TAG_FILE => {
+                let flag_offset = self.input.offset;
+                let executable = match self.input.u8()? {
+                    0 => false,
+                    1 => true,
+                    other => {
+                        return Err(ArchiveError::BadField {
+                            field: "executable flag",
+                            offset: flag_offset,
+                            reason: format!("{other} is neither 0 nor 1"),
+                        }
+                        .into())
+                    }
+                };
+                let size = self.input.u64()?;
+                self.charge(canonical::file_node_size(size))?;
+                let mut file = parent.map(|dir| dir.create_file(name)).transpose()?;
+                let mut hasher = canonical::file_hasher(executable, size);
+                let mut remaining = size;
+                while remaining > 0 {
+                    let want = remaining.min(self.buffer.len() as u64) as usize;
+                    let mut buffer = std::mem::take(&mut self.buffer);
+                    let read = self.input.exact(&mut buffer[..want]);
+                    if read.is_ok() {
+                        canonical::feed(&mut hasher, &buffer[..want]);
+                        if let Some(file) = file.as_mut() {
+                            file.write_all(&buffer[..want])
+                                .map_err(StoreError::io("write", self.staging.path()))?;
+                        }
+                    }
+                    self.buffer = buffer;
+                    read?;
+                    remaining -= want as u64;
+                }
+                if let Some(file) = &file {
+                    fsops::normalize_fd(file, fsops::file_mode(executable), self.staging.path())?;
+                }
+                Ok(Digest(*hasher.finalize().as_bytes()))
+            }
+            TAG_SYMLINK => {
+                let target_offset = self.input.offset;
+                let target = self
+                    .input
+                    .bytes("symlink target length", limits::SYMLINK_TARGET_LEN)?;
+                if target.is_empty() || target.contains(&0) {
+                    return Err(ArchiveError::BadField {
+                        field: "symlink target",
+                        offset: target_offset,
+                        reason: "empty or contains NUL".to_string(),
+                    }
+                    .into());
+                }
+                self.charge(canonical::symlink_node_size(target.len() as u64))?;
+                if let Some(dir) = parent {
+                    dir.create_symlink(name, &target)?;
+                }
+                Ok(canonical::symlink_digest(&target))
+            }
+            TAG_DIRECTORY => {
+                if depth >= limits::DEPTH {
+                    return Err(ArchiveError::LimitExceeded {
+                        what: "directory depth",
+                        value: depth as u64,
+                        limit: limits::DEPTH as u64,
+                        offset,
+                    }
+                    .into());
+                }
+                let count_offset = self.input.offset;
+                let count = self.input.u64()?;
+                if count > limits::DIRECTORY_ENTRIES {
+                    return Err(ArchiveError::LimitExceeded {
+                        what: "directory entry count",
+                        value: count,
+                        limit: limits::DIRECTORY_ENTRIES,
+                        offset: count_offset,
+                    }
+                    .into());
+                }
+                self.charge(canonical::directory_node_size())?;
+                let dir = parent.map(|p| p.create_dir(name)).transpose()?;
+                let mut hasher = DirectoryHasher::new(count);
+                let mut previous: Option<Vec<u8>> = None;
+                for _ in 0..count {
+                    let name_offset = self.input.offset;
+                    let entry = self
+                        .input
+                        .bytes("entry name length", limits::ENTRY_NAME_LEN)?;
+                    check_entry_name(&entry, name_offset)?;
+                    if previous.as_ref().is_some_and(|p| *p >= entry) {
+                        return Err(ArchiveError::UnsortedEntry {
+                            name: String::from_utf8_lossy(&entry).into_owned(),
+                            offset: name_offset,
+                        }
+                        .into());
+                    }
+                    self.charge(canonical::entry_header_size(entry.len() as u64))?;
+                    let child = self.node(dir.as_ref(), &entry, depth + 1)?;
+                    hasher.entry(&entry, &child);
+                    previous = Some(entry);
+                }
+                if let Some(dir) = &dir {
+                    dir.seal()?;
+                }
+                Ok(hasher.finish())
+            }
+            tag => Err(ArchiveError::BadNodeTag { tag, offset }.into()),
+        }
+    }
+}
+
+/// Entry names are single path components: never empty, `.`, `..`, and without `/` or NUL.
+fn check_entry_name(name: &[u8], offset: u64) -> Result<(), ArchiveError> {
+    let reason = if name.is_empty() {
+        "it is empty"
+    } else if name == b"." || name == b".." {
+        "it is `.` or `..`"
+    } else if name.contains(&b'/') {
+        "it contains `/`"
+    } else if name.contains(&0) {
+        "it contains a NUL byte"
+    } else {
+        return Ok(());
+    };
+    Err(ArchiveError::BadEntryName {
+        name: String::from_utf8_lossy(name).into_owned(),
+        offset,
+        reason,
+    })
+}

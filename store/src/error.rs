@@ -1,0 +1,115 @@
+//! The store's typed errors: what went wrong, on which path, and a hint for the user.
+use std::path::PathBuf;
+
+use crate::archive::ArchiveError;
+
+/// Everything a store operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An operating-system call failed on a concrete file.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store directory given is not usable as part of every hash.
+    #[error("bad store directory {}: {reason}", path.display())]
+    BadStoreDir { path: PathBuf, reason: &'static str },
+    /// A store path string that does not parse.
+    #[error("`{text}` is not a store path: {reason}")]
+    BadStorePath { text: String, reason: String },
+    /// A store object name that breaks the naming rules.
+    #[error("`{name}` is not a valid store object name: {reason}")]
+    BadName { name: String, reason: &'static str },
+    /// A path that belongs to another store directory.
+    #[error("{path} is not in this store (the store directory is {store_dir})")]
+    WrongStoreDir { path: String, store_dir: String },
+    /// A path that is not valid (not registered) in this store.
+    #[error("{path} is not a valid path in this store")]
+    NotValid { path: String },
+    /// A declared candidate reference that is not valid itself.
+    #[error("reference {reference} of `{name}` is not a valid path in this store")]
+    InvalidReference { name: String, reference: String },
+    /// The object would contain its own (temporary) path.
+    #[error("`{name}` refers to its own path {self_path} (in {})", file.display())]
+    SelfReference {
+        name: String,
+        self_path: String,
+        file: PathBuf,
+    },
+    /// A file type the store cannot hold (device, FIFO, socket).
+    #[error("{} is a {kind}, which a store object cannot contain", path.display())]
+    UnsupportedFileType { path: PathBuf, kind: &'static str },
+    /// A source file changed while it was being added.
+    #[error("{} changed while it was being added", path.display())]
+    SourceChanged { path: PathBuf },
+    /// A store object on disk that no longer matches its metadata.
+    #[error("store object {path} is corrupt: {reason}")]
+    CorruptObject { path: String, reason: String },
+    /// A metadata record that cannot be read back.
+    #[error("metadata record {} is corrupt: {reason}", path.display())]
+    CorruptMetadata { path: PathBuf, reason: String },
+    /// The archive stream was refused.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// A recipe id that is not 64 hex digits.
+    #[error("`{text}` is not a recipe id (64 hex digits)")]
+    BadRecipeId { text: String },
+    /// A GC root name that is not a plain file name.
+    #[error("`{name}` is not a valid GC root name (a plain file name is needed)")]
+    BadRootName { name: String },
+}
+
+impl StoreError {
+    /// True when the error is caused by what the user handed in (exit code 2), not by the machine.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(
+            self,
+            StoreError::Io { .. }
+                | StoreError::CorruptMetadata { .. }
+                | StoreError::CorruptObject { .. }
+        )
+    }
+
+    /// A line telling the user what to do next, when there is something to say.
+    pub fn hint(&self) -> Option<&'static str> {
+        Some(match self {
+            StoreError::Io { .. } => "check that the store and state directories exist and are writable",
+            StoreError::BadStoreDir { .. } => "pass an absolute directory without `.` or `..`, e.g. --store-dir /ferry/store",
+            StoreError::BadStorePath { .. } => "a store path looks like <store-dir>/<32 base32 characters>-<name>",
+            StoreError::BadName { .. } => "use ASCII letters, digits and `+-._?=`, not starting with `.`, at most 211 bytes; pass --name to choose one",
+            StoreError::WrongStoreDir { .. } => "closures are only valid in a store with the same directory; pass --store-dir",
+            StoreError::NotValid { .. } => "add it first (`ferry store add`) or import it (`ferry store import`)",
+            StoreError::InvalidReference { .. } => "add the referenced path to the store before the object that uses it",
+            StoreError::SelfReference { .. } => "self-references are not supported: make the output refer to its files by relative paths",
+            StoreError::UnsupportedFileType { .. } => "remove device files, FIFOs and sockets from the tree",
+            StoreError::SourceChanged { .. } => "stop whatever writes to the source and try again",
+            StoreError::CorruptMetadata { .. } | StoreError::CorruptObject { .. } => "run `ferry store verify --repair`",
+            StoreError::Archive(e) => return e.hint(),
+            StoreError::BadRecipeId { .. } => return None,
+            StoreError::BadRootName { .. } => "use a name without `/`, not `.` or `..`",
+        })
+    }
+
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> StoreError {
+        let path = path.into();
+        move |source| StoreError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+/// Turns a `nix` errno into an `io::Error` so every OS failure has one shape.
+pub(crate) fn errno(e: nix::errno::Errno) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e as i32)
+}
+
+/// Shorthand used across the crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

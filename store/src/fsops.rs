@@ -1,0 +1,238 @@
+//! File-system primitives with the store's discipline: `*at` calls relative to directory handles
+//! (nothing is ever written through a symlink), normalized modes and mtimes, durability.
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::{Mode, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+
+use crate::error::{errno, Result, StoreError};
+
+/// Every store object's files, directories and symlinks carry this modification time.
+pub const NORMALIZED_MTIME: i64 = 1;
+
+/// Mode of a regular file: executable or not, nothing else.
+pub fn file_mode(executable: bool) -> u32 {
+    if executable {
+        0o555
+    } else {
+        0o444
+    }
+}
+
+/// Mode of every directory in the store.
+pub const DIRECTORY_MODE: u32 = 0o555;
+
+fn mtime() -> TimeSpec {
+    TimeSpec::new(NORMALIZED_MTIME, 0)
+}
+
+/// Sets the normalized mode and mtime on an open file or directory.
+pub fn normalize_fd(fd: &impl AsRawFd, mode: u32, path: &Path) -> Result<()> {
+    nix::sys::stat::fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode))
+        .map_err(|e| StoreError::io("set the mode of", path)(errno(e)))?;
+    nix::sys::stat::futimens(fd.as_raw_fd(), &mtime(), &mtime())
+        .map_err(|e| StoreError::io("set the mtime of", path)(errno(e)))
+}
+
+/// An open directory; every entry is created relative to it with `O_NOFOLLOW`/`O_EXCL`
+/// semantics, so a name can never resolve through a symlink or overwrite anything.
+pub struct DirHandle {
+    fd: OwnedFd,
+    /// For error messages only; never used to open anything.
+    display: std::path::PathBuf,
+}
+
+impl DirHandle {
+    /// Opens an existing directory (not following a final symlink).
+    pub fn open(path: &Path) -> Result<DirHandle> {
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| StoreError::io("open directory", path)(errno(e)))?;
+        // SAFETY: `open` just returned this descriptor and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(DirHandle {
+            fd,
+            display: path.to_path_buf(),
+        })
+    }
+
+    fn child_display(&self, name: &[u8]) -> std::path::PathBuf {
+        self.display.join(OsStr::from_bytes(name))
+    }
+
+    /// Creates a new regular file `name` (must not exist), open for writing.
+    pub fn create_file(&self, name: &[u8]) -> Result<File> {
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(
+            Some(self.fd.as_raw_fd()),
+            OsStr::from_bytes(name),
+            flags,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| StoreError::io("create", self.child_display(name))(errno(e)))?;
+        // SAFETY: `openat` just returned this descriptor and nothing else owns it.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    /// Creates a new directory `name` (must not exist) and opens it.
+    pub fn create_dir(&self, name: &[u8]) -> Result<DirHandle> {
+        let display = self.child_display(name);
+        nix::sys::stat::mkdirat(
+            Some(self.fd.as_raw_fd()),
+            OsStr::from_bytes(name),
+            Mode::from_bits_truncate(0o700),
+        )
+        .map_err(|e| StoreError::io("create directory", &display)(errno(e)))?;
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(
+            Some(self.fd.as_raw_fd()),
+            OsStr::from_bytes(name),
+            flags,
+            Mode::empty(),
+        )
+        .map_err(|e| StoreError::io("open directory", &display)(errno(e)))?;
+        // SAFETY: `openat` just returned this descriptor and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(DirHandle { fd, display })
+    }
+
+    /// Creates a symlink `name` → `target` (the target is data; it is never followed) with the
+    /// normalized mtime.
+    pub fn create_symlink(&self, name: &[u8], target: &[u8]) -> Result<()> {
+        let display = self.child_display(name);
+        nix::unistd::symlinkat(
+            OsStr::from_bytes(target),
+            Some(self.fd.as_raw_fd()),
+            OsStr::from_bytes(name),
+        )
+        .map_err(|e| StoreError::io("create symlink", &display)(errno(e)))?;
+        nix::sys::stat::utimensat(
+            Some(self.fd.as_raw_fd()),
+            OsStr::from_bytes(name),
+            &mtime(),
+            &mtime(),
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(|e| StoreError::io("set the mtime of", &display)(errno(e)))
+    }
+
+    /// Seals the directory: mode 0555, mtime 1. Call after its last entry was created.
+    pub fn seal(&self) -> Result<()> {
+        normalize_fd(&self.fd, DIRECTORY_MODE, &self.display)
+    }
+
+    pub fn fsync(&self) -> Result<()> {
+        nix::unistd::fsync(self.fd.as_raw_fd())
+            .map_err(|e| StoreError::io("fsync", &self.display)(errno(e)))
+    }
+
+    /// Flushes the whole file system this directory lives on: one call instead of an fsync per
+    /// file, which is what keeps big ingests fast while staying durable.
+    pub fn syncfs(&self) -> Result<()> {
+        nix::unistd::syncfs(self.fd.as_raw_fd())
+            .map_err(|e| StoreError::io("syncfs", &self.display)(errno(e)))
+    }
+}
+
+/// fsyncs a directory so that renames and unlinks in it are durable.
+pub fn fsync_dir(path: &Path) -> Result<()> {
+    DirHandle::open(path)?.fsync()
+}
+
+/// Writes `bytes` to `dir/name` atomically: a temporary file, optionally fsynced, renamed into place.
+/// The caller fsyncs `dir` (once for many files) to make the rename durable.
+pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8], fsync: bool) -> Result<()> {
+    let temp = dir.join(format!(
+        "{}{}-{}",
+        crate::store::TEMP_PREFIX,
+        name,
+        rand::random::<u64>()
+    ));
+    let final_path = dir.join(name);
+    let result = (|| {
+        let mut file = File::create(&temp).map_err(StoreError::io("create", &temp))?;
+        file.write_all(bytes)
+            .map_err(StoreError::io("write", &temp))?;
+        if fsync {
+            file.sync_all().map_err(StoreError::io("fsync", &temp))?;
+        }
+        std::fs::rename(&temp, &final_path)
+            .map_err(StoreError::io("rename into place", &final_path))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Removes a file, symlink or whole tree, first making read-only store directories writable
+/// (needed when not running as root). A missing path is not an error.
+pub fn remove_tree(path: &Path) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("inspect", path)(e)),
+    };
+    if !meta.is_dir() {
+        return std::fs::remove_file(path).map_err(StoreError::io("remove", path));
+    }
+    for entry in walkdir::WalkDir::new(path).follow_links(false) {
+        let Ok(entry) = entry else { continue };
+        if entry.file_type().is_dir() {
+            let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o700));
+        }
+    }
+    std::fs::remove_dir_all(path).map_err(StoreError::io("remove", path))
+}
+
+/// Seconds since the Unix epoch (registration times).
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Moves a tree, copying across file systems when a rename cannot (the quarantine may live on
+/// another file system than the store).
+pub fn move_tree(source: &Path, target: &Path) -> Result<()> {
+    match std::fs::rename(source, target) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {}
+        Err(e) => return Err(StoreError::io("move", source)(e)),
+    }
+    for entry in walkdir::WalkDir::new(source).follow_links(false) {
+        let entry = entry.map_err(|e| StoreError::io("read", source)(e.into()))?;
+        let relative = entry.path().strip_prefix(source).unwrap_or(Path::new(""));
+        let destination = if relative.as_os_str().is_empty() {
+            target.to_path_buf()
+        } else {
+            target.join(relative)
+        };
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            std::fs::create_dir(&destination)
+                .map_err(StoreError::io("create directory", &destination))?;
+        } else if kind.is_symlink() {
+            let link = std::fs::read_link(entry.path())
+                .map_err(StoreError::io("read symlink", entry.path()))?;
+            std::os::unix::fs::symlink(link, &destination)
+                .map_err(StoreError::io("create symlink", &destination))?;
+        } else {
+            std::fs::copy(entry.path(), &destination)
+                .map_err(StoreError::io("copy", entry.path()))?;
+        }
+    }
+    remove_tree(source)
+}

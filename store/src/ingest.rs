@@ -1,0 +1,259 @@
+//! Adding to the store: copy a file tree (or bytes) into a staging dir while hashing and
+//! scanning it in parallel, normalize it, make it durable, then register it.
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+
+use crate::db::PathInfo;
+use crate::error::{Result, StoreError};
+use crate::fsops;
+use crate::hash::canonical;
+use crate::path::{validate_name, StorePath};
+use crate::realisation::RecipeId;
+use crate::register::{StagedObject, Staging};
+use crate::scan::{ScanPlan, Scanner};
+use crate::store::Store;
+use crate::tree::{join_relative, NodeKind, Tree};
+
+/// Trees with at most this many files are made durable file by file; bigger ones with a single
+/// `syncfs` of the store's file system, which avoids an fsync storm.
+const FSYNC_EACH_LIMIT: usize = 64;
+
+/// The staging entry an ingested object is built under.
+const STAGED_ENTRY: &str = "object";
+
+/// Everything an add can be told besides the source and the name.
+#[derive(Clone, Debug, Default)]
+pub struct AddOptions<'a> {
+    /// Paths the object may refer to; only their hash parts are searched for. Each must be valid.
+    pub candidate_refs: &'a [StorePath],
+    /// Strings whose presence means the object refers to itself, e.g. a build's scratch output
+    /// path: finding one refuses the add with `StoreError::SelfReference`.
+    pub self_markers: &'a [String],
+    /// The recipe that produced the object.
+    pub deriver: Option<RecipeId>,
+}
+
+impl Store {
+    /// Adds a file, directory or symlink (not followed) as a store object named `name`.
+    pub fn add_path(
+        &self,
+        source: &Path,
+        name: &str,
+        candidate_refs: &[StorePath],
+    ) -> Result<StorePath> {
+        self.add_path_with(
+            source,
+            name,
+            &AddOptions {
+                candidate_refs,
+                ..AddOptions::default()
+            },
+        )
+    }
+
+    /// Adds one regular file made of `bytes`.
+    pub fn add_bytes(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        executable: bool,
+        candidate_refs: &[StorePath],
+    ) -> Result<StorePath> {
+        self.add_bytes_with(
+            name,
+            bytes,
+            executable,
+            &AddOptions {
+                candidate_refs,
+                ..AddOptions::default()
+            },
+        )
+    }
+
+    /// `add_path` with all options.
+    pub fn add_path_with(
+        &self,
+        source: &Path,
+        name: &str,
+        options: &AddOptions<'_>,
+    ) -> Result<StorePath> {
+        validate_name(name)?;
+        let _shared = self.shared_lock()?;
+        self.check_candidates(name, options.candidate_refs)?;
+        let tree = Tree::walk(source)?;
+        let fsync_each = tree.file_count() <= FSYNC_EACH_LIMIT;
+        let staging = Staging::create(self)?;
+        let object_root = staging.path().join(STAGED_ENTRY);
+
+        // Directories and symlinks first (sequential, cheap), then all files in parallel.
+        for node in &tree.nodes {
+            let target = join_relative(&object_root, &node.relative);
+            match &node.kind {
+                NodeKind::Directory { .. } => std::fs::create_dir(&target)
+                    .map_err(StoreError::io("create directory", &target))?,
+                NodeKind::Symlink { target: link } => {
+                    let parent = target.parent().unwrap_or(staging.path());
+                    let handle = fsops::DirHandle::open(parent)?;
+                    let name = target
+                        .file_name()
+                        .map(|n| n.as_encoded_bytes().to_vec())
+                        .unwrap_or_default();
+                    handle.create_symlink(&name, link)?;
+                }
+                NodeKind::File { .. } => {}
+            }
+        }
+        let plan = ScanPlan::new(options.candidate_refs, options.self_markers);
+        let results = tree.process_files(Some((&object_root, fsync_each)), &plan)?;
+
+        // Seal directories deepest first so sealing a child does not touch a sealed parent's mtime.
+        for node in tree.nodes.iter().rev() {
+            if matches!(node.kind, NodeKind::Directory { .. }) {
+                let dir = fsops::DirHandle::open(&join_relative(&object_root, &node.relative))?;
+                dir.seal()?;
+                if fsync_each {
+                    dir.fsync()?;
+                }
+            }
+        }
+
+        // Collect references and self-references from files and symlink targets.
+        let mut found = BTreeSet::new();
+        for (node, result) in tree.nodes.iter().zip(&results) {
+            let found_here = match (&node.kind, result) {
+                (NodeKind::File { .. }, Some(result)) => (
+                    result.found.candidates.clone(),
+                    result.found.markers.clone(),
+                ),
+                (NodeKind::Symlink { target }, _) => {
+                    let mut scanner = Scanner::new(&plan);
+                    scanner.feed(target);
+                    (scanner.found.candidates, scanner.found.markers)
+                }
+                _ => continue,
+            };
+            if let Some(&marker) = found_here.1.first() {
+                return Err(StoreError::SelfReference {
+                    name: name.to_string(),
+                    self_path: options.self_markers[marker].clone(),
+                    file: join_relative(source, &node.relative),
+                });
+            }
+            found.extend(found_here.0);
+        }
+        let references: Vec<StorePath> = found
+            .into_iter()
+            .map(|i| options.candidate_refs[i].clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+
+        let file_results: Vec<_> = results
+            .iter()
+            .map(|r| r.as_ref().map(|f| (f.digest, f.len)))
+            .collect();
+        let (tree_digest, nar_size) = tree.digest(&file_results);
+        let path = canonical::object_path(&self.store_dir, name, &tree_digest, &references);
+        if self.db.exists(&path) {
+            return Ok(path);
+        }
+        if fsync_each {
+            fsops::fsync_dir(staging.path())?;
+        } else {
+            staging.handle().syncfs()?;
+        }
+        let info = PathInfo {
+            path: path.clone(),
+            references,
+            tree_digest,
+            nar_size,
+            registration_time: 0,
+            deriver: options.deriver,
+            signatures: Vec::new(),
+        };
+        self.register(
+            &staging,
+            vec![StagedObject {
+                entry: STAGED_ENTRY.to_string(),
+                info,
+            }],
+        )?;
+        Ok(path)
+    }
+
+    /// `add_bytes` with all options.
+    pub fn add_bytes_with(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        executable: bool,
+        options: &AddOptions<'_>,
+    ) -> Result<StorePath> {
+        validate_name(name)?;
+        let _shared = self.shared_lock()?;
+        self.check_candidates(name, options.candidate_refs)?;
+        let plan = ScanPlan::new(options.candidate_refs, options.self_markers);
+        let mut scanner = Scanner::new(&plan);
+        scanner.feed(bytes);
+        if let Some(&marker) = scanner.found.markers.first() {
+            return Err(StoreError::SelfReference {
+                name: name.to_string(),
+                self_path: options.self_markers[marker].clone(),
+                file: name.into(),
+            });
+        }
+        let references: Vec<StorePath> = scanner
+            .found
+            .candidates
+            .iter()
+            .map(|&i| options.candidate_refs[i].clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let tree_digest = canonical::file_digest(executable, bytes);
+        let path = canonical::object_path(&self.store_dir, name, &tree_digest, &references);
+        if self.db.exists(&path) {
+            return Ok(path);
+        }
+        let staging = Staging::create(self)?;
+        let mut file = staging.handle().create_file(STAGED_ENTRY.as_bytes())?;
+        let staged = staging.path().join(STAGED_ENTRY);
+        file.write_all(bytes)
+            .map_err(StoreError::io("write", &staged))?;
+        fsops::normalize_fd(&file, fsops::file_mode(executable), &staged)?;
+        file.sync_all().map_err(StoreError::io("fsync", &staged))?;
+        let nar_size = canonical::file_node_size(bytes.len() as u64);
+        let info = PathInfo {
+            path: path.clone(),
+            references,
+            tree_digest,
+            nar_size,
+            registration_time: 0,
+            deriver: options.deriver,
+            signatures: Vec::new(),
+        };
+        self.register(
+            &staging,
+            vec![StagedObject {
+                entry: STAGED_ENTRY.to_string(),
+                info,
+            }],
+        )?;
+        Ok(path)
+    }
+
+    /// Every declared candidate must be a valid path of this store.
+    fn check_candidates(&self, name: &str, candidates: &[StorePath]) -> Result<()> {
+        for candidate in candidates {
+            self.check_path(candidate)?;
+            if !self.db.exists(candidate) {
+                return Err(StoreError::InvalidReference {
+                    name: name.to_string(),
+                    reference: candidate.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+}

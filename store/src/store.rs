@@ -1,0 +1,164 @@
+//! The `Store` handle: directory layout, opening (with purge of stale temp dirs) and queries.
+use std::path::{Path, PathBuf};
+
+use crate::db::{PathDb, PathInfo};
+use crate::error::{Result, StoreError};
+use crate::fsops;
+use crate::lock::{self, LockGuard, LockPaths};
+use crate::path::{StoreDir, StorePath};
+
+/// Prefix of every temporary entry ferry makes in the store dir and the metadata dir.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// An open store: a store dir (objects) and a state dir (metadata, roots, profiles).
+#[derive(Debug)]
+pub struct Store {
+    pub(crate) store_dir: StoreDir,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) db: PathDb,
+    pub(crate) locks: LockPaths,
+}
+
+impl Store {
+    /// Opens (creating if needed) a store. Stale `.tmp-*` entries of crashed runs are purged
+    /// when no other process is using the store at this moment; otherwise the next `open` or
+    /// `gc` does it.
+    pub fn open(store_dir: &Path, state_dir: &Path) -> Result<Store> {
+        let store_dir = StoreDir::new(store_dir)?;
+        let db_dir = state_dir.join("db");
+        for dir in [
+            store_dir.as_path().to_path_buf(),
+            db_dir.join("paths"),
+            db_dir.join("realisations"),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(StoreError::io("create directory", &dir))?;
+        }
+        for name in ["gcroots", "profiles", "sites", "temproots"] {
+            let dir = state_dir.join(name);
+            std::fs::create_dir_all(&dir).map_err(StoreError::io("create directory", &dir))?;
+        }
+        let store = Store {
+            store_dir,
+            state_dir: state_dir.to_path_buf(),
+            db: PathDb::new(db_dir.join("paths")),
+            locks: LockPaths {
+                store: db_dir.join("lock"),
+                registration: db_dir.join("register.lock"),
+            },
+        };
+        if let Some(_exclusive) = lock::try_exclusive(&store.locks.store)? {
+            store.purge_temporaries()?;
+        }
+        Ok(store)
+    }
+
+    /// Removes every `.tmp-*` entry. Only call with the exclusive store lock held: every
+    /// operation that makes temp entries holds the shared lock while they exist.
+    pub(crate) fn purge_temporaries(&self) -> Result<usize> {
+        let mut purged = 0;
+        for dir in [
+            self.store_dir.as_path(),
+            self.db.dir(),
+            &self.realisations_dir(),
+        ] {
+            let entries = std::fs::read_dir(dir).map_err(StoreError::io("list", dir))?;
+            for entry in entries.flatten() {
+                if entry
+                    .file_name()
+                    .as_encoded_bytes()
+                    .starts_with(TEMP_PREFIX.as_bytes())
+                {
+                    fsops::remove_tree(&entry.path())?;
+                    purged += 1;
+                }
+            }
+        }
+        Ok(purged)
+    }
+
+    pub fn store_dir(&self) -> &StoreDir {
+        &self.store_dir
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    pub(crate) fn realisations_dir(&self) -> PathBuf {
+        self.state_dir.join("db").join("realisations")
+    }
+
+    pub(crate) fn shared_lock(&self) -> Result<LockGuard> {
+        lock::shared(&self.locks.store)
+    }
+
+    pub(crate) fn exclusive_lock(&self) -> Result<LockGuard> {
+        lock::exclusive(&self.locks.store)
+    }
+
+    /// Parses a store path and checks it belongs to this store's directory.
+    pub fn parse_path(&self, text: &str) -> Result<StorePath> {
+        let path = StorePath::parse(text)?;
+        self.check_path(&path)?;
+        Ok(path)
+    }
+
+    /// Refuses paths of another store dir (their hashes mean nothing here).
+    pub fn check_path(&self, path: &StorePath) -> Result<()> {
+        if path.store_dir() == self.store_dir.as_str() {
+            Ok(())
+        } else {
+            Err(StoreError::WrongStoreDir {
+                path: path.to_string(),
+                store_dir: self.store_dir.to_string(),
+            })
+        }
+    }
+
+    /// Where the object of `path` lives on disk.
+    pub fn real_path(&self, path: &StorePath) -> PathBuf {
+        self.store_dir.as_path().join(path.base_name())
+    }
+
+    /// True when `path` is registered (its metadata record exists; the store keeps the
+    /// invariant that every reference of a valid path is valid).
+    pub fn is_valid(&self, path: &StorePath) -> bool {
+        self.check_path(path).is_ok() && self.db.exists(path)
+    }
+
+    /// The metadata of a valid path.
+    pub fn path_info(&self, path: &StorePath) -> Result<PathInfo> {
+        self.check_path(path)?;
+        self.db.read(path)?.ok_or_else(|| StoreError::NotValid {
+            path: path.to_string(),
+        })
+    }
+
+    /// The given paths that are not valid here, in the given order.
+    pub fn missing(&self, paths: &[StorePath]) -> Vec<StorePath> {
+        paths
+            .iter()
+            .filter(|p| !self.is_valid(p))
+            .cloned()
+            .collect()
+    }
+
+    /// Every valid path, sorted.
+    pub fn all_valid_paths(&self) -> Result<Vec<StorePath>> {
+        self.db.list(&self.store_dir)
+    }
+
+    /// Every valid path whose references include `path`, sorted.
+    pub fn referrers(&self, path: &StorePath) -> Result<Vec<StorePath>> {
+        self.check_path(path)?;
+        let mut referrers = Vec::new();
+        for candidate in self.all_valid_paths()? {
+            if let Some(info) = self.db.read(&candidate)? {
+                if info.references.binary_search(path).is_ok() {
+                    referrers.push(candidate);
+                }
+            }
+        }
+        Ok(referrers)
+    }
+}

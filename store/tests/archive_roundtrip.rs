@@ -1,0 +1,62 @@
+//! Export → import between two real stores: same paths, same bytes, same metadata.
+use std::os::unix::fs::PermissionsExt;
+
+use ferry_store::{ImportMode, Store};
+
+#[test]
+fn closure_exported_from_one_store_imports_into_another() {
+    let root = tempfile::tempdir().unwrap();
+    let source = Store::open(&root.path().join("store"), &root.path().join("var")).unwrap();
+    let lib = source
+        .add_bytes("lib", b"library bytes", false, &[])
+        .unwrap();
+    let tree = root.path().join("tree");
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::write(tree.join("bin/run"), format!("#!/bin/sh\nexec {lib}\n")).unwrap();
+    std::fs::set_permissions(tree.join("bin/run"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(lib.as_path(), tree.join("lib")).unwrap();
+    let app = source
+        .add_path(&tree, "app", std::slice::from_ref(&lib))
+        .unwrap();
+
+    let mut archive = Vec::new();
+    let stats = source
+        .export_closure(std::slice::from_ref(&app), &mut archive)
+        .unwrap();
+    assert_eq!(stats.objects, 2);
+    assert_eq!(stats.bytes, archive.len() as u64);
+
+    // The receiving store must have the same store dir: move the source store away first.
+    let received_root = tempfile::tempdir().unwrap();
+    drop(source);
+    std::fs::rename(
+        root.path().join("store"),
+        received_root.path().join("old-store"),
+    )
+    .unwrap();
+    let target = Store::open(
+        &root.path().join("store"),
+        &received_root.path().join("var"),
+    )
+    .unwrap();
+    let report = target
+        .import(archive.as_slice(), ImportMode::Atomic)
+        .unwrap();
+    assert_eq!(report.paths, vec![lib.clone(), app.clone()]);
+    assert_eq!(report.registered, vec![lib.clone(), app.clone()]);
+    assert_eq!(
+        std::fs::read(target.real_path(&app).join("bin/run")).unwrap(),
+        format!("#!/bin/sh\nexec {lib}\n").into_bytes()
+    );
+    assert_eq!(
+        target.path_info(&app).unwrap().references,
+        vec![lib.clone()]
+    );
+    assert!(target.verify(false).unwrap().is_clean());
+    // Importing again registers nothing new.
+    let again = target
+        .import(archive.as_slice(), ImportMode::Incremental)
+        .unwrap();
+    assert!(again.registered.is_empty());
+    assert_eq!(again.already_valid, vec![lib, app]);
+}

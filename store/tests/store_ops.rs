@@ -1,0 +1,294 @@
+//! Store operations end to end on real directories: add, query, closure, realisations, roots, GC, verify.
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use ferry_store::{GcOptions, RecipeId, Store, StoreError, StorePath};
+
+fn open(root: &Path) -> Store {
+    Store::open(&root.join("store"), &root.join("var")).unwrap()
+}
+
+fn write_tree(dir: &Path) {
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    std::fs::write(dir.join("bin/tool"), b"#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(
+        dir.join("bin/tool"),
+        std::fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
+    std::fs::write(dir.join("README"), b"hello").unwrap();
+    std::os::unix::fs::symlink("bin/tool", dir.join("link")).unwrap();
+}
+
+#[test]
+fn added_tree_is_normalized_and_valid() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open(root.path());
+    let source = root.path().join("src");
+    write_tree(&source);
+    let path = store.add_path(&source, "tool-1.0", &[]).unwrap();
+    assert!(store.is_valid(&path));
+    assert_eq!(path.name(), "tool-1.0");
+    let real = store.real_path(&path);
+    let tool = std::fs::metadata(real.join("bin/tool")).unwrap();
+    assert_eq!(
+        tool.permissions().mode() & 0o7777,
+        0o555,
+        "setuid dropped, executable kept"
+    );
+    assert_eq!(
+        std::fs::metadata(real.join("README"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o444
+    );
+    assert_eq!(
+        std::fs::metadata(&real).unwrap().permissions().mode() & 0o7777,
+        0o555
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(tool.mtime(), 1);
+    assert_eq!(
+        std::fs::read_link(real.join("link")).unwrap(),
+        Path::new("bin/tool")
+    );
+    assert!(real.join("empty").is_dir());
+    // Adding the same tree again gives the same path and changes nothing.
+    let info = store.path_info(&path).unwrap();
+    assert_eq!(store.add_path(&source, "tool-1.0", &[]).unwrap(), path);
+    assert_eq!(store.path_info(&path).unwrap(), info);
+    assert!(store.verify(false).unwrap().is_clean());
+}
+
+#[test]
+fn references_are_found_only_among_candidates_and_closure_is_ordered() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open(root.path());
+    let lib = store.add_bytes("lib", b"library", false, &[]).unwrap();
+    let other = store.add_bytes("other", b"unrelated", false, &[]).unwrap();
+    let script = format!("#!/bin/sh\nexec {}/x {}\n", lib, other);
+    // `other` occurs in the text but is not declared: it is not a reference.
+    let app = store
+        .add_bytes("app", script.as_bytes(), true, std::slice::from_ref(&lib))
+        .unwrap();
+    assert_eq!(store.path_info(&app).unwrap().references, vec![lib.clone()]);
+    let top = store
+        .add_bytes(
+            "top",
+            format!("{app}").as_bytes(),
+            false,
+            &[app.clone(), lib.clone(), other.clone()],
+        )
+        .unwrap();
+    assert_eq!(
+        store.closure(std::slice::from_ref(&top)).unwrap(),
+        vec![lib.clone(), app.clone(), top.clone()]
+    );
+    assert_eq!(store.referrers(&lib).unwrap(), vec![app.clone()]);
+    assert_eq!(
+        store
+            .missing(&[
+                lib.clone(),
+                StorePath::parse(&format!(
+                    "{}/00000000000000000000000000000000-gone",
+                    store.store_dir()
+                ))
+                .unwrap()
+            ])
+            .len(),
+        1
+    );
+    // An undeclared-but-invalid candidate is refused.
+    let ghost = StorePath::parse(&format!(
+        "{}/00000000000000000000000000000000-ghost",
+        store.store_dir()
+    ))
+    .unwrap();
+    assert!(matches!(
+        store.add_bytes("x", b"x", false, &[ghost]),
+        Err(StoreError::InvalidReference { .. })
+    ));
+}
+
+#[test]
+fn self_reference_is_refused_with_the_file_named() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open(root.path());
+    let source = root.path().join("out");
+    std::fs::create_dir_all(source.join("etc")).unwrap();
+    let marker = source.display().to_string();
+    std::fs::write(source.join("etc/conf"), format!("root={marker}/share")).unwrap();
+    let options = ferry_store::AddOptions {
+        self_markers: std::slice::from_ref(&marker),
+        ..Default::default()
+    };
+    let error = store.add_path_with(&source, "out", &options).unwrap_err();
+    assert!(matches!(error, StoreError::SelfReference { .. }), "{error}");
+    assert!(error.to_string().contains("etc/conf"), "{error}");
+    assert!(store.all_valid_paths().unwrap().is_empty());
+}
+
+#[test]
+fn realisations_return_only_valid_outputs() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open(root.path());
+    let out = store.add_bytes("out", b"built", false, &[]).unwrap();
+    let recipe = RecipeId([7; 32]);
+    assert_eq!(store.realisation(&recipe), None);
+    store.set_realisation(&recipe, &out).unwrap();
+    assert_eq!(store.realisation(&recipe), Some(out));
+    store.gc(&GcOptions::default()).unwrap();
+    assert_eq!(
+        store.realisation(&recipe),
+        None,
+        "collected output is no longer a realisation"
+    );
+}
+
+#[test]
+fn gc_keeps_everything_reachable_from_roots_and_deletes_the_rest() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open(root.path());
+    let dep = store.add_bytes("dep", b"dep", false, &[]).unwrap();
+    let app = store
+        .add_bytes(
+            "app",
+            dep.as_str().as_bytes(),
+            false,
+            std::slice::from_ref(&dep),
+        )
+        .unwrap();
+    let profiled = store.add_bytes("profiled", b"p", false, &[]).unwrap();
+    let pinned = store.add_bytes("pinned", b"t", false, &[]).unwrap();
+    let garbage = store.add_bytes("garbage", b"g", false, &[]).unwrap();
+    store.add_root("app", &app).unwrap();
+    std::os::unix::fs::symlink(
+        profiled.as_path(),
+        store.profiles_dir().join("system-1-link"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("system-1-link", store.profiles_dir().join("system")).unwrap();
+    let temp = store.temp_roots(std::slice::from_ref(&pinned)).unwrap();
+    let report = store.gc(&GcOptions::default()).unwrap();
+    assert_eq!(report.deleted, vec![garbage.clone()]);
+    for kept in [&dep, &app, &profiled, &pinned] {
+        assert!(
+            store.is_valid(kept) && store.real_path(kept).exists(),
+            "{kept} was collected"
+        );
+    }
+    assert!(!store.is_valid(&garbage) && !store.real_path(&garbage).exists());
+    drop(temp);
+    assert!(store.remove_root("app").unwrap());
+    let report = store.gc(&GcOptions::default()).unwrap();
+    let mut expected = vec![app, dep, pinned];
+    expected.sort();
+    assert_eq!(report.deleted, expected);
+    assert!(store.verify(false).unwrap().is_clean());
+}
+
+#[test]
+fn keep_generations_trims_old_ones_but_never_the_current() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open(root.path());
+    let mut generations = Vec::new();
+    for n in 1..=4 {
+        let path = store
+            .add_bytes("system", format!("gen {n}").as_bytes(), false, &[])
+            .unwrap();
+        std::os::unix::fs::symlink(
+            path.as_path(),
+            store.profiles_dir().join(format!("system-{n}-link")),
+        )
+        .unwrap();
+        generations.push(path);
+    }
+    // The current generation is an old one (after a rollback).
+    std::os::unix::fs::symlink("system-1-link", store.profiles_dir().join("system")).unwrap();
+    let dry = store
+        .gc(&GcOptions {
+            keep_generations: Some(2),
+            dry_run: true,
+        })
+        .unwrap();
+    assert_eq!(
+        dry.deleted,
+        vec![generations[1].clone()].into_iter().collect::<Vec<_>>()
+    );
+    assert!(
+        store.profiles_dir().join("system-2-link").exists(),
+        "dry run removes nothing"
+    );
+    let report = store
+        .gc(&GcOptions {
+            keep_generations: Some(2),
+            dry_run: false,
+        })
+        .unwrap();
+    assert_eq!(
+        report.removed_generations,
+        vec![store.profiles_dir().join("system-2-link")]
+    );
+    assert!(!store.is_valid(&generations[1]));
+    for kept in [0, 2, 3] {
+        assert!(store.is_valid(&generations[kept]));
+    }
+}
+
+#[test]
+fn verify_repair_quarantines_corrupt_paths_and_invalidates_dependents() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open(root.path());
+    let dep = store.add_bytes("dep", b"original", false, &[]).unwrap();
+    let app = store
+        .add_bytes(
+            "app",
+            dep.as_str().as_bytes(),
+            false,
+            std::slice::from_ref(&dep),
+        )
+        .unwrap();
+    let fine = store.add_bytes("fine", b"fine", false, &[]).unwrap();
+    let real = store.real_path(&dep);
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&real, b"tampered").unwrap();
+    let report = store.verify(false).unwrap();
+    assert_eq!(report.corrupt.len(), 1, "{:?}", report.corrupt);
+    assert_eq!(report.corrupt[0].path, dep);
+    assert!(
+        store.is_valid(&dep),
+        "verify without repair changes nothing"
+    );
+    let report = store.verify(true).unwrap();
+    assert_eq!(
+        report.invalidated,
+        vec![app.clone(), dep.clone()]
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(report.quarantined.len(), 1);
+    assert_eq!(
+        std::fs::read(&report.quarantined[0]).unwrap(),
+        b"tampered",
+        "the corrupt bytes are kept"
+    );
+    assert!(!store.is_valid(&dep) && !store.is_valid(&app) && store.is_valid(&fine));
+    assert!(store.verify(false).unwrap().is_clean());
+}
+
+#[test]
+fn stale_temporary_directories_are_purged_on_open() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open(root.path());
+    let stale = store.store_dir().as_path().join(".tmp-999-dead");
+    std::fs::create_dir_all(stale.join("sub")).unwrap();
+    std::fs::set_permissions(stale.join("sub"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    drop(store);
+    let _store = open(root.path());
+    assert!(!stale.exists());
+}
