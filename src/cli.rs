@@ -38,7 +38,13 @@ pub struct GlobalArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Copy the closure of store paths to hosts over SSH.
+    Copy(commands::copy::CopyArgs),
+    /// The host agent the deployer starts over SSH (internal).
+    #[command(hide = true)]
+    Remote(commands::remote::RemoteArgs),
+}
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {

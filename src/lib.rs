@@ -5,4 +5,5 @@ pub mod commands;
 pub mod inventory;
 pub mod lab;
 pub mod output;
+pub mod remote;
 pub mod transport;

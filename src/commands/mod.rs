@@ -1,7 +1,22 @@
 //! One module per verb; each wires a library call to output and nothing more.
 use crate::cli::{Cli, Command, CommandResult};
 
+pub mod copy;
+pub mod remote;
+
 /// Dispatches a parsed command line to its verb.
 pub fn run(cli: Cli) -> CommandResult {
-    match cli.command {}
+    match cli.command {
+        Command::Copy(args) => copy::run(&cli.global, args),
+        Command::Remote(args) => remote::run(&cli.global, args),
+    }
+}
+
+/// Renders a library error (with its sources and an optional hint) for miette.
+pub(crate) fn report(error: &dyn std::error::Error, hint: Option<String>) -> miette::Report {
+    let text = crate::transport::error_chain(error);
+    match hint {
+        Some(hint) => miette::miette!(help = hint, "{text}"),
+        None => miette::miette!("{text}"),
+    }
 }

@@ -34,7 +34,10 @@ impl Inventory {
         if !matches!(group, "all" | "ungrouped") && !groups.iter().any(|g| g == group) {
             groups.push(group.to_string());
         }
-        self.host_vars.entry(host.to_string()).or_default().extend(vars);
+        self.host_vars
+            .entry(host.to_string())
+            .or_default()
+            .extend(vars);
     }
 
     /// The group and all its ancestors, nearest first.
@@ -73,12 +76,21 @@ impl Inventory {
                 Some(class) => class,
                 None => match groups.as_slice() {
                     [one] => one.clone(),
-                    [] => return Err(InventoryError::NoClass { host: name.clone(), place: place.to_string() }),
+                    [] => {
+                        return Err(InventoryError::NoClass {
+                            host: name.clone(),
+                            place: place.to_string(),
+                        })
+                    }
                     many => {
                         return Err(InventoryError::AmbiguousClass {
                             host: name.clone(),
                             place: place.to_string(),
-                            groups: many.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(", "),
+                            groups: many
+                                .iter()
+                                .map(|g| format!("`{g}`"))
+                                .collect::<Vec<_>>()
+                                .join(", "),
                         })
                     }
                 },
@@ -88,12 +100,24 @@ impl Inventory {
             let port = match vars.remove("ansible_port") {
                 Some(p) => Some(p.parse::<u16>().map_err(|_| InventoryError::AnsibleYaml {
                     path: PathBuf::from(place),
-                    detail: format!("host `{name}` has ansible_port `{p}`, which is not a port number"),
+                    detail: format!(
+                        "host `{name}` has ansible_port `{p}`, which is not a port number"
+                    ),
                 })?),
                 None => None,
             };
-            let labels = vars.into_iter().filter(|(k, _)| !k.starts_with("ansible_")).collect();
-            hosts.push(HostEntry { name: name.clone(), class, address, user, port, labels });
+            let labels = vars
+                .into_iter()
+                .filter(|(k, _)| !k.starts_with("ansible_"))
+                .collect();
+            hosts.push(HostEntry {
+                name: name.clone(),
+                class,
+                address,
+                user,
+                port,
+                labels,
+            });
         }
         check_hosts(&hosts, place)?;
         Ok(hosts)
@@ -103,33 +127,62 @@ impl Inventory {
 /// Reads the Ansible inventory at `path` (YAML when it ends in `.yml`,
 /// `.yaml` or `.json`, INI otherwise).
 pub fn resolve(path: &Path) -> Result<Vec<HostEntry>, InventoryError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| InventoryError::Read { path: path.to_path_buf(), source })?;
-    let yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yml" | "yaml" | "json"));
-    let inventory = if yaml { parse_yaml(path, &text)? } else { parse_ini(path, &text)? };
+    let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let yaml = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yml" | "yaml" | "json")
+    );
+    let inventory = if yaml {
+        parse_yaml(path, &text)?
+    } else {
+        parse_ini(path, &text)?
+    };
     inventory.into_hosts(&path.display().to_string())
 }
 
 fn ini_error(path: &Path, line: usize, detail: impl Into<String>) -> InventoryError {
-    InventoryError::AnsibleSyntax { path: path.to_path_buf(), line, detail: detail.into() }
+    InventoryError::AnsibleSyntax {
+        path: path.to_path_buf(),
+        line,
+        detail: detail.into(),
+    }
 }
 
 /// Splits `key=value key2="quoted value"` into pairs.
-fn parse_assignments(path: &Path, line: usize, text: &str) -> Result<BTreeMap<String, String>, InventoryError> {
+fn parse_assignments(
+    path: &Path,
+    line: usize,
+    text: &str,
+) -> Result<BTreeMap<String, String>, InventoryError> {
     let mut vars = BTreeMap::new();
     let mut rest = text.trim_start();
     while !rest.is_empty() {
         let Some(eq) = rest.find('=') else {
-            return Err(ini_error(path, line, format!("expected `key=value`, found `{rest}`")));
+            return Err(ini_error(
+                path,
+                line,
+                format!("expected `key=value`, found `{rest}`"),
+            ));
         };
         let key = rest[..eq].trim();
         if key.is_empty() || key.contains(char::is_whitespace) {
-            return Err(ini_error(path, line, format!("expected `key=value`, found `{}`", &rest[..eq])));
+            return Err(ini_error(
+                path,
+                line,
+                format!("expected `key=value`, found `{}`", &rest[..eq]),
+            ));
         }
         let after = &rest[eq + 1..];
         let (value, remaining) = if let Some(quote @ ('"' | '\'')) = after.chars().next() {
             let Some(end) = after[1..].find(quote) else {
-                return Err(ini_error(path, line, format!("unclosed quote in the value of `{key}`")));
+                return Err(ini_error(
+                    path,
+                    line,
+                    format!("unclosed quote in the value of `{key}`"),
+                ));
             };
             (after[1..1 + end].to_string(), &after[end + 2..])
         } else {
@@ -144,12 +197,24 @@ fn parse_assignments(path: &Path, line: usize, text: &str) -> Result<BTreeMap<St
 
 /// Expands one numeric range like `web[01:03]` (leading zeros kept).
 fn expand_range(path: &Path, line: usize, pattern: &str) -> Result<Vec<String>, InventoryError> {
-    let Some(open) = pattern.find('[') else { return Ok(vec![pattern.to_string()]) };
+    let Some(open) = pattern.find('[') else {
+        return Ok(vec![pattern.to_string()]);
+    };
     let Some(close) = pattern[open..].find(']').map(|c| c + open) else {
-        return Err(ini_error(path, line, format!("unclosed `[` in host pattern `{pattern}`")));
+        return Err(ini_error(
+            path,
+            line,
+            format!("unclosed `[` in host pattern `{pattern}`"),
+        ));
     };
     let range = &pattern[open + 1..close];
-    let bad = || ini_error(path, line, format!("host range `[{range}]` is not like `[1:9]`"));
+    let bad = || {
+        ini_error(
+            path,
+            line,
+            format!("host range `[{range}]` is not like `[1:9]`"),
+        )
+    };
     let (from, to) = range.split_once(':').ok_or_else(bad)?;
     let width = if from.starts_with('0') { from.len() } else { 0 };
     let from: u32 = from.parse().map_err(|_| bad())?;
@@ -184,14 +249,22 @@ fn parse_ini(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
         }
         if let Some(header) = content.strip_prefix('[') {
             let Some(header) = header.strip_suffix(']') else {
-                return Err(ini_error(path, line, format!("section header `{content}` lacks its `]`")));
+                return Err(ini_error(
+                    path,
+                    line,
+                    format!("section header `{content}` lacks its `]`"),
+                ));
             };
             section = match header.split_once(':') {
                 None => Section::Hosts(header.to_string()),
                 Some((group, "vars")) => Section::Vars(group.to_string()),
                 Some((group, "children")) => Section::Children(group.to_string()),
                 Some((_, kind)) => {
-                    return Err(ini_error(path, line, format!("unknown section kind `:{kind}` (use `:vars` or `:children`)")))
+                    return Err(ini_error(
+                        path,
+                        line,
+                        format!("unknown section kind `:{kind}` (use `:vars` or `:children`)"),
+                    ))
                 }
             };
             continue;
@@ -208,10 +281,18 @@ fn parse_ini(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
             }
             Section::Vars(group) => {
                 let vars = parse_assignments(path, line, content)?;
-                inventory.group_vars.entry(group.clone()).or_default().extend(vars);
+                inventory
+                    .group_vars
+                    .entry(group.clone())
+                    .or_default()
+                    .extend(vars);
             }
             Section::Children(group) => {
-                inventory.parents.entry(content.to_string()).or_default().insert(group.clone());
+                inventory
+                    .parents
+                    .entry(content.to_string())
+                    .or_default()
+                    .insert(group.clone());
             }
         }
     }
@@ -229,36 +310,59 @@ fn yaml_text(value: &serde_yaml::Value) -> String {
 }
 
 fn yaml_vars(value: Option<&serde_yaml::Value>) -> BTreeMap<String, String> {
-    let Some(serde_yaml::Value::Mapping(map)) = value else { return BTreeMap::new() };
-    map.iter().map(|(k, v)| (yaml_text(k), yaml_text(v))).collect()
+    let Some(serde_yaml::Value::Mapping(map)) = value else {
+        return BTreeMap::new();
+    };
+    map.iter()
+        .map(|(k, v)| (yaml_text(k), yaml_text(v)))
+        .collect()
 }
 
 fn parse_yaml(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
-    let err = |detail: String| InventoryError::AnsibleYaml { path: path.to_path_buf(), detail };
+    let err = |detail: String| InventoryError::AnsibleYaml {
+        path: path.to_path_buf(),
+        detail,
+    };
     let root: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| err(e.to_string()))?;
     let serde_yaml::Value::Mapping(groups) = root else {
-        return Err(err("the top level must map group names (usually `all`) to groups".to_string()));
+        return Err(err(
+            "the top level must map group names (usually `all`) to groups".to_string(),
+        ));
     };
     let mut inventory = Inventory::default();
-    let mut pending: Vec<(String, serde_yaml::Value)> =
-        groups.into_iter().map(|(k, v)| (yaml_text(&k), v)).collect();
+    let mut pending: Vec<(String, serde_yaml::Value)> = groups
+        .into_iter()
+        .map(|(k, v)| (yaml_text(&k), v))
+        .collect();
     pending.reverse();
     while let Some((group, body)) = pending.pop() {
         let body = match body {
             serde_yaml::Value::Null => continue,
             serde_yaml::Value::Mapping(m) => m,
-            _ => return Err(err(format!("group `{group}` must be a mapping with hosts, vars or children"))),
+            _ => {
+                return Err(err(format!(
+                    "group `{group}` must be a mapping with hosts, vars or children"
+                )))
+            }
         };
         for key in body.keys() {
             let key = yaml_text(key);
             if !matches!(key.as_str(), "hosts" | "vars" | "children") {
-                return Err(err(format!("group `{group}` has `{key}`; a group has only hosts, vars and children")));
+                return Err(err(format!(
+                    "group `{group}` has `{key}`; a group has only hosts, vars and children"
+                )));
             }
         }
-        inventory.group_vars.entry(group.clone()).or_default().extend(yaml_vars(body.get("vars")));
+        inventory
+            .group_vars
+            .entry(group.clone())
+            .or_default()
+            .extend(yaml_vars(body.get("vars")));
         if let Some(hosts) = body.get("hosts") {
             let serde_yaml::Value::Mapping(hosts) = hosts else {
-                return Err(err(format!("`hosts` of group `{group}` must map host names to their variables")));
+                return Err(err(format!(
+                    "`hosts` of group `{group}` must map host names to their variables"
+                )));
             };
             for (name, vars) in hosts {
                 inventory.add_host(&yaml_text(name), &group, yaml_vars(Some(vars)));
@@ -266,12 +370,18 @@ fn parse_yaml(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
         }
         if let Some(children) = body.get("children") {
             let serde_yaml::Value::Mapping(children) = children else {
-                return Err(err(format!("`children` of group `{group}` must map group names to groups")));
+                return Err(err(format!(
+                    "`children` of group `{group}` must map group names to groups"
+                )));
             };
             let mut next = Vec::new();
             for (child, child_body) in children {
                 let child = yaml_text(child);
-                inventory.parents.entry(child.clone()).or_default().insert(group.clone());
+                inventory
+                    .parents
+                    .entry(child.clone())
+                    .or_default()
+                    .insert(group.clone());
                 next.push((child, child_body.clone()));
             }
             next.reverse();
@@ -361,7 +471,10 @@ all:
         assert_eq!(hosts[0].class, "web");
         assert_eq!(hosts[0].labels["weight"], "3");
         assert_eq!(hosts[0].labels["env"], "prod");
-        assert_eq!(hosts[1].address, "web2", "no ansible_host: the name is the address");
+        assert_eq!(
+            hosts[1].address, "web2",
+            "no ansible_host: the name is the address"
+        );
         assert_eq!(hosts[1].labels["tier"], "frontend");
         assert_eq!(hosts[2].user.as_deref(), Some("deploy"));
     }
@@ -372,7 +485,10 @@ all:
         let err = resolve(&path).unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("host `a` in {} is in groups `web`, `eu1`, so its class is ambiguous", path.display())
+            format!(
+                "host `a` in {} is in groups `web`, `eu1`, so its class is ambiguous",
+                path.display()
+            )
         );
         let (_dir, path) = write("hosts.ini", "[web]\na ferry_class=web\n[eu1]\na\n");
         assert_eq!(resolve(&path).unwrap()[0].class, "web");
@@ -382,21 +498,38 @@ all:
     fn ungrouped_hosts_and_syntax_errors_are_clear() {
         let (_dir, path) = write("hosts.ini", "lonely ansible_host=10.0.0.9\n");
         let err = resolve(&path).unwrap_err();
-        assert_eq!(err.to_string(), format!("host `lonely` in {} is in no group, so it has no class", path.display()));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "host `lonely` in {} is in no group, so it has no class",
+                path.display()
+            )
+        );
         let (_dir, path) = write("hosts.ini", "[web]\nweb1 ansible_host\n");
         let err = resolve(&path).unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("Ansible inventory {}, line 2: expected `key=value`, found `ansible_host`", path.display())
+            format!(
+                "Ansible inventory {}, line 2: expected `key=value`, found `ansible_host`",
+                path.display()
+            )
         );
         let (_dir, path) = write("hosts.yaml", "all:\n  hostz: {}\n");
         let err = resolve(&path).unwrap_err();
-        assert!(err.to_string().ends_with("group `all` has `hostz`; a group has only hosts, vars and children"), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("group `all` has `hostz`; a group has only hosts, vars and children"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_missing_file_names_it() {
         let err = resolve(Path::new("/nonexistent/hosts.ini")).unwrap_err();
-        assert!(err.to_string().starts_with("cannot read Ansible inventory /nonexistent/hosts.ini: "), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("cannot read Ansible inventory /nonexistent/hosts.ini: "),
+            "{err}"
+        );
     }
 }

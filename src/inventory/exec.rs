@@ -62,7 +62,11 @@ pub fn resolve(command: &[String], dir: &Path) -> Result<Vec<HostEntry>, Invento
         .current_dir(dir)
         .stdin(Stdio::null())
         .output()
-        .map_err(|source| InventoryError::CommandStart { command: shown.clone(), dir: dir.to_path_buf(), source })?;
+        .map_err(|source| InventoryError::CommandStart {
+            command: shown.clone(),
+            dir: dir.to_path_buf(),
+            source,
+        })?;
     if !output.status.success() {
         return Err(InventoryError::CommandFailed {
             command: shown,
@@ -70,8 +74,11 @@ pub fn resolve(command: &[String], dir: &Path) -> Result<Vec<HostEntry>, Invento
             stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
         });
     }
-    let parsed: ExecInventory = serde_json::from_slice(&output.stdout)
-        .map_err(|e| InventoryError::BadJson { command: shown.clone(), detail: e.to_string() })?;
+    let parsed: ExecInventory =
+        serde_json::from_slice(&output.stdout).map_err(|e| InventoryError::BadJson {
+            command: shown.clone(),
+            detail: e.to_string(),
+        })?;
     let hosts: Vec<HostEntry> = parsed
         .hosts
         .into_iter()
@@ -81,7 +88,11 @@ pub fn resolve(command: &[String], dir: &Path) -> Result<Vec<HostEntry>, Invento
             address: h.address,
             user: h.user,
             port: h.port,
-            labels: h.labels.into_iter().map(|(k, v)| (k, v.into_text())).collect(),
+            labels: h
+                .labels
+                .into_iter()
+                .map(|(k, v)| (k, v.into_text()))
+                .collect(),
         })
         .collect();
     check_hosts(&hosts, &format!("the output of `{shown}`"))?;
@@ -131,7 +142,11 @@ mod tests {
     #[test]
     fn a_failing_program_shows_its_stderr() {
         let dir = tempfile::tempdir().unwrap();
-        let err = resolve(&script(dir.path(), "echo 'cloud API: token expired' >&2; exit 3"), dir.path()).unwrap_err();
+        let err = resolve(
+            &script(dir.path(), "echo 'cloud API: token expired' >&2; exit 3"),
+            dir.path(),
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "inventory command `sh hosts.sh` failed (exit status: 3): cloud API: token expired"
@@ -141,10 +156,21 @@ mod tests {
     #[test]
     fn bad_json_names_the_place() {
         let dir = tempfile::tempdir().unwrap();
-        let err = resolve(&script(dir.path(), r#"echo '{"hosts": [{"name": "a"}'"#), dir.path()).unwrap_err();
-        assert!(err.to_string().starts_with("inventory command `sh hosts.sh` printed bad JSON: "), "{err}");
         let err = resolve(
-            &script(dir.path(), r#"echo '{"hosts": [{"name": "a", "class": "web", "adress": "x"}]}'"#),
+            &script(dir.path(), r#"echo '{"hosts": [{"name": "a"}'"#),
+            dir.path(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("inventory command `sh hosts.sh` printed bad JSON: "),
+            "{err}"
+        );
+        let err = resolve(
+            &script(
+                dir.path(),
+                r#"echo '{"hosts": [{"name": "a", "class": "web", "adress": "x"}]}'"#,
+            ),
             dir.path(),
         )
         .unwrap_err();
@@ -157,8 +183,12 @@ mod tests {
         let twice = r#"echo '{"hosts": [{"name": "a", "class": "web", "address": "10.0.0.1"},
                                        {"name": "a", "class": "db", "address": "10.0.0.2"}]}'"#;
         let err = resolve(&script(dir.path(), twice), dir.path()).unwrap_err();
-        assert_eq!(err.to_string(), "host `a` appears twice in the output of `sh hosts.sh`");
-        let bad_class = r#"echo '{"hosts": [{"name": "a", "class": "web servers", "address": "10.0.0.1"}]}'"#;
+        assert_eq!(
+            err.to_string(),
+            "host `a` appears twice in the output of `sh hosts.sh`"
+        );
+        let bad_class =
+            r#"echo '{"hosts": [{"name": "a", "class": "web servers", "address": "10.0.0.1"}]}'"#;
         let err = resolve(&script(dir.path(), bad_class), dir.path()).unwrap_err();
         assert_eq!(
             err.to_string(),

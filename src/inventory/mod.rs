@@ -18,9 +18,13 @@ impl InventoryResolver for Providers {
     fn resolve(&self, source: &InventorySource) -> Result<Vec<HostEntry>, String> {
         match source {
             InventorySource::Lab(spec) => lab::resolve(spec).map_err(|e| e.to_string()),
-            InventorySource::Exec { command, dir } => exec::resolve(command, dir).map_err(|e| e.to_string()),
+            InventorySource::Exec { command, dir } => {
+                exec::resolve(command, dir).map_err(|e| e.to_string())
+            }
             InventorySource::Ansible { path } => ansible::resolve(path).map_err(|e| e.to_string()),
-            InventorySource::File { .. } => Err("inventory provider `file` is not available in this build".to_string()),
+            InventorySource::File { .. } => {
+                Err("inventory provider `file` is not available in this build".to_string())
+            }
         }
     }
 }
@@ -38,7 +42,11 @@ pub enum InventoryError {
         source: std::io::Error,
     },
     #[error("inventory command `{command}` failed ({status}): {stderr}")]
-    CommandFailed { command: String, status: String, stderr: String },
+    CommandFailed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
     #[error("inventory command `{command}` printed bad JSON: {detail}")]
     BadJson { command: String, detail: String },
     #[error("cannot read Ansible inventory {}: {source}", path.display())]
@@ -48,25 +56,44 @@ pub enum InventoryError {
         source: std::io::Error,
     },
     #[error("Ansible inventory {}, line {line}: {detail}", path.display())]
-    AnsibleSyntax { path: PathBuf, line: usize, detail: String },
+    AnsibleSyntax {
+        path: PathBuf,
+        line: usize,
+        detail: String,
+    },
     #[error("Ansible inventory {}: {detail}", path.display())]
     AnsibleYaml { path: PathBuf, detail: String },
     #[error("host `{host}` in {place} is in no group, so it has no class")]
     NoClass { host: String, place: String },
     #[error("host `{host}` in {place} is in groups {groups}, so its class is ambiguous")]
-    AmbiguousClass { host: String, place: String, groups: String },
+    AmbiguousClass {
+        host: String,
+        place: String,
+        groups: String,
+    },
     #[error("host `{0}` appears twice in {1}")]
     DuplicateHost(String, String),
     #[error("host `{host}` in {place} has class `{class}`, which is not a class name")]
-    BadClass { host: String, place: String, class: String },
+    BadClass {
+        host: String,
+        place: String,
+        class: String,
+    },
     #[error("host `{host}` in {place} has no address")]
     NoAddress { host: String, place: String },
     #[error("host `{host}` has class `{class}`, but the site declares no such class{}", suggestion(.did_you_mean))]
-    UnknownClass { host: String, class: String, did_you_mean: Option<String> },
+    UnknownClass {
+        host: String,
+        class: String,
+        did_you_mean: Option<String>,
+    },
 }
 
 fn suggestion(did_you_mean: &Option<String>) -> String {
-    did_you_mean.as_ref().map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default()
+    did_you_mean
+        .as_ref()
+        .map(|c| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default()
 }
 
 impl InventoryError {
@@ -88,7 +115,9 @@ impl InventoryError {
 /// Whether `name` can be a class name (the language's identifiers).
 pub fn is_class_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
@@ -98,7 +127,10 @@ pub fn check_hosts(hosts: &[HostEntry], place: &str) -> Result<(), InventoryErro
     let mut seen = std::collections::BTreeSet::new();
     for host in hosts {
         if !seen.insert(host.name.as_str()) {
-            return Err(InventoryError::DuplicateHost(host.name.clone(), place.to_string()));
+            return Err(InventoryError::DuplicateHost(
+                host.name.clone(),
+                place.to_string(),
+            ));
         }
         if !is_class_name(&host.class) {
             return Err(InventoryError::BadClass {
@@ -108,7 +140,10 @@ pub fn check_hosts(hosts: &[HostEntry], place: &str) -> Result<(), InventoryErro
             });
         }
         if host.address.trim().is_empty() {
-            return Err(InventoryError::NoAddress { host: host.name.clone(), place: place.to_string() });
+            return Err(InventoryError::NoAddress {
+                host: host.name.clone(),
+                place: place.to_string(),
+            });
         }
     }
     Ok(())
@@ -159,6 +194,9 @@ mod tests {
             "host `b` has class `databse`, but the site declares no such class (did you mean `database`?)"
         );
         let err = check_classes(&[host("c", "cache")], &classes).unwrap_err();
-        assert_eq!(err.to_string(), "host `c` has class `cache`, but the site declares no such class");
+        assert_eq!(
+            err.to_string(),
+            "host `c` has class `cache`, but the site declares no such class"
+        );
     }
 }

@@ -44,10 +44,17 @@ pub fn serve_stdio(store_dir: &Path, state_dir: &Path) -> Result<(), AgentError>
 }
 
 /// Serves one session over any pair of streams.
-pub fn serve(store_dir: &Path, state_dir: &Path, input: impl Read, output: impl Write) -> Result<(), AgentError> {
+pub fn serve(
+    store_dir: &Path,
+    state_dir: &Path,
+    input: impl Read,
+    output: impl Write,
+) -> Result<(), AgentError> {
     let mut reader = BufReader::with_capacity(256 * 1024, input);
     let mut writer = BufWriter::with_capacity(64 * 1024, output);
-    writer.write_all(&codec::AGENT_GREETING).map_err(CodecError::from)?;
+    writer
+        .write_all(&codec::AGENT_GREETING)
+        .map_err(CodecError::from)?;
     writer.flush().map_err(CodecError::from)?;
     let theirs = codec::read_hello(&mut reader)?;
     let ours = Hello::ours();
@@ -76,8 +83,13 @@ pub fn serve(store_dir: &Path, state_dir: &Path, input: impl Read, output: impl 
 }
 
 fn agent_status(store: &Store) -> Response {
-    let path = std::env::current_exe().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-    let registered = store.parse_path(&path).map(|p| store.is_valid(&p)).unwrap_or(false);
+    let path = std::env::current_exe()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let registered = store
+        .parse_path(&path)
+        .map(|p| store.is_valid(&p))
+        .unwrap_or(false);
     Response::AgentStatus { registered, path }
 }
 
@@ -85,16 +97,26 @@ fn query_missing(store: &Store, paths: &[String], pins: &mut Vec<TempRoots>) -> 
     let parsed: Result<Vec<StorePath>, _> = paths.iter().map(|p| store.parse_path(p)).collect();
     let parsed = match parsed {
         Ok(p) => p,
-        Err(e) => return Response::Error { message: crate::transport::error_chain(&e) },
+        Err(e) => {
+            return Response::Error {
+                message: crate::transport::error_chain(&e),
+            }
+        }
     };
     // Pin the whole closure: what is here must not be collected before the
     // deploy that needs it activates, nor what is about to arrive.
     match store.temp_roots(&parsed) {
         Ok(guard) => pins.push(guard),
-        Err(e) => return Response::Error { message: crate::transport::error_chain(&e) },
+        Err(e) => {
+            return Response::Error {
+                message: crate::transport::error_chain(&e),
+            }
+        }
     }
     let missing = store.missing(&parsed);
-    Response::Missing { paths: missing.iter().map(|p| p.as_str().to_string()).collect() }
+    Response::Missing {
+        paths: missing.iter().map(|p| p.as_str().to_string()).collect(),
+    }
 }
 
 fn import(store: &Store, reader: &mut impl Read) -> Result<Response, AgentError> {
@@ -111,20 +133,31 @@ fn import(store: &Store, reader: &mut impl Read) -> Result<Response, AgentError>
     // at a frame boundary (a refused stream must not desynchronize us).
     stream.drain()?;
     Ok(match outcome {
-        Ok(report) => Response::Imported { objects: report.registered.len() as u64 },
-        Err(e) => Response::Error { message: crate::transport::error_chain(&e) },
+        Ok(report) => Response::Imported {
+            objects: report.registered.len() as u64,
+        },
+        Err(e) => Response::Error {
+            message: crate::transport::error_chain(&e),
+        },
     })
 }
 
 /// Adds this executable (an uploaded, hash-checked temporary file) to the
 /// store; it must land on `expected`, the deployer's path for it. Then
 /// points `<state_dir>/bin/ferry` at it, so `ferry` works in a shell on the host.
-pub fn install_self(store_dir: &Path, state_dir: &Path, expected: &str) -> Result<StorePath, AgentError> {
+pub fn install_self(
+    store_dir: &Path,
+    state_dir: &Path,
+    expected: &str,
+) -> Result<StorePath, AgentError> {
     let store = Store::open(store_dir, state_dir)?;
     let exe = std::env::current_exe().map_err(AgentError::OwnExecutable)?;
     let path = store.add_path(&exe, &crate::transport::bootstrap::agent_object_name(), &[])?;
     if path.as_str() != expected {
-        return Err(AgentError::WrongSelfPath { got: path.as_str().to_string(), expected: expected.to_string() });
+        return Err(AgentError::WrongSelfPath {
+            got: path.as_str().to_string(),
+            expected: expected.to_string(),
+        });
     }
     let bin = state_dir.join("bin");
     let io = |p: &Path| {

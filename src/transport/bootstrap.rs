@@ -46,11 +46,19 @@ pub fn agent_object_name() -> String {
 
 impl AgentBinary {
     /// Adds `executable` (normally `std::env::current_exe()`) to `store`.
-    pub fn add_to_store(store: &Store, executable: &Path) -> Result<AgentBinary, ferry_store::StoreError> {
+    pub fn add_to_store(
+        store: &Store,
+        executable: &Path,
+    ) -> Result<AgentBinary, ferry_store::StoreError> {
         let store_path = store.add_path(executable, &agent_object_name(), &[])?;
         let file = store.real_path(&store_path);
         let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-        Ok(AgentBinary { store_path, file, size, sha256: OnceLock::new() })
+        Ok(AgentBinary {
+            store_path,
+            file,
+            size,
+            sha256: OnceLock::new(),
+        })
     }
 
     /// The SHA-256 the host checks the upload against (`sha256sum` is what
@@ -135,22 +143,38 @@ pub fn start_agent(
     }
     upload(transport, binary, settings)?;
     match try_installed(transport, &probe)? {
-        Some(connection) => Ok((connection, BootstrapReport { uploaded: true, bytes: binary.size })),
+        Some(connection) => Ok((
+            connection,
+            BootstrapReport {
+                uploaded: true,
+                bytes: binary.size,
+            },
+        )),
         None => Err(ConnectionError::Bootstrap {
             host: transport.host().to_string(),
-            detail: format!("{} is still not valid after installing it", binary.store_path),
+            detail: format!(
+                "{} is still not valid after installing it",
+                binary.store_path
+            ),
         }),
     }
 }
 
-fn try_installed(transport: &dyn Transport, probe: &str) -> Result<Option<AgentConnection>, ConnectionError> {
+fn try_installed(
+    transport: &dyn Transport,
+    probe: &str,
+) -> Result<Option<AgentConnection>, ConnectionError> {
     let mut connection = match AgentConnection::start(transport, probe)? {
         Started::NeedsBootstrap => return Ok(None),
-        Started::Agent(c) => c,
+        Started::Agent(c) => *c,
     };
     match connection.request(&Request::AgentStatus)? {
-        Response::AgentStatus { registered: true, .. } => Ok(Some(connection)),
-        Response::AgentStatus { registered: false, .. } => {
+        Response::AgentStatus {
+            registered: true, ..
+        } => Ok(Some(connection)),
+        Response::AgentStatus {
+            registered: false, ..
+        } => {
             connection.close()?;
             Ok(None)
         }
@@ -162,9 +186,16 @@ fn try_installed(transport: &dyn Transport, probe: &str) -> Result<Option<AgentC
     }
 }
 
-fn upload(transport: &dyn Transport, binary: &AgentBinary, settings: &AgentSettings) -> Result<(), ConnectionError> {
+fn upload(
+    transport: &dyn Transport,
+    binary: &AgentBinary,
+    settings: &AgentSettings,
+) -> Result<(), ConnectionError> {
     let host = transport.host().to_string();
-    let fail = |detail: String| ConnectionError::Bootstrap { host: host.clone(), detail };
+    let fail = |detail: String| ConnectionError::Bootstrap {
+        host: host.clone(),
+        detail,
+    };
     let sha256 = binary.sha256().map_err(fail)?;
     let mut process = transport.spawn(&upload_script(&binary.store_path, sha256, settings))?;
     let copied = match process.stdin.as_mut() {
@@ -176,7 +207,11 @@ fn upload(transport: &dyn Transport, binary: &AgentBinary, settings: &AgentSetti
     process.close_stdin();
     let (status, stderr) = process.wait().map_err(|e| fail(e.to_string()))?;
     if !status.success() {
-        return Err(fail(if stderr.is_empty() { format!("the install script exited with {status}") } else { stderr }));
+        return Err(fail(if stderr.is_empty() {
+            format!("the install script exited with {status}")
+        } else {
+            stderr
+        }));
     }
     copied.map_err(|e| fail(format!("sending the binary: {e}")))
 }

@@ -59,7 +59,10 @@ pub struct Hello {
 impl Hello {
     /// This binary's identity.
     pub fn ours() -> Hello {
-        Hello { protocol: PROTOCOL_VERSION, version: FERRY_VERSION.to_string() }
+        Hello {
+            protocol: PROTOCOL_VERSION,
+            version: FERRY_VERSION.to_string(),
+        }
     }
 }
 
@@ -118,11 +121,20 @@ pub enum Request {
 /// What an agent answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
-    AgentStatus { registered: bool, path: String },
-    Missing { paths: Vec<String> },
-    Imported { objects: u64 },
+    AgentStatus {
+        registered: bool,
+        path: String,
+    },
+    Missing {
+        paths: Vec<String>,
+    },
+    Imported {
+        objects: u64,
+    },
     /// The request failed; the message says why, for the user.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 fn config() -> impl bincode::config::Config {
@@ -155,7 +167,9 @@ pub fn read_message<T: serde::de::DeserializeOwned>(r: &mut impl Read) -> Result
 /// Writes one raw frame (an empty one ends a data stream).
 pub fn write_frame(w: &mut impl Write, payload: &[u8]) -> Result<(), CodecError> {
     if payload.len() > MAX_FRAME {
-        return Err(CodecError::MessageTooLarge { size: payload.len() });
+        return Err(CodecError::MessageTooLarge {
+            size: payload.len(),
+        });
     }
     // Bounded by MAX_FRAME just above, so it fits in a u32.
     w.write_all(&(payload.len() as u32).to_le_bytes())?;
@@ -185,7 +199,10 @@ pub struct DataStreamWriter<W: Write> {
 
 impl<W: Write> DataStreamWriter<W> {
     pub fn new(inner: W) -> Self {
-        DataStreamWriter { inner, buffer: Vec::with_capacity(DATA_CHUNK) }
+        DataStreamWriter {
+            inner,
+            buffer: Vec::with_capacity(DATA_CHUNK),
+        }
     }
 
     fn flush_chunk(&mut self) -> std::io::Result<()> {
@@ -241,7 +258,12 @@ pub struct DataStreamReader<R: Read> {
 
 impl<R: Read> DataStreamReader<R> {
     pub fn new(inner: R) -> Self {
-        DataStreamReader { inner, current: Vec::new(), offset: 0, ended: false }
+        DataStreamReader {
+            inner,
+            current: Vec::new(),
+            offset: 0,
+            ended: false,
+        }
     }
 
     /// Reads and drops the rest of the stream, so the connection is back at
@@ -284,13 +306,21 @@ mod tests {
     #[test]
     fn messages_round_trip_through_frames() {
         let mut wire = Vec::new();
-        let request = Request::QueryMissing { paths: vec!["/ferry/store/a-x".into()] };
+        let request = Request::QueryMissing {
+            paths: vec!["/ferry/store/a-x".into()],
+        };
         write_message(&mut wire, &request).unwrap();
         write_message(&mut wire, &Response::Imported { objects: 3 }).unwrap();
         let mut r = &wire[..];
         assert_eq!(read_message::<Request>(&mut r).unwrap(), request);
-        assert_eq!(read_message::<Response>(&mut r).unwrap(), Response::Imported { objects: 3 });
-        assert!(matches!(read_message::<Response>(&mut r), Err(CodecError::Closed)));
+        assert_eq!(
+            read_message::<Response>(&mut r).unwrap(),
+            Response::Imported { objects: 3 }
+        );
+        assert!(matches!(
+            read_message::<Response>(&mut r),
+            Err(CodecError::Closed)
+        ));
     }
 
     #[test]
@@ -299,7 +329,10 @@ mod tests {
         let err = read_frame(&mut &wire[..]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("the peer sent a frame of {} bytes, more than the limit of {MAX_FRAME}", u32::MAX)
+            format!(
+                "the peer sent a frame of {} bytes, more than the limit of {MAX_FRAME}",
+                u32::MAX
+            )
         );
     }
 
@@ -307,12 +340,17 @@ mod tests {
     fn garbage_payload_is_a_decode_error() {
         let mut wire = Vec::new();
         write_frame(&mut wire, &[0xff, 0xff, 0xff]).unwrap();
-        assert!(matches!(read_message::<Request>(&mut &wire[..]), Err(CodecError::Decode(_))));
+        assert!(matches!(
+            read_message::<Request>(&mut &wire[..]),
+            Err(CodecError::Decode(_))
+        ));
     }
 
     #[test]
     fn data_stream_round_trips_and_ends() {
-        let data: Vec<u8> = (0..(3 * DATA_CHUNK + 17)).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..(3 * DATA_CHUNK + 17))
+            .map(|i| (i % 251) as u8)
+            .collect();
         let mut writer = DataStreamWriter::new(Vec::new());
         writer.write_all(&data).unwrap();
         let mut wire = writer.finish().unwrap();

@@ -11,7 +11,10 @@ use super::{RemoteProcess, Transport, TransportError};
 pub enum ConnectionError {
     #[error(transparent)]
     Transport(#[from] TransportError),
-    #[error("talking to the agent on {host} failed: {source}{}", stderr_suffix(stderr))]
+    #[error(
+        "talking to the agent on {host} failed: {source}{}",
+        stderr_suffix(stderr)
+    )]
     Codec {
         host: String,
         #[source]
@@ -22,13 +25,28 @@ pub enum ConnectionError {
         "the agent on {host} speaks protocol {} (ferry {}), but this ferry speaks protocol {} (ferry {})",
         theirs.protocol, theirs.version, ours.protocol, ours.version
     )]
-    VersionMismatch { host: String, ours: Hello, theirs: Hello },
+    VersionMismatch {
+        host: String,
+        ours: Hello,
+        theirs: Hello,
+    },
     #[error("the agent on {host} refused: {message}")]
     Agent { host: String, message: String },
     #[error("the agent on {host} answered {got} where {expected} was expected")]
-    Unexpected { host: String, expected: &'static str, got: String },
-    #[error("{host} printed {output:?} instead of starting the ferry agent{}", stderr_suffix(stderr))]
-    NotAnAgent { host: String, output: String, stderr: String },
+    Unexpected {
+        host: String,
+        expected: &'static str,
+        got: String,
+    },
+    #[error(
+        "{host} printed {output:?} instead of starting the ferry agent{}",
+        stderr_suffix(stderr)
+    )]
+    NotAnAgent {
+        host: String,
+        output: String,
+        stderr: String,
+    },
     #[error("installing the ferry agent on {host} failed: {detail}")]
     Bootstrap { host: String, detail: String },
 }
@@ -72,7 +90,7 @@ pub struct AgentConnection {
 /// What a started script turned out to be.
 pub enum Started {
     /// The agent answered the handshake.
-    Agent(AgentConnection),
+    Agent(Box<AgentConnection>),
     /// The bootstrap probe says the agent is not installed.
     NeedsBootstrap,
 }
@@ -85,7 +103,10 @@ impl AgentConnection {
         let mut process = transport.spawn(script)?;
         let stdout = std::mem::replace(&mut process.stdout, Box::new(std::io::empty()));
         let Some(stdin) = process.stdin.take() else {
-            return Err(ConnectionError::Bootstrap { host, detail: "no stdin".to_string() });
+            return Err(ConnectionError::Bootstrap {
+                host,
+                detail: "no stdin".to_string(),
+            });
         };
         let mut reader = BufReader::with_capacity(256 * 1024, stdout);
         let greeting = match codec::read_greeting(&mut reader) {
@@ -101,7 +122,11 @@ impl AgentConnection {
                         output: String::from_utf8_lossy(&output).into_owned(),
                         stderr,
                     },
-                    source => ConnectionError::Codec { host, source, stderr },
+                    source => ConnectionError::Codec {
+                        host,
+                        source,
+                        stderr,
+                    },
                 });
             }
         };
@@ -134,7 +159,7 @@ impl AgentConnection {
             agent: Hello::ours(),
         };
         connection.handshake()?;
-        Ok(Started::Agent(connection))
+        Ok(Started::Agent(Box::new(connection)))
     }
 
     fn handshake(&mut self) -> Result<(), ConnectionError> {
@@ -143,7 +168,11 @@ impl AgentConnection {
         let theirs = codec::read_hello(&mut self.reader).map_err(|e| self.codec_error(e))?;
         self.exchanges += 1;
         if theirs != ours {
-            return Err(ConnectionError::VersionMismatch { host: self.host.clone(), ours, theirs });
+            return Err(ConnectionError::VersionMismatch {
+                host: self.host.clone(),
+                ours,
+                theirs,
+            });
         }
         self.agent = theirs;
         Ok(())
@@ -200,11 +229,17 @@ impl AgentConnection {
     ) -> Result<Response, ConnectionError> {
         codec::write_message(&mut self.writer, request).map_err(|e| self.codec_error(e))?;
         write_stream(&mut self.writer)?;
-        self.writer.flush().map_err(|e| self.codec_error(e.into()))?;
-        let response = codec::read_message::<Response>(&mut self.reader).map_err(|e| self.codec_error(e))?;
+        self.writer
+            .flush()
+            .map_err(|e| self.codec_error(e.into()))?;
+        let response =
+            codec::read_message::<Response>(&mut self.reader).map_err(|e| self.codec_error(e))?;
         self.exchanges += 1;
         match response {
-            Response::Error { message } => Err(ConnectionError::Agent { host: self.host.clone(), message }),
+            Response::Error { message } => Err(ConnectionError::Agent {
+                host: self.host.clone(),
+                message,
+            }),
             other => Ok(other),
         }
     }
@@ -217,7 +252,12 @@ impl AgentConnection {
     /// Ends the session politely and waits for the agent to exit.
     pub fn close(mut self) -> Result<(), ConnectionError> {
         codec::write_message(&mut self.writer, &Request::Bye).map_err(|e| self.codec_error(e))?;
-        let AgentConnection { process, writer, host, .. } = self;
+        let AgentConnection {
+            process,
+            writer,
+            host,
+            ..
+        } = self;
         drop(writer);
         let (status, stderr) = finish(process);
         match status {

@@ -128,7 +128,8 @@ pub fn copy_closure(
     let closure = store.closure(roots)?;
     let progress = Progress::new(options.progress);
     let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<HostCopyReport>>> = hosts.iter().map(|_| Mutex::new(None)).collect();
+    let results: Vec<Mutex<Option<HostCopyReport>>> =
+        hosts.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
         for _ in 0..options.max_parallel.max(1).min(hosts.len()) {
             scope.spawn(|| loop {
@@ -136,19 +137,35 @@ pub fn copy_closure(
                 let Some(host) = hosts.get(i) else { break };
                 let started = Instant::now();
                 let line = progress.line(&host.name);
-                let result = connect(host, &options.ssh).map_err(CopyError::from).and_then(|transport| {
-                    copy_to_host(transport.as_ref(), store, binary, &closure, &options.agent, &line)
-                });
+                let result = connect(host, &options.ssh)
+                    .map_err(CopyError::from)
+                    .and_then(|transport| {
+                        copy_to_host(
+                            transport.as_ref(),
+                            store,
+                            binary,
+                            &closure,
+                            &options.agent,
+                            &line,
+                        )
+                    });
                 line.finish(&result);
                 if let Ok(mut slot) = results[i].lock() {
-                    *slot = Some(HostCopyReport { host: host.name.clone(), result, elapsed: started.elapsed() });
+                    *slot = Some(HostCopyReport {
+                        host: host.name.clone(),
+                        result,
+                        elapsed: started.elapsed(),
+                    });
                 }
             });
         }
     });
     Ok(CopyReport {
         // Every index below `hosts.len()` was taken by exactly one worker.
-        hosts: results.into_iter().filter_map(|slot| slot.into_inner().ok().flatten()).collect(),
+        hosts: results
+            .into_iter()
+            .filter_map(|slot| slot.into_inner().ok().flatten())
+            .collect(),
     })
 }
 
@@ -163,7 +180,8 @@ pub fn copy_to_host(
 ) -> Result<HostCopyStats, CopyError> {
     let host = transport.host().to_string();
     line.message("starting agent");
-    let (mut connection, BootstrapReport { uploaded, bytes }) = start_agent(transport, binary, settings)?;
+    let (mut connection, BootstrapReport { uploaded, bytes }) =
+        start_agent(transport, binary, settings)?;
     let mut stats = HostCopyStats {
         closure_paths: closure.len() as u64,
         agent_uploaded: uploaded,
@@ -186,12 +204,18 @@ pub fn copy_to_host(
     // Send in closure order (dependencies first), whatever order came back,
     // and only paths that were asked about.
     let missing: HashSet<String> = missing.into_iter().collect();
-    let to_send: Vec<StorePath> = closure.iter().filter(|p| missing.contains(p.as_str())).cloned().collect();
+    let to_send: Vec<StorePath> = closure
+        .iter()
+        .filter(|p| missing.contains(p.as_str()))
+        .cloned()
+        .collect();
     if !to_send.is_empty() {
         line.start_stream(to_send.len() as u64, connection.bytes_sent_counter());
         let mut export_error = None;
         let response = connection.request_with_stream(
-            &Request::Import { objects: to_send.len() as u64 },
+            &Request::Import {
+                objects: to_send.len() as u64,
+            },
             |writer: &mut dyn Write| {
                 let result = stream_objects(store, &to_send, writer);
                 result.map_err(|e| {
@@ -213,7 +237,11 @@ pub fn copy_to_host(
                 let stderr = connection_stderr(&mut connection);
                 return Err(CopyError::Stream {
                     host,
-                    detail: if stderr.is_empty() { source.to_string() } else { format!("{source} ({stderr})") },
+                    detail: if stderr.is_empty() {
+                        source.to_string()
+                    } else {
+                        format!("{source} ({stderr})")
+                    },
                 });
             }
             (response, _) => response?,
@@ -252,9 +280,14 @@ impl std::fmt::Display for StreamError {
 }
 
 /// Writes `paths` as a zstd-compressed archive in data frames.
-fn stream_objects(store: &Store, paths: &[StorePath], writer: &mut dyn Write) -> Result<(), StreamError> {
+fn stream_objects(
+    store: &Store,
+    paths: &[StorePath],
+    writer: &mut dyn Write,
+) -> Result<(), StreamError> {
     let frames = DataStreamWriter::new(writer);
-    let mut encoder = zstd::stream::write::Encoder::new(frames, ZSTD_LEVEL).map_err(StreamError::Io)?;
+    let mut encoder =
+        zstd::stream::write::Encoder::new(frames, ZSTD_LEVEL).map_err(StreamError::Io)?;
     match store.export(paths, &mut encoder) {
         Ok(_) => {}
         Err(ferry_store::StoreError::Io { source, action, .. }) if action.contains("write") => {
@@ -263,7 +296,9 @@ fn stream_objects(store: &Store, paths: &[StorePath], writer: &mut dyn Write) ->
         Err(e) => return Err(StreamError::Store(e)),
     }
     let frames = encoder.finish().map_err(StreamError::Io)?;
-    frames.finish().map_err(|e| StreamError::Io(std::io::Error::other(e.to_string())))?;
+    frames
+        .finish()
+        .map_err(|e| StreamError::Io(std::io::Error::other(e.to_string())))?;
     Ok(())
 }
 
@@ -294,7 +329,10 @@ impl Progress {
             bar.set_prefix(host.to_string());
             bar
         });
-        ProgressLine { bar, ticker: Mutex::new(None) }
+        ProgressLine {
+            bar,
+            ticker: Mutex::new(None),
+        }
     }
 }
 
@@ -307,7 +345,10 @@ pub struct ProgressLine {
 impl ProgressLine {
     /// A line that shows nothing (for library callers without a terminal).
     pub fn hidden() -> ProgressLine {
-        ProgressLine { bar: None, ticker: Mutex::new(None) }
+        ProgressLine {
+            bar: None,
+            ticker: Mutex::new(None),
+        }
     }
 
     fn message(&self, text: &str) {
@@ -345,7 +386,9 @@ impl ProgressLine {
         self.end_stream();
         if let Some(bar) = &self.bar {
             match result {
-                Ok(stats) => bar.finish_with_message(format!("done, {} objects sent", stats.objects_sent)),
+                Ok(stats) => {
+                    bar.finish_with_message(format!("done, {} objects sent", stats.objects_sent))
+                }
                 Err(_) => bar.abandon_with_message("failed"),
             }
         }

@@ -11,7 +11,9 @@ pub struct LocalTransport {
 
 impl LocalTransport {
     pub fn new() -> LocalTransport {
-        LocalTransport { name: "localhost".to_string() }
+        LocalTransport {
+            name: "localhost".to_string(),
+        }
     }
 }
 
@@ -40,7 +42,10 @@ impl Transport for LocalTransport {
     }
 
     fn spawn(&self, script: &str) -> Result<RemoteProcess, TransportError> {
-        let spawn_err = |detail: String| TransportError::Spawn { host: self.name.clone(), detail };
+        let spawn_err = |detail: String| TransportError::Spawn {
+            host: self.name.clone(),
+            detail,
+        };
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(script)

@@ -24,7 +24,11 @@ pub use copy::{copy_closure, CopyError, CopyOptions, CopyReport, HostCopyReport}
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error("cannot connect to {host}: {detail}")]
-    Connect { host: String, detail: String, hint: Option<String> },
+    Connect {
+        host: String,
+        detail: String,
+        hint: Option<String>,
+    },
     #[error("cannot start a command on {host}: {detail}")]
     Spawn { host: String, detail: String },
     #[error("lost the connection to {host}: {source}")]

@@ -51,11 +51,18 @@ pub struct SshTransport {
 impl SshTransport {
     /// Opens the connection (authenticates and checks the host key now, so
     /// a refused host fails here, before anything is sent).
-    pub fn connect(host: &HostEntry, settings: &SshSettings) -> Result<SshTransport, TransportError> {
+    pub fn connect(
+        host: &HostEntry,
+        settings: &SshSettings,
+    ) -> Result<SshTransport, TransportError> {
         let name = host.name.clone();
         let connect_err = |detail: String| {
             let hint = hint_for(&detail, &host.address, settings);
-            TransportError::Connect { host: name.clone(), detail, hint }
+            TransportError::Connect {
+                host: name.clone(),
+                detail,
+                hint,
+            }
         };
         let mut builder = SessionBuilder::default();
         builder.known_hosts_check(KnownHosts::Strict);
@@ -84,11 +91,16 @@ impl SshTransport {
             builder.config_file(&file);
             Some(dir)
         };
-        let rt = runtime().map_err(|e| connect_err(format!("cannot start the async runtime: {e}")))?;
+        let rt =
+            runtime().map_err(|e| connect_err(format!("cannot start the async runtime: {e}")))?;
         let session = rt
             .block_on(builder.connect(&host.address))
             .map_err(|e| connect_err(super::error_chain(&e)))?;
-        Ok(SshTransport { name, session: Arc::new(session), _config_dir: config_dir })
+        Ok(SshTransport {
+            name,
+            session: Arc::new(session),
+            _config_dir: config_dir,
+        })
     }
 }
 
@@ -105,7 +117,11 @@ fn generated_config(settings: &SshSettings) -> String {
         }
         None => {
             if let Some(home) = std::env::var_os("HOME") {
-                let _ = writeln!(text, "Include {}", Path::new(&home).join(".ssh/config").display());
+                let _ = writeln!(
+                    text,
+                    "Include {}",
+                    Path::new(&home).join(".ssh/config").display()
+                );
             }
             let _ = writeln!(text, "Include /etc/ssh/ssh_config");
         }
@@ -136,7 +152,10 @@ fn hint_for(detail: &str, address: &str, settings: &SshSettings) -> Option<Strin
              (e.g. `ssh {address}` once and check the fingerprint)"
         ))
     } else if detail.contains("Permission denied") {
-        Some("check the login user and that your key (or ssh-agent) is accepted by the host".to_string())
+        Some(
+            "check the login user and that your key (or ssh-agent) is accepted by the host"
+                .to_string(),
+        )
     } else {
         None
     }
@@ -149,9 +168,13 @@ struct SshChild {
 impl ProcessHandle for SshChild {
     fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
         let Some(child) = self.child.take() else {
-            return Err(std::io::Error::other("the remote process was already waited for"));
+            return Err(std::io::Error::other(
+                "the remote process was already waited for",
+            ));
         };
-        runtime()?.block_on(child.wait()).map_err(std::io::Error::other)
+        runtime()?
+            .block_on(child.wait())
+            .map_err(std::io::Error::other)
     }
 
     fn kill(&mut self) {
@@ -180,12 +203,20 @@ impl Transport for SshTransport {
     }
 
     fn spawn(&self, script: &str) -> Result<RemoteProcess, TransportError> {
-        let spawn_err = |detail: String| TransportError::Spawn { host: self.name.clone(), detail };
+        let spawn_err = |detail: String| TransportError::Spawn {
+            host: self.name.clone(),
+            detail,
+        };
         let rt = runtime().map_err(|e| spawn_err(e.to_string()))?;
         let session = Arc::clone(&self.session);
         let mut command = session.arc_raw_command(as_root(script));
-        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = rt.block_on(command.spawn()).map_err(|e| spawn_err(super::error_chain(&e)))?;
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = rt
+            .block_on(command.spawn())
+            .map_err(|e| spawn_err(super::error_chain(&e)))?;
         let fd = |io: Option<std::io::Result<OwnedFd>>| -> Result<std::fs::File, TransportError> {
             match io {
                 Some(Ok(fd)) => Ok(std::fs::File::from(fd)),
