@@ -1,6 +1,10 @@
 //! The copy protocol against real lab hosts over real SSH (needs root).
 mod common;
 
+use std::time::{Duration, Instant};
+
+use ferry_store::StorePath;
+
 use common::{closure_of, text, Fleet};
 
 #[test]
@@ -42,5 +46,182 @@ fn copy_to_three_lab_hosts_bootstraps_the_agent_and_sends_the_closure_needs_root
         assert_eq!(r["agent_uploaded"], false, "{r}");
         assert_eq!(r["objects_sent"], 0, "{r}");
         assert_eq!(r["exchanges"], 3, "handshake, agent status, query: {r}");
+    }
+}
+
+#[test]
+fn round_trips_are_the_same_for_10_and_10000_paths_needs_root() {
+    let fleet = Fleet::up("t-rtt", "10.237.22.0/24", 1);
+    let small = closure_of(&fleet.store, "small", 10);
+    let large = closure_of(&fleet.store, "large", 10_000);
+    let (out, first) = fleet.copy(&["h0"], &[small]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (out, second) = fleet.copy(&["h0"], &[large]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(first[0]["objects_sent"], 10);
+    assert_eq!(second[0]["objects_sent"], 10_000);
+    assert_eq!(second[0]["objects_registered"], 10_000);
+    // Counted in the protocol layer: handshake, agent status, QueryMissing, Import.
+    assert_eq!(first[0]["exchanges"], 4, "{}", first[0]);
+    assert_eq!(second[0]["exchanges"], first[0]["exchanges"]);
+}
+
+#[test]
+fn a_wrong_known_hosts_entry_is_refused_before_anything_is_sent_needs_root() {
+    let fleet = Fleet::up("t-hostkey", "10.237.23.0/24", 1);
+    let top = closure_of(&fleet.store, "x", 3);
+    // Replace the host's real key with another one.
+    let other = fleet.root.join("other_key");
+    let keygen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(keygen.success());
+    let pubkey = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let mut fields = pubkey.split_whitespace();
+    let (kind, blob) = (fields.next().unwrap(), fields.next().unwrap());
+    let host = &fleet.lab.hosts[0];
+    std::fs::write(
+        fleet.lab.known_hosts(),
+        format!("{},{} {kind} {blob}\n", host.name, host.address),
+    )
+    .unwrap();
+
+    let (out, results) = fleet.copy(&["h0"], &[top]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let error = results[0]["error"].as_str().unwrap();
+    assert!(error.starts_with("cannot connect to h0: "), "{error}");
+    assert!(
+        error.contains("REMOTE HOST IDENTIFICATION HAS CHANGED"),
+        "{error}"
+    );
+    assert!(
+        error.contains("hint: the host's key differs from the one in the known_hosts"),
+        "{error}"
+    );
+    assert!(
+        fleet.host_objects("h0").is_empty(),
+        "something reached the host"
+    );
+}
+
+/// Kills every `ssh` process that uses the lab's ssh config (the
+/// ControlMaster carrying the copy); returns how many it killed.
+fn kill_lab_ssh(fleet: &Fleet) -> usize {
+    let config = fleet.lab.ssh_config();
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<_> = cmdline
+            .split(|b| *b == 0)
+            .map(String::from_utf8_lossy)
+            .collect();
+        if args.first().is_some_and(|a| a == "ssh")
+            && args.iter().any(|a| a == config.to_str().unwrap())
+        {
+            unsafe_kill(pid);
+            killed += 1;
+        }
+    }
+    killed
+}
+
+fn unsafe_kill(pid: i32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+}
+
+#[test]
+fn killing_ssh_mid_copy_keeps_the_host_store_valid_and_the_rerun_sends_only_the_rest_needs_root() {
+    let fleet = Fleet::up("t-cut", "10.237.24.0/24", 1);
+    // Bootstrap the agent first, so the cut falls into the object stream.
+    let warm = closure_of(&fleet.store, "warm", 1);
+    let (out, _) = fleet.copy(&["h0"], &[warm]);
+    assert!(out.status.success(), "{}", text(&out));
+    let objects: Vec<StorePath> = (0..48)
+        .map(|i| common::random_object(&fleet.store, &fleet.root, &format!("blob-{i}"), 4 << 20, i))
+        .collect();
+    let mut top_text = String::new();
+    for o in &objects {
+        top_text.push_str(o.as_str());
+        top_text.push('\n');
+    }
+    let top = fleet
+        .store
+        .add_bytes("blobs", top_text.as_bytes(), false, &objects)
+        .unwrap();
+    let before = fleet.host_objects("h0").len();
+
+    let config = fleet.lab.ssh_config();
+    let mut child = fleet
+        .ferry_command(&[
+            "copy",
+            "--json",
+            "--ssh-config",
+            config.to_str().unwrap(),
+            "--to",
+            "h0",
+            "--",
+            top.as_str(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Cut once some objects have landed (the agent registers in batches).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fleet.host_objects("h0").len() < before + 2 {
+        assert!(Instant::now() < deadline, "no object arrived");
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            panic!("the copy ended before it could be cut: {}", text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(kill_lab_ssh(&fleet) >= 1, "no ssh process to kill");
+    let cut = child.wait_with_output().unwrap();
+    assert_eq!(cut.status.code(), Some(1), "{}", text(&cut));
+    let stdout = String::from_utf8_lossy(&cut.stdout);
+    assert!(
+        stdout.contains("lost the connection to h0 while sending objects"),
+        "{}",
+        text(&cut)
+    );
+    let arrived = fleet.host_objects("h0").len() - before;
+    assert!(
+        arrived > 0 && arrived < objects.len(),
+        "{arrived} objects arrived before the cut"
+    );
+
+    let (out, results) = fleet.copy(&["h0"], &[top.clone()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let sent = results[0]["objects_sent"].as_u64().unwrap() as usize;
+    let bytes = results[0]["bytes_sent"].as_u64().unwrap();
+    // Only what had not been registered is sent again (plus the top object).
+    assert!(
+        sent < objects.len() + 1,
+        "re-sent everything: {}",
+        results[0]
+    );
+    assert!(
+        bytes < (sent as u64 + 1) * (4 << 20) + (1 << 20),
+        "{}",
+        results[0]
+    );
+    assert!(bytes > (sent as u64 - 1) * (4 << 20), "{}", results[0]);
+    let closure = fleet.store.closure(&[top]).unwrap();
+    let on_host = fleet.host_objects("h0");
+    for path in &closure {
+        assert!(
+            on_host.contains(&path.base_name().to_string()),
+            "{path} missing on the host"
+        );
     }
 }

@@ -217,18 +217,22 @@ impl AgentConnection {
     /// One exchange: sends `request`, returns the answer; an agent's error
     /// answer becomes [`ConnectionError::Agent`].
     pub fn request(&mut self, request: &Request) -> Result<Response, ConnectionError> {
-        self.request_with_stream(request, |_| Ok(()))
+        self.send(request)?;
+        self.receive()
     }
 
-    /// One exchange whose request is followed by a data stream written by
-    /// `write_stream` (no answers in between), then the agent's one answer.
-    pub fn request_with_stream(
-        &mut self,
-        request: &Request,
-        write_stream: impl FnOnce(&mut dyn Write) -> Result<(), ConnectionError>,
-    ) -> Result<Response, ConnectionError> {
-        codec::write_message(&mut self.writer, request).map_err(|e| self.codec_error(e))?;
-        write_stream(&mut self.writer)?;
+    /// Sends a request without waiting for its answer (a data stream may follow).
+    pub fn send(&mut self, request: &Request) -> Result<(), ConnectionError> {
+        codec::write_message(&mut self.writer, request).map_err(|e| self.codec_error(e))
+    }
+
+    /// Where a data stream that follows a request is written.
+    pub fn stream(&mut self) -> &mut dyn Write {
+        &mut self.writer
+    }
+
+    /// Reads the answer to the request sent last; completes one exchange.
+    pub fn receive(&mut self) -> Result<Response, ConnectionError> {
         self.writer
             .flush()
             .map_err(|e| self.codec_error(e.into()))?;
@@ -244,9 +248,9 @@ impl AgentConnection {
         }
     }
 
-    /// Turns an I/O error while streaming into this connection's error (with the host's stderr).
-    pub fn stream_error(&mut self, e: std::io::Error) -> ConnectionError {
-        self.codec_error(CodecError::Io(e))
+    /// What the host's side (agent or ssh) wrote to stderr so far.
+    pub fn host_stderr(&self) -> String {
+        self.process.stderr_text()
     }
 
     /// Ends the session politely and waits for the agent to exit.

@@ -35,7 +35,7 @@ pub enum CopyError {
     Connection(#[from] ConnectionError),
     #[error("reading the local store: {0}")]
     Store(#[from] ferry_store::StoreError),
-    #[error("sending objects to {host} failed: {detail}")]
+    #[error("lost the connection to {host} while sending objects: {detail}")]
     Stream { host: String, detail: String },
 }
 
@@ -211,45 +211,38 @@ pub fn copy_to_host(
         .collect();
     if !to_send.is_empty() {
         line.start_stream(to_send.len() as u64, connection.bytes_sent_counter());
-        let mut export_error = None;
-        let response = connection.request_with_stream(
-            &Request::Import {
-                objects: to_send.len() as u64,
-            },
-            |writer: &mut dyn Write| {
-                let result = stream_objects(store, &to_send, writer);
-                result.map_err(|e| {
-                    let text = e.to_string();
-                    export_error = Some(e);
-                    ConnectionError::Codec {
-                        host: host.clone(),
-                        source: super::codec::CodecError::Io(std::io::Error::other(text)),
-                        stderr: String::new(),
-                    }
-                })
-            },
-        );
+        connection.send(&Request::Import {
+            objects: to_send.len() as u64,
+        })?;
+        let mut sink = WatchedWriter {
+            inner: connection.stream(),
+            broke: None,
+        };
+        let exported = stream_objects(store, &to_send, &mut sink);
+        let broke = sink.broke.take();
         line.end_stream();
-        let response = match (response, export_error) {
-            (_, Some(StreamError::Store(e))) => return Err(CopyError::Store(e)),
-            (Err(ConnectionError::Codec { source, .. }), Some(StreamError::Io(_))) => {
-                // The pipe broke while streaming: the host's own words say why.
-                let stderr = connection_stderr(&mut connection);
+        match (exported, broke) {
+            // A broken pipe is the connection's fault, whatever the export made of it.
+            (_, Some(e)) | (Err(StreamError::Io(e)), None) => {
+                // Give ssh a moment to write why the connection ended.
+                std::thread::sleep(Duration::from_millis(50));
+                let said = connection.host_stderr();
                 return Err(CopyError::Stream {
                     host,
-                    detail: if stderr.is_empty() {
-                        source.to_string()
+                    detail: if said.is_empty() {
+                        e.to_string()
                     } else {
-                        format!("{source} ({stderr})")
+                        format!("{e} (the host said: {said})")
                     },
                 });
             }
-            (response, _) => response?,
-        };
-        stats.objects_sent = to_send.len() as u64;
-        if let Response::Imported { objects } = response {
+            (Err(StreamError::Store(e)), None) => return Err(CopyError::Store(e)),
+            (Ok(()), None) => {}
+        }
+        if let Response::Imported { objects } = connection.receive()? {
             stats.objects_registered = objects;
         }
+        stats.objects_sent = to_send.len() as u64;
     }
     stats.bytes_sent = connection.bytes_sent();
     stats.exchanges = connection.exchanges();
@@ -257,26 +250,35 @@ pub fn copy_to_host(
     Ok(stats)
 }
 
-fn connection_stderr(connection: &mut super::AgentConnection) -> String {
-    match connection.stream_error(std::io::Error::other("")) {
-        ConnectionError::Codec { stderr, .. } => stderr,
-        _ => String::new(),
+/// Passes writes through and remembers the first failure, so a broken
+/// connection is told apart from a store that could not be read.
+struct WatchedWriter<'a> {
+    inner: &'a mut dyn Write,
+    broke: Option<std::io::Error>,
+}
+
+impl Write for WatchedWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(data).inspect_err(|e| {
+            if self.broke.is_none() {
+                self.broke = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        })
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().inspect_err(|e| {
+            if self.broke.is_none() {
+                self.broke = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        })
     }
 }
 
-#[derive(Debug)]
+/// Why writing the object stream stopped.
 enum StreamError {
     Store(ferry_store::StoreError),
     Io(std::io::Error),
-}
-
-impl std::fmt::Display for StreamError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StreamError::Store(e) => write!(f, "{e}"),
-            StreamError::Io(e) => write!(f, "{e}"),
-        }
-    }
 }
 
 /// Writes `paths` as a zstd-compressed archive in data frames.
@@ -288,13 +290,9 @@ fn stream_objects(
     let frames = DataStreamWriter::new(writer);
     let mut encoder =
         zstd::stream::write::Encoder::new(frames, ZSTD_LEVEL).map_err(StreamError::Io)?;
-    match store.export(paths, &mut encoder) {
-        Ok(_) => {}
-        Err(ferry_store::StoreError::Io { source, action, .. }) if action.contains("write") => {
-            return Err(StreamError::Io(source))
-        }
-        Err(e) => return Err(StreamError::Store(e)),
-    }
+    store
+        .export(paths, &mut encoder)
+        .map_err(StreamError::Store)?;
     let frames = encoder.finish().map_err(StreamError::Io)?;
     frames
         .finish()

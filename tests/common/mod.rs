@@ -27,6 +27,21 @@ impl Fleet {
             .unwrap();
         let root = tmp.path().join("ferry");
         std::fs::create_dir_all(&root).unwrap();
+        // The deployer's store on tmpfs: thousands of fsyncing adds on disk
+        // would dominate the test's time, and the store's durability is not
+        // what these tests are about (the hosts' stores stay on disk).
+        let mounted = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                "size=4g",
+                "ferry-test",
+                root.to_str().unwrap(),
+            ])
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "mount tmpfs on {}", root.display());
         let spec = LabSpec {
             subnet: Some(subnet.to_string()),
             hosts: (0..hosts)
@@ -125,6 +140,7 @@ impl Fleet {
 impl Drop for Fleet {
     fn drop(&mut self) {
         let _ = lab::down(&self.lab.name);
+        let _ = Command::new("umount").arg(&self.root).status();
     }
 }
 
