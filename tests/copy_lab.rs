@@ -11,10 +11,10 @@ use common::{closure_of, text, Fleet};
 fn copy_to_three_lab_hosts_bootstraps_the_agent_and_sends_the_closure_needs_root() {
     let fleet = Fleet::up("t-copy3", "10.237.21.0/24", 3);
     let top = closure_of(&fleet.store, "site", 25);
-    let closure = fleet.store.closure(&[top.clone()]).unwrap();
+    let closure = fleet.store.closure(std::slice::from_ref(&top)).unwrap();
     assert_eq!(closure.len(), 25);
 
-    let (out, results) = fleet.copy(&["h0", "h1", "h2"], &[top.clone()]);
+    let (out, results) = fleet.copy(&["h0", "h1", "h2"], std::slice::from_ref(&top));
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(results.len(), 3, "{}", text(&out));
     for r in &results {
@@ -200,7 +200,7 @@ fn killing_ssh_mid_copy_keeps_the_host_store_valid_and_the_rerun_sends_only_the_
         "{arrived} objects arrived before the cut"
     );
 
-    let (out, results) = fleet.copy(&["h0"], &[top.clone()]);
+    let (out, results) = fleet.copy(&["h0"], std::slice::from_ref(&top));
     assert!(out.status.success(), "{}", text(&out));
     let sent = results[0]["objects_sent"].as_u64().unwrap() as usize;
     let bytes = results[0]["bytes_sent"].as_u64().unwrap();
