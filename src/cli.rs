@@ -44,6 +44,11 @@ pub enum Command {
     /// The host agent the deployer starts over SSH (internal).
     #[command(hide = true)]
     Remote(commands::remote::RemoteArgs),
+    /// Work with the local store: add, inspect, verify, export and import objects.
+    Store(commands::store::StoreArgs),
+    /// Delete every store object that no root (profile, site generation, GC root,
+    /// running operation) reaches.
+    Gc(commands::gc::GcArgs),
 }
 
 /// Runs the command line and returns the process exit code.

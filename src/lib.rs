@@ -7,3 +7,4 @@ pub mod lab;
 pub mod output;
 pub mod remote;
 pub mod transport;
+pub mod store_cli;

@@ -46,6 +46,11 @@ pub fn line(text: impl std::fmt::Display) {
     let _ = writeln!(out, "{text}");
 }
 
+/// Stdout for binary results (an archive); callers refuse to write one to a terminal.
+pub fn raw() -> impl Write {
+    std::io::stdout().lock()
+}
+
 /// Prints a value as pretty JSON on stdout.
 pub fn json(value: &impl serde::Serialize) {
     match serde_json::to_string_pretty(value) {

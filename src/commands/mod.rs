@@ -2,13 +2,17 @@
 use crate::cli::{Cli, Command, CommandResult};
 
 pub mod copy;
+pub mod gc;
 pub mod remote;
+pub mod store;
 
 /// Dispatches a parsed command line to its verb.
 pub fn run(cli: Cli) -> CommandResult {
     match cli.command {
         Command::Copy(args) => copy::run(&cli.global, args),
         Command::Remote(args) => remote::run(&cli.global, args),
+        Command::Store(args) => store::run(&cli.global, args),
+        Command::Gc(args) => gc::run(&cli.global, args),
     }
 }
 

@@ -113,12 +113,12 @@ impl StorePath {
             .rfind('/')
             .ok_or_else(|| bad("it is not an absolute path"))?;
         let dir = &text[..slash];
-        StoreDir::new(Path::new(if dir.is_empty() { "/" } else { dir }))
-            .map_err(|_| bad("its directory is not an absolute normalized path"))?;
         let base = &text[slash + 1..];
         if base.len() < HASH_CHARS + 2 || base.as_bytes()[HASH_CHARS] != b'-' {
             return Err(bad("its file name is not `<32-character hash>-<name>`"));
         }
+        StoreDir::new(Path::new(if dir.is_empty() { "/" } else { dir }))
+            .map_err(|_| bad("its directory is not an absolute normalized path"))?;
         if !base.as_bytes()[..HASH_CHARS]
             .iter()
             .all(|&b| base32::is_symbol(b))

@@ -325,7 +325,7 @@ impl<R: BufRead> Importer<'_, R> {
         } else {
             Some(&staging_handle)
         };
-        let result = self.node(sink, entry.as_bytes(), 0).and_then(|actual| {
+        let result = self.node(sink, entry.as_bytes()).and_then(|actual| {
             if self.node_bytes != nar_size {
                 return Err(ArchiveError::SizeMismatch {
                     path: path.to_string(),
@@ -411,8 +411,99 @@ impl<R: BufRead> Importer<'_, R> {
         Ok(())
     }
 
-    /// Reads one node; creates it as `name` in `parent` unless `parent` is `None` (verify only).
-    fn node(&mut self, parent: Option<&DirHandle>, name: &[u8], depth: usize) -> Result<Digest> {
+    /// Reads one node tree; creates it as `name` in `parent` unless `parent` is `None`
+    /// (verify only). Iterative, with an explicit stack, so hostile nesting cannot overflow
+    /// the caller's stack (the depth is limited anyway).
+    fn node(&mut self, parent: Option<&DirHandle>, name: &[u8]) -> Result<Digest> {
+        let mut stack: Vec<OpenDirectory> = Vec::new();
+        let mut started = self.node_start(parent, name, 0)?;
+        loop {
+            let mut digest = match started {
+                NodeStart::Leaf(digest) => digest,
+                NodeStart::Directory(directory) => {
+                    stack.push(*directory);
+                    match self.next_entry(&mut stack)? {
+                        Some(next) => {
+                            started = next;
+                            continue;
+                        }
+                        None => return Err(missing_directory()),
+                    }
+                }
+            };
+            // Attach finished nodes to their parents, closing every directory that is complete.
+            loop {
+                let Some(top) = stack.last_mut() else {
+                    return Ok(digest);
+                };
+                let entry = std::mem::take(&mut top.current);
+                top.hasher.entry(&entry, &digest);
+                top.previous = Some(entry);
+                if top.remaining > 0 {
+                    break;
+                }
+                let Some(done) = stack.pop() else {
+                    return Err(missing_directory());
+                };
+                if let Some(dir) = &done.dir {
+                    dir.seal()?;
+                }
+                digest = done.hasher.finish();
+            }
+            match self.next_entry(&mut stack)? {
+                Some(next) => started = next,
+                None => return Err(missing_directory()),
+            }
+        }
+    }
+
+    /// Reads the next entry name of the innermost open directory and starts its node; an empty
+    /// directory is finished on the spot (returned as a leaf).
+    fn next_entry(&mut self, stack: &mut Vec<OpenDirectory>) -> Result<Option<NodeStart>> {
+        let Some(top) = stack.last_mut() else {
+            return Ok(None);
+        };
+        if top.remaining == 0 {
+            let Some(done) = stack.pop() else {
+                return Ok(None);
+            };
+            if let Some(dir) = &done.dir {
+                dir.seal()?;
+            }
+            return Ok(Some(NodeStart::Leaf(done.hasher.finish())));
+        }
+        let name_offset = self.input.offset;
+        let entry = self
+            .input
+            .bytes("entry name length", limits::ENTRY_NAME_LEN)?;
+        check_entry_name(&entry, name_offset)?;
+        if top.previous.as_ref().is_some_and(|p| *p >= entry) {
+            return Err(ArchiveError::UnsortedEntry {
+                name: String::from_utf8_lossy(&entry).into_owned(),
+                offset: name_offset,
+            }
+            .into());
+        }
+        self.charge(canonical::entry_header_size(entry.len() as u64))?;
+        top.remaining -= 1;
+        let depth = stack.len();
+        let started = {
+            let top = &stack[depth - 1];
+            self.node_start(top.dir.as_ref(), &entry, depth)?
+        };
+        if let Some(top) = stack.last_mut() {
+            top.current = entry;
+        }
+        Ok(Some(started))
+    }
+
+    /// Reads a node's header: a file or symlink completely, a directory up to its entry count.
+    fn node_start(
+        &mut self,
+        parent: Option<&DirHandle>,
+        name: &[u8],
+        depth: usize,
+    ) -> Result<NodeStart> {
         let offset = self.input.offset;
         match self.input.u8()? {
             TAG_FILE => {
@@ -452,7 +543,7 @@ impl<R: BufRead> Importer<'_, R> {
                 if let Some(file) = &file {
                     fsops::normalize_fd(file, fsops::file_mode(executable), self.staging.path())?;
                 }
-                Ok(Digest(*hasher.finalize().as_bytes()))
+                Ok(NodeStart::Leaf(Digest(*hasher.finalize().as_bytes())))
             }
             TAG_SYMLINK => {
                 let target_offset = self.input.offset;
@@ -471,7 +562,7 @@ impl<R: BufRead> Importer<'_, R> {
                 if let Some(dir) = parent {
                     dir.create_symlink(name, &target)?;
                 }
-                Ok(canonical::symlink_digest(&target))
+                Ok(NodeStart::Leaf(canonical::symlink_digest(&target)))
             }
             TAG_DIRECTORY => {
                 if depth >= limits::DEPTH {
@@ -496,33 +587,42 @@ impl<R: BufRead> Importer<'_, R> {
                 }
                 self.charge(canonical::directory_node_size())?;
                 let dir = parent.map(|p| p.create_dir(name)).transpose()?;
-                let mut hasher = DirectoryHasher::new(count);
-                let mut previous: Option<Vec<u8>> = None;
-                for _ in 0..count {
-                    let name_offset = self.input.offset;
-                    let entry = self
-                        .input
-                        .bytes("entry name length", limits::ENTRY_NAME_LEN)?;
-                    check_entry_name(&entry, name_offset)?;
-                    if previous.as_ref().is_some_and(|p| *p >= entry) {
-                        return Err(ArchiveError::UnsortedEntry {
-                            name: String::from_utf8_lossy(&entry).into_owned(),
-                            offset: name_offset,
-                        }
-                        .into());
-                    }
-                    self.charge(canonical::entry_header_size(entry.len() as u64))?;
-                    let child = self.node(dir.as_ref(), &entry, depth + 1)?;
-                    hasher.entry(&entry, &child);
-                    previous = Some(entry);
-                }
-                if let Some(dir) = &dir {
-                    dir.seal()?;
-                }
-                Ok(hasher.finish())
+                Ok(NodeStart::Directory(Box::new(OpenDirectory {
+                    dir,
+                    hasher: DirectoryHasher::new(count),
+                    remaining: count,
+                    previous: None,
+                    current: Vec::new(),
+                })))
             }
             tag => Err(ArchiveError::BadNodeTag { tag, offset }.into()),
         }
+    }
+}
+
+/// A directory whose entries are being read.
+struct OpenDirectory {
+    /// Where its entries are created (`None` when only verifying).
+    dir: Option<DirHandle>,
+    hasher: DirectoryHasher,
+    remaining: u64,
+    previous: Option<Vec<u8>>,
+    /// Name of the entry being read now.
+    current: Vec<u8>,
+}
+
+enum NodeStart {
+    /// A finished node (file, symlink, or empty directory).
+    Leaf(Digest),
+    /// A directory with entries still to read.
+    Directory(Box<OpenDirectory>),
+}
+
+/// The explicit stack lost a directory: a bug in this module, reported instead of panicking.
+fn missing_directory() -> StoreError {
+    StoreError::CorruptObject {
+        path: "<archive>".to_string(),
+        reason: "internal error: directory stack underflow".to_string(),
     }
 }
 
