@@ -49,6 +49,10 @@ pub enum Command {
     /// Delete every store object that no root (profile, site generation, GC root,
     /// running operation) reaches.
     Gc(commands::gc::GcArgs),
+    /// Parse and evaluate a site; report every error.
+    Check(commands::check::CheckArgs),
+    /// Print the evaluated site (`--json` for tools).
+    Eval(commands::eval::EvalArgs),
 }
 
 /// Runs the command line and returns the process exit code.

@@ -6,5 +6,6 @@ pub mod inventory;
 pub mod lab;
 pub mod output;
 pub mod remote;
-pub mod transport;
+pub mod site;
 pub mod store_cli;
+pub mod transport;

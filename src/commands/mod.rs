@@ -1,7 +1,9 @@
 //! One module per verb; each wires a library call to output and nothing more.
 use crate::cli::{Cli, Command, CommandResult};
 
+pub mod check;
 pub mod copy;
+pub mod eval;
 pub mod gc;
 pub mod remote;
 pub mod store;
@@ -9,6 +11,8 @@ pub mod store;
 /// Dispatches a parsed command line to its verb.
 pub fn run(cli: Cli) -> CommandResult {
     match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Copy(args) => copy::run(&cli.global, args),
         Command::Remote(args) => remote::run(&cli.global, args),
         Command::Store(args) => store::run(&cli.global, args),

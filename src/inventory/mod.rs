@@ -8,6 +8,7 @@ use ferry_lang::inventory::{HostEntry, InventoryResolver, InventorySource};
 
 pub mod ansible;
 pub mod exec;
+pub mod file;
 pub mod lab;
 
 /// The inventory providers ferry ships, behind the language's resolver trait.
@@ -22,9 +23,7 @@ impl InventoryResolver for Providers {
                 exec::resolve(command, dir).map_err(|e| e.to_string())
             }
             InventorySource::Ansible { path } => ansible::resolve(path).map_err(|e| e.to_string()),
-            InventorySource::File { .. } => {
-                Err("inventory provider `file` is not available in this build".to_string())
-            }
+            InventorySource::File { path } => file::resolve(path).map_err(|e| e.to_string()),
         }
     }
 }
