@@ -41,6 +41,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Copy the closure of store paths to hosts over SSH.
     Copy(commands::copy::CopyArgs),
+    /// Local hosts for trying a site: network namespaces with their own sshd (root).
+    Lab(commands::lab::LabArgs),
     /// The host agent the deployer starts over SSH (internal).
     #[command(hide = true)]
     Remote(commands::remote::RemoteArgs),

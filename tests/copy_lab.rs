@@ -36,6 +36,8 @@ fn copy_to_three_lab_hosts_bootstraps_the_agent_and_sends_the_closure_needs_root
         expected.extend(agent);
         expected.sort();
         assert_eq!(on_host, expected);
+        // Every object re-hashes to its metadata on the host, and every one is valid.
+        assert_eq!(fleet.verify_on_host(host), 26);
     }
 
     // Again: nothing is missing, so nothing but the session's messages is sent
@@ -195,6 +197,7 @@ fn killing_ssh_mid_copy_keeps_the_host_store_valid_and_the_rerun_sends_only_the_
         text(&cut)
     );
     let arrived = fleet.host_objects("h0").len() - before;
+    let valid_after_cut = fleet.verify_on_host("h0");
     assert!(
         arrived > 0 && arrived < objects.len(),
         "{arrived} objects arrived before the cut"

@@ -174,3 +174,80 @@ fn thirty_hosts_all_answer_needs_root() {
     assert!(statuses.iter().all(|s| s.ssh_answers), "{statuses:?}");
     assert_eq!(leftovers(&lab), Vec::<String>::new());
 }
+
+#[test]
+fn lab_cli_up_status_down_from_a_site_needs_root() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("site.conf"),
+        r#"site = "t-labcli"
+class web { }
+inventory = lab {
+  subnet = "10.237.14.0/24"
+  hosts = [ { name = "a", class = web, labels = { datacenter = "dc1" } },
+            { name = "b", class = web, labels = { datacenter = "dc2" } } ]
+}
+"#,
+    )
+    .unwrap();
+    let root = dir.path().join("ferry");
+    let ferry = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .arg("--store-dir")
+            .arg(root.join("store"))
+            .arg("--state-dir")
+            .arg(root.join("var"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let site = dir.path().to_str().unwrap();
+    let up = ferry(&["lab", "up", site]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&up.stdout);
+    assert!(
+        stdout.starts_with("lab `t-labcli` is up: 2 hosts on 10.237.14.0/24\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  b                web          10.237.14.3\n"),
+        "{stdout}"
+    );
+
+    let status = ferry(&["lab", "status", site, "--json"]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(report["hosts"][1]["address"], "10.237.14.3");
+    assert_eq!(report["hosts"][1]["ssh_answers"], true);
+
+    // Sessions see ferry's dirs in their environment.
+    let lab = lab::load("t-labcli").unwrap();
+    let out = ssh(&lab, "a", "echo $FERRY_STORE_DIR");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        root.join("store").to_str().unwrap()
+    );
+
+    let down = ferry(&["lab", "down", site]);
+    assert_eq!(
+        String::from_utf8_lossy(&down.stdout),
+        "lab `t-labcli` is down\n"
+    );
+    let again = ferry(&["lab", "down", "t-labcli"]);
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout),
+        "lab `t-labcli` was not running\n"
+    );
+    assert_eq!(leftovers(&lab), Vec::<String>::new());
+    let status = ferry(&["lab", "status", "t-labcli"]);
+    assert_eq!(status.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&status.stderr).contains("no lab named `t-labcli` is running"));
+}

@@ -5,6 +5,7 @@ pub mod check;
 pub mod copy;
 pub mod eval;
 pub mod gc;
+pub mod lab;
 pub mod remote;
 pub mod store;
 
@@ -14,6 +15,7 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Copy(args) => copy::run(&cli.global, args),
+        Command::Lab(args) => lab::run(&cli.global, args),
         Command::Remote(args) => remote::run(&cli.global, args),
         Command::Store(args) => store::run(&cli.global, args),
         Command::Gc(args) => gc::run(&cli.global, args),

@@ -88,6 +88,9 @@ pub struct Lab {
     pub bridge_address: String,
     /// Directories each host sees as its own (e.g. `/ferry`, `/nix`).
     pub private_dirs: Vec<PathBuf>,
+    /// ferry's store and state dirs on the hosts.
+    pub store_dir: PathBuf,
+    pub state_dir: PathBuf,
     /// Mount points `up` had to create (removed again by `down` when empty).
     pub created_mount_points: Vec<PathBuf>,
     pub hosts: Vec<LabHost>,
@@ -145,15 +148,23 @@ impl Lab {
 /// What to make of a lab beyond its spec.
 #[derive(Debug, Clone)]
 pub struct LabOptions {
-    /// Directories each host gets privately (bind mounts of per-host dirs).
-    /// The first one is where ferry's store and state dirs live (`/ferry`).
+    /// Directories each host gets privately (bind mounts of per-host dirs):
+    /// those holding ferry's store and state dirs (`/ferry`), and any other
+    /// a peer tool needs (`/nix`).
     pub private_dirs: Vec<PathBuf>,
+    /// ferry's store dir on the hosts (set as `FERRY_STORE_DIR` in SSH sessions).
+    pub store_dir: PathBuf,
+    /// ferry's state dir on the hosts (`FERRY_STATE_DIR`); its `bin/` (the
+    /// bootstrapped agent's `ferry` link) is put on the PATH of SSH sessions.
+    pub state_dir: PathBuf,
 }
 
 impl Default for LabOptions {
     fn default() -> Self {
         LabOptions {
             private_dirs: vec![PathBuf::from("/ferry")],
+            store_dir: PathBuf::from("/ferry/store"),
+            state_dir: PathBuf::from("/ferry/var"),
         }
     }
 }
@@ -198,13 +209,12 @@ fn save(lab: &Lab) -> Result<(), LabError> {
 /// Idempotent: hosts that already run are kept, missing or broken ones are
 /// (re)made; a lab that was up with a different spec is taken down first.
 pub fn up(name: &str, spec: &LabSpec, root: &Path) -> Result<Lab, LabError> {
-    up_with(
-        name,
-        spec,
-        &LabOptions {
-            private_dirs: vec![root.to_path_buf()],
-        },
-    )
+    let options = LabOptions {
+        private_dirs: vec![root.to_path_buf()],
+        store_dir: root.join("store"),
+        state_dir: root.join("var"),
+    };
+    up_with(name, spec, &options)
 }
 
 /// [`up`] with more private directories (e.g. `/nix` for a peer tool).
@@ -310,6 +320,8 @@ fn plan(
         bridge: format!("fb{tag}"),
         bridge_address: format!("{base}.1"),
         private_dirs: options.private_dirs.clone(),
+        store_dir: options.store_dir.clone(),
+        state_dir: options.state_dir.clone(),
         created_mount_points: Vec::new(),
         hosts: entries
             .iter()
@@ -328,7 +340,11 @@ fn plan(
 }
 
 fn same_shape(a: &Lab, b: &Lab) -> bool {
-    a.subnet == b.subnet && a.hosts == b.hosts && a.private_dirs == b.private_dirs
+    a.subnet == b.subnet
+        && a.hosts == b.hosts
+        && a.private_dirs == b.private_dirs
+        && a.store_dir == b.store_dir
+        && a.state_dir == b.state_dir
 }
 
 fn check_subnet_free(name: &str, subnet: &str) -> Result<(), LabError> {

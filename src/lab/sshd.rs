@@ -67,13 +67,9 @@ pub fn ensure_host_files(lab: &Lab, host: &LabHost) -> Result<(), LabError> {
     let authorized = dir.join("authorized_keys");
     std::fs::copy(&client_pub, &authorized).map_err(io_err(&authorized))?;
 
-    // The first private dir holds ferry's state; its `var/bin` carries the
-    // bootstrapped agent's `ferry` link, so `ssh HOST ferry …` finds it.
-    let agent_bin = lab
-        .private_dirs
-        .first()
-        .map(|root| format!("{}:", root.join("var/bin").display()))
-        .unwrap_or_default();
+    // The state dir's `bin/` carries the bootstrapped agent's `ferry` link,
+    // so `ssh HOST ferry …` finds it.
+    let agent_bin = format!("{}:", lab.state_dir.join("bin").display());
     let mut config = String::new();
     let _ = writeln!(
         config,
@@ -102,7 +98,10 @@ pub fn ensure_host_files(lab: &Lab, host: &LabHost) -> Result<(), LabError> {
     }
     let _ = writeln!(
         config,
-        "SetEnv PATH={agent_bin}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        "SetEnv PATH={agent_bin}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+         FERRY_STORE_DIR={} FERRY_STATE_DIR={}",
+        lab.store_dir.display(),
+        lab.state_dir.display()
     );
     let path = dir.join("sshd_config");
     std::fs::write(&path, config).map_err(io_err(&path))

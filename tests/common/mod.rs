@@ -137,6 +137,24 @@ impl Fleet {
     }
 }
 
+impl Fleet {
+    /// `ferry store verify --json` on the host, run over SSH by the agent
+    /// binary the bootstrap installed in the host's store; asserts it is
+    /// clean and returns how many valid paths it checked.
+    pub fn verify_on_host(&self, host: &str) -> u64 {
+        let out = self.ssh(host, "ferry store verify --json");
+        assert!(out.status.success(), "verify on {host}: {}", text(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["corrupt"], serde_json::json!([]), "{report}");
+        assert_eq!(
+            report["missing_references"],
+            serde_json::json!([]),
+            "{report}"
+        );
+        report["checked"].as_u64().unwrap()
+    }
+}
+
 impl Drop for Fleet {
     fn drop(&mut self) {
         let _ = lab::down(&self.lab.name);
