@@ -227,4 +227,8 @@ fn killing_ssh_mid_copy_keeps_the_host_store_valid_and_the_rerun_sends_only_the_
             "{path} missing on the host"
         );
     }
+    // The re-run sent exactly what was not valid after the cut (valid were
+    // the agent, the warm-up object and what had fully arrived).
+    assert_eq!(sent as u64, closure.len() as u64 - (valid_after_cut - 2));
+    assert_eq!(fleet.verify_on_host("h0"), closure.len() as u64 + 2);
 }

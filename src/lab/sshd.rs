@@ -96,10 +96,15 @@ pub fn ensure_host_files(lab: &Lab, host: &LabHost) -> Result<(), LabError> {
     ] {
         let _ = writeln!(config, "{line}");
     }
+    // A home of its own: the host's shells must not run (and, when the lab
+    // kills them, leave locks behind in) the deployer's root dotfiles.
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).map_err(io_err(&home))?;
     let _ = writeln!(
         config,
-        "SetEnv PATH={agent_bin}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        "SetEnv HOME={} PATH={agent_bin}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
          FERRY_STORE_DIR={} FERRY_STATE_DIR={}",
+        home.display(),
         lab.store_dir.display(),
         lab.state_dir.display()
     );

@@ -66,6 +66,11 @@ impl SshTransport {
         };
         let mut builder = SessionBuilder::default();
         builder.known_hosts_check(KnownHosts::Strict);
+        // A master whose ferry died without closing it (SIGKILL) goes away
+        // by itself once idle; a live session keeps it busy.
+        if let Some(idle) = std::num::NonZeroUsize::new(60) {
+            builder.control_persist(openssh::ControlPersist::IdleFor(idle));
+        }
         builder.control_directory(std::env::temp_dir());
         builder.connect_timeout(std::time::Duration::from_secs(15));
         builder.server_alive_interval(std::time::Duration::from_secs(15));
