@@ -90,7 +90,7 @@ fn a_wrong_known_hosts_entry_is_refused_before_anything_is_sent_needs_root() {
     )
     .unwrap();
 
-    let (out, results) = fleet.copy(&["h0"], &[top]);
+    let (out, results) = fleet.copy(&["h0"], std::slice::from_ref(&top));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let error = results[0]["error"].as_str().unwrap();
     assert!(error.starts_with("cannot connect to h0: "), "{error}");
@@ -106,6 +106,61 @@ fn a_wrong_known_hosts_entry_is_refused_before_anything_is_sent_needs_root() {
         fleet.host_objects("h0").is_empty(),
         "something reached the host"
     );
+
+    // `--ssh-option` reaches ssh, but cannot turn host-key checking off.
+    let config = fleet.lab.ssh_config();
+    let out = fleet.ferry(&[
+        "copy",
+        "--json",
+        "--ssh-config",
+        config.to_str().unwrap(),
+        "--ssh-option",
+        "StrictHostKeyChecking=no",
+        "--ssh-option",
+        "ConnectTimeout=7",
+        "--to",
+        "h0",
+        "--",
+        top.as_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = results[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("REMOTE HOST IDENTIFICATION HAS CHANGED"),
+        "{error}"
+    );
+    assert!(
+        fleet.host_objects("h0").is_empty(),
+        "something reached the host"
+    );
+}
+
+#[test]
+fn ssh_options_reach_ssh_needs_root() {
+    let fleet = Fleet::up("t-sshopt", "10.237.25.0/24", 1);
+    let top = closure_of(&fleet.store, "o", 2);
+    let config = fleet.lab.ssh_config();
+    // Port 2 has nothing listening: the option must have been used.
+    let out = fleet.ferry(&[
+        "copy",
+        "--json",
+        "--ssh-config",
+        config.to_str().unwrap(),
+        "--ssh-option",
+        "Port=2",
+        "--to",
+        "h0",
+        "--",
+        top.as_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = results[0]["error"].as_str().unwrap();
+    assert!(error.contains("port 2: Connection refused"), "{error}");
+    // Without it the same copy works.
+    let (out, _) = fleet.copy(&["h0"], &[top]);
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 /// Kills every `ssh` process that uses the lab's ssh config (the

@@ -59,6 +59,9 @@ pub fn run(global: &GlobalArgs, args: LabArgs) -> CommandResult {
 fn lab_error(e: LabError) -> CommandError {
     let hint = match &e {
         LabError::NotRoot => Some("run `sudo ferry lab …`".to_string()),
+        LabError::NoSshd => {
+            Some("install Debian's OpenSSH server: `apt-get install openssh-server`".to_string())
+        }
         LabError::NotFound(_) => Some("start it with `ferry lab up SITE`".to_string()),
         LabError::SubnetInUse { .. } => {
             Some("set `subnet` in the site's `lab { … }` inventory".to_string())

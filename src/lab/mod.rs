@@ -58,6 +58,8 @@ pub enum LabError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the lab needs sshd at {}, which is not installed", sshd::SSHD)]
+    NoSshd,
     #[error("sshd of lab host `{host}` did not start: {detail}")]
     SshdStart { host: String, detail: String },
     #[error("no lab named `{0}` is running")]
@@ -222,6 +224,9 @@ pub fn up_with(name: &str, spec: &LabSpec, options: &LabOptions) -> Result<Lab, 
     check_lab_name(name)?;
     if !nix::unistd::Uid::effective().is_root() {
         return Err(LabError::NotRoot);
+    }
+    if !Path::new(sshd::SSHD).exists() {
+        return Err(LabError::NoSshd);
     }
     let mut seen = std::collections::BTreeSet::new();
     for host in &spec.hosts {
