@@ -418,3 +418,49 @@ pub(crate) fn run(program: &str, args: &[&str]) -> Result<String, LabError> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_lang::inventory::LabHostSpec;
+
+    #[test]
+    fn link_names_fit_ifnamsiz_and_differ_between_labs_and_hosts() {
+        let spec = LabSpec {
+            subnet: None,
+            hosts: (0..253)
+                .map(|i| LabHostSpec {
+                    name: format!("host-{i}"),
+                    class: "web".into(),
+                    labels: BTreeMap::new(),
+                })
+                .collect(),
+        };
+        let entries = crate::inventory::lab::resolve(&spec).unwrap();
+        let a = plan(
+            "a-very-long-lab-name-for-tests",
+            &spec,
+            &entries,
+            "10.237.0.0/24",
+            &LabOptions::default(),
+        );
+        let b = plan(
+            "another",
+            &spec,
+            &entries,
+            "10.237.0.0/24",
+            &LabOptions::default(),
+        );
+        let mut names = std::collections::BTreeSet::new();
+        for lab in [&a, &b] {
+            assert!(lab.bridge.len() <= 15, "{}", lab.bridge);
+            assert!(names.insert(lab.bridge.clone()));
+            for host in &lab.hosts {
+                assert!(host.veth.len() <= 15, "{}", host.veth);
+                assert!(names.insert(host.veth.clone()), "{} twice", host.veth);
+            }
+        }
+        assert_eq!(a.hosts[252].address, "10.237.0.254");
+        assert_eq!(a.bridge_address, "10.237.0.1");
+    }
+}
