@@ -62,6 +62,13 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
+    /// Copy the closure of store paths to hosts over SSH.
+    Copy(commands::copy::CopyArgs),
+    /// Local hosts for trying a site: network namespaces with their own sshd (root).
+    Lab(commands::lab::LabArgs),
+    /// The host agent the deployer starts over SSH (internal).
+    #[command(hide = true)]
+    Remote(commands::remote::RemoteArgs),
     /// Work with the local store: add, inspect, verify, export and import objects.
     Store(commands::store::StoreArgs),
     /// Delete every store object that no root (profile, site generation, GC root,
