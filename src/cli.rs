@@ -78,7 +78,8 @@ pub enum Command {
     Check(commands::check::CheckArgs),
     /// Print the evaluated site (`--json` for tools).
     Eval(commands::eval::EvalArgs),
-    /// Run this host's service supervisor daemon (started by activation).
+    /// The old name of `ferry remote supervise` (kept for supervisors
+    /// started by earlier builds and for callers not updated yet).
     #[command(name = "remote-supervise", hide = true)]
     Supervise {
         /// Rotate a service's log when it would grow beyond this many bytes.

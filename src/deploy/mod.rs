@@ -1,5 +1,6 @@
 //! Deploys across a site: plans, host selection, policies and site generations.
 pub mod plan;
 pub mod policy;
+pub mod secrets;
 pub mod selector;
 pub mod site_generation;
