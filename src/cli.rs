@@ -46,6 +46,12 @@ pub enum Command {
     Closure(commands::closure::ClosureArgs),
     /// What a deploy would change, host by host, and the batches it would run in.
     Plan(commands::plan::PlanArgs),
+    /// Build, copy and activate the site under its rollout policy; record a site generation.
+    Deploy(commands::deploy::DeployArgs),
+    /// Back to an earlier site generation (site-wide, under the policy), or hosts to their own generation.
+    Rollback(commands::rollback::RollbackArgs),
+    /// The site's generations on this deployer, or (`--on`) the hosts' own generations.
+    Generations(commands::generations::GenerationsArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// Example: `ferry completions bash > /etc/bash_completion.d/ferry`
@@ -78,7 +84,8 @@ pub enum Command {
     Check(commands::check::CheckArgs),
     /// Print the evaluated site (`--json` for tools).
     Eval(commands::eval::EvalArgs),
-    /// Run this host's service supervisor daemon (started by activation).
+    /// The old name of `ferry remote supervise` (kept for supervisors
+    /// started by earlier builds and for callers not updated yet).
     #[command(name = "remote-supervise", hide = true)]
     Supervise {
         /// Rotate a service's log when it would grow beyond this many bytes.

@@ -60,7 +60,13 @@ pub fn run_request(request: &DeployRequest<'_>, yes: bool, json: bool) -> Result
     let observer: &dyn RolloutObserver = if json { &JsonEvents } else { &progress };
     let report = deploy(request, &CliPauser { yes }, observer);
     progress.finish();
-    let report = report.map_err(|e| CommandError::input(miette::Report::new(e)))?;
+    let report = report.map_err(|e| {
+        if e.is_bad_input() {
+            CommandError::input(miette::Report::new(e))
+        } else {
+            CommandError::failure(miette::Report::new(e))
+        }
+    })?;
     if json {
         output::json_line(&serde_json::json!({"event": "done", "report": report}));
     } else {

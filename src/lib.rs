@@ -5,6 +5,8 @@ pub mod cli;
 pub mod closure;
 pub mod commands;
 pub mod deploy;
+pub mod deploy_cli;
+pub mod host_args;
 pub mod inventory;
 pub mod lab;
 pub mod output;

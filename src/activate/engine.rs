@@ -194,7 +194,7 @@ pub struct PendingConfirmation {
 }
 
 /// What a host is running.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostStatus {
     pub generation: Option<u64>,
     pub system: Option<PathBuf>,

@@ -1,5 +1,5 @@
 //! ferry's own per-host service supervisor for hosts without systemd: a
-//! daemon (`ferry remote-supervise`) that starts services in their own
+//! daemon (`ferry remote supervise`) that starts services in their own
 //! session and process group, restarts crashed ones with exponential backoff,
 //! marks crash loops, writes rotated per-service logs, and answers a small
 //! JSON-lines protocol on a unix socket under `<state_dir>/supervisor/`.
@@ -904,7 +904,7 @@ pub fn run_daemon(state_dir: &Path, log_config: LogConfig) -> Result<(), Supervi
 // ---------------------------------------------------------------- client --
 
 /// How to start the supervisor daemon when it is not running: `program`
-/// with `args` (e.g. the ferry binary and `remote-supervise`); the state dir
+/// with `args` (e.g. the ferry binary and `remote supervise`); the state dir
 /// is appended as `--state-dir DIR`.
 #[derive(Debug, Clone)]
 pub struct SupervisorLauncher {
@@ -913,7 +913,7 @@ pub struct SupervisorLauncher {
 }
 
 impl SupervisorLauncher {
-    /// This very binary, `ferry remote-supervise`.
+    /// This very binary, `ferry remote supervise`.
     pub fn current_exe() -> Result<SupervisorLauncher, BackendError> {
         let program = std::env::current_exe().map_err(|source| BackendError::Io {
             action: "find the ferry binary".into(),
@@ -922,11 +922,11 @@ impl SupervisorLauncher {
         Ok(SupervisorLauncher::ferry(program))
     }
 
-    /// The given ferry binary's `remote-supervise`.
+    /// The given ferry binary's `remote supervise`.
     pub fn ferry(program: PathBuf) -> SupervisorLauncher {
         SupervisorLauncher {
             program,
-            args: vec!["remote-supervise".into()],
+            args: vec!["remote".into(), "supervise".into()],
         }
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::build::system::ServiceSelection;
 use crate::cli::{CommandResult, GlobalArgs};
-use crate::deploy::execute::{deploy, DeployRequest};
+use crate::deploy::execute::DeployRequest;
 use crate::deploy::plan::class_targets;
 use crate::deploy::selector::{select, Selector};
 use crate::host_args::{self, HostArgs};

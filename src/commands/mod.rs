@@ -4,13 +4,16 @@ pub mod check;
 pub mod closure;
 pub mod completions;
 pub mod copy;
+pub mod deploy;
 pub mod eval;
 pub mod gc;
+pub mod generations;
 pub mod lab;
 pub mod man;
 pub mod plan;
 pub mod remote;
 pub mod remote_supervise;
+pub mod rollback;
 pub mod store;
 
 use crate::cli::{Cli, Command, CommandResult};
@@ -24,6 +27,9 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Build(args) => build::run(&cli.global, args),
         Command::Closure(args) => closure::run(&cli.global, args),
         Command::Plan(args) => plan::run(&cli.global, args),
+        Command::Deploy(args) => deploy::run(&cli.global, args),
+        Command::Rollback(args) => rollback::run(&cli.global, args),
+        Command::Generations(args) => generations::run(&cli.global, args),
         Command::Gc(args) => gc::run(&cli.global, args),
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),

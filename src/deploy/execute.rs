@@ -74,6 +74,13 @@ pub enum DeployError {
     Record(#[from] super::site_generation::SiteGenerationError),
 }
 
+impl DeployError {
+    /// True when the request itself is wrong (exit 2), not the hosts.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, DeployError::PartialOnFreshHost { .. } | DeployError::Policy(_))
+    }
+}
+
 /// Per-host result of the copy step.
 #[derive(Debug, Clone, Serialize)]
 pub struct CopySummary {

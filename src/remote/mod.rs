@@ -1,10 +1,12 @@
-//! The host agent (`ferry remote --stdio`): serves the deployer's requests against the host's store.
+//! The host agent (`ferry remote --stdio`): serves the deployer's requests against the host's store and its activation.
 //!
 //! Invariants: the agent writes nothing but protocol bytes to stdout (its
 //! diagnostics go to stderr); everything it receives is checked by the
 //! store's import (re-hashed, hostile input refused) before it becomes
 //! valid; paths the deployer asked about stay pinned as temporary roots
 //! until the session ends.
+pub mod activation;
+
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
@@ -77,6 +79,17 @@ pub fn serve(
             Request::AgentStatus => agent_status(&store),
             Request::QueryMissing { paths } => query_missing(&store, &paths, &mut pins),
             Request::Import { .. } => import(&store, &mut reader)?,
+            Request::Activate(request) => {
+                activation::activate(&store, store_dir, state_dir, &request)
+            }
+            Request::Confirm { generation } => {
+                activation::confirm(store_dir, state_dir, generation)
+            }
+            Request::RollbackTo { generation } => {
+                activation::rollback_to(store_dir, state_dir, generation)
+            }
+            Request::Status => activation::status(store_dir, state_dir),
+            Request::Generations => activation::generations(state_dir),
         };
         codec::write_message(&mut writer, &response)?;
     }

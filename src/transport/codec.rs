@@ -7,13 +7,19 @@
 //!   their messages changed;
 //! - every frame is `u32 LE length` + payload, and no frame is larger than
 //!   [`MAX_FRAME`]: a peer cannot make the other allocate more than that;
-//! - a data stream is a run of raw data frames ended by an empty frame.
+//! - a data stream is a run of raw data frames ended by an empty frame;
+//! - activation reports, host statuses and generation lists travel as JSON
+//!   text inside the bincode message: they contain serde internally-tagged
+//!   enums (`#[serde(tag = …)]`: the activation outcome, health probes),
+//!   which need `deserialize_any`, which bincode (not self-describing)
+//!   cannot do. JSON is also the format the host already stores them in.
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message or the framing changes.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The version of the ferry binary speaking (shown in mismatch errors).
 pub const FERRY_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -114,8 +120,59 @@ pub enum Request {
     /// A zstd-compressed store archive of `objects` objects follows as a data
     /// stream; the agent answers once, after importing all of it.
     Import { objects: u64 },
+    /// Activate a system already in the host's store (secrets included);
+    /// answered once the activation finished or rolled back.
+    Activate(ActivateRequest),
+    /// Magic rollback: the deployer reached the host again over a new
+    /// connection; clears generation's pending confirmation.
+    Confirm { generation: u64 },
+    /// Activate an earlier generation again (same sequence, same rollback).
+    RollbackTo { generation: u64 },
+    /// What the host runs (converges an interrupted activation first).
+    Status,
+    /// The host's generations.
+    Generations,
     /// The end of the session.
     Bye,
+}
+
+/// What to activate on a host and with what.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivateRequest {
+    /// The system's store path (its closure must already be on the host).
+    pub system: String,
+    /// Per-host facts for the services' environment (see [`crate::transport::session::host_env`]).
+    pub host_env: BTreeMap<String, String>,
+    /// Magic rollback: the deployer must confirm within this many
+    /// milliseconds, else the host goes back by itself. `None`: no confirmation.
+    pub confirm_within_ms: Option<u64>,
+    /// Secret values for the services of this system only, by name.
+    pub secrets: BTreeMap<String, Vec<u8>>,
+}
+
+impl std::fmt::Debug for ActivateRequest {
+    /// Names the secrets but never shows their values (requests end up in
+    /// error messages and logs).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivateRequest")
+            .field("system", &self.system)
+            .field("host_env", &self.host_env)
+            .field("confirm_within_ms", &self.confirm_within_ms)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// One generation of a host, as `Generations` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerationInfo {
+    pub number: u64,
+    /// When it was registered, Unix seconds.
+    pub created: u64,
+    /// The system store path.
+    pub system: String,
+    /// Whether the host runs it now.
+    pub current: bool,
 }
 
 /// What an agent answers.
@@ -130,6 +187,21 @@ pub enum Response {
     },
     Imported {
         objects: u64,
+    },
+    /// An `ActivationReport` as JSON (see the module doc for why JSON).
+    Activation {
+        report_json: String,
+    },
+    Confirmed {
+        confirmed: bool,
+    },
+    /// A `HostStatus` as JSON.
+    Status {
+        status_json: String,
+    },
+    /// A list of [`GenerationInfo`] as JSON.
+    Generations {
+        generations_json: String,
     },
     /// The request failed; the message says why, for the user.
     Error {
@@ -376,6 +448,33 @@ mod tests {
         reader.read_exact(&mut first).unwrap();
         reader.drain().unwrap();
         assert_eq!(read_message::<Request>(&mut r).unwrap(), Request::Bye);
+    }
+
+    #[test]
+    fn activation_messages_round_trip_and_hide_secret_values() {
+        let request = Request::Activate(ActivateRequest {
+            system: "/ferry/store/abc-system-web".into(),
+            host_env: [("FERRY_HOST_NAME".to_string(), "web1".to_string())].into(),
+            confirm_within_ms: Some(30_000),
+            secrets: [("db".to_string(), b"hunter2".to_vec())].into(),
+        });
+        let mut wire = Vec::new();
+        write_message(&mut wire, &request).unwrap();
+        write_message(&mut wire, &Request::Confirm { generation: 4 }).unwrap();
+        let report = Response::Activation {
+            report_json: r#"{"outcome":"activated","generation":3}"#.into(),
+        };
+        write_message(&mut wire, &report).unwrap();
+        let mut r = &wire[..];
+        assert_eq!(read_message::<Request>(&mut r).unwrap(), request);
+        assert_eq!(
+            read_message::<Request>(&mut r).unwrap(),
+            Request::Confirm { generation: 4 }
+        );
+        assert_eq!(read_message::<Response>(&mut r).unwrap(), report);
+        let shown = format!("{request:?}");
+        assert!(shown.contains("\"db\""), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 
     #[test]

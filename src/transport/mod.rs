@@ -14,11 +14,13 @@ pub mod codec;
 pub mod connection;
 pub mod copy;
 pub mod local;
+pub mod session;
 pub mod shell;
 pub mod ssh;
 
 pub use connection::{AgentConnection, ConnectionError};
 pub use copy::{copy_closure, CopyError, CopyOptions, CopyReport, HostCopyReport};
+pub use session::{ActivateRequest, GenerationInfo, HostSession, SessionError, SessionOptions};
 
 /// Errors of reaching a host or running a process there.
 #[derive(Debug, thiserror::Error)]
