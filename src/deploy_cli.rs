@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 
 use ferry_lang::inventory::HostEntry;
 
+use crate::activate::engine::Outcome;
 use crate::deploy::execute::{deploy, DeployRequest, Reach};
 use crate::deploy::report::summary;
 use crate::deploy::run::{Pauser, RolloutObserver};
@@ -13,7 +14,6 @@ use crate::progress::{DeployProgress, JsonEvents};
 use crate::rollout::{Batch, Pause};
 use crate::site_build::BuiltSite;
 use crate::transport::bootstrap::AgentBinary;
-use crate::activate::engine::Outcome;
 use crate::transport::copy::{copy_closure, CopyOptions};
 use crate::transport::session::{HostSession, SessionOptions};
 
@@ -43,17 +43,31 @@ impl Pauser for CliPauser {
                 true
             }
             // Without a terminal nobody can answer: stop rather than guess.
-            Pause::Confirm => self.yes || (interactive() && ask(&format!("continue with {}?", next.hosts.join(", ")))),
+            Pause::Confirm => {
+                self.yes
+                    || (interactive() && ask(&format!("continue with {}?", next.hosts.join(", "))))
+            }
         }
     }
 }
 
 /// Runs a deploy request end to end and returns its exit code.
-pub fn run_request(request: &DeployRequest<'_>, yes: bool, json: bool) -> Result<Exit, CommandError> {
+pub fn run_request(
+    request: &DeployRequest<'_>,
+    yes: bool,
+    json: bool,
+) -> Result<Exit, CommandError> {
     if !json && !request.dry_run && !yes && interactive() {
         let hosts: Vec<&str> = request.hosts.iter().map(|h| h.name.as_str()).collect();
-        if !ask(&format!("{} `{}` on {}?", request.command, request.site.name, hosts.join(", "))) {
-            return Err(CommandError::failure(miette::miette!("cancelled; nothing was touched")));
+        if !ask(&format!(
+            "{} `{}` on {}?",
+            request.command,
+            request.site.name,
+            hosts.join(", ")
+        )) {
+            return Err(CommandError::failure(miette::miette!(
+                "cancelled; nothing was touched"
+            )));
         }
     }
     let progress = DeployProgress::new(!json && crate::progress::enabled(json));
@@ -83,21 +97,47 @@ pub fn run_request(request: &DeployRequest<'_>, yes: bool, json: bool) -> Result
 }
 
 /// `ferry deploy --copy-only`: every selected host gets its class's closure.
-pub fn copy_only(built: &BuiltSite, hosts: &[&HostEntry], reach: &Reach, json: bool) -> Result<Exit, CommandError> {
-    let exe = std::env::current_exe().map_err(|e| CommandError::failure(miette::miette!("cannot find ferry's own executable: {e}")))?;
+pub fn copy_only(
+    built: &BuiltSite,
+    hosts: &[&HostEntry],
+    reach: &Reach,
+    json: bool,
+) -> Result<Exit, CommandError> {
+    let exe = std::env::current_exe().map_err(|e| {
+        CommandError::failure(miette::miette!("cannot find ferry's own executable: {e}"))
+    })?;
     let binary = AgentBinary::add_to_store(&built.store, &exe).map_err(crate::store_cli::error)?;
-    let options = CopyOptions { ssh: reach.ssh.clone(), max_parallel: reach.max_parallel, agent: reach.agent.clone(), progress: reach.progress };
+    let options = CopyOptions {
+        ssh: reach.ssh.clone(),
+        max_parallel: reach.max_parallel,
+        agent: reach.agent.clone(),
+        progress: reach.progress,
+    };
     let mut all_ok = true;
     for (class, system) in &built.result.systems {
-        let class_hosts: Vec<HostEntry> = hosts.iter().filter(|h| &h.class == class).map(|h| (*h).clone()).collect();
+        let class_hosts: Vec<HostEntry> = hosts
+            .iter()
+            .filter(|h| &h.class == class)
+            .map(|h| (*h).clone())
+            .collect();
         if class_hosts.is_empty() {
             continue;
         }
-        let report = copy_closure(&built.store, &binary, &class_hosts, std::slice::from_ref(system), &options)
-            .map_err(|e| CommandError::failure(miette::miette!("{}", crate::transport::error_chain(&e))))?;
+        let report = copy_closure(
+            &built.store,
+            &binary,
+            &class_hosts,
+            std::slice::from_ref(system),
+            &options,
+        )
+        .map_err(|e| {
+            CommandError::failure(miette::miette!("{}", crate::transport::error_chain(&e)))
+        })?;
         for host in report.hosts {
             match &host.result {
-                Ok(stats) if json => output::json_line(&serde_json::json!({"host": host.host, "class": class, "system": system, "ok": true, "stats": stats})),
+                Ok(stats) if json => output::json_line(
+                    &serde_json::json!({"host": host.host, "class": class, "system": system, "ok": true, "stats": stats}),
+                ),
                 Ok(stats) => output::line(format!(
                     "{:<16} {class:<10} {} objects sent, {} ({} already there)",
                     host.host,
@@ -109,7 +149,9 @@ pub fn copy_only(built: &BuiltSite, hosts: &[&HostEntry], reach: &Reach, json: b
                     all_ok = false;
                     let reason = crate::transport::error_chain(e);
                     if json {
-                        output::json_line(&serde_json::json!({"host": host.host, "class": class, "ok": false, "error": reason}));
+                        output::json_line(
+                            &serde_json::json!({"host": host.host, "class": class, "ok": false, "error": reason}),
+                        );
                     } else {
                         output::line(format!("{:<16} {class:<10} failed: {reason}", host.host));
                     }
@@ -129,9 +171,14 @@ pub fn host_rollback(
     generation: u64,
     json: bool,
 ) -> Result<Exit, CommandError> {
-    let exe = std::env::current_exe().map_err(|e| CommandError::failure(miette::miette!("cannot find ferry's own executable: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        CommandError::failure(miette::miette!("cannot find ferry's own executable: {e}"))
+    })?;
     let binary = AgentBinary::add_to_store(store, &exe).map_err(crate::store_cli::error)?;
-    let options = SessionOptions { ssh: reach.ssh.clone(), agent: reach.agent.clone() };
+    let options = SessionOptions {
+        ssh: reach.ssh.clone(),
+        agent: reach.agent.clone(),
+    };
     let results = crate::deploy::execute::for_hosts(hosts, reach.max_parallel, |host| {
         HostSession::open(store, &binary, host, &options)
             .and_then(|mut session| {
@@ -145,8 +192,13 @@ pub fn host_rollback(
     for (host, result) in hosts.iter().zip(results) {
         let (ok, text) = match &result {
             Ok(report) => match &report.outcome {
-                Outcome::Activated { generation } => (Exit::Success, format!("now on generation {generation}")),
-                Outcome::RolledBack { reason, .. } => (Exit::RolledBack, format!("could not switch, stayed: {reason}")),
+                Outcome::Activated { generation } => {
+                    (Exit::Success, format!("now on generation {generation}"))
+                }
+                Outcome::RolledBack { reason, .. } => (
+                    Exit::RolledBack,
+                    format!("could not switch, stayed: {reason}"),
+                ),
             },
             Err(reason) => (Exit::Failure, format!("failed: {reason}")),
         };
@@ -154,7 +206,9 @@ pub fn host_rollback(
             worst = ok;
         }
         if json {
-            output::json_line(&serde_json::json!({"host": host.name, "ok": ok == Exit::Success, "result": text}));
+            output::json_line(
+                &serde_json::json!({"host": host.name, "ok": ok == Exit::Success, "result": text}),
+            );
         } else {
             output::line(format!("{:<16} {text}", host.name));
         }
@@ -176,14 +230,29 @@ pub fn date(secs: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rest / 3600, rest % 3600 / 60, rest % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }
 
 /// `ferry generations SITE --on SEL`: each host's own generations.
-pub fn host_generations(store: &ferry_store::Store, hosts: &[&HostEntry], reach: &Reach, json: bool) -> Result<Exit, CommandError> {
-    let exe = std::env::current_exe().map_err(|e| CommandError::failure(miette::miette!("cannot find ferry's own executable: {e}")))?;
+pub fn host_generations(
+    store: &ferry_store::Store,
+    hosts: &[&HostEntry],
+    reach: &Reach,
+    json: bool,
+) -> Result<Exit, CommandError> {
+    let exe = std::env::current_exe().map_err(|e| {
+        CommandError::failure(miette::miette!("cannot find ferry's own executable: {e}"))
+    })?;
     let binary = AgentBinary::add_to_store(store, &exe).map_err(crate::store_cli::error)?;
-    let options = SessionOptions { ssh: reach.ssh.clone(), agent: reach.agent.clone() };
+    let options = SessionOptions {
+        ssh: reach.ssh.clone(),
+        agent: reach.agent.clone(),
+    };
     let results = crate::deploy::execute::for_hosts(hosts, reach.max_parallel, |host| {
         HostSession::open(store, &binary, host, &options)
             .and_then(|mut session| {
@@ -196,12 +265,19 @@ pub fn host_generations(store: &ferry_store::Store, hosts: &[&HostEntry], reach:
     let mut exit = Exit::Success;
     for (host, result) in hosts.iter().zip(results) {
         match result {
-            Ok(list) if json => output::json_line(&serde_json::json!({"host": host.name, "generations": list})),
+            Ok(list) if json => {
+                output::json_line(&serde_json::json!({"host": host.name, "generations": list}))
+            }
             Ok(list) => {
                 output::line(format!("{}:", host.name));
                 for g in list {
                     let mark = if g.current { "(current)" } else { "" };
-                    output::line(format!("  {:>4}  {}  {} {mark}", g.number, date(g.created), g.system));
+                    output::line(format!(
+                        "  {:>4}  {}  {} {mark}",
+                        g.number,
+                        date(g.created),
+                        g.system
+                    ));
                 }
             }
             Err(reason) => {

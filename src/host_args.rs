@@ -41,8 +41,14 @@ pub fn ssh_config(site: &Site, args: &HostArgs) -> Option<PathBuf> {
 /// How to reach the hosts of `site`.
 pub fn reach(global: &GlobalArgs, site: &Site, args: &HostArgs, progress: bool) -> Reach {
     Reach {
-        ssh: SshSettings { config_file: ssh_config(site, args), options: args.ssh_options.clone() },
-        agent: AgentSettings { store_dir: global.store_dir.clone(), state_dir: global.state_dir.clone() },
+        ssh: SshSettings {
+            config_file: ssh_config(site, args),
+            options: args.ssh_options.clone(),
+        },
+        agent: AgentSettings {
+            store_dir: global.store_dir.clone(),
+            state_dir: global.state_dir.clone(),
+        },
         max_parallel: usize::from(args.max_parallel),
         progress,
     }

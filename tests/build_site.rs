@@ -418,7 +418,7 @@ fn plan_of_the_demo_lists_changes_per_host_and_the_batches() {
         );
     }
     ferry::deploy::site_generation::SiteGenerations::new(&s.state_dir, "demo")
-        .record("deploy", hosts, 1)
+        .record("deploy", hosts, true, 1)
         .unwrap();
     let text = s.ferry_ok(&["plan", demo.to_str().unwrap()]);
     assert!(text.contains("compared with site generation 1"), "{text}");

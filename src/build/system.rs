@@ -191,7 +191,8 @@ impl ServiceSelection {
     }
 
     pub fn takes(&self, service: &str) -> bool {
-        (self.only.is_empty() || self.only.iter().any(|s| s == service)) && !self.skip.iter().any(|s| s == service)
+        (self.only.is_empty() || self.only.iter().any(|s| s == service))
+            && !self.skip.iter().any(|s| s == service)
     }
 }
 
@@ -213,9 +214,13 @@ pub fn compose_system(
     };
     let (old, new) = (load(current)?, load(target)?);
     let class = new.class.clone();
-    let io = |source| BuildError::System { class: class.clone(), source };
+    let io = |source| BuildError::System {
+        class: class.clone(),
+        source,
+    };
     let mut services = BTreeMap::new();
-    let names: std::collections::BTreeSet<&String> = old.services.keys().chain(new.services.keys()).collect();
+    let names: std::collections::BTreeSet<&String> =
+        old.services.keys().chain(new.services.keys()).collect();
     for name in names {
         let side = if selection.takes(name) { &new } else { &old };
         if let Some(service) = side.services.get(name) {
@@ -240,7 +245,10 @@ pub fn compose_system(
         .chain(&manifest.files)
         .map(|p| store.parse_path(p))
         .collect::<Result<_, _>>()?;
-    let dir = tempfile::Builder::new().prefix("system-").tempdir_in(store.state_dir()).map_err(io)?;
+    let dir = tempfile::Builder::new()
+        .prefix("system-")
+        .tempdir_in(store.state_dir())
+        .map_err(io)?;
     let root = dir.path().join("system");
     write_system_dir(&root, &manifest).map_err(io)?;
     Ok(store.add_path(&root, &format!("system-{}", manifest.class), &references)?)

@@ -46,15 +46,24 @@ pub struct DeployArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> CommandResult {
-    let selector = args.on.as_deref().map(Selector::parse).transpose().map_err(CommandError::input)?;
+    let selector = args
+        .on
+        .as_deref()
+        .map(Selector::parse)
+        .transpose()
+        .map_err(CommandError::input)?;
     let built = site_build::load_and_build(global, &args.site, &args.build, args.json)?;
-    let hosts = select(built.site.hosts(), selector.as_ref(), args.on.as_deref()).map_err(CommandError::input)?;
+    let hosts = select(built.site.hosts(), selector.as_ref(), args.on.as_deref())
+        .map_err(CommandError::input)?;
     let visible = crate::progress::enabled(args.json);
     let reach = host_args::reach(global, &built.site, &args.hosts, visible);
     if args.copy_only {
         return crate::deploy_cli::copy_only(&built, &hosts, &reach, args.json);
     }
-    let selection = ServiceSelection { only: args.only.clone(), skip: args.skip.clone() };
+    let selection = ServiceSelection {
+        only: args.only.clone(),
+        skip: args.skip.clone(),
+    };
     check_services(&built.site, &selection)?;
     let request = DeployRequest {
         store: &built.store,
@@ -72,12 +81,26 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> CommandResult {
 }
 
 /// `--only`/`--skip` must name services of the site.
-fn check_services(site: &ferry_lang::Site, selection: &ServiceSelection) -> Result<(), CommandError> {
-    let known: std::collections::BTreeSet<&String> = site.classes.values().flat_map(|c| c.services.keys()).collect();
+fn check_services(
+    site: &ferry_lang::Site,
+    selection: &ServiceSelection,
+) -> Result<(), CommandError> {
+    let known: std::collections::BTreeSet<&String> = site
+        .classes
+        .values()
+        .flat_map(|c| c.services.keys())
+        .collect();
     for name in selection.only.iter().chain(&selection.skip) {
         if !known.contains(name) {
             return Err(CommandError::input(miette::miette!(
-                help = format!("the site's services: {}", known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+                help = format!(
+                    "the site's services: {}",
+                    known
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
                 "no service is named `{name}`"
             )));
         }

@@ -24,7 +24,9 @@ pub struct GenerationsArgs {
 pub fn run(global: &GlobalArgs, args: GenerationsArgs) -> CommandResult {
     let site = crate::site::load_site(&args.site)?;
     let Some(on) = args.on.as_deref() else {
-        let generations = SiteGenerations::new(&global.state_dir, &site.name).list().map_err(CommandError::failure)?;
+        let generations = SiteGenerations::new(&global.state_dir, &site.name)
+            .list()
+            .map_err(CommandError::failure)?;
         if args.json {
             output::json(&generations);
         } else if generations.is_empty() {
@@ -32,10 +34,22 @@ pub fn run(global: &GlobalArgs, args: GenerationsArgs) -> CommandResult {
         } else {
             for g in &generations {
                 let state = if g.complete { "complete" } else { "partial" };
-                output::line(format!("{:>4}  {}  {:<16} {state}", g.number, crate::deploy_cli::date(g.created), g.command));
+                output::line(format!(
+                    "{:>4}  {}  {:<16} {state}",
+                    g.number,
+                    crate::deploy_cli::date(g.created),
+                    g.command
+                ));
                 for (host, record) in &g.hosts {
-                    let generation = record.host_generation.map(|n| format!("gen {n}")).unwrap_or_default();
-                    output::line(format!("        {host:<16} {:<12} {generation:<8} {}", format!("{:?}", record.outcome).to_lowercase(), record.system));
+                    let generation = record
+                        .host_generation
+                        .map(|n| format!("gen {n}"))
+                        .unwrap_or_default();
+                    output::line(format!(
+                        "        {host:<16} {:<12} {generation:<8} {}",
+                        format!("{:?}", record.outcome).to_lowercase(),
+                        record.system
+                    ));
                 }
             }
         }

@@ -41,8 +41,16 @@ pub fn run(global: &GlobalArgs, args: PlanArgs) -> CommandResult {
     let targets = class_targets(&hosts, &built.result.systems);
     let now = current_from_generation(current.as_ref());
     let based_on = current.as_ref().map(|g| g.number);
-    let plan = plan_deploy(&built.store, &built.site, &site_dir, &hosts, &targets, &now, based_on)
-        .map_err(CommandError::input)?;
+    let plan = plan_deploy(
+        &built.store,
+        &built.site,
+        &site_dir,
+        &hosts,
+        &targets,
+        &now,
+        based_on,
+    )
+    .map_err(CommandError::input)?;
     if args.json {
         output::json(&plan);
     } else {

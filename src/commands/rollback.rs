@@ -39,9 +39,15 @@ pub struct RollbackArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: RollbackArgs) -> CommandResult {
-    let selector = args.on.as_deref().map(Selector::parse).transpose().map_err(CommandError::input)?;
+    let selector = args
+        .on
+        .as_deref()
+        .map(Selector::parse)
+        .transpose()
+        .map_err(CommandError::input)?;
     let site = crate::site::load_site(&args.site)?;
-    let hosts = select(site.hosts(), selector.as_ref(), args.on.as_deref()).map_err(CommandError::input)?;
+    let hosts =
+        select(site.hosts(), selector.as_ref(), args.on.as_deref()).map_err(CommandError::input)?;
     let visible = crate::progress::enabled(args.json);
     let reach = host_args::reach(global, &site, &args.hosts, visible);
     let store = crate::store_cli::open(global)?;
@@ -68,8 +74,12 @@ pub fn run(global: &GlobalArgs, args: RollbackArgs) -> CommandResult {
     let record = generations.get(to).map_err(CommandError::input)?;
     let mut targets = BTreeMap::new();
     for host in &hosts {
-        let Some(entry) = record.hosts.get(&host.name) else { continue };
-        let path = store.parse_path(&entry.system).map_err(crate::store_cli::error)?;
+        let Some(entry) = record.hosts.get(&host.name) else {
+            continue;
+        };
+        let path = store
+            .parse_path(&entry.system)
+            .map_err(crate::store_cli::error)?;
         if !store.is_valid(&path) {
             return Err(CommandError::failure(miette::miette!(
                 "the system {path} of host `{}` in site generation {to} is no longer in this deployer's store",
@@ -92,4 +102,3 @@ pub fn run(global: &GlobalArgs, args: RollbackArgs) -> CommandResult {
     };
     crate::deploy_cli::run_request(&request, args.yes, args.json)
 }
-

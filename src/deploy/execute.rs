@@ -77,7 +77,10 @@ pub enum DeployError {
 impl DeployError {
     /// True when the request itself is wrong (exit 2), not the hosts.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, DeployError::PartialOnFreshHost { .. } | DeployError::Policy(_))
+        matches!(
+            self,
+            DeployError::PartialOnFreshHost { .. } | DeployError::Policy(_)
+        )
     }
 }
 
@@ -115,16 +118,26 @@ impl DeployReport {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Runs `f` for every host, at most `max_parallel` at once, in parallel.
-pub fn for_hosts<T: Send>(hosts: &[&HostEntry], max_parallel: usize, f: impl Fn(&HostEntry) -> T + Sync) -> Vec<T> {
+pub fn for_hosts<T: Send>(
+    hosts: &[&HostEntry],
+    max_parallel: usize,
+    f: impl Fn(&HostEntry) -> T + Sync,
+) -> Vec<T> {
     let mut out = Vec::with_capacity(hosts.len());
     for chunk in hosts.chunks(max_parallel.max(1)) {
         let results: Vec<T> = std::thread::scope(|scope| {
             let handles: Vec<_> = chunk.iter().map(|h| scope.spawn(|| f(h))).collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
         });
         out.extend(results);
     }
@@ -139,15 +152,21 @@ struct Sessions<'a> {
 
 impl Sessions<'_> {
     fn open(&self, host: &HostEntry) -> Result<HostSession, String> {
-        HostSession::open(self.store, self.binary, host, &self.options).map_err(|e| crate::transport::error_chain(&e))
+        HostSession::open(self.store, self.binary, host, &self.options)
+            .map_err(|e| crate::transport::error_chain(&e))
     }
 
     /// What the host runs now.
     fn current(&self, host: &HostEntry) -> Result<CurrentHost, String> {
         let mut session = self.open(host)?;
-        let status = session.status().map_err(|e| crate::transport::error_chain(&e))?;
+        let status = session
+            .status()
+            .map_err(|e| crate::transport::error_chain(&e))?;
         let _ = session.close();
-        Ok(CurrentHost { system: status.system.map(|p| p.display().to_string()), generation: status.generation })
+        Ok(CurrentHost {
+            system: status.system.map(|p| p.display().to_string()),
+            generation: status.generation,
+        })
     }
 }
 
@@ -180,7 +199,9 @@ impl SessionExecutor<'_> {
             secrets,
         };
         let report = match self.sessions.open(host).and_then(|mut s| {
-            let report = s.activate(&request).map_err(|e| crate::transport::error_chain(&e));
+            let report = s
+                .activate(&request)
+                .map_err(|e| crate::transport::error_chain(&e));
             let _ = s.close();
             report
         }) {
@@ -188,12 +209,20 @@ impl SessionExecutor<'_> {
             Err(reason) => return failed(reason),
         };
         match report.outcome {
-            Outcome::RolledBack { to_generation, reason } => HostResult::RolledBack { generation: to_generation, reason },
+            Outcome::RolledBack {
+                to_generation,
+                reason,
+            } => HostResult::RolledBack {
+                generation: to_generation,
+                reason,
+            },
             Outcome::Activated { generation } => {
                 // Magic rollback: confirm over a new connection, proving the
                 // deployer can still reach the host after the switch.
                 let confirmed = self.sessions.open(host).and_then(|mut s| {
-                    let ok = s.confirm(generation).map_err(|e| crate::transport::error_chain(&e));
+                    let ok = s
+                        .confirm(generation)
+                        .map_err(|e| crate::transport::error_chain(&e));
                     let _ = s.close();
                     ok
                 });
@@ -210,31 +239,47 @@ impl SessionExecutor<'_> {
 impl HostExecutor for SessionExecutor<'_> {
     fn activate(&self, name: &str) -> HostResult {
         if let Some(reason) = self.copy_failed.get(name) {
-            return HostResult::Failed { reason: format!("copy failed: {reason}") };
+            return HostResult::Failed {
+                reason: format!("copy failed: {reason}"),
+            };
         }
         match (self.hosts.get(name), self.targets.get(name)) {
             (Some(host), Some(target)) => self.activate_system(host, target),
-            _ => HostResult::Failed { reason: "not part of this deploy".to_string() },
+            _ => HostResult::Failed {
+                reason: "not part of this deploy".to_string(),
+            },
         }
     }
 
     fn revert(&self, name: &str) -> HostResult {
         let Some(host) = self.hosts.get(name) else {
-            return HostResult::Failed { reason: "not part of this deploy".to_string() };
+            return HostResult::Failed {
+                reason: "not part of this deploy".to_string(),
+            };
         };
         match self.current.get(name).and_then(|c| c.generation) {
             Some(generation) => match self.sessions.open(host).and_then(|mut s| {
-                let report = s.rollback_to(generation).map_err(|e| crate::transport::error_chain(&e));
+                let report = s
+                    .rollback_to(generation)
+                    .map_err(|e| crate::transport::error_chain(&e));
                 let _ = s.close();
                 report
             }) {
                 Ok(report) => match report.outcome {
                     Outcome::Activated { generation } => HostResult::Activated { generation },
-                    Outcome::RolledBack { to_generation, reason } => HostResult::RolledBack { generation: to_generation, reason },
+                    Outcome::RolledBack {
+                        to_generation,
+                        reason,
+                    } => HostResult::RolledBack {
+                        generation: to_generation,
+                        reason,
+                    },
                 },
                 Err(reason) => HostResult::Failed { reason },
             },
-            None => HostResult::Failed { reason: "the host had no generation before this run to go back to".to_string() },
+            None => HostResult::Failed {
+                reason: "the host had no generation before this run to go back to".to_string(),
+            },
         }
     }
 }
@@ -247,15 +292,21 @@ pub fn deploy(
 ) -> Result<DeployReport, DeployError> {
     let store = request.store;
     let exe = std::env::current_exe().map_err(|e| DeployError::Agent(e.to_string()))?;
-    let binary = AgentBinary::add_to_store(store, &exe).map_err(|e| DeployError::Agent(e.to_string()))?;
+    let binary =
+        AgentBinary::add_to_store(store, &exe).map_err(|e| DeployError::Agent(e.to_string()))?;
     let sessions = Sessions {
         store,
         binary: &binary,
-        options: SessionOptions { ssh: request.reach.ssh.clone(), agent: request.reach.agent.clone() },
+        options: SessionOptions {
+            ssh: request.reach.ssh.clone(),
+            agent: request.reach.agent.clone(),
+        },
     };
 
     // 1. What every host runs now (live).
-    let answers = for_hosts(&request.hosts, request.reach.max_parallel, |h| sessions.current(h));
+    let answers = for_hosts(&request.hosts, request.reach.max_parallel, |h| {
+        sessions.current(h)
+    });
     let mut current = BTreeMap::new();
     let mut unreachable = BTreeMap::new();
     for (host, answer) in request.hosts.iter().zip(answers) {
@@ -268,37 +319,84 @@ pub fn deploy(
             }
         }
     }
-    let reachable: Vec<&HostEntry> = request.hosts.iter().copied().filter(|h| !unreachable.contains_key(&h.name)).collect();
+    let reachable: Vec<&HostEntry> = request
+        .hosts
+        .iter()
+        .copied()
+        .filter(|h| !unreachable.contains_key(&h.name))
+        .collect();
 
     // 2. Partial upgrades: keep the other services' current definitions.
     let mut targets = BTreeMap::new();
     for host in &reachable {
-        let Some(target) = request.targets.get(&host.name) else { continue };
+        let Some(target) = request.targets.get(&host.name) else {
+            continue;
+        };
         if request.selection.is_all() {
             targets.insert(host.name.clone(), target.clone());
             continue;
         }
-        let now = current.get(&host.name).and_then(|c: &CurrentHost| c.system.clone());
-        let Some(now) = now.and_then(|p| store.parse_path(&p).ok()).filter(|p| store.is_valid(p)) else {
-            return Err(DeployError::PartialOnFreshHost { host: host.name.clone() });
+        let now = current
+            .get(&host.name)
+            .and_then(|c: &CurrentHost| c.system.clone());
+        let Some(now) = now
+            .and_then(|p| store.parse_path(&p).ok())
+            .filter(|p| store.is_valid(p))
+        else {
+            return Err(DeployError::PartialOnFreshHost {
+                host: host.name.clone(),
+            });
         };
-        let composed = compose_system(store, &now, target, &request.selection)
-            .map_err(|e| DeployError::Compose { host: host.name.clone(), reason: e.to_string() })?;
+        let composed = compose_system(store, &now, target, &request.selection).map_err(|e| {
+            DeployError::Compose {
+                host: host.name.clone(),
+                reason: e.to_string(),
+            }
+        })?;
         targets.insert(host.name.clone(), composed);
     }
 
     // 3. Plan and schedule; nothing is touched if the policy's answer is bad.
-    let plan = plan_deploy(store, request.site, &request.site_dir, &reachable, &targets, &current, None)?;
+    let plan = plan_deploy(
+        store,
+        request.site,
+        &request.site_dir,
+        &reachable,
+        &targets,
+        &current,
+        None,
+    )?;
     if request.dry_run {
-        let outcome = RolloutOutcome { hosts: BTreeMap::new(), untouched: plan.schedule.batches().flat_map(|b| b.hosts.clone()).collect(), stopped: None };
-        return Ok(DeployReport { plan, unreachable, copies: Vec::new(), outcome, site_generation: None });
+        let outcome = RolloutOutcome {
+            hosts: BTreeMap::new(),
+            untouched: plan
+                .schedule
+                .batches()
+                .flat_map(|b| b.hosts.clone())
+                .collect(),
+            stopped: None,
+        };
+        return Ok(DeployReport {
+            plan,
+            unreachable,
+            copies: Vec::new(),
+            outcome,
+            site_generation: None,
+        });
     }
 
     // 4. Copy every changing host's closure, before any activation.
-    let changing: BTreeSet<String> = plan.schedule.batches().flat_map(|b| b.hosts.clone()).collect();
+    let changing: BTreeSet<String> = plan
+        .schedule
+        .batches()
+        .flat_map(|b| b.hosts.clone())
+        .collect();
     let mut by_target: BTreeMap<&StorePath, Vec<HostEntry>> = BTreeMap::new();
     for host in reachable.iter().filter(|h| changing.contains(&h.name)) {
-        by_target.entry(&targets[&host.name]).or_default().push((*host).clone());
+        by_target
+            .entry(&targets[&host.name])
+            .or_default()
+            .push((*host).clone());
     }
     let copy_options = CopyOptions {
         ssh: request.reach.ssh.clone(),
@@ -309,17 +407,33 @@ pub fn deploy(
     let mut copies = Vec::new();
     let mut copy_failed = BTreeMap::new();
     for (target, hosts) in &by_target {
-        match copy_closure(store, &binary, hosts, std::slice::from_ref(*target), &copy_options) {
+        match copy_closure(
+            store,
+            &binary,
+            hosts,
+            std::slice::from_ref(*target),
+            &copy_options,
+        ) {
             Ok(report) => {
                 for host in report.hosts {
                     let (ok, stats, error) = match host.result {
                         Ok(stats) => (true, stats, None),
-                        Err(e) => (false, Default::default(), Some(crate::transport::error_chain(&e))),
+                        Err(e) => (
+                            false,
+                            Default::default(),
+                            Some(crate::transport::error_chain(&e)),
+                        ),
                     };
                     if let Some(error) = &error {
                         copy_failed.insert(host.host.clone(), error.clone());
                     }
-                    copies.push(CopySummary { host: host.host, ok, objects_sent: stats.objects_sent, bytes_sent: stats.bytes_sent, error });
+                    copies.push(CopySummary {
+                        host: host.host,
+                        ok,
+                        objects_sent: stats.objects_sent,
+                        bytes_sent: stats.bytes_sent,
+                        error,
+                    });
                 }
             }
             Err(e) => {
@@ -340,7 +454,13 @@ pub fn deploy(
         copy_failed,
         confirm_within: request.confirm_within,
     };
-    let outcome = run_rollout(&plan.schedule, &executor, pauser, observer, request.reach.max_parallel);
+    let outcome = run_rollout(
+        &plan.schedule,
+        &executor,
+        pauser,
+        observer,
+        request.reach.max_parallel,
+    );
 
     // 6. Record what every host of the site runs now.
     let generations = SiteGenerations::new(store.state_dir(), &request.site.name);
@@ -350,15 +470,26 @@ pub fn deploy(
         let before = current.get(&host.name).and_then(|c| c.system.clone());
         let before_gen = current.get(&host.name).and_then(|c| c.generation);
         let record = |system: Option<String>, generation: Option<u64>, outcome| {
-            system.map(|system| HostRecord { class: host.class.clone(), system, host_generation: generation, outcome })
+            system.map(|system| HostRecord {
+                class: host.class.clone(),
+                system,
+                host_generation: generation,
+                outcome,
+            })
         };
         let entry = if let Some(run) = outcome.hosts.get(&host.name) {
             match (&run.result, &run.reverted) {
-                (HostResult::Activated { generation }, None) => {
-                    record(targets.get(&host.name).map(|t| t.to_string()), Some(*generation), HostOutcome::Activated)
+                (HostResult::Activated { generation }, None) => record(
+                    targets.get(&host.name).map(|t| t.to_string()),
+                    Some(*generation),
+                    HostOutcome::Activated,
+                ),
+                (_, Some(_)) | (HostResult::RolledBack { .. }, _) => {
+                    record(before, before_gen, HostOutcome::RolledBack)
                 }
-                (_, Some(_)) | (HostResult::RolledBack { .. }, _) => record(before, before_gen, HostOutcome::RolledBack),
-                (HostResult::Failed { .. }, None) => record(before, before_gen, HostOutcome::Failed),
+                (HostResult::Failed { .. }, None) => {
+                    record(before, before_gen, HostOutcome::Failed)
+                }
             }
         } else if targets.contains_key(&host.name) && !changing.contains(&host.name) {
             record(before, before_gen, HostOutcome::Unchanged)
@@ -366,12 +497,27 @@ pub fn deploy(
             record(before, before_gen, HostOutcome::NotTouched)
         } else {
             // Not selected or unreachable: keep what the last record said.
-            previous.as_ref().and_then(|g| g.hosts.get(&host.name)).map(|r| HostRecord { outcome: HostOutcome::NotTouched, ..r.clone() })
+            previous
+                .as_ref()
+                .and_then(|g| g.hosts.get(&host.name))
+                .map(|r| HostRecord {
+                    outcome: HostOutcome::NotTouched,
+                    ..r.clone()
+                })
         };
         if let Some(entry) = entry {
             records.insert(host.name.clone(), entry);
         }
     }
-    let recorded = generations.record(&request.command, records, now_secs())?;
-    Ok(DeployReport { plan, unreachable, copies, outcome, site_generation: Some(recorded.number) })
+    let complete = unreachable.is_empty()
+        && outcome.untouched.is_empty()
+        && outcome.hosts.values().all(|h| h.on_target());
+    let recorded = generations.record(&request.command, records, complete, now_secs())?;
+    Ok(DeployReport {
+        plan,
+        unreachable,
+        copies,
+        outcome,
+        site_generation: Some(recorded.number),
+    })
 }

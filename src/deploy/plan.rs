@@ -75,20 +75,36 @@ pub struct CurrentHost {
 }
 
 /// What the latest site generation says each host runs.
-pub fn current_from_generation(generation: Option<&SiteGeneration>) -> BTreeMap<String, CurrentHost> {
+pub fn current_from_generation(
+    generation: Option<&SiteGeneration>,
+) -> BTreeMap<String, CurrentHost> {
     generation
         .map(|g| {
             g.hosts
                 .iter()
-                .map(|(name, r)| (name.clone(), CurrentHost { system: Some(r.system.clone()), generation: r.host_generation }))
+                .map(|(name, r)| {
+                    (
+                        name.clone(),
+                        CurrentHost {
+                            system: Some(r.system.clone()),
+                            generation: r.host_generation,
+                        },
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
 }
 
 /// The target of every host of `hosts` whose class was built.
-pub fn class_targets(hosts: &[&HostEntry], systems: &BTreeMap<String, StorePath>) -> BTreeMap<String, StorePath> {
-    hosts.iter().filter_map(|h| Some((h.name.clone(), systems.get(&h.class)?.clone()))).collect()
+pub fn class_targets(
+    hosts: &[&HostEntry],
+    systems: &BTreeMap<String, StorePath>,
+) -> BTreeMap<String, StorePath> {
+    hosts
+        .iter()
+        .filter_map(|h| Some((h.name.clone(), systems.get(&h.class)?.clone())))
+        .collect()
 }
 
 /// The rollout engine's view of moving `hosts` to `targets` (host → system).
@@ -124,7 +140,12 @@ pub fn rollout_plan(
             )
         })
         .collect();
-    RolloutPlan { classes: site.graph.class_order.clone(), hosts: planned, requires, policy: policy_of(&site.rollout) }
+    RolloutPlan {
+        classes: site.graph.class_order.clone(),
+        hosts: planned,
+        requires,
+        policy: policy_of(&site.rollout),
+    }
 }
 
 /// Compares two systems in the local store: closure paths and manifests.
@@ -186,9 +207,14 @@ pub fn plan_deploy(
     let schedule = rollout::schedule(&plan, &*strategy)?;
     let mut host_plans = Vec::new();
     for planned in &plan.hosts {
-        let Some(host) = hosts.iter().find(|h| h.name == planned.name) else { continue };
+        let Some(host) = hosts.iter().find(|h| h.name == planned.name) else {
+            continue;
+        };
         let target = &targets[&host.name];
-        let current_path = planned.current_system.as_deref().and_then(|p| store.parse_path(p).ok());
+        let current_path = planned
+            .current_system
+            .as_deref()
+            .and_then(|p| store.parse_path(p).ok());
         host_plans.push(HostPlan {
             name: host.name.clone(),
             class: host.class.clone(),
@@ -199,8 +225,21 @@ pub fn plan_deploy(
             change: host_change(store, current_path.as_ref(), target),
         });
     }
-    let cross_host = site.graph.edges.iter().filter(|e| e.cross_class).map(|e| format!("{} requires {}", e.from, e.to)).collect();
-    Ok(DeployPlan { site: site.name.clone(), based_on, hosts: host_plans, schedule, cross_host, plan })
+    let cross_host = site
+        .graph
+        .edges
+        .iter()
+        .filter(|e| e.cross_class)
+        .map(|e| format!("{} requires {}", e.from, e.to))
+        .collect();
+    Ok(DeployPlan {
+        site: site.name.clone(),
+        based_on,
+        hosts: host_plans,
+        schedule,
+        cross_host,
+        plan,
+    })
 }
 
 impl fmt::Display for DeployPlan {

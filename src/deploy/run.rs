@@ -9,7 +9,9 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::rollout::{Batch, BatchKind, Decision, HostOutcome, Pause, RolloutProgress, RolloutSchedule};
+use crate::rollout::{
+    Batch, BatchKind, Decision, HostOutcome, Pause, RolloutProgress, RolloutSchedule,
+};
 
 /// What one host did when asked to move to its target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -18,7 +20,10 @@ pub enum HostResult {
     /// Switched, healthy and confirmed: the host runs `generation` now.
     Activated { generation: u64 },
     /// The host tried, failed, and went back by itself to `generation`.
-    RolledBack { generation: Option<u64>, reason: String },
+    RolledBack {
+        generation: Option<u64>,
+        reason: String,
+    },
     /// The host could not be asked, or its answer is unknown.
     Failed { reason: String },
 }
@@ -105,7 +110,10 @@ impl RolloutOutcome {
     pub fn exit_code(&self) -> i32 {
         if self.hosts.values().any(HostRun::rolled_back) {
             3
-        } else if self.hosts.values().any(|h| matches!(h.result, HostResult::Failed { .. }))
+        } else if self
+            .hosts
+            .values()
+            .any(|h| matches!(h.result, HostResult::Failed { .. }))
             || self.stopped.is_some()
         {
             1
@@ -140,9 +148,19 @@ pub fn run_rollout(
         }
         observer.batch(index, &batch);
         let results = activate_batch(&batch, executor, observer, max_parallel);
-        let outcomes: BTreeMap<String, HostOutcome> = results.iter().map(|(h, r)| (h.clone(), r.outcome())).collect();
+        let outcomes: BTreeMap<String, HostOutcome> = results
+            .iter()
+            .map(|(h, r)| (h.clone(), r.outcome()))
+            .collect();
         for (host, result) in results {
-            hosts.insert(host, HostRun { result, reverted: None, batch: index });
+            hosts.insert(
+                host,
+                HostRun {
+                    result,
+                    reverted: None,
+                    batch: index,
+                },
+            );
         }
         index += 1;
         // The batch's outcomes cover exactly its hosts, so record cannot mismatch.
@@ -150,12 +168,19 @@ pub fn run_rollout(
         match decision {
             Decision::Continue => {}
             Decision::Stop { reason } => {
-                let text = if batch.kind == BatchKind::Canary { format!("{reason}; no further host touched") } else { reason.to_string() };
+                let text = if batch.kind == BatchKind::Canary {
+                    format!("{reason}; no further host touched")
+                } else {
+                    reason.to_string()
+                };
                 observer.stopped(&text);
                 stopped = Some(text);
                 break;
             }
-            Decision::RollbackAll { hosts: switched, reason } => {
+            Decision::RollbackAll {
+                hosts: switched,
+                reason,
+            } => {
                 let text = format!("{reason}; rolling back {} switched host(s)", switched.len());
                 observer.stopped(&text);
                 stopped = Some(text);
@@ -163,7 +188,11 @@ pub fn run_rollout(
                 for host in switched.iter().rev() {
                     observer.phase(host, Phase::Reverting, "");
                     let reverted = executor.revert(host);
-                    let phase = if matches!(reverted, HostResult::Failed { .. }) { Phase::Failed } else { Phase::Reverted };
+                    let phase = if matches!(reverted, HostResult::Failed { .. }) {
+                        Phase::Failed
+                    } else {
+                        Phase::Reverted
+                    };
                     observer.phase(host, phase, &describe(&reverted));
                     if let Some(run) = hosts.get_mut(host) {
                         run.reverted = Some(reverted);
@@ -174,7 +203,11 @@ pub fn run_rollout(
         }
     }
     let untouched = all.into_iter().filter(|h| !hosts.contains_key(h)).collect();
-    RolloutOutcome { hosts, untouched, stopped }
+    RolloutOutcome {
+        hosts,
+        untouched,
+        stopped,
+    }
 }
 
 fn describe(result: &HostResult) -> String {
@@ -205,7 +238,10 @@ fn activate_batch(
                         HostResult::Failed { .. } => Phase::Failed,
                     };
                     observer.phase(host, phase, &describe(&result));
-                    results.lock().unwrap_or_else(|p| p.into_inner()).insert(host.clone(), result);
+                    results
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(host.clone(), result);
                 });
             }
         });
@@ -218,7 +254,9 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::rollout::{self, BatchSize, FailureLimit, OnFailure, PlannedHost, Policy, RolloutPlan};
+    use crate::rollout::{
+        self, BatchSize, FailureLimit, OnFailure, PlannedHost, Policy, RolloutPlan,
+    };
 
     /// Hosts named in `failing` fail their activation (and roll back by
     /// themselves); every call is recorded in order.
@@ -231,7 +269,10 @@ mod tests {
         fn activate(&self, host: &str) -> HostResult {
             self.log.lock().unwrap().push(format!("activate {host}"));
             if self.failing.contains(host) {
-                HostResult::RolledBack { generation: Some(1), reason: "health check failed".into() }
+                HostResult::RolledBack {
+                    generation: Some(1),
+                    reason: "health check failed".into(),
+                }
             } else {
                 HostResult::Activated { generation: 2 }
             }
@@ -272,14 +313,20 @@ mod tests {
     }
 
     fn run(hosts: &[&str], failing: &[&str], policy: Policy) -> (RolloutOutcome, Vec<String>) {
-        let executor = Scripted { failing: failing.iter().map(|s| s.to_string()).collect(), log: Mutex::new(vec![]) };
+        let executor = Scripted {
+            failing: failing.iter().map(|s| s.to_string()).collect(),
+            log: Mutex::new(vec![]),
+        };
         let outcome = run_rollout(&schedule(hosts, policy), &executor, &NoPause, &Quiet, 4);
         (outcome, executor.log.into_inner().unwrap())
     }
 
     #[test]
     fn all_healthy_activates_every_host_once_and_exits_0() {
-        let policy = Policy { batch: BatchSize::Count(2), ..Policy::default() };
+        let policy = Policy {
+            batch: BatchSize::Count(2),
+            ..Policy::default()
+        };
         let (outcome, log) = run(&["a", "b", "c"], &[], policy);
         assert_eq!(outcome.exit_code(), 0);
         assert_eq!(log.len(), 3);
@@ -289,7 +336,12 @@ mod tests {
 
     #[test]
     fn failing_canary_touches_no_other_host_and_exits_3() {
-        let policy = Policy { canary: Some(1), batch: BatchSize::Count(2), on_failure: OnFailure::Stop, ..Policy::default() };
+        let policy = Policy {
+            canary: Some(1),
+            batch: BatchSize::Count(2),
+            on_failure: OnFailure::Stop,
+            ..Policy::default()
+        };
         let (outcome, log) = run(&["a", "b", "c"], &["a"], policy);
         assert_eq!(log, vec!["activate a"]);
         assert_eq!(outcome.untouched, vec!["b", "c"]);
@@ -306,7 +358,16 @@ mod tests {
             ..Policy::default()
         };
         let (outcome, log) = run(&["a", "b", "c"], &["c"], policy);
-        assert_eq!(log, vec!["activate a", "activate b", "activate c", "revert b", "revert a"]);
+        assert_eq!(
+            log,
+            vec![
+                "activate a",
+                "activate b",
+                "activate c",
+                "revert b",
+                "revert a"
+            ]
+        );
         assert!(outcome.hosts["a"].reverted.is_some() && outcome.hosts["b"].reverted.is_some());
         assert!(outcome.hosts["c"].reverted.is_none());
         assert_eq!(outcome.exit_code(), 3);
@@ -328,7 +389,11 @@ mod tests {
 
     #[test]
     fn continue_policy_goes_on_and_reports_failures() {
-        let policy = Policy { batch: BatchSize::Count(1), on_failure: OnFailure::Continue, ..Policy::default() };
+        let policy = Policy {
+            batch: BatchSize::Count(1),
+            on_failure: OnFailure::Continue,
+            ..Policy::default()
+        };
         let (outcome, log) = run(&["a", "b", "c"], &["b"], policy);
         assert_eq!(log.len(), 3);
         assert!(outcome.stopped.is_none());
@@ -343,9 +408,22 @@ mod tests {
                 false
             }
         }
-        let executor = Scripted { failing: BTreeSet::new(), log: Mutex::new(vec![]) };
-        let policy = Policy { batch: BatchSize::Count(1), pause: Pause::Confirm, ..Policy::default() };
-        let outcome = run_rollout(&schedule(&["a", "b"], policy), &executor, &Decline, &Quiet, 4);
+        let executor = Scripted {
+            failing: BTreeSet::new(),
+            log: Mutex::new(vec![]),
+        };
+        let policy = Policy {
+            batch: BatchSize::Count(1),
+            pause: Pause::Confirm,
+            ..Policy::default()
+        };
+        let outcome = run_rollout(
+            &schedule(&["a", "b"], policy),
+            &executor,
+            &Decline,
+            &Quiet,
+            4,
+        );
         assert_eq!(executor.log.into_inner().unwrap(), vec!["activate a"]);
         assert_eq!(outcome.untouched, vec!["b"]);
         assert_eq!(outcome.exit_code(), 1);

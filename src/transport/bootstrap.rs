@@ -110,8 +110,8 @@ pub fn probe_script(agent: &StorePath, settings: &AgentSettings) -> String {
 pub fn upload_script(agent: &StorePath, sha256: &str, settings: &AgentSettings) -> String {
     let state = shell::quote(&settings.state_dir.to_string_lossy());
     format!(
-        "set -e; umask 077; mkdir -p {state}; \
-         tmp=$(mktemp {state}/.ferry-agent-upload.XXXXXX); trap 'rm -f \"$tmp\"' EXIT; \
+        "set -e; mkdir -p {state}; \
+         tmp=$(umask 077; mktemp {state}/.ferry-agent-upload.XXXXXX); trap 'rm -f \"$tmp\"' EXIT; \
          cat > \"$tmp\"; \
          if ! echo \"{sha256}  $tmp\" | sha256sum -c --status; then \
          echo \"the uploaded agent binary does not match its sha256 {sha256}; it was not run\" >&2; exit 1; fi; \
