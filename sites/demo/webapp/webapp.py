@@ -3,8 +3,15 @@
 Talks to the database with the `psql` client (no Python driver needed):
   webapp.py --listen ADDR:PORT --db HOST:PORT --psql PATH   serve HTTP
   webapp.py --migrate --db HOST:PORT --psql PATH            create the schema
+  webapp.py ... --release N                                   which release runs
 GET /        records a visit and answers with the visit count
+GET /visits  the number of visits recorded so far (records nothing)
 GET /health  200 when the database answers, 503 otherwise
+
+Releases: 1 counts visits. 2 also records which host served each visit; its
+migration adds a nullable column, so release 1 keeps working against the
+migrated schema (backward compatible). 3 is broken on purpose: its health
+check fails, which is what the demo's canary must catch.
 """
 import argparse
 import http.server
@@ -13,6 +20,9 @@ import subprocess
 import sys
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS visits (id serial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());"
+MIGRATIONS = {
+    2: "ALTER TABLE visits ADD COLUMN IF NOT EXISTS served_by text;",
+}
 
 
 def sql(args, statement):
@@ -41,12 +51,22 @@ def serve(args):
         def do_GET(self):
             try:
                 if self.path == "/health":
+                    if args.release == 3:
+                        self.reply(500, "release 3 is broken on purpose")
+                        return
                     sql(args, "SELECT 1")
                     self.reply(200, "ok")
                 elif self.path == "/":
                     sql(args, SCHEMA)
-                    count = sql(args, "INSERT INTO visits DEFAULT VALUES; SELECT count(*) FROM visits;").splitlines()[-1]
-                    self.reply(200, f"{greeting}: visit {count}")
+                    if args.release >= 2:
+                        served_by = os.environ.get("FERRY_HOST_NAME", "unknown").replace("'", "")
+                        insert = f"INSERT INTO visits (served_by) VALUES ('{served_by}');"
+                    else:
+                        insert = "INSERT INTO visits DEFAULT VALUES;"
+                    count = sql(args, insert + " SELECT count(*) FROM visits;").splitlines()[-1]
+                    self.reply(200, f"{greeting} (release {args.release}): visit {count}")
+                elif self.path == "/visits":
+                    self.reply(200, sql(args, "SELECT count(*) FROM visits;"))
                 else:
                     self.reply(404, "not found")
             except Exception as error:  # the database is down or unreachable
@@ -65,9 +85,14 @@ def main():
     parser.add_argument("--db", required=True)
     parser.add_argument("--psql", required=True)
     parser.add_argument("--migrate", action="store_true")
+    parser.add_argument("--release", type=int, default=1)
     args = parser.parse_args()
     if args.migrate:
         sql(args, SCHEMA)
+        for release, statement in sorted(MIGRATIONS.items()):
+            if release <= args.release:
+                sql(args, statement)
+                print(f"migrated the schema to release {release}")
     else:
         serve(args)
 
