@@ -20,9 +20,9 @@ impl InventoryResolver for Providers {
         match source {
             InventorySource::Lab(spec) => lab::resolve(spec).map_err(|e| e.to_string()),
             InventorySource::Exec { command, dir } => {
-                exec::resolve(command, dir).map_err(|e| e.to_string())
+                exec::resolve(command, dir).map_err(with_hint)
             }
-            InventorySource::Ansible { path } => ansible::resolve(path).map_err(|e| e.to_string()),
+            InventorySource::Ansible { path } => ansible::resolve(path).map_err(with_hint),
             InventorySource::File { path } => file::resolve(path).map_err(|e| e.to_string()),
         }
     }
@@ -80,19 +80,14 @@ pub enum InventoryError {
     },
     #[error("host `{host}` in {place} has no address")]
     NoAddress { host: String, place: String },
-    #[error("host `{host}` has class `{class}`, but the site declares no such class{}", suggestion(.did_you_mean))]
-    UnknownClass {
-        host: String,
-        class: String,
-        did_you_mean: Option<String>,
-    },
 }
 
-fn suggestion(did_you_mean: &Option<String>) -> String {
-    did_you_mean
-        .as_ref()
-        .map(|c| format!(" (did you mean `{c}`?)"))
-        .unwrap_or_default()
+/// The error's text for the evaluator's diagnostic, with the hint when there is one.
+fn with_hint(e: InventoryError) -> String {
+    match e.hint() {
+        Some(hint) => format!("{e}; {hint}"),
+        None => e.to_string(),
+    }
 }
 
 impl InventoryError {
@@ -105,7 +100,6 @@ impl InventoryError {
             InventoryError::AmbiguousClass { .. } | InventoryError::NoClass { .. } => {
                 Some("give the host the variable `ferry_class=<class>` to say which group is its class")
             }
-            InventoryError::UnknownClass { .. } => Some("declare the class in the site, or fix the inventory"),
             _ => None,
         }
     }
@@ -146,56 +140,4 @@ pub fn check_hosts(hosts: &[HostEntry], place: &str) -> Result<(), InventoryErro
         }
     }
     Ok(())
-}
-
-/// Checks that every host's class is one the site declares (for the site
-/// loader, which knows the classes once the site is evaluated).
-pub fn check_classes(hosts: &[HostEntry], classes: &[String]) -> Result<(), InventoryError> {
-    for host in hosts {
-        if !classes.contains(&host.class) {
-            let did_you_mean = classes
-                .iter()
-                .map(|c| (strsim::jaro_winkler(c, &host.class), c))
-                .filter(|(score, _)| *score > 0.8)
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-                .map(|(_, c)| c.clone());
-            return Err(InventoryError::UnknownClass {
-                host: host.name.clone(),
-                class: host.class.clone(),
-                did_you_mean,
-            });
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn host(name: &str, class: &str) -> HostEntry {
-        HostEntry {
-            name: name.into(),
-            class: class.into(),
-            address: "10.0.0.1".into(),
-            user: None,
-            port: None,
-            labels: Default::default(),
-        }
-    }
-
-    #[test]
-    fn unknown_class_suggests_the_closest_one() {
-        let classes = vec!["web".to_string(), "database".to_string()];
-        let err = check_classes(&[host("a", "web"), host("b", "databse")], &classes).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "host `b` has class `databse`, but the site declares no such class (did you mean `database`?)"
-        );
-        let err = check_classes(&[host("c", "cache")], &classes).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "host `c` has class `cache`, but the site declares no such class"
-        );
-    }
 }

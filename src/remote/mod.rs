@@ -96,8 +96,17 @@ pub fn serve(
 }
 
 fn agent_status(store: &Store) -> Response {
-    let path = std::env::current_exe()
-        .map(|p| p.to_string_lossy().into_owned())
+    // The probe runs the agent by its store path, so argv[0] names it even
+    // when the store dir is reached through a symlink (which `current_exe`
+    // would resolve away).
+    let path = std::env::args()
+        .next()
+        .filter(|a| a.starts_with('/'))
+        .or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .map(|p| p.to_string_lossy().into_owned())
+        })
         .unwrap_or_default();
     let registered = store
         .parse_path(&path)

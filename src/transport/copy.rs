@@ -126,6 +126,11 @@ pub fn copy_closure(
     options: &CopyOptions,
 ) -> Result<CopyReport, CopyError> {
     let closure = store.closure(roots)?;
+    let cache = if hosts.len() > 1 {
+        Some(StreamCache::new(store, &closure)?)
+    } else {
+        None
+    };
     let progress = Progress::new(options.progress);
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<HostCopyReport>>> =
@@ -140,13 +145,14 @@ pub fn copy_closure(
                 let result = connect(host, &options.ssh)
                     .map_err(CopyError::from)
                     .and_then(|transport| {
-                        copy_to_host(
+                        copy_with_cache(
                             transport.as_ref(),
                             store,
                             binary,
                             &closure,
                             &options.agent,
                             &line,
+                            cache.as_ref(),
                         )
                     });
                 line.finish(&result);
@@ -177,6 +183,18 @@ pub fn copy_to_host(
     closure: &[StorePath],
     settings: &AgentSettings,
     line: &ProgressLine,
+) -> Result<HostCopyStats, CopyError> {
+    copy_with_cache(transport, store, binary, closure, settings, line, None)
+}
+
+fn copy_with_cache(
+    transport: &dyn Transport,
+    store: &Store,
+    binary: &AgentBinary,
+    closure: &[StorePath],
+    settings: &AgentSettings,
+    line: &ProgressLine,
+    cache: Option<&StreamCache>,
 ) -> Result<HostCopyStats, CopyError> {
     let host = transport.host().to_string();
     line.message("starting agent");
@@ -218,7 +236,10 @@ pub fn copy_to_host(
             inner: connection.stream(),
             broke: None,
         };
-        let exported = stream_objects(store, &to_send, &mut sink);
+        let exported = match cache.and_then(|c| c.stream(store, &to_send)) {
+            Some(bytes) => send_compressed(&bytes, &mut sink),
+            None => stream_objects(store, &to_send, &mut sink),
+        };
         let broke = sink.broke.take();
         line.end_stream();
         match (exported, broke) {
@@ -298,6 +319,68 @@ fn stream_objects(
         .finish()
         .map_err(|e| StreamError::Io(std::io::Error::other(e.to_string())))?;
     Ok(())
+}
+
+/// Sends an already compressed stream in data frames.
+fn send_compressed(bytes: &[u8], writer: &mut dyn Write) -> Result<(), StreamError> {
+    let mut frames = DataStreamWriter::new(writer);
+    frames.write_all(bytes).map_err(StreamError::Io)?;
+    frames
+        .finish()
+        .map_err(|e| StreamError::Io(std::io::Error::other(e.to_string())))?;
+    Ok(())
+}
+
+/// The largest object stream kept in memory to be sent to several hosts.
+const SHARED_STREAM_LIMIT: u64 = 256 << 20;
+
+/// One shared stream: made once; `None` when it could not be made.
+type SharedStream = std::sync::OnceLock<Option<Arc<Vec<u8>>>>;
+
+/// Compressed object streams shared by hosts that miss the same paths
+/// (typically fresh hosts): exported and compressed once, sent to each, so
+/// the deployer's work does not grow with the number of hosts.
+struct StreamCache {
+    sizes: std::collections::HashMap<StorePath, u64>,
+    streams: Mutex<std::collections::HashMap<Vec<StorePath>, Arc<SharedStream>>>,
+}
+
+impl StreamCache {
+    fn new(store: &Store, closure: &[StorePath]) -> Result<StreamCache, CopyError> {
+        let mut sizes = std::collections::HashMap::new();
+        for path in closure {
+            sizes.insert(path.clone(), store.path_info(path)?.nar_size);
+        }
+        Ok(StreamCache {
+            sizes,
+            streams: Mutex::new(Default::default()),
+        })
+    }
+
+    /// The compressed stream of `paths`, made by the first host that needs
+    /// it (the others wait for it); `None` when it is too large to keep or
+    /// could not be made (the caller then streams directly).
+    fn stream(&self, store: &Store, paths: &[StorePath]) -> Option<Arc<Vec<u8>>> {
+        let total: u64 = paths
+            .iter()
+            .map(|p| self.sizes.get(p).copied().unwrap_or(u64::MAX))
+            .fold(0, u64::saturating_add);
+        if total > SHARED_STREAM_LIMIT {
+            return None;
+        }
+        let slot = {
+            let mut streams = self.streams.lock().ok()?;
+            Arc::clone(streams.entry(paths.to_vec()).or_default())
+        };
+        slot.get_or_init(|| {
+            let mut bytes = Vec::new();
+            let mut encoder = zstd::stream::write::Encoder::new(&mut bytes, ZSTD_LEVEL).ok()?;
+            store.export(paths, &mut encoder).ok()?;
+            encoder.finish().ok()?;
+            Some(Arc::new(bytes))
+        })
+        .clone()
+    }
 }
 
 /// One progress line per host on stderr, or nothing at all.
