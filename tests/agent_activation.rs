@@ -18,10 +18,24 @@ use common::{text, Fleet};
 /// A small site: class `web` serves `version` with busybox httpd on port
 /// 8080 and reads secret `token`; its health check asks `health_port`
 /// (8080 passes, anything else fails); `idle` never changes. Class `plain`
-/// references no secret.
-fn site_text(version: &str, health_port: u16, health_command: &str) -> String {
+/// references no secret. Its lab inventory names the fleet's hosts `h0`
+/// (web) and `h1` (plain), and `h2`, which does not exist.
+fn site_text(
+    name: &str,
+    subnet: &str,
+    version: &str,
+    health_port: u16,
+    health_command: &str,
+) -> String {
     format!(
         r#"
+site = "{name}"
+
+inventory = lab {{
+  subnet = "{subnet}"
+  hosts = [{{ name = "h0", class = web }}, {{ name = "h1", class = plain }}, {{ name = "h2", class = plain }}]
+}}
+
 package busybox {{
   build = """
     mkdir -p $out/bin
@@ -61,6 +75,8 @@ struct Deployer {
     options: SessionOptions,
     site_dir: PathBuf,
     secret: String,
+    name: String,
+    subnet: String,
 }
 
 impl Deployer {
@@ -89,6 +105,8 @@ impl Deployer {
             options,
             site_dir,
             secret,
+            name: name.to_string(),
+            subnet: subnet.to_string(),
         }
     }
 
@@ -101,7 +119,17 @@ impl Deployer {
         class: &str,
     ) -> (ferry_lang::Site, StorePath) {
         let file = self.site_dir.join("site.conf");
-        std::fs::write(&file, site_text(version, health_port, health_command)).unwrap();
+        std::fs::write(
+            &file,
+            site_text(
+                &self.name,
+                &self.subnet,
+                version,
+                health_port,
+                health_command,
+            ),
+        )
+        .unwrap();
         let site = ferry::site::load_site(&file).unwrap_or_else(|e| panic!("{e:?}"));
         let classes = select_classes(&site, &[class.to_string()]).unwrap();
         let options = BuildOptions {
@@ -375,6 +403,29 @@ fn upgrade_failed_health_check_secrets_and_rollback_to_needs_root() {
         Vec::<PathBuf>::new()
     );
     assert!(!d.host_state("h1").join("secrets").join("token").exists());
+
+    // `ferry status --json` of the whole site: h2 does not exist.
+    let site_file = d.site_dir.join("site.conf");
+    let out = d.fleet.ferry(&[
+        "status",
+        "--json",
+        "--ssh-option",
+        "ConnectTimeout=3",
+        site_file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let hosts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(hosts[0]["host"], "h0");
+    assert_eq!(hosts[0]["status"]["generation"], 1);
+    assert_eq!(hosts[1]["host"], "h1");
+    assert_eq!(hosts[1]["status"]["generation"], 1);
+    assert_eq!(hosts[2]["host"], "h2");
+    assert_eq!(hosts[2]["reachable"], false);
+    assert!(
+        hosts[2]["error"].as_str().unwrap().contains("h2"),
+        "{}",
+        hosts[2]
+    );
     assert_eq!(
         files_containing(&d.host_state("h1"), needle),
         Vec::<PathBuf>::new()
@@ -418,6 +469,19 @@ fn magic_rollback_without_confirmation_and_confirm_over_a_new_session_needs_root
         other => panic!("{other:?}"),
     }
     assert_eq!(d.fetch("h0", "h0"), "version-one");
+    // `ferry status` says so, with the lab's ssh config found by itself.
+    let site_file = d.site_dir.join("site.conf");
+    let out = d
+        .fleet
+        .ferry(&["status", site_file.to_str().unwrap(), "--on", "h0"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.starts_with("h0: generation 1, "), "{shown}");
+    assert!(
+        shown.contains("rolled back: generation 2 was not confirmed before its deadline"),
+        "{shown}"
+    );
+    assert!(shown.contains("  www: running (pid "), "{shown}");
 
     // Confirmed over a new session before the deadline: it stays.
     let mut session = d.session("h0");

@@ -11,6 +11,7 @@ pub mod man;
 pub mod plan;
 pub mod remote;
 pub mod remote_supervise;
+pub mod status;
 pub mod store;
 
 use crate::cli::{Cli, Command, CommandResult};
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Copy(args) => copy::run(&cli.global, args),
         Command::Lab(args) => lab::run(&cli.global, args),
         Command::Remote(args) => remote::run(&cli.global, args),
+        Command::Status(args) => status::run(&cli.global, args),
     }
 }
 
