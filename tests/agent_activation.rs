@@ -376,8 +376,17 @@ fn upgrade_failed_health_check_secrets_and_rollback_to_needs_root() {
     assert_eq!(session.status().unwrap().generation, Some(1));
     session.close().unwrap();
 
-    // Secrets: on h0 with mode 0400, in no store, in no log; not on h1.
+    // Secrets: on h0 with mode 0400, in no store, in no log; not on h1,
+    // whose agent refuses a secret its system does not reference.
     let mut session = d.session("h1");
+    let mut wrong = d.request(&site_plain, "h1", &plain, None);
+    wrong.secrets = d.request(&site1, "h0", &v1, None).secrets;
+    let refused = session.activate(&wrong).unwrap_err().to_string();
+    assert!(
+        refused.contains("secret token, which no service of"),
+        "{refused}"
+    );
+    assert!(!refused.contains(&d.secret), "{refused}");
     let report = session
         .activate(&d.request(&site_plain, "h1", &plain, None))
         .unwrap();
@@ -531,7 +540,7 @@ fn kill_lab_ssh(fleet: &Fleet) -> usize {
 }
 
 #[test]
-fn an_activation_completes_on_the_host_when_the_ssh_session_dies_needs_root() {
+fn an_activation_completes_on_the_host_when_the_ssh_session_or_the_agent_dies_needs_root() {
     let d = Deployer::new("t-actcut", "10.237.42.0/24", 1);
     // The health check of `idle` takes 3 s: time to cut the session.
     let (site, v1) = d.build("version-one", 8080, "sleep 3", "web");
@@ -560,4 +569,60 @@ fn an_activation_completes_on_the_host_when_the_ssh_session_dies_needs_root() {
     assert!(!journal.exists());
     assert_eq!(d.fetch("h0", "h0"), "version-one");
     d.fleet.verify_on_host("h0");
+
+    // Now kill -9 the agent itself mid-activation: the same.
+    let (site, v2) = d.build("version-two", 8080, "sleep 3", "web");
+    d.copy("h0", std::slice::from_ref(&v2));
+    let request = d.request(&site, "h0", &v2, None);
+    let outcome = std::thread::scope(|scope| {
+        let activation = scope.spawn(|| {
+            let mut session = d.session("h0");
+            session.activate(&request)
+        });
+        let started = Instant::now();
+        while !journal.exists() {
+            assert!(started.elapsed() < Duration::from_secs(30), "no journal");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(kill_agents(&d.fleet.state_dir()), 1);
+        activation.join().unwrap()
+    });
+    assert!(outcome.is_err(), "the session survived: {outcome:?}");
+    let status = d.wait_for("h0", Duration::from_secs(30), |s| {
+        s.last_activation
+            .as_ref()
+            .is_some_and(|r| r.target_generation == Some(2))
+    });
+    assert_eq!(status.generation, Some(2), "{status:#?}");
+    assert!(status.last_activation.unwrap().activated());
+    assert!(!journal.exists());
+    assert_eq!(d.fetch("h0", "h0"), "version-two");
+    d.fleet.verify_on_host("h0");
+}
+
+/// SIGKILLs every agent (`ferry … remote --stdio`) serving `state_dir`;
+/// returns how many.
+fn kill_agents(state_dir: &Path) -> usize {
+    let state_dir = state_dir.to_string_lossy().into_owned();
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.iter().any(|a| a == "--stdio") && args.contains(&state_dir) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            killed += 1;
+        }
+    }
+    killed
 }
