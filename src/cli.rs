@@ -68,6 +68,11 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
+    /// What every host runs: generation, services, last health results,
+    /// pending confirmations and rollbacks (asks each host's agent).
+    ///
+    /// Example: `ferry status ./site --on class=web`
+    Status(commands::status::StatusArgs),
     /// Copy the closure of store paths to hosts over SSH.
     Copy(commands::copy::CopyArgs),
     /// Local hosts for trying a site: network namespaces with their own sshd (root).

@@ -14,6 +14,7 @@ pub mod plan;
 pub mod remote;
 pub mod remote_supervise;
 pub mod rollback;
+pub mod status;
 pub mod store;
 
 use crate::cli::{Cli, Command, CommandResult};
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Copy(args) => copy::run(&cli.global, args),
         Command::Lab(args) => lab::run(&cli.global, args),
         Command::Remote(args) => remote::run(&cli.global, args),
+        Command::Status(args) => status::run(&cli.global, args),
     }
 }
 

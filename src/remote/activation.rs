@@ -36,6 +36,9 @@ const HOST_ENV_FILE: &str = "host-env.json";
 const JOBS_DIR: &str = "activations";
 /// The log of activation and watchdog processes, under `<state_dir>/log/`.
 const ACTIVATION_LOG: &str = "activation.log";
+/// Results older than this were left by agents that died before reading
+/// them; they are removed by the next activation.
+const STALE_RESULT_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// Why an agent-side activation step failed (sent to the deployer as text).
 #[derive(Debug, thiserror::Error)]
@@ -220,6 +223,7 @@ fn run_job(
 ) -> Result<String, HostActivationError> {
     let jobs = state_dir.join(JOBS_DIR);
     fs::create_dir_all(&jobs).map_err(io_err("create", &jobs))?;
+    remove_stale_results(&jobs);
     let report_file = jobs.join(format!(
         "{}-{}.json",
         std::process::id(),
@@ -272,6 +276,25 @@ fn run_job(
             detail: "left an empty report".into(),
             log,
         }),
+    }
+}
+
+/// Removes results no agent will read any more (their agent died while
+/// waiting); best effort, a leftover file harms nothing.
+fn remove_stale_results(jobs: &Path) {
+    let Ok(entries) = fs::read_dir(jobs) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_RESULT_AGE);
+        if old {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -6,6 +6,37 @@
 //! deployer can still reach the host after the activation), so the caller
 //! closes the activating session and opens another one to call
 //! [`HostSession::confirm`].
+//!
+//! A deploy of one host, once the system's closure was copied
+//! ([`crate::transport::copy_closure`]):
+//!
+//! ```no_run
+//! # use ferry::transport::session::*;
+//! # use ferry::activate::{Manifest, Outcome};
+//! # fn deploy(store: &ferry_store::Store, binary: &ferry::transport::bootstrap::AgentBinary,
+//! #     host: &ferry_lang::inventory::HostEntry, site: &ferry_lang::Site,
+//! #     system: &ferry_store::StorePath, options: &SessionOptions)
+//! #     -> Result<(), Box<dyn std::error::Error>> {
+//! let manifest = Manifest::load(&store.real_path(system))?;
+//! let mut session = HostSession::open(store, binary, host, options)?;
+//! let report = session.activate(&ActivateRequest {
+//!     system: system.as_str().to_string(),
+//!     host_env: host_env(host),
+//!     confirm_within_ms: Some(DEFAULT_CONFIRM_WITHIN_MS),
+//!     secrets: ferry::deploy::secrets::read_secrets(site, &manifest)?,
+//! })?;
+//! session.close()?;
+//! if let Outcome::Activated { generation } = report.outcome {
+//!     // A new connection: proves the host is still reachable.
+//!     let mut again = HostSession::open(store, binary, host, options)?;
+//!     if !again.confirm(generation)? {
+//!         // Too late: the host already went back by itself.
+//!     }
+//!     again.close()?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
 use std::collections::BTreeMap;
 
 use ferry_lang::inventory::HostEntry;

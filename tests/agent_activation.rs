@@ -1,0 +1,628 @@
+//! Host activation through the agent (`HostSession`) on real lab hosts over real SSH (needs root): upgrade, failed health check, magic rollback, a session killed mid-activation, secrets, generations.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ferry::activate::{ActivationReport, HostStatus, Manifest, Outcome};
+use ferry::build::{build_site, select_classes, BuildOptions, Silent};
+use ferry::transport::bootstrap::{AgentBinary, AgentSettings};
+use ferry::transport::session::{host_env, ActivateRequest, HostSession, SessionOptions};
+use ferry::transport::ssh::SshSettings;
+use ferry::transport::{copy_closure, CopyOptions};
+use ferry_lang::inventory::HostEntry;
+use ferry_store::StorePath;
+
+use common::{text, Fleet};
+
+/// A small site: class `web` serves `version` with busybox httpd on port
+/// 8080 and reads secret `token`; its health check asks `health_port`
+/// (8080 passes, anything else fails); `idle` never changes. Class `plain`
+/// references no secret. Its lab inventory names the fleet's hosts `h0`
+/// (web) and `h1` (plain), and `h2`, which does not exist.
+fn site_text(
+    name: &str,
+    subnet: &str,
+    version: &str,
+    health_port: u16,
+    health_command: &str,
+) -> String {
+    format!(
+        r#"
+site = "{name}"
+
+inventory = lab {{
+  subnet = "{subnet}"
+  hosts = [{{ name = "h0", class = web }}, {{ name = "h1", class = plain }}, {{ name = "h2", class = plain }}]
+}}
+
+package busybox {{
+  build = """
+    mkdir -p $out/bin
+    ln -s /bin/busybox $out/bin/busybox
+  """
+}}
+
+secret token {{ file = "./token" }}
+
+class web {{
+  packages = [busybox]
+  service www {{
+    exec = "mkdir -p $STATE_DIRECTORY/www && echo {version} > $STATE_DIRECTORY/www/index.html && exec ${{busybox}}/bin/busybox httpd -f -p 8080 -h $STATE_DIRECTORY/www"
+    secrets = [token]
+    health = http("http://127.0.0.1:{health_port}/index.html", timeout = 2s, retries = 1, interval = 1s)
+  }}
+  service idle {{
+    exec = "exec ${{busybox}}/bin/busybox sleep 1000000"
+    health = command("{health_command}", timeout = 20s, retries = 0)
+  }}
+}}
+
+class plain {{
+  packages = [busybox]
+  service idle {{
+    exec = "exec ${{busybox}}/bin/busybox sleep 1000000"
+  }}
+}}
+"#
+    )
+}
+
+/// The fleet plus what the tests need to activate on it.
+struct Deployer {
+    fleet: Fleet,
+    binary: AgentBinary,
+    options: SessionOptions,
+    site_dir: PathBuf,
+    secret: String,
+    name: String,
+    subnet: String,
+}
+
+impl Deployer {
+    fn new(name: &str, subnet: &str, hosts: usize) -> Deployer {
+        let fleet = Fleet::up(name, subnet, hosts);
+        let binary =
+            AgentBinary::add_to_store(&fleet.store, Path::new(env!("CARGO_BIN_EXE_ferry")))
+                .unwrap();
+        let options = SessionOptions {
+            ssh: SshSettings {
+                config_file: Some(fleet.lab.ssh_config()),
+                options: Vec::new(),
+            },
+            agent: AgentSettings {
+                store_dir: fleet.store_dir(),
+                state_dir: fleet.state_dir(),
+            },
+        };
+        let site_dir = fleet.root.join("site");
+        std::fs::create_dir_all(&site_dir).unwrap();
+        let secret = format!("s3cret-{}-{}", name, std::process::id());
+        std::fs::write(site_dir.join("token"), &secret).unwrap();
+        Deployer {
+            fleet,
+            binary,
+            options,
+            site_dir,
+            secret,
+            name: name.to_string(),
+            subnet: subnet.to_string(),
+        }
+    }
+
+    /// Builds the site variant and returns (site, system of `class`).
+    fn build(
+        &self,
+        version: &str,
+        health_port: u16,
+        health_command: &str,
+        class: &str,
+    ) -> (ferry_lang::Site, StorePath) {
+        let file = self.site_dir.join("site.conf");
+        std::fs::write(
+            &file,
+            site_text(
+                &self.name,
+                &self.subnet,
+                version,
+                health_port,
+                health_command,
+            ),
+        )
+        .unwrap();
+        let site = ferry::site::load_site(&file).unwrap_or_else(|e| panic!("{e:?}"));
+        let classes = select_classes(&site, &[class.to_string()]).unwrap();
+        let options = BuildOptions {
+            jobs: 1,
+            host_state_dir: self.fleet.state_dir(),
+            ..BuildOptions::default()
+        };
+        let built = build_site(&self.fleet.store, &site, &classes, &options, &Silent).unwrap();
+        let system = built.systems[class].clone();
+        (site, system)
+    }
+
+    fn host(&self, name: &str) -> HostEntry {
+        self.fleet
+            .lab
+            .inventory()
+            .into_iter()
+            .find(|h| h.name == name)
+            .unwrap()
+    }
+
+    fn copy(&self, host: &str, systems: &[StorePath]) {
+        let options = CopyOptions {
+            ssh: self.options.ssh.clone(),
+            max_parallel: 1,
+            agent: self.options.agent.clone(),
+            progress: false,
+        };
+        let report = copy_closure(
+            &self.fleet.store,
+            &self.binary,
+            &[self.host(host)],
+            systems,
+            &options,
+        )
+        .unwrap();
+        assert!(report.all_ok(), "{report:?}");
+    }
+
+    fn session(&self, host: &str) -> HostSession {
+        HostSession::open(
+            &self.fleet.store,
+            &self.binary,
+            &self.host(host),
+            &self.options,
+        )
+        .unwrap()
+    }
+
+    fn request(
+        &self,
+        site: &ferry_lang::Site,
+        host: &str,
+        system: &StorePath,
+        confirm_within_ms: Option<u64>,
+    ) -> ActivateRequest {
+        let manifest = Manifest::load(&self.fleet.store.real_path(system)).unwrap();
+        ActivateRequest {
+            system: system.as_str().to_string(),
+            host_env: host_env(&self.host(host)),
+            confirm_within_ms,
+            secrets: ferry::deploy::secrets::read_secrets(site, &manifest).unwrap(),
+        }
+    }
+
+    fn status(&self, host: &str) -> HostStatus {
+        let mut session = self.session(host);
+        let status = session.status().unwrap();
+        session.close().unwrap();
+        status
+    }
+
+    /// Polls the host's status until `done` holds (bounded).
+    fn wait_for(
+        &self,
+        host: &str,
+        limit: Duration,
+        done: impl Fn(&HostStatus) -> bool,
+    ) -> HostStatus {
+        let started = Instant::now();
+        loop {
+            let status = self.status(host);
+            if done(&status) {
+                return status;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{host} did not converge: {status:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// What `www` on `host` serves, asked from lab host `client`.
+    fn fetch(&self, client: &str, host: &str) -> String {
+        let address = &self.host(host).address;
+        // busybox's wget crashes on this Debian; its nc does not.
+        let out = self.fleet.ssh(
+            client,
+            &format!(
+                "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 5 {address} 8080"
+            ),
+        );
+        assert!(out.status.success(), "{:?} {}", out.status, text(&out));
+        let answer = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+        let (head, body) = answer.split_once("\n\n").unwrap_or((&answer, ""));
+        assert!(head.starts_with("HTTP/1.1 200"), "{answer}");
+        body.trim().to_string()
+    }
+
+    /// The host's state dir, seen from the root namespace.
+    fn host_state(&self, host: &str) -> PathBuf {
+        self.fleet
+            .lab
+            .host_private_dir(host, &self.fleet.root)
+            .join("var")
+    }
+}
+
+fn pid_of(status: &HostStatus, service: &str) -> u32 {
+    status
+        .services
+        .iter()
+        .find(|s| s.name == service)
+        .and_then(|s| s.pid)
+        .unwrap_or_else(|| panic!("{service} has no pid: {status:#?}"))
+}
+
+fn activated(report: &ActivationReport) -> u64 {
+    match &report.outcome {
+        Outcome::Activated { generation } => *generation,
+        other => panic!("not activated: {other:?}\n{report:#?}"),
+    }
+}
+
+/// Every regular file under `dir` (not following symlinks).
+fn files_under(dir: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            files_under(&entry.path(), found);
+        } else if kind.is_file() {
+            found.push(entry.path());
+        }
+    }
+}
+
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    files_under(dir, &mut files);
+    assert!(!files.is_empty(), "nothing under {}", dir.display());
+    files
+        .into_iter()
+        .filter(|f| {
+            std::fs::read(f)
+                .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[test]
+fn upgrade_failed_health_check_secrets_and_rollback_to_needs_root() {
+    let d = Deployer::new("t-act", "10.237.40.0/24", 2);
+    let (site1, v1) = d.build("version-one", 8080, "true", "web");
+    let (_, v2) = d.build("version-two", 8080, "true", "web");
+    let (site3, v3) = d.build("version-two", 8081, "true", "web");
+    let (site_plain, plain) = d.build("version-one", 8080, "true", "plain");
+    d.copy("h0", &[v1.clone(), v2.clone(), v3.clone()]);
+    d.copy("h1", std::slice::from_ref(&plain));
+
+    // v1: the service answers from another lab host.
+    let mut session = d.session("h0");
+    let report = session
+        .activate(&d.request(&site1, "h0", &v1, None))
+        .unwrap();
+    assert_eq!(activated(&report), 1);
+    assert_eq!(d.fetch("h1", "h0"), "version-one");
+    let before = session.status().unwrap();
+    assert_eq!(before.generation, Some(1));
+    assert_eq!(
+        before.system.as_deref(),
+        Some(d.fleet.store.real_path(&v1).as_path())
+    );
+
+    // v2: answers v2; only the changed service was restarted.
+    let report = session
+        .activate(&d.request(&site1, "h0", &v2, None))
+        .unwrap();
+    assert_eq!(activated(&report), 2);
+    assert_eq!(report.diff.changed, ["www".to_string()].into());
+    assert_eq!(d.fetch("h1", "h0"), "version-two");
+    let after = session.status().unwrap();
+    assert_ne!(pid_of(&before, "www"), pid_of(&after, "www"));
+    assert_eq!(pid_of(&before, "idle"), pid_of(&after, "idle"));
+    // Each call is one exchange: handshake, agent status, 2 activations, 2 statuses.
+    assert_eq!(session.exchanges(), 6);
+    session.close().unwrap();
+
+    // v3's health check fails: back on v2, with the reason.
+    let mut session = d.session("h0");
+    let report = session
+        .activate(&d.request(&site3, "h0", &v3, None))
+        .unwrap();
+    match &report.outcome {
+        Outcome::RolledBack {
+            to_generation,
+            reason,
+        } => {
+            assert_eq!(*to_generation, Some(2));
+            assert!(reason.contains("8081"), "{reason}");
+        }
+        other => panic!("v3 was not rolled back: {other:?}"),
+    }
+    assert_eq!(d.fetch("h1", "h0"), "version-two");
+    let status = session.status().unwrap();
+    assert_eq!(status.generation, Some(2));
+    let last = status.last_activation.expect("a last activation");
+    assert!(!last.activated(), "{last:?}");
+
+    // Generations list every one; rollback_to(1) brings v1 back.
+    let generations = session.generations().unwrap();
+    let numbers: Vec<u64> = generations.iter().map(|g| g.number).collect();
+    assert_eq!(numbers, vec![1, 2, 3]);
+    let current: Vec<u64> = generations
+        .iter()
+        .filter(|g| g.current)
+        .map(|g| g.number)
+        .collect();
+    assert_eq!(current, vec![2]);
+    assert_eq!(
+        generations[0].system,
+        d.fleet.store.real_path(&v1).to_string_lossy()
+    );
+    assert!(generations.iter().all(|g| g.created > 1_700_000_000));
+    let report = session.rollback_to(1).unwrap();
+    assert_eq!(activated(&report), 1);
+    assert_eq!(d.fetch("h1", "h0"), "version-one");
+    assert_eq!(session.status().unwrap().generation, Some(1));
+    session.close().unwrap();
+
+    // Secrets: on h0 with mode 0400, in no store, in no log; not on h1,
+    // whose agent refuses a secret its system does not reference.
+    let mut session = d.session("h1");
+    let mut wrong = d.request(&site_plain, "h1", &plain, None);
+    wrong.secrets = d.request(&site1, "h0", &v1, None).secrets;
+    let refused = session.activate(&wrong).unwrap_err().to_string();
+    assert!(
+        refused.contains("secret token, which no service of"),
+        "{refused}"
+    );
+    assert!(!refused.contains(&d.secret), "{refused}");
+    let report = session
+        .activate(&d.request(&site_plain, "h1", &plain, None))
+        .unwrap();
+    assert_eq!(activated(&report), 1);
+    session.close().unwrap();
+    let on_host = d.host_state("h0").join("secrets").join("token");
+    assert_eq!(std::fs::read_to_string(&on_host).unwrap(), d.secret);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&on_host).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o400);
+    let needle = d.secret.as_bytes();
+    assert_eq!(
+        files_containing(&d.fleet.store_dir(), needle),
+        Vec::<PathBuf>::new()
+    );
+    assert_eq!(
+        files_containing(&d.fleet.host_store("h0"), needle),
+        Vec::<PathBuf>::new()
+    );
+    assert_eq!(
+        files_containing(&d.host_state("h0").join("log"), needle),
+        Vec::<PathBuf>::new()
+    );
+    assert!(!d.host_state("h1").join("secrets").join("token").exists());
+
+    // `ferry status --json` of the whole site: h2 does not exist.
+    let site_file = d.site_dir.join("site.conf");
+    let out = d.fleet.ferry(&[
+        "status",
+        "--json",
+        "--ssh-option",
+        "ConnectTimeout=3",
+        site_file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let hosts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(hosts[0]["host"], "h0");
+    assert_eq!(hosts[0]["status"]["generation"], 1);
+    assert_eq!(hosts[1]["host"], "h1");
+    assert_eq!(hosts[1]["status"]["generation"], 1);
+    assert_eq!(hosts[2]["host"], "h2");
+    assert_eq!(hosts[2]["reachable"], false);
+    assert!(
+        hosts[2]["error"].as_str().unwrap().contains("h2"),
+        "{}",
+        hosts[2]
+    );
+    assert_eq!(
+        files_containing(&d.host_state("h1"), needle),
+        Vec::<PathBuf>::new()
+    );
+}
+
+#[test]
+fn magic_rollback_without_confirmation_and_confirm_over_a_new_session_needs_root() {
+    let d = Deployer::new("t-magic", "10.237.41.0/24", 1);
+    let (site, v1) = d.build("version-one", 8080, "true", "web");
+    let (_, v2) = d.build("version-two", 8080, "true", "web");
+    d.copy("h0", &[v1.clone(), v2.clone()]);
+
+    let mut session = d.session("h0");
+    assert_eq!(
+        activated(
+            &session
+                .activate(&d.request(&site, "h0", &v1, None))
+                .unwrap()
+        ),
+        1
+    );
+    // Generation 2 must be confirmed within 3 s; nobody does.
+    let report = session
+        .activate(&d.request(&site, "h0", &v2, Some(3_000)))
+        .unwrap();
+    assert_eq!(activated(&report), 2);
+    let status = session.status().unwrap();
+    assert_eq!(status.pending_confirmation.map(|p| p.generation), Some(2));
+    session.close().unwrap();
+    let status = d.wait_for("h0", Duration::from_secs(30), |s| s.generation == Some(1));
+    assert!(status.pending_confirmation.is_none());
+    match status.last_activation.map(|r| r.outcome) {
+        Some(Outcome::RolledBack {
+            to_generation,
+            reason,
+        }) => {
+            assert_eq!(to_generation, Some(1));
+            assert!(reason.contains("not confirmed"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(d.fetch("h0", "h0"), "version-one");
+    // `ferry status` says so, with the lab's ssh config found by itself.
+    let site_file = d.site_dir.join("site.conf");
+    let out = d
+        .fleet
+        .ferry(&["status", site_file.to_str().unwrap(), "--on", "h0"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.starts_with("h0: generation 1, "), "{shown}");
+    assert!(
+        shown.contains("rolled back: generation 2 was not confirmed before its deadline"),
+        "{shown}"
+    );
+    assert!(shown.contains("  www: running (pid "), "{shown}");
+
+    // Confirmed over a new session before the deadline: it stays.
+    let mut session = d.session("h0");
+    let report = session
+        .activate(&d.request(&site, "h0", &v2, Some(3_000)))
+        .unwrap();
+    let generation = activated(&report);
+    session.close().unwrap();
+    let mut session = d.session("h0");
+    assert!(session.confirm(generation).unwrap());
+    assert!(!session.confirm(generation).unwrap(), "confirmed twice");
+    session.close().unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let status = d.status("h0");
+    assert_eq!(status.generation, Some(generation));
+    assert!(status.pending_confirmation.is_none());
+    assert_eq!(d.fetch("h0", "h0"), "version-two");
+}
+
+/// Kills every `ssh` process that uses the lab's ssh config (the session's
+/// transport); returns how many it killed.
+fn kill_lab_ssh(fleet: &Fleet) -> usize {
+    let config = fleet.lab.ssh_config();
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<_> = cmdline
+            .split(|b| *b == 0)
+            .map(String::from_utf8_lossy)
+            .collect();
+        if args.first().is_some_and(|a| a == "ssh")
+            && args.iter().any(|a| a == config.to_str().unwrap())
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            killed += 1;
+        }
+    }
+    killed
+}
+
+#[test]
+fn an_activation_completes_on_the_host_when_the_ssh_session_or_the_agent_dies_needs_root() {
+    let d = Deployer::new("t-actcut", "10.237.42.0/24", 1);
+    // The health check of `idle` takes 3 s: time to cut the session.
+    let (site, v1) = d.build("version-one", 8080, "sleep 3", "web");
+    d.copy("h0", std::slice::from_ref(&v1));
+    let request = d.request(&site, "h0", &v1, None);
+    let journal = d.host_state("h0").join("activation.journal");
+    let outcome = std::thread::scope(|scope| {
+        let activation = scope.spawn(|| {
+            let mut session = d.session("h0");
+            session.activate(&request)
+        });
+        let started = Instant::now();
+        while !journal.exists() {
+            assert!(started.elapsed() < Duration::from_secs(30), "no journal");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(kill_lab_ssh(&d.fleet) > 0);
+        activation.join().unwrap()
+    });
+    assert!(outcome.is_err(), "the session survived: {outcome:?}");
+    let status = d.wait_for("h0", Duration::from_secs(30), |s| {
+        s.last_activation.is_some()
+    });
+    assert_eq!(status.generation, Some(1), "{status:#?}");
+    assert!(status.last_activation.unwrap().activated());
+    assert!(!journal.exists());
+    assert_eq!(d.fetch("h0", "h0"), "version-one");
+    d.fleet.verify_on_host("h0");
+
+    // Now kill -9 the agent itself mid-activation: the same.
+    let (site, v2) = d.build("version-two", 8080, "sleep 3", "web");
+    d.copy("h0", std::slice::from_ref(&v2));
+    let request = d.request(&site, "h0", &v2, None);
+    let outcome = std::thread::scope(|scope| {
+        let activation = scope.spawn(|| {
+            let mut session = d.session("h0");
+            session.activate(&request)
+        });
+        let started = Instant::now();
+        while !journal.exists() {
+            assert!(started.elapsed() < Duration::from_secs(30), "no journal");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(kill_agents(&d.fleet.state_dir()), 1);
+        activation.join().unwrap()
+    });
+    assert!(outcome.is_err(), "the session survived: {outcome:?}");
+    let status = d.wait_for("h0", Duration::from_secs(30), |s| {
+        s.last_activation
+            .as_ref()
+            .is_some_and(|r| r.target_generation == Some(2))
+    });
+    assert_eq!(status.generation, Some(2), "{status:#?}");
+    assert!(status.last_activation.unwrap().activated());
+    assert!(!journal.exists());
+    assert_eq!(d.fetch("h0", "h0"), "version-two");
+    d.fleet.verify_on_host("h0");
+}
+
+/// SIGKILLs every agent (`ferry … remote --stdio`) serving `state_dir`;
+/// returns how many.
+fn kill_agents(state_dir: &Path) -> usize {
+    let state_dir = state_dir.to_string_lossy().into_owned();
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.iter().any(|a| a == "--stdio") && args.contains(&state_dir) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            killed += 1;
+        }
+    }
+    killed
+}
