@@ -97,7 +97,7 @@ fn killing_store_add_at_random_moments_never_corrupts_the_store() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let span = started.elapsed().as_micros() as u64 + 1;
+    let mut span = started.elapsed().as_micros() as u64 + 1;
     let first_path = String::from_utf8(output.stdout).unwrap().trim().to_string();
 
     let seed = std::time::SystemTime::now()
@@ -111,6 +111,13 @@ fn killing_store_add_at_random_moments_never_corrupts_the_store() {
     let mut killed = 0;
     for iteration in 0..ITERATIONS {
         let variant = 1 + iteration % 3;
+        // A new content every time: a repeated add would be a cheap no-op, not worth killing.
+        std::fs::write(
+            trees[variant].join("variant"),
+            format!("{variant}.{iteration}"),
+        )
+        .unwrap();
+        let spawned = Instant::now();
         let mut child = ferry(root.path())
             .args(["store", "add"])
             .arg(&trees[variant])
@@ -119,10 +126,12 @@ fn killing_store_add_at_random_moments_never_corrupts_the_store() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_micros(random.next() % (span * 12 / 10)));
+        std::thread::sleep(Duration::from_micros(random.next() % span));
         let _ = child.kill();
         let output = child.wait_with_output().unwrap();
         if output.status.success() {
+            // Aim the next kills within the shortest uninterrupted run seen so far.
+            span = span.min(spawned.elapsed().as_micros() as u64 + 1);
             completed.push(String::from_utf8(output.stdout).unwrap().trim().to_string());
         } else {
             killed += 1;
