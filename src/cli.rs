@@ -39,11 +39,48 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build every class's system (packages, files, manifest) into the local store.
+    Build(commands::build::BuildCommandArgs),
+    /// Everything the site runs: store paths of every class and the service
+    /// edges across hosts; or why a path is there, or how big it all is.
+    Closure(commands::closure::ClosureArgs),
+    /// What a deploy would change, host by host, and the batches it would run in.
+    Plan(commands::plan::PlanArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// Example: `ferry completions bash > /etc/bash_completion.d/ferry`
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::aot::Shell,
+    },
+    /// Print the ferry(1) man page (roff), or write every page into a directory.
+    ///
+    /// Example: `ferry man --out-dir /usr/local/share/man/man1`
+    Man {
+        /// Write ferry.1 and one page per subcommand here instead of printing ferry.1.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
     /// Work with the local store: add, inspect, verify, export and import objects.
     Store(commands::store::StoreArgs),
     /// Delete every store object that no root (profile, site generation, GC root,
     /// running operation) reaches.
     Gc(commands::gc::GcArgs),
+    /// Parse and evaluate a site; report every error.
+    Check(commands::check::CheckArgs),
+    /// Print the evaluated site (`--json` for tools).
+    Eval(commands::eval::EvalArgs),
+    /// Run this host's service supervisor daemon (started by activation).
+    #[command(name = "remote-supervise", hide = true)]
+    Supervise {
+        /// Rotate a service's log when it would grow beyond this many bytes.
+        #[arg(long, default_value_t = 10 * 1024 * 1024)]
+        log_max_bytes: u64,
+        /// Rotated log files kept per service.
+        #[arg(long, default_value_t = 5)]
+        log_keep: u32,
+    },
 }
 
 /// Runs the command line and returns the process exit code.

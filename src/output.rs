@@ -60,6 +60,12 @@ pub fn json(value: &impl serde::Serialize) {
     }
 }
 
+/// Prints one diagnostic on stderr, as miette draws it, while a command goes on
+/// (e.g. every error of a site before the command fails with a summary).
+pub fn diagnostic(report: miette::Report) {
+    eprintln!("{report:?}");
+}
+
 /// Renders the outcome of a command and returns the exit code.
 pub fn finish(result: Result<Exit, CommandError>) -> i32 {
     match result {
@@ -69,4 +75,10 @@ pub fn finish(result: Result<Exit, CommandError>) -> i32 {
             error.exit as i32
         }
     }
+}
+
+/// Prints already formatted text (ending in a newline) on stdout.
+pub fn text(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
 }

@@ -1,4 +1,371 @@
-//! Builds: turn recipes into store objects (DESIGN §5).
+//! Builds: turn an evaluated site into store objects (DESIGN §5).
+//!
+//! [`build_site`] ingests package sources, builds packages (recipes run by
+//! [`sandbox`], skipped when a realisation exists), writes text files, and
+//! assembles one system object per class ([`system`]). The same result is
+//! used to provision a fresh host and to reconfigure a running one.
+pub mod error;
+pub mod graph;
 pub mod recipe;
 pub mod sandbox;
 pub mod scheduler;
+pub mod system;
+pub mod text;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ferry_lang::model::{Class, FileId, PackageId, Site};
+use ferry_store::{AddOptions, Store, StorePath, TempRoots};
+use serde::Serialize;
+
+pub use error::{BuildError, LocatedBuildError};
+use graph::{BuildGraph, NodeKey};
+use recipe::Recipe;
+use sandbox::BuilderJob;
+use text::Outputs;
+
+/// How to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Builds running at once (≥ 1).
+    pub jobs: usize,
+    /// Time limit of one builder.
+    pub timeout: Duration,
+    /// The state directory on the *hosts* (where secrets and service state live).
+    pub host_state_dir: PathBuf,
+    /// Run builders without network when the platform allows it.
+    pub isolate_network: bool,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            jobs: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            timeout: Duration::from_secs(3600),
+            host_state_dir: PathBuf::from("/ferry/var"),
+            isolate_network: true,
+        }
+    }
+}
+
+/// What happened to one node of the build graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeOutcome {
+    /// The builder ran.
+    Built,
+    /// A realisation of the same recipe existed: nothing ran.
+    Cached,
+    /// A text file was written (always cheap; identical text gives the same path).
+    Written,
+}
+
+/// Watches a build as it runs (the CLI draws progress from this).
+pub trait BuildObserver: Sync {
+    fn started(&self, _what: &str) {}
+    fn finished(&self, _what: &str, _outcome: NodeOutcome) {}
+    fn failed(&self, _what: &str) {}
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl BuildObserver for Silent {}
+
+/// The result of building a site (or some of its classes).
+#[derive(Debug, Serialize)]
+pub struct SiteBuild {
+    /// The system object of each built class.
+    pub systems: BTreeMap<String, StorePath>,
+    pub packages: BTreeMap<PackageId, StorePath>,
+    pub files: BTreeMap<FileId, StorePath>,
+    /// What happened to each package (by package id).
+    pub outcomes: BTreeMap<String, NodeOutcome>,
+    /// Keeps every output alive against a concurrent `ferry gc` until the
+    /// caller has rooted what it needs.
+    #[serde(skip)]
+    pub temp_roots: Vec<TempRoots>,
+}
+
+impl SiteBuild {
+    /// Package ids whose builder actually ran.
+    pub fn built(&self) -> Vec<&str> {
+        self.outcomes
+            .iter()
+            .filter(|(_, o)| **o == NodeOutcome::Built)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+}
+
+/// Selects the classes to build: all of them, or the named ones.
+pub fn select_classes<'a>(site: &'a Site, only: &[String]) -> Result<Vec<&'a Class>, BuildError> {
+    if only.is_empty() {
+        return Ok(site.classes.values().collect());
+    }
+    only.iter()
+        .map(|name| {
+            site.classes
+                .get(name)
+                .ok_or_else(|| BuildError::UnknownClass {
+                    class: name.clone(),
+                    known: site.classes.keys().cloned().collect(),
+                })
+        })
+        .collect()
+}
+
+/// Builds the systems of `classes` (see [`select_classes`]).
+pub fn build_site(
+    store: &Store,
+    site: &Site,
+    classes: &[&Class],
+    options: &BuildOptions,
+    observer: &dyn BuildObserver,
+) -> Result<SiteBuild, BuildError> {
+    let graph = graph::build_graph(site, classes.iter().copied()).map_err(|e| match e {
+        graph::GraphError::Unknown { what, origin } => BuildError::Unknown { what, origin },
+        graph::GraphError::Cycle { chain, origin } => BuildError::Cycle { chain, origin },
+    })?;
+    let sources = ingest_sources(store, site, &graph)?;
+    let run = NodeRunner {
+        store,
+        site,
+        options,
+        observer,
+        sources: &sources,
+        roots: Mutex::new(Vec::new()),
+    };
+
+    let outcome = scheduler::run_dag(&graph.deps, options.jobs, |node, deps| {
+        run.build_node(&graph, node, deps)
+    });
+    let mut outputs = Outputs::default();
+    let mut outcomes = BTreeMap::new();
+    let mut first_error = None;
+    for (node, result) in outcome.results.into_iter().enumerate() {
+        match (result, &graph.nodes[node]) {
+            (Some(Ok((path, how))), NodeKey::Package(id)) => {
+                outputs.packages.insert(id.clone(), path);
+                outcomes.insert(id.0.clone(), how);
+            }
+            (Some(Ok((path, _))), NodeKey::File(id)) => {
+                outputs.files.insert(id.clone(), path);
+            }
+            (Some(Err(e)), _) if first_error.is_none() => first_error = Some(e),
+            _ => {}
+        }
+    }
+    if let Some(error) = first_error {
+        return Err(error);
+    }
+
+    let mut temp_roots = run.roots.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut systems = BTreeMap::new();
+    for class in classes {
+        let path = system::build_system(store, site, class, &outputs, options)?;
+        temp_roots.push(store.temp_roots(std::slice::from_ref(&path))?);
+        systems.insert(class.name.clone(), path);
+    }
+    Ok(SiteBuild {
+        systems,
+        packages: outputs.packages,
+        files: outputs.files,
+        outcomes,
+        temp_roots,
+    })
+}
+
+/// Adds every package source of the graph to the store (in parallel).
+fn ingest_sources(
+    store: &Store,
+    site: &Site,
+    graph: &BuildGraph,
+) -> Result<BTreeMap<PackageId, StorePath>, BuildError> {
+    use rayon::prelude::*;
+    let with_src: Vec<(&PackageId, &Path)> = graph
+        .nodes
+        .iter()
+        .filter_map(|n| match n {
+            NodeKey::Package(id) => site
+                .packages
+                .get(id)
+                .and_then(|p| p.src.as_deref().map(|s| (id, s))),
+            NodeKey::File(_) => None,
+        })
+        .collect();
+    with_src
+        .par_iter()
+        .map(|(id, src)| {
+            let package = &site.packages[*id];
+            if src.symlink_metadata().is_err() {
+                return Err(BuildError::MissingSource {
+                    package: id.0.clone(),
+                    path: src.to_path_buf(),
+                    origin: package.origin.clone(),
+                });
+            }
+            let name = format!("{}-src", package.name);
+            let path = store
+                .add_path(src, &name, &[])
+                .map_err(|source| BuildError::Source {
+                    package: id.0.clone(),
+                    path: src.to_path_buf(),
+                    origin: package.origin.clone(),
+                    source: Box::new(source),
+                })?;
+            Ok(((*id).clone(), path))
+        })
+        .collect()
+}
+
+/// Builds single nodes; shared by the scheduler's worker threads.
+struct NodeRunner<'a> {
+    store: &'a Store,
+    site: &'a Site,
+    options: &'a BuildOptions,
+    observer: &'a dyn BuildObserver,
+    sources: &'a BTreeMap<PackageId, StorePath>,
+    roots: Mutex<Vec<TempRoots>>,
+}
+
+impl NodeRunner<'_> {
+    fn build_node(
+        &self,
+        graph: &BuildGraph,
+        node: usize,
+        deps: Vec<(StorePath, NodeOutcome)>,
+    ) -> Result<(StorePath, NodeOutcome), BuildError> {
+        // The scheduler hands over dependency outputs in `graph.deps[node]` order.
+        let mut outputs = Outputs::default();
+        for ((path, _), &d) in deps.into_iter().zip(&graph.deps[node]) {
+            match &graph.nodes[d] {
+                NodeKey::Package(id) => outputs.packages.insert(id.clone(), path),
+                NodeKey::File(id) => outputs.files.insert(id.clone(), path),
+            };
+        }
+        let key = &graph.nodes[node];
+        let what = key.describe();
+        self.observer.started(&what);
+        let result = match key {
+            NodeKey::File(id) => self.write_file(id, &outputs),
+            NodeKey::Package(id) => self.build_package(id, &outputs),
+        };
+        match &result {
+            Ok((path, outcome)) => {
+                self.observer.finished(&what, *outcome);
+                let guard = self.store.temp_roots(std::slice::from_ref(path))?;
+                self.roots
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(guard);
+            }
+            Err(_) => self.observer.failed(&what),
+        }
+        result
+    }
+
+    fn write_file(
+        &self,
+        id: &FileId,
+        outputs: &Outputs,
+    ) -> Result<(StorePath, NodeOutcome), BuildError> {
+        let file = &self.site.files[id];
+        let rendered = outputs.render(&file.text, &self.options.host_state_dir);
+        let path = self.store.add_bytes(
+            &file.name,
+            rendered.text.as_bytes(),
+            file.executable,
+            &rendered.references,
+        )?;
+        Ok((path, NodeOutcome::Written))
+    }
+
+    fn build_package(
+        &self,
+        id: &PackageId,
+        outputs: &Outputs,
+    ) -> Result<(StorePath, NodeOutcome), BuildError> {
+        let package = &self.site.packages[id];
+        let host_state = &self.options.host_state_dir;
+        let builder = outputs.render(&package.builder, host_state);
+        let mut references: BTreeSet<StorePath> = builder.references.iter().cloned().collect();
+        let mut env = BTreeMap::new();
+        for (key, value) in &package.env {
+            let rendered = outputs.render(value, host_state);
+            references.extend(rendered.references);
+            env.insert(key.clone(), rendered.text);
+        }
+        for input in &package.inputs {
+            references.insert(outputs.packages[input].clone());
+        }
+        references.extend(outputs.files.values().cloned());
+        let src = self.sources.get(id).cloned();
+        let recipe = Recipe {
+            name: package.name.clone(),
+            builder: builder.text,
+            src: src.as_ref().map(|s| s.to_string()),
+            inputs: references.iter().map(|p| p.to_string()).collect(),
+            env,
+            timeout_secs: self.options.timeout.as_secs(),
+        };
+        let recipe_id = recipe.id();
+        if let Some(path) = self.store.realisation(&recipe_id) {
+            return Ok((path, NodeOutcome::Cached));
+        }
+
+        let state = self.store.state_dir();
+        let log = state.join("log").join("build").join(format!(
+            "{}-{}.log",
+            package.name,
+            &recipe_id.to_string()[..16]
+        ));
+        let job = BuilderJob {
+            name: package.name.clone(),
+            script: recipe.builder.clone(),
+            inputs: package
+                .inputs
+                .iter()
+                .map(|i| self.store.real_path(&outputs.packages[i]))
+                .collect(),
+            src: src.as_ref().map(|s| self.store.real_path(s)),
+            env: recipe.env.clone(),
+            timeout: self.options.timeout,
+            isolate_network: self.options.isolate_network,
+        };
+        let run = sandbox::run_builder(&job, &state.join("build"), &log).map_err(|reason| {
+            BuildError::BuilderFailed(Box::new(error::BuilderFailure {
+                package: id.0.clone(),
+                origin: package.origin.clone(),
+                tail: sandbox::log_tail(&log, 30),
+                reason,
+                log: log.clone(),
+            }))
+        })?;
+        let mut candidates: Vec<StorePath> = references.into_iter().collect();
+        candidates.extend(src);
+        let marker = run.out.display().to_string();
+        let options = AddOptions {
+            candidate_refs: &candidates,
+            self_markers: std::slice::from_ref(&marker),
+            deriver: Some(recipe_id),
+        };
+        let path = self
+            .store
+            .add_path_with(&run.out, &package.name, &options)
+            .map_err(|source| {
+                BuildError::Output(Box::new(error::OutputFailure {
+                    package: id.0.clone(),
+                    origin: package.origin.clone(),
+                    log: log.clone(),
+                    source,
+                }))
+            })?;
+        self.store.set_realisation(&recipe_id, &path)?;
+        Ok((path, NodeOutcome::Built))
+    }
+}

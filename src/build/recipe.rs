@@ -20,6 +20,8 @@
 //! pins this encoding; changing it must break them.
 use std::collections::{BTreeMap, BTreeSet};
 
+use ferry_store::RecipeId;
+
 /// How to build one store object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipe {
@@ -29,17 +31,6 @@ pub struct Recipe {
     pub inputs: BTreeSet<String>,
     pub env: BTreeMap<String, String>,
     pub timeout_secs: u64,
-}
-
-/// The identity of a recipe: BLAKE3 over its canonical encoding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RecipeId(pub [u8; 32]);
-
-impl RecipeId {
-    /// Lower-case hex, as used in log file names and `ferry` output.
-    pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
-    }
 }
 
 const KEY_CONTEXT: &str = "ferry recipe v1";
@@ -124,7 +115,7 @@ mod tests {
 
     #[test]
     fn recipe_id_golden_vector() {
-        assert_eq!(sample().id().to_hex(), GOLDEN_ID);
+        assert_eq!(sample().id().to_string(), GOLDEN_ID);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! kind and is what the CLI hands to the evaluator.
 use ferry_lang::inventory::{HostEntry, InventoryResolver, InventorySource};
 
+pub mod file;
 pub mod lab;
 
 /// The inventory providers ferry ships, behind the language's resolver trait.
@@ -14,6 +15,7 @@ impl InventoryResolver for Providers {
     fn resolve(&self, source: &InventorySource) -> Result<Vec<HostEntry>, String> {
         match source {
             InventorySource::Lab(spec) => lab::resolve(spec).map_err(|e| e.to_string()),
+            InventorySource::File { path } => file::resolve(path).map_err(|e| e.to_string()),
             other => Err(format!(
                 "inventory provider `{}` is not available in this build",
                 match other {

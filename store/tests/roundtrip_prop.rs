@@ -56,7 +56,10 @@ fn materialize(tree: &Tree, at: &Path) {
 /// Everything about a tree that the store promises to keep, as a sorted listing.
 fn listing(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(root)
+        .follow_root_links(false)
+        .sort_by_file_name()
+    {
         let entry = entry.unwrap();
         let relative = entry
             .path()
@@ -119,4 +122,26 @@ proptest! {
         prop_assert_eq!(second.path_info(&path).unwrap().references.is_empty(), !with_reference || !matches!(tree, Tree::Dir(_)));
         prop_assert!(second.verify(false).unwrap().is_clean());
     }
+}
+
+/// Regression: a store object that is itself a dangling symlink round-trips
+/// (the listing once followed the top-level link and failed).
+#[test]
+fn a_top_level_dangling_symlink_round_trips() {
+    let root = tempfile::tempdir().unwrap();
+    let store_dir = root.path().join("store");
+    let first = Store::open(&store_dir, &root.path().join("var-a")).unwrap();
+    let source = root.path().join("source");
+    materialize(&Tree::Link("a".to_string()), &source);
+    let path = first.add_path(&source, "random", &[]).unwrap();
+    let original = listing(&first.real_path(&path));
+    assert_eq!(original.len(), 1, "{original:?}");
+    let mut archive = Vec::new();
+    first.export_closure(std::slice::from_ref(&path), &mut archive).unwrap();
+    drop(first);
+    std::fs::rename(&store_dir, root.path().join("first-store")).unwrap();
+    let second = Store::open(&store_dir, &root.path().join("var-b")).unwrap();
+    second.import(archive.as_slice(), ImportMode::Atomic).unwrap();
+    assert_eq!(listing(&second.real_path(&path)), original);
+    assert_eq!(std::fs::read_link(second.real_path(&path)).unwrap(), Path::new("a"));
 }

@@ -1,0 +1,148 @@
+//! The service-backend trait: install service definitions, start, stop,
+//! restart and query services by name. One implementation per file under
+//! `backend/`: ferry's own supervisor and systemd.
+pub mod supervisor;
+pub mod systemd;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::manifest::RestartPolicy;
+
+pub use supervisor::SupervisorBackend;
+pub use systemd::SystemdBackend;
+
+/// The backend for this host: systemd when it is the running init (the
+/// check `sd_booted(3)` does: `/run/systemd/system` exists), else ferry's
+/// supervisor, started with `launcher` when needed.
+pub fn detect(
+    state_dir: &std::path::Path,
+    launcher: crate::activate::supervisor::SupervisorLauncher,
+) -> Box<dyn ServiceBackend> {
+    if std::path::Path::new("/run/systemd/system").is_dir() {
+        Box::new(SystemdBackend::new(std::path::Path::new(
+            "/etc/systemd/system",
+        )))
+    } else {
+        Box::new(SupervisorBackend::new(state_dir, launcher))
+    }
+}
+
+/// Everything a backend needs to run one service, with host paths resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceDefinition {
+    pub name: String,
+    /// Run as `/bin/sh -c <exec>`.
+    pub exec: String,
+    /// The complete environment (besides `PATH`, which defaults to a fixed
+    /// base when absent).
+    pub env: BTreeMap<String, String>,
+    /// Run as this user (must exist); `None` = root.
+    pub user: Option<String>,
+    /// The working directory: `<state_dir>/lib/<service>`.
+    pub working_dir: PathBuf,
+    pub oneshot: bool,
+    pub restart: RestartPolicy,
+}
+
+/// What a service is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceState {
+    /// Its process is alive.
+    Running,
+    /// It crashed and waits for its next restart.
+    Backoff,
+    /// It crashed too often in its window and is no longer restarted.
+    CrashLooping,
+    /// Not running, on request (or never started).
+    Stopped,
+    /// Finished with status 0 and not restarted (one-shot tasks).
+    Exited,
+    /// Finished with a failure and not restarted.
+    Failed,
+    /// The backend does not know the service.
+    Unknown,
+}
+
+impl std::fmt::Display for ServiceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = match self {
+            ServiceState::Running => "running",
+            ServiceState::Backoff => "backoff",
+            ServiceState::CrashLooping => "crash-looping",
+            ServiceState::Stopped => "stopped",
+            ServiceState::Exited => "exited",
+            ServiceState::Failed => "failed",
+            ServiceState::Unknown => "unknown",
+        };
+        f.write_str(text)
+    }
+}
+
+/// One service's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub state: ServiceState,
+    /// The main process, while there is one.
+    pub pid: Option<u32>,
+    /// Automatic restarts since the last explicit start.
+    pub restarts: u32,
+    /// Since when the service is in `state`, Unix milliseconds.
+    pub since_ms: u64,
+    /// How its last process ended (`exit status: 1`, `signal: 9 (SIGKILL)`).
+    pub last_exit: Option<String>,
+}
+
+/// A backend that failed to do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("{action}: {source}")]
+    Io {
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the supervisor refused the request: {message}")]
+    Refused { message: String },
+    #[error("the supervisor did not start: {message}")]
+    NotStarted { message: String },
+    #[error("the supervisor's answer is not understood: {message}")]
+    Protocol { message: String },
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Command {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("service {name} is not defined in this backend")]
+    UnknownService { name: String },
+}
+
+/// Installs and controls services. Names refer to definitions installed by
+/// `define`; every operation acts on the named services in the order given.
+pub trait ServiceBackend {
+    /// A short name for reports (`supervisor`, `systemd`).
+    fn kind(&self) -> &'static str;
+    /// Installs or replaces definitions; running services keep running with
+    /// their old definition until restarted.
+    fn define(&mut self, services: &[ServiceDefinition]) -> Result<(), BackendError>;
+    /// Forgets definitions (stopping the services first).
+    fn remove(&mut self, names: &[String], grace: Duration) -> Result<(), BackendError>;
+    /// Starts services that are not running; a one-shot service runs to its
+    /// end and its failure is an error.
+    fn start(&mut self, names: &[String]) -> Result<(), BackendError>;
+    /// Stops services: SIGTERM to the whole process group, SIGKILL after `grace`.
+    fn stop(&mut self, names: &[String], grace: Duration) -> Result<(), BackendError>;
+    /// Stop, then start.
+    fn restart(&mut self, names: &[String], grace: Duration) -> Result<(), BackendError> {
+        self.stop(names, grace)?;
+        self.start(names)
+    }
+    /// The status of the named services (all known ones when `names` is empty).
+    fn status(&mut self, names: &[String]) -> Result<Vec<ServiceStatus>, BackendError>;
+}

@@ -1,0 +1,406 @@
+//! Health checks: a command that must exit 0, a TCP port that must accept, an
+//! HTTP URL that must answer with a given status; each with a timeout per
+//! attempt, retries and an interval, and a typed reason when it fails.
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::manifest::{HealthCheck, HealthProbe};
+
+/// Why one attempt of a check failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HealthFailure {
+    #[error("command exited with {status}{}", tail_suffix(output))]
+    CommandFailed { status: String, output: String },
+    #[error("command did not finish within {timeout_ms} ms")]
+    CommandTimeout { timeout_ms: u64 },
+    #[error("command could not start: {message}")]
+    CommandSpawn { message: String },
+    #[error("cannot resolve {address}: {message}")]
+    Resolve { address: String, message: String },
+    #[error("connection to {address} failed: {message}")]
+    Connect { address: String, message: String },
+    #[error("no answer from {address} within {timeout_ms} ms")]
+    Timeout { address: String, timeout_ms: u64 },
+    #[error("HTTP status {got}, expected {expected}")]
+    Status { got: u16, expected: u16 },
+    #[error("not an HTTP response: {message}")]
+    BadResponse { message: String },
+    #[error("URL {url:?} is not supported: {message}")]
+    BadUrl { url: String, message: String },
+}
+
+fn tail_suffix(output: &str) -> String {
+    if output.is_empty() {
+        String::new()
+    } else {
+        format!(": {output}")
+    }
+}
+
+/// The outcome of one check after all its attempts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthResult {
+    /// The service the check belongs to.
+    pub service: String,
+    /// A short description of the probe (`http http://…`, `tcp host:port`, `command …`).
+    pub check: String,
+    pub attempts: u32,
+    /// `None` when the check passed; else the last attempt's failure.
+    pub failure: Option<HealthFailure>,
+}
+
+impl HealthResult {
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// Where and how command checks run.
+#[derive(Debug, Clone, Default)]
+pub struct CommandContext {
+    /// Environment of the command (the service's environment).
+    pub env: BTreeMap<String, String>,
+    /// Working directory (the service's state dir), if it exists.
+    pub cwd: Option<std::path::PathBuf>,
+}
+
+/// Describes a probe for reports.
+pub fn describe(probe: &HealthProbe) -> String {
+    match probe {
+        HealthProbe::Command { cmd } => format!("command {cmd}"),
+        HealthProbe::Tcp { host, port } => format!("tcp {host}:{port}"),
+        HealthProbe::Http { url, expect_status } => format!("http {url} (expect {expect_status})"),
+    }
+}
+
+/// Runs `check` until it passes or its attempts run out.
+pub fn run_check(service: &str, check: &HealthCheck, context: &CommandContext) -> HealthResult {
+    let timeout = Duration::from_millis(check.timeout_ms.max(1));
+    let attempts_allowed = check.retries.saturating_add(1);
+    let mut attempts = 0;
+    let mut failure = None;
+    while attempts < attempts_allowed {
+        if attempts > 0 {
+            std::thread::sleep(Duration::from_millis(check.interval_ms));
+        }
+        attempts += 1;
+        match probe_once(&check.probe, timeout, context) {
+            Ok(()) => {
+                failure = None;
+                break;
+            }
+            Err(f) => failure = Some(f),
+        }
+    }
+    HealthResult {
+        service: service.to_string(),
+        check: describe(&check.probe),
+        attempts,
+        failure,
+    }
+}
+
+/// One attempt of a probe.
+pub fn probe_once(
+    probe: &HealthProbe,
+    timeout: Duration,
+    context: &CommandContext,
+) -> Result<(), HealthFailure> {
+    match probe {
+        HealthProbe::Command { cmd } => probe_command(cmd, timeout, context),
+        HealthProbe::Tcp { host, port } => connect(host, *port, timeout).map(|_| ()),
+        HealthProbe::Http { url, expect_status } => probe_http(url, *expect_status, timeout),
+    }
+}
+
+fn probe_command(
+    cmd: &str,
+    timeout: Duration,
+    context: &CommandContext,
+) -> Result<(), HealthFailure> {
+    let output_file = tempfile::tempfile().map_err(|e| HealthFailure::CommandSpawn {
+        message: format!("temporary file: {e}"),
+    })?;
+    let stderr_file = output_file
+        .try_clone()
+        .map_err(|e| HealthFailure::CommandSpawn {
+            message: format!("temporary file: {e}"),
+        })?;
+    let mut command = Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg(cmd)
+        .env_clear()
+        .env("PATH", super::supervisor::BASE_PATH)
+        .envs(&context.env)
+        .stdin(Stdio::null())
+        .stdout(
+            output_file
+                .try_clone()
+                .map_err(|e| HealthFailure::CommandSpawn {
+                    message: format!("temporary file: {e}"),
+                })?,
+        )
+        .stderr(stderr_file)
+        .process_group(0);
+    if let Some(cwd) = context.cwd.as_deref().filter(|p| Path::new(p).is_dir()) {
+        command.current_dir(cwd);
+    }
+    let mut child = command.spawn().map_err(|e| HealthFailure::CommandSpawn {
+        message: e.to_string(),
+    })?;
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                // The command runs in its own group; kill all of it.
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(child.id() as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let _ = child.wait();
+                return Err(HealthFailure::CommandTimeout {
+                    timeout_ms: timeout.as_millis() as u64,
+                });
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => {
+                return Err(HealthFailure::CommandSpawn {
+                    message: e.to_string(),
+                })
+            }
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut output = String::new();
+    let mut file = output_file;
+    use std::io::Seek;
+    let _ = file.seek(std::io::SeekFrom::Start(0));
+    let _ = file.take(64 * 1024).read_to_string(&mut output);
+    Err(HealthFailure::CommandFailed {
+        status: status.to_string(),
+        output: last_chars(output.trim(), 300),
+    })
+}
+
+fn last_chars(text: &str, n: usize) -> String {
+    let count = text.chars().count();
+    text.chars().skip(count.saturating_sub(n)).collect()
+}
+
+fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, HealthFailure> {
+    let address = format!("{host}:{port}");
+    let addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| HealthFailure::Resolve {
+            address: address.clone(),
+            message: e.to_string(),
+        })?
+        .collect();
+    let mut last = HealthFailure::Resolve {
+        address: address.clone(),
+        message: "no addresses".into(),
+    };
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                last = HealthFailure::Timeout {
+                    address: address.clone(),
+                    timeout_ms: timeout.as_millis() as u64,
+                }
+            }
+            Err(e) => {
+                last = HealthFailure::Connect {
+                    address: address.clone(),
+                    message: e.to_string(),
+                }
+            }
+        }
+    }
+    Err(last)
+}
+
+/// A parsed `http://host[:port][/path]` URL.
+#[derive(Debug, PartialEq, Eq)]
+struct HttpUrl {
+    host: String,
+    port: u16,
+    path: String,
+}
+
+fn parse_http_url(url: &str) -> Result<HttpUrl, HealthFailure> {
+    let bad = |message: &str| HealthFailure::BadUrl {
+        url: url.to_string(),
+        message: message.to_string(),
+    };
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| bad("only http:// URLs are checked (no TLS)"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let end = bracketed.find(']').ok_or_else(|| bad("unclosed '['"))?;
+        let host = &bracketed[..end];
+        let port = match &bracketed[end + 1..] {
+            "" => 80,
+            p => p
+                .strip_prefix(':')
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(|| bad("bad port"))?,
+        };
+        (host.to_string(), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().map_err(|_| bad("bad port"))?),
+            None => (authority.to_string(), 80),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    Ok(HttpUrl {
+        host,
+        port,
+        path: path.to_string(),
+    })
+}
+
+fn probe_http(url: &str, expect: u16, timeout: Duration) -> Result<(), HealthFailure> {
+    let parsed = parse_http_url(url)?;
+    let address = format!("{}:{}", parsed.host, parsed.port);
+    let started = Instant::now();
+    let mut stream = connect(&parsed.host, parsed.port, timeout)?;
+    let left = timeout
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_millis(1));
+    let timed_out = || HealthFailure::Timeout {
+        address: address.clone(),
+        timeout_ms: timeout.as_millis() as u64,
+    };
+    let _ = stream.set_read_timeout(Some(left));
+    let _ = stream.set_write_timeout(Some(left));
+    let host_header = if parsed.host.contains(':') {
+        format!("[{}]:{}", parsed.host, parsed.port)
+    } else {
+        format!("{}:{}", parsed.host, parsed.port)
+    };
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: ferry-health\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        parsed.path
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| HealthFailure::Connect {
+            address: address.clone(),
+            message: e.to_string(),
+        })?;
+    // Only the status line matters; read until its end.
+    let mut head = Vec::new();
+    let mut buf = [0u8; 512];
+    while !head.contains(&b'\n') && head.len() < 8192 {
+        if started.elapsed() >= timeout {
+            return Err(timed_out());
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return Err(timed_out())
+            }
+            Err(e) => {
+                return Err(HealthFailure::Connect {
+                    address,
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+    let line_end = head.iter().position(|b| *b == b'\n').unwrap_or(head.len());
+    let line = String::from_utf8_lossy(&head[..line_end]);
+    let got = parse_status_line(line.trim_end()).ok_or_else(|| HealthFailure::BadResponse {
+        message: if line.is_empty() {
+            "connection closed before a status line".into()
+        } else {
+            format!("status line {:?}", last_chars(&line, 80))
+        },
+    })?;
+    if got == expect {
+        Ok(())
+    } else {
+        Err(HealthFailure::Status {
+            got,
+            expected: expect,
+        })
+    }
+}
+
+fn parse_status_line(line: &str) -> Option<u16> {
+    let mut parts = line.split(' ');
+    let version = parts.next()?;
+    if !version.starts_with("HTTP/") {
+        return None;
+    }
+    let code = parts.next()?;
+    if code.len() != 3 {
+        return None;
+    }
+    code.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_defaults() {
+        assert_eq!(
+            parse_http_url("http://127.0.0.1:8080/health?x=1").unwrap(),
+            HttpUrl {
+                host: "127.0.0.1".into(),
+                port: 8080,
+                path: "/health?x=1".into()
+            }
+        );
+        assert_eq!(
+            parse_http_url("http://example").unwrap(),
+            HttpUrl {
+                host: "example".into(),
+                port: 80,
+                path: "/".into()
+            }
+        );
+        assert_eq!(parse_http_url("http://[::1]:81/").unwrap().host, "::1");
+        assert!(matches!(
+            parse_http_url("https://x/"),
+            Err(HealthFailure::BadUrl { .. })
+        ));
+        assert!(matches!(
+            parse_http_url("http://x:notaport/"),
+            Err(HealthFailure::BadUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn status_lines_parse() {
+        assert_eq!(parse_status_line("HTTP/1.1 204 No Content"), Some(204));
+        assert_eq!(parse_status_line("HTTP/1.0 500"), Some(500));
+        assert_eq!(parse_status_line("SSH-2.0-OpenSSH"), None);
+    }
+}

@@ -1,0 +1,211 @@
+//! Build errors, rendered with the site line that declared the failing thing.
+use std::path::PathBuf;
+
+use ferry_lang::model::Origin;
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
+
+use super::sandbox::SandboxError;
+
+/// A builder that ran and failed.
+#[derive(Debug)]
+pub struct BuilderFailure {
+    pub package: String,
+    pub origin: Origin,
+    pub reason: SandboxError,
+    pub log: PathBuf,
+    /// The last lines of the log.
+    pub tail: String,
+}
+
+/// A builder whose output the store refused (e.g. a self-reference).
+#[derive(Debug)]
+pub struct OutputFailure {
+    pub package: String,
+    pub origin: Origin,
+    pub log: PathBuf,
+    pub source: ferry_store::StoreError,
+}
+
+/// Why a build did not produce every requested system.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{what} is not defined in this site")]
+    Unknown { what: String, origin: Origin },
+    #[error("packages depend on each other in a cycle: {}", chain.join(" → "))]
+    Cycle { chain: Vec<String>, origin: Origin },
+    #[error("the source of package `{package}` does not exist: {}", path.display())]
+    MissingSource {
+        package: String,
+        path: PathBuf,
+        origin: Origin,
+    },
+    #[error("cannot add the source of package `{package}` ({}) to the store: {source}", path.display())]
+    Source {
+        package: String,
+        path: PathBuf,
+        origin: Origin,
+        #[source]
+        source: Box<ferry_store::StoreError>,
+    },
+    #[error("package `{}` failed to build: {}", .0.package, .0.reason)]
+    BuilderFailed(Box<BuilderFailure>),
+    #[error("the output of package `{}` cannot be stored: {}", .0.package, .0.source)]
+    Output(Box<OutputFailure>),
+    #[error("unknown class `{class}`; the site has: {}", known.join(", "))]
+    UnknownClass { class: String, known: Vec<String> },
+    #[error(transparent)]
+    Store(Box<ferry_store::StoreError>),
+    #[error("cannot write the system of class `{class}`: {source}")]
+    System {
+        class: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<ferry_store::StoreError> for BuildError {
+    fn from(error: ferry_store::StoreError) -> Self {
+        BuildError::Store(Box::new(error))
+    }
+}
+
+impl BuildError {
+    /// True when the site itself is wrong (exit 2), not the build (exit 1).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            BuildError::Unknown { .. }
+                | BuildError::Cycle { .. }
+                | BuildError::MissingSource { .. }
+                | BuildError::UnknownClass { .. }
+        )
+    }
+
+    fn origin(&self) -> Option<&Origin> {
+        match self {
+            BuildError::Unknown { origin, .. }
+            | BuildError::Cycle { origin, .. }
+            | BuildError::MissingSource { origin, .. }
+            | BuildError::Source { origin, .. } => Some(origin),
+            BuildError::BuilderFailed(failure) => Some(&failure.origin),
+            BuildError::Output(failure) => Some(&failure.origin),
+            _ => None,
+        }
+    }
+}
+
+/// The declaring file's text and the span of `origin`'s line from its column.
+fn snippet(origin: &Origin) -> Option<(NamedSource<String>, SourceSpan)> {
+    let text = std::fs::read_to_string(&origin.file).ok()?;
+    let mut offset = 0usize;
+    for (number, line) in text.split_inclusive('\n').enumerate() {
+        if number + 1 == origin.line as usize {
+            let column = (origin.column as usize).saturating_sub(1).min(line.len());
+            let length = line.trim_end().len().saturating_sub(column).max(1);
+            let name = origin.file.display().to_string();
+            return Some((
+                NamedSource::new(name, text.clone()),
+                SourceSpan::from(offset + column..offset + column + length),
+            ));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+impl Diagnostic for BuildError {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        let code = match self {
+            BuildError::Unknown { .. } => "build::unknown",
+            BuildError::Cycle { .. } => "build::cycle",
+            BuildError::MissingSource { .. } => "build::missing_source",
+            BuildError::Source { .. } => "build::source",
+            BuildError::BuilderFailed(_) => "build::builder_failed",
+            BuildError::Output(_) => "build::output",
+            BuildError::UnknownClass { .. } => "build::unknown_class",
+            BuildError::Store(_) => "build::store",
+            BuildError::System { .. } => "build::system",
+        };
+        Some(Box::new(code))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        let help = match self {
+            BuildError::MissingSource { .. } => {
+                "`path(…)` is relative to the file that declares the package; check the spelling"
+                    .to_string()
+            }
+            BuildError::Cycle { .. } => {
+                "a package cannot be an input of itself, directly or through others".to_string()
+            }
+            BuildError::BuilderFailed(failure) => {
+                let mut help = String::new();
+                if !failure.tail.is_empty() {
+                    help.push_str("last lines of the build log:\n");
+                    for line in failure.tail.lines() {
+                        help.push_str("  │ ");
+                        help.push_str(line);
+                        help.push('\n');
+                    }
+                }
+                help.push_str(&format!("full log: {}", failure.log.display()));
+                help
+            }
+            BuildError::Output(failure) => format!("full log: {}", failure.log.display()),
+            _ => return None,
+        };
+        Some(Box::new(help))
+    }
+}
+
+/// A build error with the site line that declared the failing thing.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct LocatedBuildError {
+    pub error: BuildError,
+    source_text: Option<NamedSource<String>>,
+    span: Option<SourceSpan>,
+}
+
+impl From<BuildError> for LocatedBuildError {
+    fn from(error: BuildError) -> Self {
+        let found = error.origin().and_then(snippet);
+        let (source_text, span) = match found {
+            Some((source, span)) => (Some(source), Some(span)),
+            None => (None, None),
+        };
+        LocatedBuildError {
+            error,
+            source_text,
+            span,
+        }
+    }
+}
+
+impl Diagnostic for LocatedBuildError {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.error.code()
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.error.help()
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source_text
+            .as_ref()
+            .map(|s| s as &dyn miette::SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let span = self.span?;
+        let label = match self.error.origin() {
+            Some(origin) => format!("declared here ({origin})"),
+            None => "declared here".to_string(),
+        };
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
+            Some(label),
+            span,
+        ))))
+    }
+}

@@ -1,0 +1,170 @@
+//! The system object of a class: `manifest.json` plus links to every package
+//! and file the class uses. All hosts of a class share it: per-host facts
+//! (own name, address, labels) are passed by the agent at activation.
+use std::collections::BTreeMap;
+use std::os::unix::fs::symlink;
+
+use ferry_lang::model::{Class, Probe, ServiceKind, Site};
+use ferry_store::{Store, StorePath};
+
+use super::graph::{class_roots, NodeKey};
+use super::text::Outputs;
+use super::{BuildError, BuildOptions};
+use crate::activate::manifest::{
+    HealthCheck, HealthProbe, Hooks, Manifest, Requires, RestartPolicy, SecretRef,
+    Service as ManifestService, ServiceRef as ManifestServiceRef, MANIFEST_FILE, MANIFEST_VERSION,
+};
+
+/// The manifest of `class` (schema: `src/activate/MANIFEST.md`), with every
+/// reference rendered to a store path, and the paths it refers to.
+pub fn manifest(
+    site: &Site,
+    class: &Class,
+    outputs: &Outputs,
+    options: &BuildOptions,
+) -> (Manifest, Vec<StorePath>) {
+    let host_state = &options.host_state_dir;
+    let mut references = Vec::new();
+    let mut render = |text: &ferry_lang::model::Text| {
+        let rendered = outputs.render(text, host_state);
+        references.extend(rendered.references);
+        rendered.text
+    };
+    let mut services = BTreeMap::new();
+    for (name, service) in &class.services {
+        let health = service
+            .health
+            .iter()
+            .map(|check| HealthCheck {
+                probe: match &check.probe {
+                    Probe::Command { command } => HealthProbe::Command {
+                        cmd: render(command),
+                    },
+                    Probe::Tcp { host, port } => HealthProbe::Tcp {
+                        host: host.clone(),
+                        port: *port,
+                    },
+                    Probe::Http { url } => HealthProbe::Http {
+                        url: render(url),
+                        expect_status: 200,
+                    },
+                },
+                timeout_ms: check.timeout_ms,
+                retries: check.retries,
+                interval_ms: check.interval_ms,
+            })
+            .collect();
+        let (local, remote): (Vec<_>, Vec<_>) =
+            service.requires.iter().partition(|r| r.class == class.name);
+        let mut local: Vec<String> = local.into_iter().map(|r| r.service.clone()).collect();
+        local.sort();
+        let mut remote: Vec<ManifestServiceRef> = remote
+            .into_iter()
+            .map(|r| ManifestServiceRef {
+                class: r.class.clone(),
+                service: r.service.clone(),
+            })
+            .collect();
+        remote.sort();
+        let mut secrets: Vec<SecretRef> = service
+            .secrets
+            .iter()
+            .map(|name| SecretRef {
+                name: name.clone(),
+                owner: service.user.clone(),
+            })
+            .collect();
+        secrets.sort();
+        let entry = ManifestService {
+            exec: render(&service.exec),
+            env: service
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), render(v)))
+                .collect(),
+            user: service.user.clone(),
+            state_dirs: service.state_dirs.clone(),
+            health,
+            hooks: Hooks {
+                pre_upgrade: service
+                    .pre_upgrade
+                    .as_ref()
+                    .map(&mut render)
+                    .into_iter()
+                    .collect(),
+                post_upgrade: service
+                    .post_upgrade
+                    .as_ref()
+                    .map(&mut render)
+                    .into_iter()
+                    .collect(),
+            },
+            requires: Requires { local, remote },
+            secrets,
+            oneshot: service.kind == ServiceKind::Oneshot,
+            restart: RestartPolicy::default(),
+        };
+        services.insert(name.clone(), entry);
+    }
+    let mut packages = Vec::new();
+    let mut files = Vec::new();
+    for root in class_roots(class) {
+        let path = match &root {
+            NodeKey::Package(id) => &outputs.packages[id],
+            NodeKey::File(id) => &outputs.files[id],
+        };
+        references.push(path.clone());
+        match root {
+            NodeKey::Package(_) => packages.push(path.to_string()),
+            NodeKey::File(_) => files.push(path.to_string()),
+        }
+    }
+    packages.sort();
+    files.sort();
+    references.sort();
+    references.dedup();
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        site: site.name.clone(),
+        class: class.name.clone(),
+        services,
+        packages,
+        files,
+    };
+    (manifest, references)
+}
+
+/// Writes the system object of `class` into the store.
+pub fn build_system(
+    store: &Store,
+    site: &Site,
+    class: &Class,
+    outputs: &Outputs,
+    options: &BuildOptions,
+) -> Result<StorePath, BuildError> {
+    let io = |source| BuildError::System {
+        class: class.name.clone(),
+        source,
+    };
+    let (manifest, references) = manifest(site, class, outputs, options);
+    let dir = tempfile::Builder::new()
+        .prefix("system-")
+        .tempdir_in(store.state_dir())
+        .map_err(io)?;
+    let root = dir.path().join("system");
+    std::fs::create_dir_all(root.join("packages")).map_err(io)?;
+    std::fs::create_dir_all(root.join("files")).map_err(io)?;
+    // Sorted maps and lists make the JSON deterministic; it is data inside
+    // the object (hashed as bytes), not a hashed encoding of its own.
+    std::fs::write(root.join(MANIFEST_FILE), manifest.to_json()).map_err(io)?;
+    // Links named after the store objects (`<hash>-<name>`), so two packages
+    // with the same name never collide.
+    for (dir, paths) in [("packages", &manifest.packages), ("files", &manifest.files)] {
+        for path in paths {
+            let base = path.rsplit('/').next().unwrap_or(path);
+            symlink(path, root.join(dir).join(base)).map_err(io)?;
+        }
+    }
+    let name = format!("system-{}", class.name);
+    Ok(store.add_path(&root, &name, &references)?)
+}

@@ -1,0 +1,29 @@
+//! `ferry build SITE [--class C]…`: build every class's system into the local store.
+use std::path::PathBuf;
+
+use crate::cli::{CommandResult, GlobalArgs};
+use crate::output::{self, Exit};
+use crate::site_build::{self, BuildArgs};
+
+#[derive(Debug, clap::Args)]
+pub struct BuildCommandArgs {
+    /// The site file, or a directory holding `site.conf`.
+    pub site: PathBuf,
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Print the result as JSON (systems, packages, what was built or cached).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(global: &GlobalArgs, args: BuildCommandArgs) -> CommandResult {
+    let built = site_build::load_and_build(global, &args.site, &args.build, args.json)?;
+    if args.json {
+        output::json(&built.result);
+    } else {
+        for (class, system) in &built.result.systems {
+            output::line(format!("{class}\t{system}"));
+        }
+    }
+    Ok(Exit::Success)
+}

@@ -1,0 +1,27 @@
+//! `ferry check SITE`: parse and evaluate a site, report every error.
+use std::path::PathBuf;
+
+use crate::cli::CommandResult;
+use crate::output::{self, Exit};
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The site file, or a directory holding `site.conf`.
+    pub site: PathBuf,
+}
+
+pub fn run(args: CheckArgs) -> CommandResult {
+    let site = crate::site::load_site(&args.site)?;
+    let services: usize = site.classes.values().map(|c| c.services.len()).sum();
+    output::line(format!(
+        "ok: site `{}` ({}): {} classes, {} services, {} hosts, {} packages, {} files",
+        site.name,
+        site.environment,
+        site.classes.len(),
+        services,
+        site.inventory.hosts.len(),
+        site.packages.len(),
+        site.files.len()
+    ));
+    Ok(Exit::Success)
+}

@@ -1,0 +1,266 @@
+//! `ferry plan`: what a deploy would change, host by host, and in which batches.
+//!
+//! What a host runs now comes from the site's latest site generation on this
+//! deployer (the hosts are not contacted); a host never deployed by this
+//! deployer counts as fresh.
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
+
+use ferry_lang::inventory::HostEntry;
+use ferry_lang::model::Site;
+use ferry_store::{Store, StorePath};
+use serde::Serialize;
+
+use crate::activate::manifest::{diff, Manifest};
+use crate::closure::human_size;
+use crate::rollout::{self, PlannedHost, RolloutPlan, RolloutSchedule, ServiceEdge, ServiceRef};
+
+use super::policy::policy_of;
+use super::site_generation::SiteGeneration;
+
+/// A store path that a deploy adds to or removes from a host, with its size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PathChange {
+    pub path: String,
+    pub size: u64,
+}
+
+/// What one host would go through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct HostChange {
+    /// Paths of the target closure the host does not have yet.
+    pub added: Vec<PathChange>,
+    /// Paths of the current closure the target no longer uses.
+    pub removed: Vec<PathChange>,
+    pub services_started: Vec<String>,
+    pub services_restarted: Vec<String>,
+    pub services_stopped: Vec<String>,
+    pub services_unchanged: Vec<String>,
+    /// Config files (by name) added, removed or changed.
+    pub files_changed: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostPlan {
+    pub name: String,
+    pub class: String,
+    pub address: String,
+    pub current_system: Option<String>,
+    pub target_system: String,
+    pub changes: bool,
+    pub change: HostChange,
+}
+
+/// The whole plan of a deploy.
+#[derive(Debug, Serialize)]
+pub struct DeployPlan {
+    pub site: String,
+    /// The site generation the current systems come from, if any.
+    pub based_on: Option<u64>,
+    pub hosts: Vec<HostPlan>,
+    pub schedule: RolloutSchedule,
+    /// `from → to` service edges across classes, which fix the class order.
+    pub cross_host: Vec<String>,
+}
+
+/// The rollout engine's view of a deploy of `hosts` to `targets` (class → system).
+pub fn rollout_plan(
+    site: &Site,
+    hosts: &[&HostEntry],
+    targets: &BTreeMap<String, StorePath>,
+    current: Option<&SiteGeneration>,
+) -> RolloutPlan {
+    let planned = hosts
+        .iter()
+        .filter_map(|host| {
+            let target = targets.get(&host.class)?;
+            let now = current.and_then(|g| g.hosts.get(&host.name));
+            Some(PlannedHost {
+                name: host.name.clone(),
+                class: host.class.clone(),
+                labels: host.labels.clone(),
+                current_system: now.map(|r| r.system.clone()),
+                current_generation: now.and_then(|r| r.host_generation),
+                target_system: target.to_string(),
+            })
+        })
+        .collect();
+    let requires = site
+        .graph
+        .edges
+        .iter()
+        .map(|e| {
+            ServiceEdge::new(
+                ServiceRef::new(e.from.class.clone(), e.from.service.clone()),
+                ServiceRef::new(e.to.class.clone(), e.to.service.clone()),
+            )
+        })
+        .collect();
+    RolloutPlan {
+        classes: site.graph.class_order.clone(),
+        hosts: planned,
+        requires,
+        policy: policy_of(&site.rollout),
+    }
+}
+
+/// Compares two systems in the local store: closure paths and manifests.
+pub fn host_change(store: &Store, current: Option<&StorePath>, target: &StorePath) -> HostChange {
+    let closure_of = |p: Option<&StorePath>| -> BTreeSet<StorePath> {
+        p.filter(|p| store.is_valid(p))
+            .and_then(|p| store.closure(std::slice::from_ref(p)).ok())
+            .map(|c| c.into_iter().collect())
+            .unwrap_or_default()
+    };
+    let old = closure_of(current);
+    let new = closure_of(Some(target));
+    let sized = |p: &StorePath| PathChange {
+        path: p.to_string(),
+        size: store.path_info(p).map(|i| i.nar_size).unwrap_or(0),
+    };
+    let mut change = HostChange {
+        added: new.difference(&old).map(sized).collect(),
+        removed: old.difference(&new).map(sized).collect(),
+        ..HostChange::default()
+    };
+    // The activation's own diff, so plan shows exactly what a host will do.
+    let load = |p: &StorePath| Manifest::load(&store.real_path(p)).ok();
+    let old_manifest = current.and_then(load);
+    if let Some(new_manifest) = load(target) {
+        let services = diff(old_manifest.as_ref(), &new_manifest);
+        change.services_started = services.added.into_iter().collect();
+        change.services_restarted = services.changed.into_iter().collect();
+        change.services_stopped = services.removed.into_iter().collect();
+        change.services_unchanged = services.unchanged.into_iter().collect();
+        let old_files: BTreeSet<&String> = old_manifest.iter().flat_map(|m| &m.files).collect();
+        let new_files: BTreeSet<&String> = new_manifest.files.iter().collect();
+        change.files_changed = old_files
+            .symmetric_difference(&new_files)
+            .map(|p| {
+                // `/store/<hash>-<name>` → `<name>`
+                let base = p.rsplit('/').next().unwrap_or(p);
+                base.split_once('-')
+                    .map_or(base, |(_, name)| name)
+                    .to_string()
+            })
+            .collect();
+    }
+    change
+}
+
+/// Plans a deploy of the built `targets` to `hosts`.
+pub fn plan_deploy(
+    store: &Store,
+    site: &Site,
+    site_dir: &Path,
+    hosts: &[&HostEntry],
+    targets: &BTreeMap<String, StorePath>,
+    current: Option<&SiteGeneration>,
+) -> Result<DeployPlan, rollout::PolicyError> {
+    let plan = rollout_plan(site, hosts, targets, current);
+    let strategy = rollout::strategy_for(&plan.policy, site_dir);
+    let schedule = rollout::schedule(&plan, &*strategy)?;
+    let mut host_plans = Vec::new();
+    for (host, planned) in hosts.iter().zip(&plan.hosts) {
+        let target = &targets[&host.class];
+        let current_path = planned
+            .current_system
+            .as_deref()
+            .and_then(|p| store.parse_path(p).ok());
+        host_plans.push(HostPlan {
+            name: host.name.clone(),
+            class: host.class.clone(),
+            address: host.address.clone(),
+            current_system: planned.current_system.clone(),
+            target_system: planned.target_system.clone(),
+            changes: planned.changes(),
+            change: host_change(store, current_path.as_ref(), target),
+        });
+    }
+    let cross_host = site
+        .graph
+        .edges
+        .iter()
+        .filter(|e| e.cross_class)
+        .map(|e| format!("{} requires {}", e.from, e.to))
+        .collect();
+    Ok(DeployPlan {
+        site: site.name.clone(),
+        based_on: current.map(|g| g.number),
+        hosts: host_plans,
+        schedule,
+        cross_host,
+    })
+}
+
+impl fmt::Display for DeployPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.based_on {
+            Some(n) => writeln!(
+                f,
+                "site `{}`: compared with site generation {n} (hosts not contacted)",
+                self.site
+            )?,
+            None => writeln!(
+                f,
+                "site `{}`: no site generation yet, every host is fresh",
+                self.site
+            )?,
+        }
+        for host in &self.hosts {
+            let c = &host.change;
+            if !host.changes {
+                writeln!(
+                    f,
+                    "\n{} ({}, {}): unchanged",
+                    host.name, host.class, host.address
+                )?;
+                continue;
+            }
+            writeln!(f, "\n{} ({}, {}):", host.name, host.class, host.address)?;
+            writeln!(
+                f,
+                "  system   {} → {}",
+                host.current_system.as_deref().unwrap_or("(none)"),
+                host.target_system
+            )?;
+            let total = |v: &[PathChange]| human_size(v.iter().map(|p| p.size).sum());
+            writeln!(
+                f,
+                "  paths    +{} ({}), -{} ({})",
+                c.added.len(),
+                total(&c.added),
+                c.removed.len(),
+                total(&c.removed)
+            )?;
+            for p in &c.added {
+                writeln!(f, "    + {}  {}", p.path, human_size(p.size))?;
+            }
+            for p in &c.removed {
+                writeln!(f, "    - {}  {}", p.path, human_size(p.size))?;
+            }
+            let list = |v: &[String]| {
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    v.join(", ")
+                }
+            };
+            writeln!(f, "  start    {}", list(&c.services_started))?;
+            writeln!(f, "  restart  {}", list(&c.services_restarted))?;
+            writeln!(f, "  stop     {}", list(&c.services_stopped))?;
+            if !c.files_changed.is_empty() {
+                writeln!(f, "  files    {}", c.files_changed.join(", "))?;
+            }
+        }
+        if !self.cross_host.is_empty() {
+            writeln!(
+                f,
+                "\ncross-host dependencies: {}",
+                self.cross_host.join("; ")
+            )?;
+        }
+        write!(f, "\n{}", self.schedule)
+    }
+}

@@ -1,0 +1,265 @@
+//! Site generations on the deployer: which system each host got in one run.
+//!
+//! Layout: `<state_dir>/sites/<site>/<N>/record.json` plus one symlink per
+//! host, `<N>/hosts/<host> → <system store path>`; the symlinks are GC roots
+//! (the store follows links under `sites/`), so every system a site
+//! generation names stays in the deployer's store for `rollback`. A
+//! generation directory is written under a temporary name and renamed into
+//! place, so a crash never leaves a half-written record.
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Version of `record.json`.
+pub const RECORD_VERSION: u32 = 1;
+
+/// What a run did to one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostOutcome {
+    /// The host switched to the system and confirmed it.
+    Activated,
+    /// The host already ran the system; nothing was done.
+    Unchanged,
+    /// The host tried and went back to its previous system.
+    RolledBack,
+    /// The run never reached the host (stopped earlier, or not selected).
+    NotTouched,
+    /// The host failed in a way that left it unreachable or unknown.
+    Failed,
+}
+
+/// One host in a site generation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRecord {
+    pub class: String,
+    /// The system the host runs after this run.
+    pub system: String,
+    /// The host's own profile generation number, when known.
+    pub host_generation: Option<u64>,
+    pub outcome: HostOutcome,
+}
+
+/// One recorded run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteGeneration {
+    pub version: u32,
+    pub number: u64,
+    pub site: String,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+    /// `deploy` or `rollback to N`, for humans.
+    pub command: String,
+    /// True when every host ended on its target system.
+    pub complete: bool,
+    pub hosts: BTreeMap<String, HostRecord>,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SiteGenerationError {
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("site generation record {} is damaged: {source}", path.display())]
+    Damaged {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("site `{site}` has no generation {number}")]
+    NoSuchGeneration { site: String, number: u64 },
+    #[error("site `{site}` has no generations yet")]
+    NoGenerations { site: String },
+}
+
+fn io_error<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> SiteGenerationError + 'a {
+    move |source| SiteGenerationError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The site generations of one site.
+#[derive(Debug, Clone)]
+pub struct SiteGenerations {
+    site: String,
+    dir: PathBuf,
+}
+
+impl SiteGenerations {
+    pub fn new(state_dir: &Path, site: &str) -> SiteGenerations {
+        SiteGenerations {
+            site: site.to_string(),
+            dir: state_dir.join("sites").join(site),
+        }
+    }
+
+    /// Generation numbers, oldest first.
+    pub fn numbers(&self) -> Result<Vec<u64>, SiteGenerationError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error("list", &self.dir)(e)),
+        };
+        let mut numbers: Vec<u64> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .collect();
+        numbers.sort_unstable();
+        Ok(numbers)
+    }
+
+    pub fn get(&self, number: u64) -> Result<SiteGeneration, SiteGenerationError> {
+        let path = self.dir.join(number.to_string()).join("record.json");
+        let text = match fs::read(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(SiteGenerationError::NoSuchGeneration {
+                    site: self.site.clone(),
+                    number,
+                })
+            }
+            Err(e) => return Err(io_error("read", &path)(e)),
+        };
+        serde_json::from_slice(&text)
+            .map_err(|source| SiteGenerationError::Damaged { path, source })
+    }
+
+    pub fn list(&self) -> Result<Vec<SiteGeneration>, SiteGenerationError> {
+        self.numbers()?.into_iter().map(|n| self.get(n)).collect()
+    }
+
+    pub fn latest(&self) -> Result<Option<SiteGeneration>, SiteGenerationError> {
+        match self.numbers()?.last() {
+            Some(&n) => self.get(n).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Records a new generation (numbered after the latest) and returns it.
+    pub fn record(
+        &self,
+        command: &str,
+        hosts: BTreeMap<String, HostRecord>,
+        now: u64,
+    ) -> Result<SiteGeneration, SiteGenerationError> {
+        fs::create_dir_all(&self.dir).map_err(io_error("create", &self.dir))?;
+        let number = self.numbers()?.last().copied().unwrap_or(0) + 1;
+        let complete = hosts
+            .values()
+            .all(|h| matches!(h.outcome, HostOutcome::Activated | HostOutcome::Unchanged));
+        let generation = SiteGeneration {
+            version: RECORD_VERSION,
+            number,
+            site: self.site.clone(),
+            created: now,
+            command: command.to_string(),
+            complete,
+            hosts,
+        };
+        let temp = tempfile::Builder::new()
+            .prefix(".new-")
+            .tempdir_in(&self.dir)
+            .map_err(io_error("create", &self.dir))?;
+        let links = temp.path().join("hosts");
+        fs::create_dir(&links).map_err(io_error("create", &links))?;
+        for (host, record) in &generation.hosts {
+            symlink(&record.system, links.join(host)).map_err(io_error("link", &links))?;
+        }
+        let record_path = temp.path().join("record.json");
+        let mut file = fs::File::create(&record_path).map_err(io_error("write", &record_path))?;
+        let json = serde_json::to_vec_pretty(&generation)
+            .map_err(|e| io_error("write", &record_path)(io::Error::other(e)))?;
+        file.write_all(&json)
+            .and_then(|_| file.sync_all())
+            .map_err(io_error("write", &record_path))?;
+        let final_dir = self.dir.join(number.to_string());
+        let temp_path = temp.keep();
+        fs::rename(&temp_path, &final_dir).map_err(io_error("rename", &final_dir))?;
+        fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_error("sync", &self.dir))?;
+        Ok(generation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(system: &str, outcome: HostOutcome) -> HostRecord {
+        HostRecord {
+            class: "web".into(),
+            system: system.into(),
+            host_generation: Some(1),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn records_are_numbered_listed_and_linked() {
+        let state = tempfile::tempdir().unwrap();
+        let gens = SiteGenerations::new(state.path(), "demo");
+        assert!(gens.latest().unwrap().is_none());
+        let first = gens
+            .record(
+                "deploy",
+                [(
+                    "web1".to_string(),
+                    host("/ferry/store/a-system-web", HostOutcome::Activated),
+                )]
+                .into(),
+                100,
+            )
+            .unwrap();
+        assert_eq!(first.number, 1);
+        assert!(first.complete);
+        let second = gens
+            .record(
+                "deploy",
+                [(
+                    "web1".to_string(),
+                    host("/ferry/store/b-system-web", HostOutcome::RolledBack),
+                )]
+                .into(),
+                200,
+            )
+            .unwrap();
+        assert_eq!(second.number, 2);
+        assert!(!second.complete);
+        assert_eq!(gens.numbers().unwrap(), vec![1, 2]);
+        assert_eq!(gens.get(1).unwrap(), first);
+        assert_eq!(gens.latest().unwrap().unwrap(), second);
+        let link = state.path().join("sites/demo/2/hosts/web1");
+        assert_eq!(
+            fs::read_link(link).unwrap(),
+            Path::new("/ferry/store/b-system-web")
+        );
+        assert!(matches!(
+            gens.get(7),
+            Err(SiteGenerationError::NoSuchGeneration { number: 7, .. })
+        ));
+    }
+
+    #[test]
+    fn a_leftover_temporary_directory_is_not_a_generation() {
+        let state = tempfile::tempdir().unwrap();
+        let gens = SiteGenerations::new(state.path(), "demo");
+        fs::create_dir_all(state.path().join("sites/demo/.new-crashed/hosts")).unwrap();
+        assert!(gens.numbers().unwrap().is_empty());
+        let first = gens.record("deploy", BTreeMap::new(), 1).unwrap();
+        assert_eq!(first.number, 1);
+    }
+}

@@ -1,0 +1,212 @@
+//! Failure accounting during a rollout: a pure state machine fed batch by batch.
+//!
+//! Rules, in this order, after each batch:
+//! 1. Hosts that `Failed` or were `RolledBack` count as failures. Hosts that
+//!    `Succeeded` count as switched in this run.
+//! 2. A failure in a canary batch, or more failures in the run than
+//!    `max_failures` tolerates, triggers `on_failure`:
+//!    - `stop`: no further host is touched; switched hosts keep the new system;
+//!    - `rollback`: no further host is touched and every host switched so far in
+//!      this run (all batches, including the one just finished) goes back to
+//!      its previous generation;
+//!    - `continue`: the run goes on; failures show in the final report.
+//!
+//!    A canary failure triggers `on_failure` even when `max_failures` would
+//!    tolerate it: the canary exists to stop a bad system early.
+//! 3. Otherwise the next batch runs.
+//!
+//! Failed and rolled-back hosts are never in a rollback list: the host agent
+//! never reports success on failure and restores the previous generation
+//! itself (DESIGN §8), and a host that failed before activation never switched.
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::plan::{FailureLimit, OnFailure};
+use super::schedule::{Batch, BatchKind, RolloutSchedule};
+
+/// What happened to one host in a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostOutcome {
+    /// Activated, healthy and confirmed.
+    Succeeded,
+    /// Never switched (unreachable, copy failed) or left without confirmation.
+    Failed,
+    /// Activated, failed its checks, and went back to its previous generation.
+    RolledBack,
+}
+
+/// What the deployer does after a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    /// Run the next batch (if [`RolloutProgress::next_batch`] has one).
+    Continue,
+    /// Touch no further host.
+    Stop { reason: StopReason },
+    /// Touch no further host, and roll these hosts (switched in this run, in
+    /// activation order) back to their previous generation.
+    RollbackAll {
+        hosts: Vec<String>,
+        reason: StopReason,
+    },
+}
+
+/// Why a rollout stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StopReason {
+    /// Hosts of a canary batch failed.
+    CanaryFailed { hosts: Vec<String> },
+    /// More hosts failed than `max_failures` tolerates.
+    TooManyFailures {
+        failed: Vec<String>,
+        tolerated: usize,
+    },
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::CanaryFailed { hosts } => {
+                write!(f, "canary failed on {}", hosts.join(", "))
+            }
+            StopReason::TooManyFailures { failed, tolerated } => write!(
+                f,
+                "{} host(s) failed ({}), max_failures tolerates {tolerated}",
+                failed.len(),
+                failed.join(", ")
+            ),
+        }
+    }
+}
+
+/// A deployer reported outcomes that do not fit the schedule: a bug in the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProgressError {
+    #[error("the rollout is over; no batch is waiting for outcomes")]
+    Finished,
+    #[error(
+        "outcomes do not match the batch: missing {missing:?}, not in the batch {unexpected:?}"
+    )]
+    Mismatch {
+        missing: Vec<String>,
+        unexpected: Vec<String>,
+    },
+}
+
+/// Where a rollout stands: which batch is next, who switched, who failed.
+#[derive(Debug, Clone)]
+pub struct RolloutProgress {
+    batches: Vec<Batch>,
+    next: usize,
+    tolerated: usize,
+    on_failure: OnFailure,
+    switched: Vec<String>,
+    failed: Vec<String>,
+    stopped: Option<Decision>,
+}
+
+impl RolloutProgress {
+    /// Starts accounting for `schedule`. `max_failures = P%` is taken of all
+    /// the hosts this run changes.
+    pub fn new(schedule: &RolloutSchedule) -> Self {
+        let limit: FailureLimit = schedule.policy.max_failures;
+        RolloutProgress {
+            batches: schedule.batches().cloned().collect(),
+            next: 0,
+            tolerated: limit.tolerated(schedule.hosts_to_change()),
+            on_failure: schedule.policy.on_failure,
+            switched: Vec::new(),
+            failed: Vec::new(),
+            stopped: None,
+        }
+    }
+
+    /// The batch to activate now; `None` once the run is over (done or stopped).
+    pub fn next_batch(&self) -> Option<&Batch> {
+        if self.stopped.is_some() {
+            return None;
+        }
+        self.batches.get(self.next)
+    }
+
+    /// Records the outcome of every host of [`Self::next_batch`] and decides.
+    pub fn record(
+        &mut self,
+        outcomes: &BTreeMap<String, HostOutcome>,
+    ) -> Result<Decision, ProgressError> {
+        let batch = self.next_batch().ok_or(ProgressError::Finished)?.clone();
+        let missing: Vec<String> = batch
+            .hosts
+            .iter()
+            .filter(|h| !outcomes.contains_key(*h))
+            .cloned()
+            .collect();
+        let unexpected: Vec<String> = outcomes
+            .keys()
+            .filter(|h| !batch.hosts.contains(h))
+            .cloned()
+            .collect();
+        if !missing.is_empty() || !unexpected.is_empty() {
+            return Err(ProgressError::Mismatch {
+                missing,
+                unexpected,
+            });
+        }
+        let canary = batch.kind == BatchKind::Canary;
+        let mut failed_here = Vec::new();
+        for host in &batch.hosts {
+            match outcomes[host] {
+                HostOutcome::Succeeded => self.switched.push(host.clone()),
+                HostOutcome::Failed | HostOutcome::RolledBack => failed_here.push(host.clone()),
+            }
+        }
+        self.failed.extend(failed_here.iter().cloned());
+        self.next += 1;
+
+        let reason = if canary && !failed_here.is_empty() {
+            StopReason::CanaryFailed { hosts: failed_here }
+        } else if self.failed.len() > self.tolerated {
+            StopReason::TooManyFailures {
+                failed: self.failed.clone(),
+                tolerated: self.tolerated,
+            }
+        } else {
+            return Ok(Decision::Continue);
+        };
+        let decision = match self.on_failure {
+            OnFailure::Continue => return Ok(Decision::Continue),
+            OnFailure::Stop => Decision::Stop { reason },
+            OnFailure::Rollback => Decision::RollbackAll {
+                hosts: self.switched.clone(),
+                reason,
+            },
+        };
+        self.stopped = Some(decision.clone());
+        Ok(decision)
+    }
+
+    /// Hosts switched to their target in this run, in activation order.
+    pub fn switched(&self) -> &[String] {
+        &self.switched
+    }
+
+    /// Hosts that failed in this run, in activation order.
+    pub fn failed(&self) -> &[String] {
+        &self.failed
+    }
+
+    /// The decision that ended the run early, if one did.
+    pub fn stopped(&self) -> Option<&Decision> {
+        self.stopped.as_ref()
+    }
+
+    /// How many failed hosts the run tolerates before `on_failure` applies.
+    pub fn tolerated(&self) -> usize {
+        self.tolerated
+    }
+}

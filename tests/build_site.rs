@@ -1,0 +1,432 @@
+//! `ferry build` / `ferry closure` end to end: real builders, a real store.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A scratch site with its own store and state directories.
+struct Scratch {
+    dir: tempfile::TempDir,
+    store_dir: PathBuf,
+    state_dir: PathBuf,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        let store_dir = dir.path().join("store");
+        let state_dir = dir.path().join("var");
+        Scratch {
+            dir,
+            store_dir,
+            state_dir,
+        }
+    }
+
+    /// A scratch whose store lives at a fixed path, for snapshots (the store
+    /// directory is part of every hash).
+    fn at_fixed_store(name: &str) -> Scratch {
+        let scratch = Scratch::new();
+        let store_dir = PathBuf::from(format!("/tmp/ferry-test-fixed/{name}/store"));
+        let _ = std::fs::remove_dir_all(store_dir.parent().unwrap());
+        Scratch {
+            store_dir,
+            ..scratch
+        }
+    }
+
+    fn write(&self, relative: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join("site").join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn ferry(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(args)
+            .env("FERRY_STORE_DIR", &self.store_dir)
+            .env("FERRY_STATE_DIR", &self.state_dir)
+            .output()
+            .unwrap()
+    }
+
+    fn ferry_ok(&self, args: &[&str]) -> String {
+        let out = self.ferry(args);
+        assert!(
+            out.status.success(),
+            "ferry {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn build_json(&self, site: &Path) -> serde_json::Value {
+        serde_json::from_str(&self.ferry_ok(&["build", site.to_str().unwrap(), "--json"])).unwrap()
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The repository's own files.
+fn repo(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+const TWO_CLASSES: &str = r#"
+site = "cutoff"
+
+package lib {
+  src = path("./lib")
+  build = """
+    mkdir -p $out
+    grep -v '^#' $src/data.txt > $out/data
+  """
+}
+
+package app {
+  inputs = [lib]
+  build = """
+    mkdir -p $out/bin
+    cp ${lib}/data $out/data
+    printf '#!/bin/sh\necho app\n' > $out/bin/app
+    chmod +x $out/bin/app
+  """
+}
+
+class front {
+  service app {
+    exec = "${app}/bin/app --greeting GREETING"
+  }
+}
+
+class back {
+  service store {
+    exec = "${lib}/data"
+  }
+}
+"#;
+
+#[test]
+fn reproducibility_two_fresh_stores_give_identical_system_paths() {
+    let first = Scratch::at_fixed_store("repro");
+    let demo = repo("sites/demo");
+    let a = first.build_json(&demo)["systems"].clone();
+    // A second, fresh store at the same store directory, with new state.
+    std::fs::remove_dir_all(&first.store_dir).unwrap();
+    let second = Scratch {
+        store_dir: first.store_dir.clone(),
+        ..Scratch::new()
+    };
+    let b = second.build_json(&demo)["systems"].clone();
+    assert_eq!(a, b);
+    assert!(a["web"].as_str().unwrap().ends_with("-system-web"));
+    assert!(a["db"].as_str().unwrap().ends_with("-system-db"));
+}
+
+#[test]
+fn early_cutoff_comment_change_does_not_rebuild_dependents() {
+    let s = Scratch::new();
+    let site = s.write("site.conf", TWO_CLASSES);
+    s.write("lib/data.txt", "# version one of the comment\npayload\n");
+    let first = s.build_json(&site);
+    assert_eq!(first["outcomes"]["lib"], "built");
+    assert_eq!(first["outcomes"]["app"], "built");
+
+    // Unchanged: nothing runs.
+    let again = s.build_json(&site);
+    assert_eq!(again["outcomes"]["lib"], "cached");
+    assert_eq!(again["outcomes"]["app"], "cached");
+
+    // Only a comment changes: lib's source (and so its recipe) changes and
+    // lib is rebuilt, but its output is bit-identical, so app is not.
+    s.write("lib/data.txt", "# a different comment\npayload\n");
+    let after = s.build_json(&site);
+    assert_eq!(after["outcomes"]["lib"], "built");
+    assert_eq!(after["outcomes"]["app"], "cached");
+    assert_eq!(after["packages"]["lib"], first["packages"]["lib"]);
+    assert_eq!(after["systems"], first["systems"]);
+}
+
+#[test]
+fn incremental_one_class_change_leaves_the_other_class_unchanged() {
+    let s = Scratch::new();
+    let site = s.write("site.conf", TWO_CLASSES);
+    s.write("lib/data.txt", "payload\n");
+    let before = s.build_json(&site);
+    let back_closure = s.ferry_ok(&[
+        "closure",
+        site.to_str().unwrap(),
+        "--requisites",
+        "--class",
+        "back",
+    ]);
+
+    s.write("site.conf", &TWO_CLASSES.replace("GREETING", "HELLO"));
+    let after = s.build_json(&site);
+    assert_ne!(after["systems"]["front"], before["systems"]["front"]);
+    assert_eq!(after["systems"]["back"], before["systems"]["back"]);
+    assert_eq!(
+        after["outcomes"]["app"], "cached",
+        "a service change rebuilds no package"
+    );
+    let back_after = s.ferry_ok(&[
+        "closure",
+        site.to_str().unwrap(),
+        "--requisites",
+        "--class",
+        "back",
+    ]);
+    assert_eq!(back_closure, back_after);
+}
+
+#[test]
+fn builder_sees_none_of_the_callers_environment() {
+    let s = Scratch::new();
+    let site = s.write(
+        "site.conf",
+        r#"
+site = "env"
+package dump {
+  build = "env | sed 's|^out=.*|out=(scratch)|' > $out"
+}
+class c { service s { exec = "${dump}" } }
+"#,
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["build", site.to_str().unwrap(), "--json"])
+        .env("FERRY_STORE_DIR", &s.store_dir)
+        .env("FERRY_STATE_DIR", &s.state_dir)
+        .env("FERRY_LEAK_PROBE", "caller-secret-value")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let built: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dumped = std::fs::read_to_string(built["packages"]["dump"].as_str().unwrap()).unwrap();
+    assert!(!dumped.contains("caller-secret-value"), "{dumped}");
+    assert!(!dumped.contains("FERRY_STORE_DIR"), "{dumped}");
+    assert!(dumped.contains("out="), "{dumped}");
+}
+
+/// Needs root (CI runs as root): builders get a fresh network namespace.
+#[test]
+fn builder_that_tries_the_network_fails_as_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (CI runs as root)"
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let s = Scratch::new();
+    let site = s.write(
+        "site.conf",
+        &format!(
+            r#"
+site = "net"
+package tools {{
+  build = """
+    mkdir -p $out/bin
+    ln -s /bin/busybox $out/bin/nc
+  """
+}}
+package fetch {{
+  inputs = [tools]
+  build = """
+    echo probe | nc -w 2 127.0.0.1 {port}
+    mkdir $out
+  """
+}}
+class c {{ service s {{ exec = "${{fetch}}" }} }}
+"#
+        ),
+    );
+    let out = s.ferry(&["build", site.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("package `fetch` failed to build"),
+        "{}",
+        stderr(&out)
+    );
+    listener.set_nonblocking(true).unwrap();
+    assert!(
+        listener.accept().is_err(),
+        "the builder reached the deployer's network"
+    );
+}
+
+/// Replaces what differs between runs (temp dirs, hashes of paths in them).
+fn scrub(text: &str, s: &Scratch) -> String {
+    let mut text = text.replace(&s.dir.path().display().to_string(), "<tmp>");
+    text = text.replace(&s.store_dir.display().to_string(), "<store>");
+    // Build log names carry a recipe id prefix.
+    let re_log = regex_lite::Regex::new(r"-[0-9a-f]{16}\.log").unwrap();
+    re_log.replace_all(&text, "-<id>.log").into_owned()
+}
+
+#[test]
+fn failing_builder_shows_log_tail_log_path_and_declaring_line() {
+    let s = Scratch::new();
+    let site = s.write(
+        "site.conf",
+        r#"
+site = "fail"
+
+package broken {
+  build = """
+    echo compiling...
+    echo "error: something is wrong" >&2
+    exit 3
+  """
+}
+class c { service s { exec = "${broken}" } }
+"#,
+    );
+    let out = s.ferry(&["build", site.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = scrub(&stderr(&out), &s);
+    assert!(text.contains("error: something is wrong"), "{text}");
+    assert!(text.contains("site.conf:4:9"), "{text}");
+    insta::assert_snapshot!("failing_builder", text);
+    // Nothing of the failed build is valid in the store.
+    let paths = s.ferry_ok(&["store", "verify"]);
+    assert!(!paths.contains("broken"), "{paths}");
+}
+
+#[test]
+fn missing_source_is_bad_input_with_file_line_column() {
+    let s = Scratch::new();
+    let site = s.write(
+        "site.conf",
+        r#"
+site = "missing"
+
+package gone {
+  src = path("./does-not-exist")
+  build = "cp -r $src $out"
+}
+class c { service s { exec = "${gone}" } }
+"#,
+    );
+    let out = s.ferry(&["build", site.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = scrub(&stderr(&out), &s);
+    assert!(text.contains("site.conf:4:9"), "{text}");
+    insta::assert_snapshot!("missing_source", text);
+}
+
+#[test]
+fn package_cycle_is_bad_input_and_names_the_cycle() {
+    let s = Scratch::new();
+    let site = s.write(
+        "site.conf",
+        r#"
+site = "cycle"
+
+package a {
+  inputs = [b]
+  build = "mkdir $out"
+}
+package b {
+  inputs = [a]
+  build = "mkdir $out"
+}
+class c { service s { exec = "${a}" } }
+"#,
+    );
+    let out = s.ferry(&["build", site.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = scrub(&stderr(&out), &s);
+    assert!(text.contains("cycle"), "{text}");
+    insta::assert_snapshot!("package_cycle", text);
+}
+
+/// Closure listings of every runnable site, pinned (store at a fixed path).
+#[test]
+fn closure_snapshots_of_the_demo_and_examples() {
+    let mut sites = vec![repo("sites/demo/site.conf")];
+    let mut examples: Vec<PathBuf> = std::fs::read_dir(repo("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("site.conf"))
+        .filter(|p| p.exists())
+        .collect();
+    examples.sort();
+    sites.extend(examples);
+    for site in sites {
+        let name = site
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let s = Scratch::at_fixed_store(&format!("closure-{name}"));
+        let site = site.to_str().unwrap();
+        for (view, args) in [
+            ("plain", vec!["--requisites"]),
+            ("tree", vec!["--requisites", "--tree"]),
+            ("json", vec!["--requisites", "--json"]),
+        ] {
+            let mut all = vec!["closure", site];
+            all.extend(args);
+            let out = s.ferry(&all);
+            assert!(
+                out.status.success(),
+                "closure of {site} failed: {}",
+                stderr(&out)
+            );
+            let text = scrub(&String::from_utf8_lossy(&out.stdout), &s);
+            insta::assert_snapshot!(format!("closure_{name}_{view}"), text);
+        }
+    }
+}
+
+#[test]
+fn plan_of_the_demo_lists_changes_per_host_and_the_batches() {
+    let s = Scratch::at_fixed_store("plan-demo");
+    let demo = repo("sites/demo");
+    let text = scrub(&s.ferry_ok(&["plan", demo.to_str().unwrap()]), &s);
+    assert!(text.contains("no site generation yet"), "{text}");
+    assert!(text.contains("stage 1: db"), "{text}");
+    assert!(
+        text.contains("web after db: web.app requires db.postgres"),
+        "{text}"
+    );
+    insta::assert_snapshot!("plan_demo_fresh", text);
+
+    // Once a site generation records every host on its target, nothing changes.
+    let built = s.build_json(&demo);
+    let site: serde_json::Value =
+        serde_json::from_str(&s.ferry_ok(&["eval", demo.to_str().unwrap(), "--json"])).unwrap();
+    let mut hosts = std::collections::BTreeMap::new();
+    for host in site["inventory"]["hosts"].as_array().unwrap() {
+        let class = host["class"].as_str().unwrap();
+        hosts.insert(
+            host["name"].as_str().unwrap().to_string(),
+            ferry::deploy::site_generation::HostRecord {
+                class: class.to_string(),
+                system: built["systems"][class].as_str().unwrap().to_string(),
+                host_generation: Some(1),
+                outcome: ferry::deploy::site_generation::HostOutcome::Activated,
+            },
+        );
+    }
+    ferry::deploy::site_generation::SiteGenerations::new(&s.state_dir, "demo")
+        .record("deploy", hosts, 1)
+        .unwrap();
+    let text = s.ferry_ok(&["plan", demo.to_str().unwrap()]);
+    assert!(text.contains("compared with site generation 1"), "{text}");
+    assert_eq!(text.matches(": unchanged").count(), 4, "{text}");
+    assert!(!text.contains("batch 1"), "{text}");
+}
+
+#[test]
+fn plan_with_a_selector_matching_nothing_is_bad_input() {
+    let s = Scratch::new();
+    let out = s.ferry(&["plan", repo("sites/demo").to_str().unwrap(), "--on", "wbe1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("bad selector `wbe1`: it matches none of the site's hosts"),
+        "{}",
+        stderr(&out)
+    );
+}
