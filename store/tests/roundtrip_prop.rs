@@ -137,11 +137,18 @@ fn a_top_level_dangling_symlink_round_trips() {
     let original = listing(&first.real_path(&path));
     assert_eq!(original.len(), 1, "{original:?}");
     let mut archive = Vec::new();
-    first.export_closure(std::slice::from_ref(&path), &mut archive).unwrap();
+    first
+        .export_closure(std::slice::from_ref(&path), &mut archive)
+        .unwrap();
     drop(first);
     std::fs::rename(&store_dir, root.path().join("first-store")).unwrap();
     let second = Store::open(&store_dir, &root.path().join("var-b")).unwrap();
-    second.import(archive.as_slice(), ImportMode::Atomic).unwrap();
+    second
+        .import(archive.as_slice(), ImportMode::Atomic)
+        .unwrap();
     assert_eq!(listing(&second.real_path(&path)), original);
-    assert_eq!(std::fs::read_link(second.real_path(&path)).unwrap(), Path::new("a"));
+    assert_eq!(
+        std::fs::read_link(second.real_path(&path)).unwrap(),
+        Path::new("a")
+    );
 }
