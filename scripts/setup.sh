@@ -13,6 +13,8 @@ packages=(
   python3          # the demo web app and the example policy program
   zstd             # peers and debugging of copy streams
   postgresql       # the demo's database class
+  systemd          # systemd-analyze verify of generated units (systemd backend tests)
+  passwd           # useradd: services run as the users their manifest names
 )
 
 missing=()

@@ -46,6 +46,12 @@ pub enum Command {
     Closure(commands::closure::ClosureArgs),
     /// What a deploy would change, host by host, and the batches it would run in.
     Plan(commands::plan::PlanArgs),
+    /// Build, copy and activate the site under its rollout policy; record a site generation.
+    Deploy(commands::deploy::DeployArgs),
+    /// Back to an earlier site generation (site-wide, under the policy), or hosts to their own generation.
+    Rollback(commands::rollback::RollbackArgs),
+    /// The site's generations on this deployer, or (`--on`) the hosts' own generations.
+    Generations(commands::generations::GenerationsArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// Example: `ferry completions bash > /etc/bash_completion.d/ferry`
@@ -62,6 +68,13 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
+    /// Copy the closure of store paths to hosts over SSH.
+    Copy(commands::copy::CopyArgs),
+    /// Local hosts for trying a site: network namespaces with their own sshd (root).
+    Lab(commands::lab::LabArgs),
+    /// The host agent the deployer starts over SSH (internal).
+    #[command(hide = true)]
+    Remote(commands::remote::RemoteArgs),
     /// Work with the local store: add, inspect, verify, export and import objects.
     Store(commands::store::StoreArgs),
     /// Delete every store object that no root (profile, site generation, GC root,
@@ -71,7 +84,8 @@ pub enum Command {
     Check(commands::check::CheckArgs),
     /// Print the evaluated site (`--json` for tools).
     Eval(commands::eval::EvalArgs),
-    /// Run this host's service supervisor daemon (started by activation).
+    /// The old name of `ferry remote supervise` (kept for supervisors
+    /// started by earlier builds and for callers not updated yet).
     #[command(name = "remote-supervise", hide = true)]
     Supervise {
         /// Rotate a service's log when it would grow beyond this many bytes.

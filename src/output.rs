@@ -82,3 +82,12 @@ pub fn text(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
 }
+
+/// Prints a value as one line of JSON on stdout (event streams).
+pub fn json_line(value: &impl serde::Serialize) {
+    match serde_json::to_string(value) {
+        Ok(text) => line(text),
+        // Our own output types always serialize; this is an invariant.
+        Err(e) => unreachable!("output value does not serialize: {e}"),
+    }
+}

@@ -99,3 +99,97 @@ impl BuildObserver for BuildProgress {
         }
     }
 }
+
+/// Deploy progress: one live line per host with its phase.
+pub struct DeployProgress {
+    multi: MultiProgress,
+    lines: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl DeployProgress {
+    pub fn new(visible: bool) -> Self {
+        let target = if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        DeployProgress {
+            multi: MultiProgress::with_draw_target(target),
+            lines: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn line(&self, host: &str) -> ProgressBar {
+        let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        lines
+            .entry(host.to_string())
+            .or_insert_with(|| {
+                let bar = self.multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {prefix:<16} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.set_prefix(host.to_string());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar
+            })
+            .clone()
+    }
+
+    /// Removes the live lines; call before printing the summary.
+    pub fn finish(&self) {
+        for bar in self
+            .lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            bar.finish_and_clear();
+        }
+        let _ = self.multi.clear();
+    }
+}
+
+impl crate::deploy::run::RolloutObserver for DeployProgress {
+    fn batch(&self, index: usize, batch: &crate::rollout::Batch) {
+        let _ = self.multi.println(format!(
+            "batch {} ({:?}): {}",
+            index + 1,
+            batch.kind,
+            batch.hosts.join(", ")
+        ));
+    }
+
+    fn phase(&self, host: &str, phase: crate::deploy::run::Phase, detail: &str) {
+        let text = match detail {
+            "" => format!("{phase:?}").to_lowercase(),
+            _ => format!("{}: {detail}", format!("{phase:?}").to_lowercase()),
+        };
+        self.line(host).set_message(text);
+    }
+
+    fn stopped(&self, reason: &str) {
+        let _ = self.multi.println(format!("rollout stopped: {reason}"));
+    }
+}
+
+/// `--json` mode: one JSON event per line on stdout.
+pub struct JsonEvents;
+
+impl crate::deploy::run::RolloutObserver for JsonEvents {
+    fn batch(&self, index: usize, batch: &crate::rollout::Batch) {
+        crate::output::json_line(
+            &serde_json::json!({"event": "batch", "index": index + 1, "kind": batch.kind, "hosts": batch.hosts}),
+        );
+    }
+
+    fn phase(&self, host: &str, phase: crate::deploy::run::Phase, detail: &str) {
+        crate::output::json_line(
+            &serde_json::json!({"event": "host", "host": host, "phase": phase, "detail": detail}),
+        );
+    }
+
+    fn stopped(&self, reason: &str) {
+        crate::output::json_line(&serde_json::json!({"event": "stopped", "reason": reason}));
+    }
+}

@@ -69,3 +69,11 @@ pub fn load_and_build(
         result,
     })
 }
+
+/// The directory of the site file (where external policy programs run).
+pub fn site_dir(path: &Path) -> std::path::PathBuf {
+    crate::site::site_file(path)
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default()
+}

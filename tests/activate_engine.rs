@@ -508,17 +508,18 @@ fn crash_child_activates() {
         return;
     };
     let mut parts = spec.split('\n');
-    let (state, store, system) = (
+    let (state, store, system, expect) = (
         PathBuf::from(parts.next().unwrap()),
         PathBuf::from(parts.next().unwrap()),
         PathBuf::from(parts.next().unwrap()),
+        parts.next().unwrap().to_string(),
     );
     let mut options = Host::fast_options();
     options.settle = Duration::from_millis(100);
     let backend = ferry::activate::backend::SupervisorBackend::new(&state, Host::launcher());
     let mut activator = ferry::activate::Activator::new(&state, &store, Box::new(backend), options);
     let report = activator.activate(&system).unwrap();
-    assert!(report.activated(), "{report:?}");
+    assert_eq!(report.activated(), expect == "activated", "{report:?}");
 }
 
 fn crash_system(host: &Host, version: &str) -> PathBuf {
@@ -527,7 +528,7 @@ fn crash_system(host: &Host, version: &str) -> PathBuf {
     a.hooks.post_upgrade = vec!["sleep 0.05".into()];
     let mut b = sleeper(version);
     b.requires.local.push("a".into());
-    b.health.push(command_check("sleep 0.02", 0));
+    b.health.push(command_check("sleep 0.02", 3));
     let c = sleeper("always-the-same");
     host.system(
         &format!("crash-{version}"),
@@ -537,6 +538,10 @@ fn crash_system(host: &Host, version: &str) -> PathBuf {
 }
 
 fn spawn_child(host: &Host, system: &Path) -> std::process::Child {
+    spawn_child_expecting(host, system, "activated")
+}
+
+fn spawn_child_expecting(host: &Host, system: &Path, expect: &str) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
         .args([
             "crash_child_activates",
@@ -548,7 +553,7 @@ fn spawn_child(host: &Host, system: &Path) -> std::process::Child {
         .env(
             CHILD_ENV,
             format!(
-                "{}\n{}\n{}",
+                "{}\n{}\n{}\n{expect}",
                 host.state.display(),
                 host.store.display(),
                 system.display()
@@ -642,4 +647,147 @@ fn activation_killed_at_many_points_recovers() {
     // `c` never changed: it kept its first process through everything.
     let c = activator.backend().status(&["c".to_string()]).unwrap();
     assert_eq!(c[0].restarts, 0);
+}
+
+#[test]
+fn failing_activation_killed_at_many_points_ends_on_the_old_generation() {
+    let host = Host::new();
+    let good = crash_system(&host, "v1");
+    let mut m = Manifest::load(&crash_system(&host, "v2")).unwrap();
+    m.services.get_mut("b").unwrap().health = vec![command_check("exit 1", 2)];
+    let bad = host.system("crash-bad", &m, &[]);
+    let mut activator = host.activator();
+    activator.activate(&good).unwrap();
+
+    let started = Instant::now();
+    assert!(spawn_child_expecting(&host, &bad, "rolled-back")
+        .wait()
+        .unwrap()
+        .success());
+    let full = started.elapsed();
+    assert_consistent(&host, &[&good]);
+    let points = 10;
+    let mut recovered = 0;
+    for i in 0..points {
+        let mut child = spawn_child_expecting(&host, &bad, "rolled-back");
+        std::thread::sleep(full * i / points);
+        let _ = child.kill();
+        let _ = child.wait();
+        if host.state.join("activation.journal").exists() {
+            recovered += 1;
+        }
+        activator.status().unwrap();
+        assert_consistent(&host, &[&good]);
+    }
+    eprintln!("{recovered} of {points} kills interrupted a failing activation (full run {full:?})");
+    assert!(recovered > 0, "no kill landed inside an activation");
+}
+
+#[test]
+fn concurrent_activations_on_one_host_take_turns() {
+    let host = Host::new();
+    let base = host.system("t0", &manifest(vec![("app", sleeper("v0"))]), &[]);
+    host.activator().activate(&base).unwrap();
+    let systems: Vec<PathBuf> = ["t1", "t2"]
+        .iter()
+        .map(|v| host.system(v, &manifest(vec![("app", sleeper(v))]), &[]))
+        .collect();
+    let reports: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = systems
+            .iter()
+            .map(|system| scope.spawn(|| host.activator().activate(system).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut generations: Vec<u64> = reports
+        .iter()
+        .map(|r| match r.outcome {
+            Outcome::Activated { generation } => generation,
+            ref other => panic!("{other:?}"),
+        })
+        .collect();
+    generations.sort();
+    assert_eq!(generations, [2, 3]);
+    // Whichever ran second is current, and its service runs.
+    let last = reports.iter().max_by_key(|r| r.target_generation).unwrap();
+    let current = current_system(&host.state);
+    let manifest = Manifest::load(&current).unwrap();
+    let pid = host.pid_of("app").unwrap();
+    assert_eq!(
+        environ_version(pid).as_ref(),
+        Some(&manifest.services["app"].env["VERSION"])
+    );
+    assert_eq!(
+        ferry::activate::Profiles::open(&host.state)
+            .unwrap()
+            .current()
+            .unwrap(),
+        last.target_generation
+    );
+}
+
+#[test]
+fn failing_oneshot_task_rolls_back_with_its_exit_status() {
+    let host = Host::new();
+    let v1 = host.system("o1", &manifest(vec![("app", sleeper("v1"))]), &[]);
+    let mut migrate = service("echo migrating; exit 5");
+    migrate.oneshot = true;
+    let mut app = sleeper("v2");
+    app.requires.local.push("migrate".into());
+    let v2 = host.system(
+        "o2",
+        &manifest(vec![("app", app), ("migrate", migrate)]),
+        &[],
+    );
+    let mut activator = host.activator();
+    activator.activate(&v1).unwrap();
+    let report = activator.activate(&v2).unwrap();
+    assert_eq!(
+        rolled_back_reason(&report.outcome),
+        "starting migrate failed: the supervisor refused the request: one-shot service migrate failed: exit status 5"
+    );
+    assert_eq!(
+        environ_version(host.pid_of("app").unwrap()).as_deref(),
+        Some("v1")
+    );
+    assert_eq!(
+        activator
+            .backend()
+            .status(&["migrate".to_string()])
+            .unwrap()[0]
+            .state,
+        ServiceState::Unknown,
+        "the added task is gone again"
+    );
+}
+
+#[test]
+fn an_unreachable_service_backend_leaves_the_host_untouched() {
+    let host = Host::new();
+    let system = host.system("x", &manifest(vec![("app", sleeper("v1"))]), &[]);
+    let launcher = ferry::activate::supervisor::SupervisorLauncher {
+        program: PathBuf::from("/bin/false"),
+        args: vec![],
+    };
+    let backend = ferry::activate::backend::SupervisorBackend::new(&host.state, launcher);
+    let mut activator = ferry::activate::Activator::new(
+        &host.state,
+        &host.store,
+        Box::new(backend),
+        Host::fast_options(),
+    );
+    let err = activator.activate(&system).unwrap_err().to_string();
+    assert!(
+        err.starts_with(
+            "the supervisor did not start: /bin/false exited with exit status: 1; see "
+        ),
+        "{err}"
+    );
+    let profiles = ferry::activate::Profiles::open(&host.state).unwrap();
+    assert_eq!(
+        profiles.numbers().unwrap(),
+        Vec::<u64>::new(),
+        "nothing registered"
+    );
+    assert!(!host.state.join("activation.journal").exists());
 }

@@ -49,7 +49,7 @@ fn http_check_passes_on_the_expected_status_and_names_a_wrong_one() {
     let ok = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1);
     let result = run_check(
         "web",
-        &check(http(ok, 200), 1000, 0),
+        &check(http(ok, 200), 5000, 0),
         &CommandContext::default(),
     );
     assert!(result.passed(), "{result:?}");
@@ -58,7 +58,7 @@ fn http_check_passes_on_the_expected_status_and_names_a_wrong_one() {
     let bad = serve(b"HTTP/1.1 503 Service Unavailable\r\n\r\n", 3);
     let result = run_check(
         "web",
-        &check(http(bad, 200), 1000, 2),
+        &check(http(bad, 200), 5000, 2),
         &CommandContext::default(),
     );
     assert_eq!(result.attempts, 3);
@@ -104,7 +104,7 @@ fn http_check_reports_silence_and_garbage() {
     let garbage = serve(b"SSH-2.0-OpenSSH_9.2\r\n", 1);
     let result = run_check(
         "web",
-        &check(http(garbage, 200), 1000, 0),
+        &check(http(garbage, 200), 5000, 0),
         &CommandContext::default(),
     );
     match result.failure {
@@ -125,7 +125,7 @@ fn tcp_check_connects_and_retries_until_a_listener_appears() {
     };
     assert!(run_check(
         "db",
-        &check(probe.clone(), 500, 0),
+        &check(probe.clone(), 5000, 0),
         &CommandContext::default()
     )
     .passed());
@@ -152,7 +152,7 @@ fn tcp_check_connects_and_retries_until_a_listener_appears() {
         std::thread::sleep(Duration::from_millis(500));
         drop(l);
     });
-    let mut slow = check(probe, 500, 200);
+    let mut slow = check(probe, 5000, 200);
     slow.interval_ms = 10;
     let result = run_check("db", &slow, &CommandContext::default());
     assert!(result.passed(), "{result:?}");

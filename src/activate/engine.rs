@@ -33,6 +33,10 @@ const JOURNAL_FILE: &str = "activation.journal";
 const PENDING_FILE: &str = "pending-confirmation";
 const LAST_REPORT_FILE: &str = "last-activation.json";
 
+/// How long past the settle time a crashing service is watched for its
+/// crash loop to be declared (for an exact rollback reason).
+const CRASH_VERDICT_WAIT: Duration = Duration::from_secs(10);
+
 /// Knobs of an activation.
 #[derive(Debug, Clone)]
 pub struct ActivationOptions {
@@ -175,6 +179,9 @@ struct Journal {
     from_generation: Option<u64>,
     target_generation: u64,
     started_ms: u64,
+    /// The process running the activation.
+    #[serde(default)]
+    pid: u32,
 }
 
 /// The magic-rollback record: `generation` must be confirmed before
@@ -187,7 +194,7 @@ pub struct PendingConfirmation {
 }
 
 /// What a host is running.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostStatus {
     pub generation: Option<u64>,
     pub system: Option<PathBuf>,
@@ -417,6 +424,7 @@ impl Activator {
                 from_generation: pending.previous_generation,
                 target_generation: pending.generation,
                 started_ms,
+                pid: std::process::id(),
             })?;
             self.converge(
                 pending.previous_generation,
@@ -435,7 +443,15 @@ impl Activator {
     /// Generation, system, services and the last activation; converges an
     /// interrupted activation first when no activation is running.
     pub fn status(&mut self) -> Result<HostStatus, ActivationError> {
-        let recovered = match HostLock::try_acquire(&self.state_dir)? {
+        let lock = match HostLock::try_acquire(&self.state_dir)? {
+            Some(lock) => Some(lock),
+            // The lock is busy but the activation that wrote the journal is
+            // dead: the holder is a process it forked that has not reached
+            // its exec yet (and so still shares the lock). Wait for it.
+            None if self.journal_owner_is_dead() => Some(HostLock::acquire(&self.state_dir)?),
+            None => None,
+        };
+        let recovered = match lock {
             Some(_lock) => self.recover_locked()?,
             None => None,
         };
@@ -461,6 +477,19 @@ impl Activator {
         })
     }
 
+    fn journal_owner_is_dead(&self) -> bool {
+        let Some(journal) = read_json::<Journal>(&self.path(JOURNAL_FILE)) else {
+            return false;
+        };
+        if journal.pid == 0 {
+            return false;
+        }
+        matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(journal.pid as i32), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+    }
+
     fn manifest_of(&self, generation: u64) -> Result<Manifest, ActivationError> {
         let system = self.profiles()?.system_of(generation)?;
         Ok(Manifest::load(&system)?)
@@ -469,7 +498,7 @@ impl Activator {
     /// Step 1's host requirements: the system is in this host's store, its
     /// manifest is valid, its secrets are here, its users exist (created
     /// when missing).
-    fn check_requirements(&self, system: &Path) -> Result<Manifest, ActivationError> {
+    fn check_requirements(&mut self, system: &Path) -> Result<Manifest, ActivationError> {
         let resolved =
             fs::canonicalize(system).map_err(|source| ActivationError::SystemMissing {
                 system: system.to_path_buf(),
@@ -487,6 +516,9 @@ impl Activator {
         if !missing.is_empty() {
             return Err(ActivationError::MissingSecrets { names: missing });
         }
+        // The service backend must answer before anything changes (this
+        // also starts ferry's supervisor when it is not running yet).
+        self.backend.status(&[])?;
         for service in manifest.services.values() {
             let users = service
                 .user
@@ -614,6 +646,7 @@ impl Activator {
             from_generation: from,
             target_generation: target,
             started_ms,
+            pid: std::process::id(),
         })?;
         let old_system = match from {
             Some(n) => Some(self.profiles()?.system_of(n)?),
@@ -824,9 +857,14 @@ impl Activator {
             return Ok(());
         }
         let deadline = Instant::now() + self.options.settle;
+        // A service that crashed during the settle time has failed either
+        // way; waiting a little longer for its crash loop to be declared
+        // only makes the reason exact.
+        let crash_deadline = deadline + CRASH_VERDICT_WAIT;
         loop {
             let statuses = self.backend.status(names).map_err(|e| e.to_string())?;
-            let last_round = Instant::now() >= deadline;
+            let now = Instant::now();
+            let mut crashing = None;
             for s in &statuses {
                 let exit = s.last_exit.as_deref().unwrap_or("no exit status");
                 match s.state {
@@ -842,19 +880,24 @@ impl Activator {
                     | ServiceState::Unknown => {
                         return Err(format!("service {} is {} ({exit})", s.name, s.state))
                     }
-                    ServiceState::Backoff if last_round => {
-                        return Err(format!(
-                            "service {} keeps crashing ({} restarts, last: {exit})",
-                            s.name, s.restarts
-                        ))
-                    }
-                    _ => {}
+                    ServiceState::Backoff => crashing = Some(s),
+                    ServiceState::Running if s.restarts > 0 => crashing = Some(s),
+                    ServiceState::Running => {}
                 }
             }
-            if last_round {
-                return Ok(());
+            match crashing {
+                None if now >= deadline => return Ok(()),
+                Some(s) if now >= crash_deadline => {
+                    return Err(format!(
+                        "service {} keeps crashing ({} restarts, last: {})",
+                        s.name,
+                        s.restarts,
+                        s.last_exit.as_deref().unwrap_or("no exit status")
+                    ))
+                }
+                _ => {}
             }
-            std::thread::sleep(Duration::from_millis(20).min(self.options.settle));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

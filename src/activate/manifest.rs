@@ -632,10 +632,15 @@ mod tests {
     #[test]
     fn other_versions_and_unknown_fields_are_refused() {
         let v2 = br#"{"version":2,"site":"s","class":"c","whatever":[]}"#;
-        assert!(matches!(
-            Manifest::from_json(v2),
-            Err(ManifestError::Version { found: 2 })
-        ));
+        assert_eq!(
+            Manifest::from_json(v2).unwrap_err().to_string(),
+            "manifest version 2 is not supported (this ferry reads version 1); deploy with a matching ferry"
+        );
+        let bad_dir = br#"{"version":1,"site":"s","class":"c","services":{"a":{"exec":"x","state_dirs":["../etc"]}}}"#;
+        assert_eq!(
+            Manifest::from_json(bad_dir).unwrap_err().to_string(),
+            "service a: state dir \"../etc\" must be a relative path without '..'"
+        );
         let typo =
             br#"{"version":1,"site":"s","class":"c","services":{"a":{"exec":"x","ueser":"bob"}}}"#;
         let err = Manifest::from_json(typo).unwrap_err().to_string();

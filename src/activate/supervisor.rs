@@ -1,5 +1,5 @@
 //! ferry's own per-host service supervisor for hosts without systemd: a
-//! daemon (`ferry remote-supervise`) that starts services in their own
+//! daemon (`ferry remote supervise`) that starts services in their own
 //! session and process group, restarts crashed ones with exponential backoff,
 //! marks crash loops, writes rotated per-service logs, and answers a small
 //! JSON-lines protocol on a unix socket under `<state_dir>/supervisor/`.
@@ -187,6 +187,10 @@ struct Daemon {
     services: Mutex<BTreeMap<String, Entry>>,
     /// Signalled whenever a service's process exits or starts.
     changed: Condvar,
+    /// Set by a `shutdown` request; the accept loop ends when it sees it.
+    shutting_down: std::sync::atomic::AtomicBool,
+    /// The listening socket, for waking the accept loop at shutdown.
+    listener_fd: std::sync::atomic::AtomicI32,
 }
 
 /// A log file with size-based rotation, shared by a service's output reader
@@ -725,9 +729,20 @@ impl Daemon {
             text.push('\n');
             let _ = writer.write_all(text.as_bytes());
             if exit {
-                let _ = fs::remove_file(&self.paths.socket);
-                let _ = fs::remove_file(&self.paths.pidfile);
-                std::process::exit(0);
+                self.shutting_down
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                // Wake the accept loop so it sees the flag: shutdown(2) on a
+                // listening socket makes a blocked accept return on Linux.
+                // (Connecting to the socket's path would not do: the client
+                // may already have removed the state dir.)
+                let fd = self.listener_fd.load(std::sync::atomic::Ordering::SeqCst);
+                // SAFETY: shutdown(2) only acts on the fd, which is the
+                // listener's; run_daemon keeps it open until after the
+                // accept loop has ended.
+                unsafe {
+                    libc::shutdown(fd, libc::SHUT_RDWR);
+                }
+                return;
             }
         }
     }
@@ -824,7 +839,8 @@ fn copy_output(mut reader: File, log: Arc<Mutex<LogFile>>) {
     }
 }
 
-/// Runs the supervisor daemon in this process until a `shutdown` request.
+/// Runs the supervisor daemon in this process until a `shutdown` request
+/// (which stops every service first), then returns.
 /// Takes the pidfile lock first: a second supervisor for the same state dir
 /// returns [`SupervisorError::AlreadyRunning`].
 pub fn run_daemon(state_dir: &Path, log_config: LogConfig) -> Result<(), SupervisorError> {
@@ -862,14 +878,25 @@ pub fn run_daemon(state_dir: &Path, log_config: LogConfig) -> Result<(), Supervi
         log_config,
         services: Mutex::new(BTreeMap::new()),
         changed: Condvar::new(),
+        shutting_down: std::sync::atomic::AtomicBool::new(false),
+        listener_fd: std::sync::atomic::AtomicI32::new(std::os::fd::AsRawFd::as_raw_fd(&listener)),
     });
     daemon.adopt();
     for stream in listener.incoming() {
+        if daemon
+            .shutting_down
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            break;
+        }
         let Ok(stream) = stream else { continue };
         let daemon = Arc::clone(&daemon);
         std::thread::spawn(move || daemon.serve(stream));
     }
-    // `incoming` never ends; keep the pidfile lock alive until here.
+    // Remove the socket before the pidfile lock goes, so a successor never
+    // sees our socket after taking the lock.
+    let _ = fs::remove_file(&daemon.paths.socket);
+    let _ = fs::remove_file(&daemon.paths.pidfile);
     drop(pidfile);
     Ok(())
 }
@@ -877,7 +904,7 @@ pub fn run_daemon(state_dir: &Path, log_config: LogConfig) -> Result<(), Supervi
 // ---------------------------------------------------------------- client --
 
 /// How to start the supervisor daemon when it is not running: `program`
-/// with `args` (e.g. the ferry binary and `remote-supervise`); the state dir
+/// with `args` (e.g. the ferry binary and `remote supervise`); the state dir
 /// is appended as `--state-dir DIR`.
 #[derive(Debug, Clone)]
 pub struct SupervisorLauncher {
@@ -886,7 +913,7 @@ pub struct SupervisorLauncher {
 }
 
 impl SupervisorLauncher {
-    /// This very binary, `ferry remote-supervise`.
+    /// This very binary, `ferry remote supervise`.
     pub fn current_exe() -> Result<SupervisorLauncher, BackendError> {
         let program = std::env::current_exe().map_err(|source| BackendError::Io {
             action: "find the ferry binary".into(),
@@ -895,11 +922,11 @@ impl SupervisorLauncher {
         Ok(SupervisorLauncher::ferry(program))
     }
 
-    /// The given ferry binary's `remote-supervise`.
+    /// The given ferry binary's `remote supervise`.
     pub fn ferry(program: PathBuf) -> SupervisorLauncher {
         SupervisorLauncher {
             program,
-            args: vec!["remote-supervise".into()],
+            args: vec!["remote".into(), "supervise".into()],
         }
     }
 }
@@ -1048,7 +1075,7 @@ pub fn start_daemon(state_dir: &Path, launcher: &SupervisorLauncher) -> Result<(
         // Ours may have lost a start race against another caller's daemon;
         // give that one a moment to answer before calling it a failure.
         if let Some((status, at)) = exited {
-            if at.elapsed() > Duration::from_secs(2) {
+            if at.elapsed() > Duration::from_secs(1) {
                 return Err(BackendError::NotStarted {
                     message: format!(
                         "{} exited with {status}; see {}",

@@ -294,6 +294,19 @@ mod tests {
         assert!(matches!(err, SandboxError::TimedOut(_)));
     }
 
+    /// A job whose builder connects to `port` on 127.0.0.1 with bash's /dev/tcp.
+    fn connecting_job(port: u16, isolate: bool) -> (BuilderJob, tempfile::TempDir) {
+        let tools = tempfile::tempdir().unwrap();
+        fs::create_dir(tools.path().join("bin")).unwrap();
+        symlink("/bin/bash", tools.path().join("bin/bash")).unwrap();
+        let mut j = job(&format!(
+            "bash -c 'echo probe > /dev/tcp/127.0.0.1/{port}'; mkdir $out"
+        ));
+        j.inputs = vec![tools.path().to_path_buf()];
+        j.isolate_network = isolate;
+        (j, tools)
+    }
+
     #[test]
     fn builder_as_root_has_no_network() {
         // Root only: unshare -n needs CAP_SYS_ADMIN; CI runs as root.
@@ -301,10 +314,31 @@ mod tests {
             can_isolate_network(),
             "this test must run as root (CI does)"
         );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
         let root = tempfile::tempdir().unwrap();
-        // With a fresh network namespace only `lo` exists, and it is down.
-        let script = "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' > $out";
-        let run = run_builder(&job(script), root.path(), &root.path().join("log")).unwrap();
-        assert_eq!(fs::read_to_string(&run.out).unwrap().trim(), "lo");
+        let log = root.path().join("log");
+
+        // Control: without isolation the same probe connects.
+        let (open, _tools) = connecting_job(port, false);
+        run_builder(&open, root.path(), &log).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        assert!(
+            listener.accept().is_ok(),
+            "the probe did not connect without isolation"
+        );
+
+        let (closed, _tools) = connecting_job(port, true);
+        let err = run_builder(&closed, root.path(), &log).unwrap_err();
+        assert!(matches!(err, SandboxError::Failed { .. }), "{err}");
+        assert!(
+            log_tail(&log, 5).contains("Network is unreachable"),
+            "{}",
+            log_tail(&log, 5)
+        );
+        assert!(
+            listener.accept().is_err(),
+            "the isolated builder reached the network"
+        );
     }
 }

@@ -152,19 +152,104 @@ pub fn build_system(
         .tempdir_in(store.state_dir())
         .map_err(io)?;
     let root = dir.path().join("system");
-    std::fs::create_dir_all(root.join("packages")).map_err(io)?;
-    std::fs::create_dir_all(root.join("files")).map_err(io)?;
+    write_system_dir(&root, &manifest).map_err(io)?;
+    let name = format!("system-{}", class.name);
+    Ok(store.add_path(&root, &name, &references)?)
+}
+
+/// Writes a system directory: `manifest.json` and links to its packages and files.
+fn write_system_dir(root: &std::path::Path, manifest: &Manifest) -> std::io::Result<()> {
+    std::fs::create_dir_all(root.join("packages"))?;
+    std::fs::create_dir_all(root.join("files"))?;
     // Sorted maps and lists make the JSON deterministic; it is data inside
     // the object (hashed as bytes), not a hashed encoding of its own.
-    std::fs::write(root.join(MANIFEST_FILE), manifest.to_json()).map_err(io)?;
+    std::fs::write(root.join(MANIFEST_FILE), manifest.to_json())?;
     // Links named after the store objects (`<hash>-<name>`), so two packages
     // with the same name never collide.
     for (dir, paths) in [("packages", &manifest.packages), ("files", &manifest.files)] {
         for path in paths {
             let base = path.rsplit('/').next().unwrap_or(path);
-            symlink(path, root.join(dir).join(base)).map_err(io)?;
+            symlink(path, root.join(dir).join(base))?;
         }
     }
-    let name = format!("system-{}", class.name);
-    Ok(store.add_path(&root, &name, &references)?)
+    Ok(())
+}
+
+/// Which services a partial deploy takes from the new system.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceSelection {
+    /// Only these (empty: all).
+    pub only: Vec<String>,
+    /// Never these.
+    pub skip: Vec<String>,
+}
+
+impl ServiceSelection {
+    /// True when nothing narrows the deploy.
+    pub fn is_all(&self) -> bool {
+        self.only.is_empty() && self.skip.is_empty()
+    }
+
+    pub fn takes(&self, service: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|s| s == service))
+            && !self.skip.iter().any(|s| s == service)
+    }
+}
+
+/// A system for a partial upgrade: the services `selection` takes come from
+/// `target`, every other service keeps its definition from `current`, so the
+/// activation diff restarts exactly the selected services. Packages and files
+/// are the union of both systems'.
+pub fn compose_system(
+    store: &Store,
+    current: &StorePath,
+    target: &StorePath,
+    selection: &ServiceSelection,
+) -> Result<StorePath, BuildError> {
+    let load = |path: &StorePath| {
+        Manifest::load(&store.real_path(path)).map_err(|e| BuildError::System {
+            class: path.name().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    };
+    let (old, new) = (load(current)?, load(target)?);
+    let class = new.class.clone();
+    let io = |source| BuildError::System {
+        class: class.clone(),
+        source,
+    };
+    let mut services = BTreeMap::new();
+    let names: std::collections::BTreeSet<&String> =
+        old.services.keys().chain(new.services.keys()).collect();
+    for name in names {
+        let side = if selection.takes(name) { &new } else { &old };
+        if let Some(service) = side.services.get(name) {
+            services.insert(name.clone(), service.clone());
+        }
+    }
+    let union = |a: &[String], b: &[String]| {
+        let mut all: Vec<String> = a.iter().chain(b).cloned().collect();
+        all.sort();
+        all.dedup();
+        all
+    };
+    let manifest = Manifest {
+        services,
+        packages: union(&old.packages, &new.packages),
+        files: union(&old.files, &new.files),
+        ..new.clone()
+    };
+    let references: Vec<StorePath> = manifest
+        .packages
+        .iter()
+        .chain(&manifest.files)
+        .map(|p| store.parse_path(p))
+        .collect::<Result<_, _>>()?;
+    let dir = tempfile::Builder::new()
+        .prefix("system-")
+        .tempdir_in(store.state_dir())
+        .map_err(io)?;
+    let root = dir.path().join("system");
+    write_system_dir(&root, &manifest).map_err(io)?;
+    Ok(store.add_path(&root, &format!("system-{}", manifest.class), &references)?)
 }

@@ -2,7 +2,7 @@
 use std::path::PathBuf;
 
 use crate::cli::{CommandResult, GlobalArgs};
-use crate::deploy::plan::plan_deploy;
+use crate::deploy::plan::{class_targets, current_from_generation, plan_deploy};
 use crate::deploy::selector::{select, Selector};
 use crate::deploy::site_generation::SiteGenerations;
 use crate::output::{self, CommandError, Exit};
@@ -38,13 +38,17 @@ pub fn run(global: &GlobalArgs, args: PlanArgs) -> CommandResult {
         .parent()
         .map(|p| p.to_path_buf())
         .unwrap_or_default();
+    let targets = class_targets(&hosts, &built.result.systems);
+    let now = current_from_generation(current.as_ref());
+    let based_on = current.as_ref().map(|g| g.number);
     let plan = plan_deploy(
         &built.store,
         &built.site,
         &site_dir,
         &hosts,
-        &built.result.systems,
-        current.as_ref(),
+        &targets,
+        &now,
+        based_on,
     )
     .map_err(CommandError::input)?;
     if args.json {

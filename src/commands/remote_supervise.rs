@@ -1,5 +1,6 @@
-//! `ferry remote-supervise`: run this host's service supervisor daemon
-//! (hidden; started on demand by the activation code).
+//! `ferry remote supervise` (and its old name `ferry remote-supervise`): run
+//! this host's service supervisor daemon (hidden; started on demand by the
+//! activation code).
 use std::path::Path;
 
 use crate::activate::supervisor::{self, LogConfig, SupervisorError};

@@ -1,5 +1,10 @@
-//! Deploys across a site: plans, host selection, policies and site generations.
+//! Deploys across a site: plans, host selection, policies, the rollout loop,
+//! secrets delivery and site generations.
+pub mod execute;
 pub mod plan;
 pub mod policy;
+pub mod report;
+pub mod run;
+pub mod secrets;
 pub mod selector;
 pub mod site_generation;

@@ -62,26 +62,69 @@ pub struct DeployPlan {
     pub schedule: RolloutSchedule,
     /// `from → to` service edges across classes, which fix the class order.
     pub cross_host: Vec<String>,
+    /// The engine's input, kept for the deploy that follows the plan.
+    #[serde(skip)]
+    pub plan: RolloutPlan,
 }
 
-/// The rollout engine's view of a deploy of `hosts` to `targets` (class → system).
+/// What a host runs before a deploy, as far as the deployer knows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CurrentHost {
+    pub system: Option<String>,
+    pub generation: Option<u64>,
+}
+
+/// What the latest site generation says each host runs.
+pub fn current_from_generation(
+    generation: Option<&SiteGeneration>,
+) -> BTreeMap<String, CurrentHost> {
+    generation
+        .map(|g| {
+            g.hosts
+                .iter()
+                .map(|(name, r)| {
+                    (
+                        name.clone(),
+                        CurrentHost {
+                            system: Some(r.system.clone()),
+                            generation: r.host_generation,
+                        },
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The target of every host of `hosts` whose class was built.
+pub fn class_targets(
+    hosts: &[&HostEntry],
+    systems: &BTreeMap<String, StorePath>,
+) -> BTreeMap<String, StorePath> {
+    hosts
+        .iter()
+        .filter_map(|h| Some((h.name.clone(), systems.get(&h.class)?.clone())))
+        .collect()
+}
+
+/// The rollout engine's view of moving `hosts` to `targets` (host → system).
 pub fn rollout_plan(
     site: &Site,
     hosts: &[&HostEntry],
     targets: &BTreeMap<String, StorePath>,
-    current: Option<&SiteGeneration>,
+    current: &BTreeMap<String, CurrentHost>,
 ) -> RolloutPlan {
     let planned = hosts
         .iter()
         .filter_map(|host| {
-            let target = targets.get(&host.class)?;
-            let now = current.and_then(|g| g.hosts.get(&host.name));
+            let target = targets.get(&host.name)?;
+            let now = current.get(&host.name).cloned().unwrap_or_default();
             Some(PlannedHost {
                 name: host.name.clone(),
                 class: host.class.clone(),
                 labels: host.labels.clone(),
-                current_system: now.map(|r| r.system.clone()),
-                current_generation: now.and_then(|r| r.host_generation),
+                current_system: now.system,
+                current_generation: now.generation,
                 target_system: target.to_string(),
             })
         })
@@ -149,21 +192,25 @@ pub fn host_change(store: &Store, current: Option<&StorePath>, target: &StorePat
     change
 }
 
-/// Plans a deploy of the built `targets` to `hosts`.
+/// Plans moving `hosts` to `targets` (host → system).
 pub fn plan_deploy(
     store: &Store,
     site: &Site,
     site_dir: &Path,
     hosts: &[&HostEntry],
     targets: &BTreeMap<String, StorePath>,
-    current: Option<&SiteGeneration>,
+    current: &BTreeMap<String, CurrentHost>,
+    based_on: Option<u64>,
 ) -> Result<DeployPlan, rollout::PolicyError> {
     let plan = rollout_plan(site, hosts, targets, current);
     let strategy = rollout::strategy_for(&plan.policy, site_dir);
     let schedule = rollout::schedule(&plan, &*strategy)?;
     let mut host_plans = Vec::new();
-    for (host, planned) in hosts.iter().zip(&plan.hosts) {
-        let target = &targets[&host.class];
+    for planned in &plan.hosts {
+        let Some(host) = hosts.iter().find(|h| h.name == planned.name) else {
+            continue;
+        };
+        let target = &targets[&host.name];
         let current_path = planned
             .current_system
             .as_deref()
@@ -187,10 +234,11 @@ pub fn plan_deploy(
         .collect();
     Ok(DeployPlan {
         site: site.name.clone(),
-        based_on: current.map(|g| g.number),
+        based_on,
         hosts: host_plans,
         schedule,
         cross_host,
+        plan,
     })
 }
 

@@ -149,17 +149,24 @@ impl SiteGenerations {
     }
 
     /// Records a new generation (numbered after the latest) and returns it.
+    /// `complete` says whether the run got every host it meant to move onto
+    /// its target (hosts that never had a system are not in `hosts`).
     pub fn record(
         &self,
         command: &str,
         hosts: BTreeMap<String, HostRecord>,
+        complete: bool,
         now: u64,
     ) -> Result<SiteGeneration, SiteGenerationError> {
         fs::create_dir_all(&self.dir).map_err(io_error("create", &self.dir))?;
         let number = self.numbers()?.last().copied().unwrap_or(0) + 1;
-        let complete = hosts
-            .values()
-            .all(|h| matches!(h.outcome, HostOutcome::Activated | HostOutcome::Unchanged));
+        let complete = complete
+            && hosts.values().all(|h| {
+                matches!(
+                    h.outcome,
+                    HostOutcome::Activated | HostOutcome::Unchanged | HostOutcome::NotTouched
+                )
+            });
         let generation = SiteGeneration {
             version: RECORD_VERSION,
             number,
@@ -221,6 +228,7 @@ mod tests {
                     host("/ferry/store/a-system-web", HostOutcome::Activated),
                 )]
                 .into(),
+                true,
                 100,
             )
             .unwrap();
@@ -234,6 +242,7 @@ mod tests {
                     host("/ferry/store/b-system-web", HostOutcome::RolledBack),
                 )]
                 .into(),
+                true,
                 200,
             )
             .unwrap();
@@ -259,7 +268,13 @@ mod tests {
         let gens = SiteGenerations::new(state.path(), "demo");
         fs::create_dir_all(state.path().join("sites/demo/.new-crashed/hosts")).unwrap();
         assert!(gens.numbers().unwrap().is_empty());
-        let first = gens.record("deploy", BTreeMap::new(), 1).unwrap();
+        let first = gens.record("deploy", BTreeMap::new(), true, 1).unwrap();
+        assert!(first.complete);
+        let failed = gens.record("deploy", BTreeMap::new(), false, 2).unwrap();
+        assert!(
+            !failed.complete,
+            "a run whose fresh hosts all failed records nothing per host, and is not complete"
+        );
         assert_eq!(first.number, 1);
     }
 }

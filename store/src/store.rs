@@ -26,6 +26,11 @@ impl Store {
     pub fn open(store_dir: &Path, state_dir: &Path) -> Result<Store> {
         let store_dir = StoreDir::new(store_dir)?;
         let db_dir = state_dir.join("db");
+        // Services run as other users and must read the store and traverse
+        // the state dir to their own directories, whatever the caller's umask.
+        for dir in [store_dir.as_path(), state_dir] {
+            create_traversable(dir)?;
+        }
         for dir in [
             store_dir.as_path().to_path_buf(),
             db_dir.join("paths"),
@@ -161,4 +166,16 @@ impl Store {
         }
         Ok(referrers)
     }
+}
+
+/// Creates `dir` (and its parents) if missing and makes it 0755 when this
+/// call created it; an existing directory keeps the mode its owner chose.
+fn create_traversable(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(StoreError::io("create directory", dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(StoreError::io("set permissions of", dir))
 }

@@ -169,6 +169,31 @@ impl SystemdBackend {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
+    /// Services whose ferry unit files are in the unit directory.
+    fn installed_services(&self) -> Result<Vec<String>, BackendError> {
+        let entries = match fs::read_dir(&self.unit_dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(BackendError::Io {
+                    action: format!("list {}", self.unit_dir.display()),
+                    source,
+                })
+            }
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                let file = e.file_name().to_string_lossy().into_owned();
+                file.strip_prefix(UNIT_PREFIX)?
+                    .strip_suffix(".service")
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     fn units(names: &[String]) -> Vec<String> {
         names.iter().map(|n| unit_name(n)).collect()
     }
@@ -252,8 +277,15 @@ impl ServiceBackend for SystemdBackend {
     }
 
     fn status(&mut self, names: &[String]) -> Result<Vec<ServiceStatus>, BackendError> {
+        let names: Vec<String> = if names.is_empty() {
+            // Also proves systemd answers at all.
+            self.systemctl(&["show", "-p", "Version"])?;
+            self.installed_services()?
+        } else {
+            names.to_vec()
+        };
         let mut out = Vec::new();
-        for name in names {
+        for name in &names {
             let text = self.systemctl(&[
                 "show",
                 &unit_name(name),

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Copy benchmark (not a test; run as root on a machine with the lab's needs
+# plus Debian's `nix-bin`). Prints ratios against peers measured in the same run:
+#   (a) a closure of N small paths to a fresh lab host: ferry vs `nix copy --to ssh://`
+#   (b) one 1 GiB object: ferry vs raw `ssh host 'cat > /dev/null' < file`
+#   (c) the closure of (a) to 20 fresh hosts with --max-parallel 10 vs to one host
+#
+# Usage: cargo build --release && sudo benches/copy.sh
+#   FERRY=path/to/ferry  N=10000  BIG_MIB=1024  HOSTS=20  (environment overrides)
+# Every lab host has its own private /ferry-like root and its own /nix, so each
+# side starts from an empty store. The agent is bootstrapped on every host
+# (untimed) before the timed runs, as Nix is preinstalled on the hosts.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+FERRY=${FERRY:-$here/target/release/ferry}
+N=${N:-10000}
+BIG_MIB=${BIG_MIB:-1024}
+HOSTS=${HOSTS:-20}
+SUBNET=${SUBNET:-10.237.200}
+
+[ "$(id -u)" = 0 ] || { echo "run as root (the lab needs namespaces)" >&2; exit 2; }
+[ -x "$FERRY" ] || { echo "no ferry binary at $FERRY (cargo build --release)" >&2; exit 2; }
+command -v nix-store >/dev/null || { echo "install nix-bin (apt-get install nix-bin)" >&2; exit 2; }
+
+work=$(mktemp -d /tmp/ferry-bench.XXXXXX)
+root=$work/ferry
+mkdir -p "$root" "$work/nix-local" "$work/files"
+ferry() { "$FERRY" --store-dir "$root/store" --state-dir "$root/var" "$@"; }
+now() { date +%s.%N; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# The lab: a0 (closure, ferry and nix), b0 (big object), c1..cHOSTS.
+{
+  echo 'site = "bench-copy"'
+  echo 'class bench { }'
+  echo 'inventory = lab {'
+  echo "  subnet = \"$SUBNET.0/24\""
+  echo '  hosts = ['
+  echo '    { name = "a0", class = bench, labels = { } },'
+  echo '    { name = "b0", class = bench, labels = { } },'
+  for i in $(seq 1 "$HOSTS"); do echo "    { name = \"c$i\", class = bench, labels = { } },"; done
+  echo '  ]'
+  echo '}'
+} > "$work/site.conf"
+cleanup() {
+  ferry lab down "$work" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ferry lab up "$work" --private-dir /nix >/dev/null
+cfg=/run/ferry-lab/bench-copy/ssh_config
+addr() { awk -v h="$1" '$1 == "Host" && $2 == h { print $3 }' "$cfg"; }
+
+echo "== setup: $N small files, each added to both stores"
+for i in $(seq 1 "$N"); do printf 'small file %d of the benchmark closure\n' "$i" > "$work/files/f$i"; done
+ls "$work/files" | sed "s|^|$work/files/|" > "$work/file-list"
+t0=$(now)
+xargs -P 2 -n 1 "$FERRY" --store-dir "$root/store" --state-dir "$root/var" store add < "$work/file-list" > "$work/ferry-paths"
+echo "   ferry store add: $(ratio "$(echo "$(now) - $t0" | bc)" 1) s"
+# Nix on the deployer side also gets a private /nix, so this machine's is untouched.
+nixns() { unshare -m --propagation private sh -c "mount --bind '$work/nix-local' /nix && $1"; }
+t0=$(now)
+nixns "xargs -n 1000 nix-store --add < '$work/file-list' > '$work/nix-paths'"
+echo "   nix-store --add: $(ratio "$(echo "$(now) - $t0" | bc)" 1) s"
+
+echo "== bootstrap the agent on every host (untimed)"
+tiny=$(echo warm > "$work/warm" && ferry store add "$work/warm")
+hosts=(a0 b0); for i in $(seq 1 "$HOSTS"); do hosts+=("c$i"); done
+ferry copy --json --ssh-config "$cfg" --max-parallel 10 --to "${hosts[@]}" -- "$tiny" > /dev/null
+
+echo "== (a) closure of $N paths to one fresh host"
+mapfile -t ferry_paths < "$work/ferry-paths"
+t0=$(now)
+ferry copy --json --ssh-config "$cfg" --to a0 -- "${ferry_paths[@]}" > "$work/a-ferry.json" || true
+t_ferry=$(echo "$(now) - $t0" | bc)
+grep -q '"ok": true' "$work/a-ferry.json" || { cat "$work/a-ferry.json"; echo "ferry copy failed" >&2; exit 1; }
+t0=$(now)
+nixns "NIX_SSHOPTS='-F $cfg' nix --experimental-features nix-command copy --no-check-sigs --to ssh://root@$(addr a0) \$(cat '$work/nix-paths') 2> '$work/nix-copy.log'"
+t_nix=$(echo "$(now) - $t0" | bc)
+echo "   ferry: ${t_ferry} s   nix copy: ${t_nix} s   nix/ferry = $(ratio "$t_nix" "$t_ferry")x (goal >= 10x)"
+
+echo "== (b) one ${BIG_MIB} MiB object"
+head -c "$((BIG_MIB * 1024 * 1024))" /dev/urandom > "$work/big"
+big=$(ferry store add "$work/big")
+t0=$(now)
+ssh -F "$cfg" b0 'cat > /dev/null' < "$work/big"
+t_raw=$(echo "$(now) - $t0" | bc)
+t0=$(now)
+ferry copy --json --ssh-config "$cfg" --to b0 -- "$big" > "$work/b-ferry.json"
+t_big=$(echo "$(now) - $t0" | bc)
+echo "   raw ssh cat: ${t_raw} s ($(ratio "$BIG_MIB" "$t_raw") MiB/s)   ferry: ${t_big} s ($(ratio "$BIG_MIB" "$t_big") MiB/s)"
+echo "   ferry throughput / raw = $(ratio "$t_raw" "$t_big") (goal >= 0.80)"
+
+echo "== (c) the closure of (a) to $HOSTS fresh hosts, --max-parallel 10"
+targets=(); for i in $(seq 1 "$HOSTS"); do targets+=("c$i"); done
+t0=$(now)
+ferry copy --json --ssh-config "$cfg" --max-parallel 10 --to "${targets[@]}" -- "${ferry_paths[@]}" > "$work/c-ferry.json" || true
+t_many=$(echo "$(now) - $t0" | bc)
+ok=$(grep -c '"ok": true' "$work/c-ferry.json" || true)
+echo "   $HOSTS hosts: ${t_many} s ($ok ok)   one host: ${t_ferry} s   ratio = $(ratio "$t_many" "$t_ferry")x (goal < 4x)"

@@ -1,0 +1,201 @@
+//! `ferry lab up|down|status SITE`: the local SSH fleet of a site's `lab` inventory.
+use std::path::{Path, PathBuf};
+
+use ferry_lang::inventory::{InventorySource, LabSpec};
+use serde::Serialize;
+
+use crate::cli::{CommandResult, GlobalArgs};
+use crate::lab::{self, LabError, LabOptions};
+use crate::output::{self, CommandError, Exit};
+
+#[derive(Debug, clap::Args)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    pub action: LabAction,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum LabAction {
+    /// Start one network namespace, private store and sshd per lab host (root).
+    Up {
+        /// The site file, or a directory holding `site.conf`.
+        site: PathBuf,
+        /// Another directory each host gets privately, e.g. `/nix` (repeatable).
+        #[arg(long = "private-dir", value_name = "DIR")]
+        private_dirs: Vec<PathBuf>,
+    },
+    /// Stop the lab and remove everything it made (safe to repeat).
+    Down {
+        /// The site (or the lab's name, which is the site's name).
+        site: PathBuf,
+    },
+    /// List the lab's hosts, addresses and whether their sshd answers.
+    Status {
+        /// The site (or the lab's name, which is the site's name).
+        site: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(global: &GlobalArgs, args: LabArgs) -> CommandResult {
+    match args.action {
+        LabAction::Up { site, private_dirs } => up(global, &site, private_dirs),
+        LabAction::Down { site } => {
+            let name = lab_name(&site)?;
+            let removed = lab::down(&name).map_err(lab_error)?;
+            output::line(if removed {
+                format!("lab `{name}` is down")
+            } else {
+                format!("lab `{name}` was not running")
+            });
+            Ok(Exit::Success)
+        }
+        LabAction::Status { site, json } => status(&site, json),
+    }
+}
+
+fn lab_error(e: LabError) -> CommandError {
+    let hint = match &e {
+        LabError::NotRoot => Some("run `sudo ferry lab …`".to_string()),
+        LabError::NoSshd => {
+            Some("install Debian's OpenSSH server: `apt-get install openssh-server`".to_string())
+        }
+        LabError::NotFound(_) => Some("start it with `ferry lab up SITE`".to_string()),
+        LabError::SubnetInUse { .. } => {
+            Some("set `subnet` in the site's `lab { … }` inventory".to_string())
+        }
+        _ => None,
+    };
+    match e {
+        LabError::BadLabName(_)
+        | LabError::BadHostName(_)
+        | LabError::DuplicateHost(_)
+        | LabError::Inventory(_) => CommandError::input(super::report(&e, hint)),
+        _ => CommandError::failure(super::report(&e, hint)),
+    }
+}
+
+/// The lab's name: the site's name when SITE is a site, else SITE itself
+/// (so a lab can be taken down even when its site no longer evaluates).
+fn lab_name(site: &Path) -> Result<String, CommandError> {
+    if site.exists() {
+        Ok(crate::site::load_site(site)?.name)
+    } else {
+        Ok(site.to_string_lossy().into_owned())
+    }
+}
+
+fn lab_spec(site: &Path) -> Result<(String, LabSpec), CommandError> {
+    let loaded = crate::site::load_site(site)?;
+    match loaded.inventory.source {
+        Some(InventorySource::Lab(spec)) => Ok((loaded.name, spec)),
+        other => Err(CommandError::input(miette::miette!(
+            help =
+                "declare `inventory = lab { hosts = [ … ] }` in the site to try it on local hosts",
+            "site `{}` has {} inventory, not a lab",
+            loaded.name,
+            match other {
+                Some(InventorySource::File { .. }) => "a `file`",
+                Some(InventorySource::Exec { .. }) => "an `exec`",
+                Some(InventorySource::Ansible { .. }) => "an `ansible`",
+                _ => "no",
+            }
+        ))),
+    }
+}
+
+fn up(global: &GlobalArgs, site: &Path, extra: Vec<PathBuf>) -> CommandResult {
+    let (name, spec) = lab_spec(site)?;
+    // The hosts' store and state dirs are private: their parents are bind
+    // mounts of per-host directories.
+    let mut private_dirs = Vec::new();
+    for dir in [&global.store_dir, &global.state_dir] {
+        let parent = dir
+            .parent()
+            .filter(|p| *p != Path::new("/"))
+            .ok_or_else(|| {
+                CommandError::input(miette::miette!(
+                    "{} cannot be a lab host's private directory",
+                    dir.display()
+                ))
+            })?;
+        let parent = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
+        if !private_dirs.iter().any(|p: &PathBuf| parent.starts_with(p)) {
+            private_dirs.push(parent);
+        }
+    }
+    for dir in extra {
+        if !private_dirs.contains(&dir) {
+            private_dirs.push(dir);
+        }
+    }
+    let options = LabOptions {
+        private_dirs,
+        store_dir: global.store_dir.clone(),
+        state_dir: global.state_dir.clone(),
+    };
+    let lab = lab::up_with(&name, &spec, &options).map_err(lab_error)?;
+    output::line(format!(
+        "lab `{}` is up: {} hosts on {}",
+        lab.name,
+        lab.hosts.len(),
+        lab.subnet
+    ));
+    for host in &lab.hosts {
+        output::line(format!(
+            "  {:<16} {:<12} {}",
+            host.name, host.class, host.address
+        ));
+    }
+    output::line(format!("ssh config: {}", lab.ssh_config().display()));
+    output::line(format!(
+        "try: ssh -F {} {}",
+        lab.ssh_config().display(),
+        lab.hosts.first().map_or("HOST", |h| &h.name)
+    ));
+    Ok(Exit::Success)
+}
+
+#[derive(Serialize)]
+struct StatusJson {
+    lab: String,
+    subnet: String,
+    ssh_config: PathBuf,
+    hosts: Vec<lab::HostStatus>,
+}
+
+fn status(site: &Path, json: bool) -> CommandResult {
+    let name = lab_name(site)?;
+    let (lab, hosts) = lab::status(&name).map_err(lab_error)?;
+    let all_up = hosts.iter().all(|h| h.ssh_answers);
+    if json {
+        output::json(&StatusJson {
+            lab: lab.name.clone(),
+            subnet: lab.subnet.clone(),
+            ssh_config: lab.ssh_config(),
+            hosts,
+        });
+    } else {
+        output::line(format!(
+            "lab `{}` on {} (ssh config {})",
+            lab.name,
+            lab.subnet,
+            lab.ssh_config().display()
+        ));
+        for h in &hosts {
+            let state = match (h.netns, h.sshd_running, h.ssh_answers) {
+                (_, _, true) => "ssh answers",
+                (true, true, false) => "sshd runs but does not answer",
+                (true, false, _) => "sshd is not running",
+                (false, _, _) => "namespace missing",
+            };
+            output::line(format!(
+                "  {:<16} {:<12} {:<15} {state}",
+                h.name, h.class, h.address
+            ));
+        }
+    }
+    Ok(if all_up { Exit::Success } else { Exit::Failure })
+}

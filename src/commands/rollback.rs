@@ -1,0 +1,104 @@
+//! `ferry rollback SITE [--to N] [--on SEL]`: every (selected) host back to the
+//! system it had in site generation N, under the site's rollout policy, with
+//! no rebuild; or, with `--host-generation G`, each selected host back to its
+//! own generation G.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::build::system::ServiceSelection;
+use crate::cli::{CommandResult, GlobalArgs};
+use crate::deploy::execute::DeployRequest;
+use crate::deploy::selector::{select, Selector};
+use crate::deploy::site_generation::SiteGenerations;
+use crate::host_args::{self, HostArgs};
+use crate::output::CommandError;
+
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// The site file, or a directory holding `site.conf`.
+    pub site: PathBuf,
+    /// The site generation to go back to (see `ferry generations SITE`); default: the one before the latest.
+    #[arg(long, value_name = "SITE_GEN", conflicts_with = "host_generation")]
+    pub to: Option<u64>,
+    /// Host-level: each selected host back to its own generation G (see `ferry generations SITE --on …`).
+    #[arg(long, value_name = "G", requires = "on")]
+    pub host_generation: Option<u64>,
+    /// Only these hosts.
+    #[arg(long, value_name = "SELECTOR")]
+    pub on: Option<String>,
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds a host waits for the deployer's confirmation before it rolls itself back.
+    #[arg(long, default_value_t = 30)]
+    pub confirm_timeout: u64,
+    #[command(flatten)]
+    pub hosts: HostArgs,
+}
+
+pub fn run(global: &GlobalArgs, args: RollbackArgs) -> CommandResult {
+    let selector = args
+        .on
+        .as_deref()
+        .map(Selector::parse)
+        .transpose()
+        .map_err(CommandError::input)?;
+    let site = crate::site::load_site(&args.site)?;
+    let hosts =
+        select(site.hosts(), selector.as_ref(), args.on.as_deref()).map_err(CommandError::input)?;
+    let visible = crate::progress::enabled(args.json);
+    let reach = host_args::reach(global, &site, &args.hosts, visible);
+    let store = crate::store_cli::open(global)?;
+    if let Some(generation) = args.host_generation {
+        return crate::deploy_cli::host_rollback(&store, &hosts, &reach, generation, args.json);
+    }
+
+    let generations = SiteGenerations::new(&global.state_dir, &site.name);
+    let numbers = generations.numbers().map_err(CommandError::failure)?;
+    let to = match args.to {
+        Some(n) => n,
+        None => match numbers.len() {
+            0 | 1 => {
+                return Err(CommandError::input(miette::miette!(
+                    help = "`ferry generations SITE` lists them",
+                    "site `{}` has {} site generation(s); there is no earlier one to go back to",
+                    site.name,
+                    numbers.len()
+                )))
+            }
+            n => numbers[n - 2],
+        },
+    };
+    let record = generations.get(to).map_err(CommandError::input)?;
+    let mut targets = BTreeMap::new();
+    for host in &hosts {
+        let Some(entry) = record.hosts.get(&host.name) else {
+            continue;
+        };
+        let path = store
+            .parse_path(&entry.system)
+            .map_err(crate::store_cli::error)?;
+        if !store.is_valid(&path) {
+            return Err(CommandError::failure(miette::miette!(
+                "the system {path} of host `{}` in site generation {to} is no longer in this deployer's store",
+                host.name
+            )));
+        }
+        targets.insert(host.name.clone(), path);
+    }
+    let request = DeployRequest {
+        store: &store,
+        site: &site,
+        site_dir: crate::site_build::site_dir(&args.site),
+        hosts,
+        targets,
+        selection: ServiceSelection::default(),
+        command: format!("rollback to {to}"),
+        reach,
+        confirm_within: Duration::from_secs(args.confirm_timeout),
+        dry_run: false,
+    };
+    crate::deploy_cli::run_request(&request, args.yes, args.json)
+}

@@ -1,0 +1,205 @@
+//! The deployer's side of secrets: reads the values of the secrets one host's system references from their declared sources (file, environment variable, command).
+//!
+//! Invariants: only secrets the manifest's services reference are read (a
+//! host never receives a secret its system does not use); values are never
+//! put into an error message — errors name the secret and its source only.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use ferry_lang::model::SecretSource;
+use ferry_lang::Site;
+
+use crate::activate::Manifest;
+
+/// Why a secret could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error(
+        "secret {name} is used by the system of class {class} but the site does not declare it"
+    )]
+    Undeclared { name: String, class: String },
+    #[error("secret {name}: cannot read the file {path}: {source}")]
+    File {
+        name: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("secret {name}: the environment variable {var} is not set")]
+    EnvMissing { name: String, var: String },
+    #[error("secret {name}: the environment variable {var} is not valid UTF-8")]
+    EnvNotUnicode { name: String, var: String },
+    #[error("secret {name}: the command has no program to run")]
+    EmptyCommand { name: String },
+    #[error("secret {name}: cannot run {program}: {source}")]
+    CommandStart {
+        name: String,
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("secret {name}: {program} failed ({status}){}", stderr_suffix(stderr))]
+    CommandFailed {
+        name: String,
+        program: String,
+        status: String,
+        stderr: String,
+    },
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!(": {stderr}")
+    }
+}
+
+impl SecretError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            SecretError::Undeclared { .. } => {
+                Some("declare it with `secret NAME { file = … }` (or env/command) in the site")
+            }
+            SecretError::File { .. } => {
+                Some("the path is relative to the site file that declares the secret")
+            }
+            SecretError::EnvMissing { .. } | SecretError::EnvNotUnicode { .. } => {
+                Some("export the variable in the deployer's environment")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Reads the value of every secret `manifest`'s services reference, by name.
+pub fn read_secrets(
+    site: &Site,
+    manifest: &Manifest,
+) -> Result<BTreeMap<String, Vec<u8>>, SecretError> {
+    let mut values = BTreeMap::new();
+    for name in manifest.secret_names() {
+        let secret = site
+            .secrets
+            .get(&name)
+            .ok_or_else(|| SecretError::Undeclared {
+                name: name.clone(),
+                class: manifest.class.clone(),
+            })?;
+        let value = read_source(&name, &secret.source)?;
+        values.insert(name, value);
+    }
+    Ok(values)
+}
+
+fn read_source(name: &str, source: &SecretSource) -> Result<Vec<u8>, SecretError> {
+    match source {
+        SecretSource::File { path } => std::fs::read(path).map_err(|source| SecretError::File {
+            name: name.to_string(),
+            path: path.clone(),
+            source,
+        }),
+        SecretSource::Env { var } => match std::env::var(var) {
+            Ok(value) => Ok(value.into_bytes()),
+            Err(std::env::VarError::NotPresent) => Err(SecretError::EnvMissing {
+                name: name.to_string(),
+                var: var.clone(),
+            }),
+            Err(std::env::VarError::NotUnicode(_)) => Err(SecretError::EnvNotUnicode {
+                name: name.to_string(),
+                var: var.clone(),
+            }),
+        },
+        SecretSource::Command { argv } => {
+            let Some((program, args)) = argv.split_first() else {
+                return Err(SecretError::EmptyCommand {
+                    name: name.to_string(),
+                });
+            };
+            let output = Command::new(program)
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|source| SecretError::CommandStart {
+                    name: name.to_string(),
+                    program: program.clone(),
+                    source,
+                })?;
+            if !output.status.success() {
+                return Err(SecretError::CommandFailed {
+                    name: name.to_string(),
+                    program: program.clone(),
+                    status: output.status.to_string(),
+                    stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+                });
+            }
+            Ok(output.stdout)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_source_kind_is_read_and_failures_name_the_secret_not_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, b"from-file\n").unwrap();
+        assert_eq!(
+            read_source("a", &SecretSource::File { path: file.clone() }).unwrap(),
+            b"from-file\n"
+        );
+        assert_eq!(
+            read_source(
+                "b",
+                &SecretSource::Command {
+                    argv: vec!["printf".into(), "from-%s".into(), "command".into()]
+                }
+            )
+            .unwrap(),
+            b"from-command"
+        );
+        assert_eq!(
+            read_source("c", &SecretSource::Env { var: "PATH".into() }).unwrap(),
+            std::env::var("PATH").unwrap().into_bytes()
+        );
+        let missing = read_source(
+            "d",
+            &SecretSource::Env {
+                var: "FERRY_TEST_SURELY_UNSET_VARIABLE".into(),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "secret d: the environment variable FERRY_TEST_SURELY_UNSET_VARIABLE is not set"
+        );
+        let failed = read_source(
+            "e",
+            &SecretSource::Command {
+                argv: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "echo value; echo nope >&2; exit 3".into(),
+                ],
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(failed.starts_with("secret e: sh failed ("), "{failed}");
+        assert!(failed.ends_with(": nope"), "{failed}");
+        assert!(!failed.contains("value"), "{failed}");
+        let gone = read_source(
+            "f",
+            &SecretSource::File {
+                path: dir.path().join("absent"),
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(gone, SecretError::File { .. }));
+    }
+}

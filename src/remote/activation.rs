@@ -1,0 +1,466 @@
+//! The agent's activation requests (DESIGN §8 over §7): secrets, the detached activation process, the magic-rollback watchdog, confirm, status and generations.
+//!
+//! Invariants:
+//! - an activation (or rollback) runs in its own process, in its own session
+//!   and process group, with its output in `<state_dir>/log/activation.log`:
+//!   the agent waits for it, but the deployer, the SSH session or the agent
+//!   dying does not stop it, so the host always converges;
+//! - secret values are written 0400 outside the store before the activation
+//!   and are never logged, put into an error message, or passed on a
+//!   command line;
+//! - the host facts of the last activation are kept in
+//!   `<state_dir>/host-env.json`, so a rollback, a watchdog or a recovery
+//!   restarts services with the same environment the deployer gave them.
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferry_store::Store;
+use serde::{Deserialize, Serialize};
+
+use crate::activate::supervisor::SupervisorLauncher;
+use crate::activate::{
+    backend, engine::ensure_user, secrets, ActivationOptions, ActivationReport, Activator,
+    Manifest, Profiles,
+};
+use crate::transport::codec::{ActivateRequest, GenerationInfo, Response};
+use crate::transport::error_chain;
+
+/// Where the last activation's host facts are kept (see the module doc).
+const HOST_ENV_FILE: &str = "host-env.json";
+/// Where the detached activation processes leave their results.
+const JOBS_DIR: &str = "activations";
+/// The log of activation and watchdog processes, under `<state_dir>/log/`.
+const ACTIVATION_LOG: &str = "activation.log";
+
+/// Why an agent-side activation step failed (sent to the deployer as text).
+#[derive(Debug, thiserror::Error)]
+pub enum HostActivationError {
+    #[error(transparent)]
+    Activation(#[from] crate::activate::ActivationError),
+    #[error(transparent)]
+    Secret(#[from] secrets::SecretError),
+    #[error(transparent)]
+    Generations(#[from] crate::activate::generations::GenerationError),
+    #[error(transparent)]
+    Manifest(#[from] crate::activate::manifest::ManifestError),
+    #[error(transparent)]
+    Store(#[from] ferry_store::StoreError),
+    #[error("{system} is not a valid path of this host's store; copy its closure first")]
+    NotInStore { system: String },
+    #[error(
+        "the deployer sent secret {name}, which no service of {system} references; \
+         secrets go only to hosts whose system uses them"
+    )]
+    UnreferencedSecret { name: String, system: String },
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the activation process {detail}; see {log} on the host")]
+    Job { detail: String, log: PathBuf },
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> HostActivationError {
+    let path = path.to_path_buf();
+    move |source| HostActivationError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// What the detached activation process leaves for the agent.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JobResult {
+    pub report: Option<ActivationReport>,
+    pub error: Option<String>,
+}
+
+/// What a detached activation process does.
+#[derive(Debug, Clone)]
+pub enum JobTarget {
+    System(PathBuf),
+    Generation(u64),
+}
+
+/// The activator of this host, with the detected backend and the last
+/// activation's host facts.
+pub fn activator(
+    store_dir: &Path,
+    state_dir: &Path,
+    confirm_within: Option<Duration>,
+) -> Result<Activator, HostActivationError> {
+    let launcher =
+        SupervisorLauncher::current_exe().map_err(crate::activate::ActivationError::Backend)?;
+    let backend = backend::detect(state_dir, launcher);
+    let options = ActivationOptions {
+        confirm_within,
+        host_env: read_host_env(state_dir),
+        ..ActivationOptions::default()
+    };
+    Ok(Activator::new(state_dir, store_dir, backend, options))
+}
+
+fn read_host_env(state_dir: &Path) -> BTreeMap<String, String> {
+    fs::read(state_dir.join(HOST_ENV_FILE))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+/// Writes a small file atomically (temporary file, fsync, rename).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HostActivationError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+    let tmp = dir.join(format!(
+        ".tmp-{}-{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let mut file = File::create(&tmp).map_err(io_err("create", &tmp))?;
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(io_err("write", &tmp))?;
+    fs::rename(&tmp, path).map_err(io_err("rename onto", path))
+}
+
+fn as_response(result: Result<Response, HostActivationError>) -> Response {
+    result.unwrap_or_else(|e| Response::Error {
+        message: error_chain(&e),
+    })
+}
+
+/// `Activate`: writes the secrets, then runs the activation in a detached
+/// process and waits for its report.
+pub fn activate(
+    store: &Store,
+    store_dir: &Path,
+    state_dir: &Path,
+    request: &ActivateRequest,
+) -> Response {
+    as_response((|| {
+        let system = store
+            .parse_path(&request.system)
+            .ok()
+            .filter(|p| store.is_valid(p))
+            .ok_or_else(|| HostActivationError::NotInStore {
+                system: request.system.clone(),
+            })?;
+        let manifest = Manifest::load(&store.real_path(&system))?;
+        write_secrets(state_dir, &request.system, &manifest, &request.secrets)?;
+        let env = serde_json::to_vec_pretty(&request.host_env)
+            .map_err(|e| io_err("encode", &state_dir.join(HOST_ENV_FILE))(e.into()))?;
+        write_atomic(&state_dir.join(HOST_ENV_FILE), &env)?;
+        let report = run_job(
+            store_dir,
+            state_dir,
+            &JobTarget::System(PathBuf::from(&request.system)),
+            request.confirm_within_ms,
+        )?;
+        Ok(Response::Activation {
+            report_json: report,
+        })
+    })())
+}
+
+/// `RollbackTo`: generation `number` again, through the same detached process.
+pub fn rollback_to(store_dir: &Path, state_dir: &Path, number: u64) -> Response {
+    as_response(
+        run_job(store_dir, state_dir, &JobTarget::Generation(number), None)
+            .map(|report_json| Response::Activation { report_json }),
+    )
+}
+
+/// Writes every secret the deployer sent, with the owner the manifest
+/// names; a secret the system does not reference is refused.
+fn write_secrets(
+    state_dir: &Path,
+    system: &str,
+    manifest: &Manifest,
+    values: &BTreeMap<String, Vec<u8>>,
+) -> Result<(), HostActivationError> {
+    let mut owners: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+    for service in manifest.services.values() {
+        for secret in &service.secrets {
+            owners.insert(&secret.name, secret.owner.as_deref());
+        }
+    }
+    for (name, value) in values {
+        let Some(owner) = owners.get(name.as_str()) else {
+            return Err(HostActivationError::UnreferencedSecret {
+                name: name.clone(),
+                system: system.to_string(),
+            });
+        };
+        if let Some(user) = owner {
+            ensure_user(user)?;
+        }
+        secrets::write_secret(state_dir, name, value, *owner)?;
+    }
+    Ok(())
+}
+
+/// Starts `ferry remote activate` detached, waits for it and returns its
+/// report as JSON.
+fn run_job(
+    store_dir: &Path,
+    state_dir: &Path,
+    target: &JobTarget,
+    confirm_within_ms: Option<u64>,
+) -> Result<String, HostActivationError> {
+    let jobs = state_dir.join(JOBS_DIR);
+    fs::create_dir_all(&jobs).map_err(io_err("create", &jobs))?;
+    let report_file = jobs.join(format!(
+        "{}-{}.json",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    let mut args: Vec<String> = vec!["remote".into(), "activate".into()];
+    match target {
+        JobTarget::System(system) => {
+            args.push("--system".into());
+            args.push(system.to_string_lossy().into_owned());
+        }
+        JobTarget::Generation(n) => {
+            args.push("--rollback-to".into());
+            args.push(n.to_string());
+        }
+    }
+    if let Some(ms) = confirm_within_ms {
+        args.push("--confirm-within-ms".into());
+        args.push(ms.to_string());
+    }
+    args.push("--report".into());
+    args.push(report_file.to_string_lossy().into_owned());
+    let log = log_path(state_dir);
+    let mut child = spawn_detached(store_dir, state_dir, &args)?;
+    let status = child.wait().map_err(io_err("wait for", &report_file))?;
+    let bytes = fs::read(&report_file);
+    let _ = fs::remove_file(&report_file);
+    let result: JobResult = match bytes {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| HostActivationError::Job {
+            detail: format!("left an unreadable report: {e}"),
+            log: log.clone(),
+        })?,
+        Err(_) => {
+            return Err(HostActivationError::Job {
+                detail: format!("ended ({status}) without a report"),
+                log,
+            })
+        }
+    };
+    match (result.report, result.error) {
+        (Some(report), _) => serde_json::to_string(&report).map_err(|e| HostActivationError::Job {
+            detail: format!("report cannot be encoded: {e}"),
+            log,
+        }),
+        (None, Some(error)) => Err(HostActivationError::Job { detail: error, log }),
+        (None, None) => Err(HostActivationError::Job {
+            detail: "left an empty report".into(),
+            log,
+        }),
+    }
+}
+
+fn log_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("log").join(ACTIVATION_LOG)
+}
+
+/// Runs this ferry binary with `args` in a new session (its own process
+/// group, no controlling terminal), stdin on /dev/null and its output
+/// appended to the activation log: a hang-up of the agent's session or
+/// the agent's death does not reach it.
+fn spawn_detached(
+    store_dir: &Path,
+    state_dir: &Path,
+    args: &[String],
+) -> Result<std::process::Child, HostActivationError> {
+    let exe = std::env::current_exe().map_err(io_err("find", Path::new("/proc/self/exe")))?;
+    let log = log_path(state_dir);
+    if let Some(dir) = log.parent() {
+        fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+    }
+    let open_log = || {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(io_err("open", &log))
+    };
+    let mut command = Command::new(&exe);
+    command
+        .arg("--store-dir")
+        .arg(store_dir)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(open_log()?)
+        .stderr(open_log()?)
+        .current_dir("/");
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid().map_err(io::Error::from)?;
+            Ok(())
+        });
+    }
+    command.spawn().map_err(io_err("start", &exe))
+}
+
+/// One line in the activation log (the process's stderr is that log).
+fn log_line(text: &str) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let _ = writeln!(
+        io::stderr(),
+        "[ferry-activate {now} pid {}] {text}",
+        std::process::id()
+    );
+}
+
+/// The body of `ferry remote activate`: runs the activation, starts the
+/// watchdog when a confirmation is due, prunes unreferenced secrets, and
+/// writes the result to `report_file`.
+pub fn run_activation_job(
+    store_dir: &Path,
+    state_dir: &Path,
+    target: &JobTarget,
+    confirm_within_ms: Option<u64>,
+    report_file: &Path,
+) -> Result<bool, HostActivationError> {
+    log_line(&format!("start: {target:?}"));
+    let confirm_within = confirm_within_ms.map(Duration::from_millis);
+    let outcome = activator(store_dir, state_dir, confirm_within).and_then(|mut activator| {
+        Ok(match target {
+            JobTarget::System(system) => activator.activate(system)?,
+            JobTarget::Generation(n) => activator.rollback_to(*n)?,
+        })
+    });
+    let result = match outcome {
+        Ok(report) => {
+            log_line(&format!("finished: {:?}", report.outcome));
+            if report.activated() && confirm_within.is_some() {
+                if let Err(e) = spawn_detached(
+                    store_dir,
+                    state_dir,
+                    &["remote".to_string(), "watchdog".to_string()],
+                ) {
+                    // The next status call still rolls an overdue generation back.
+                    log_line(&format!("cannot start the watchdog: {}", error_chain(&e)));
+                }
+            }
+            match secrets::prune_secrets(state_dir) {
+                Ok(removed) if !removed.is_empty() => log_line(&format!(
+                    "removed unreferenced secrets: {}",
+                    removed.join(", ")
+                )),
+                Ok(_) => {}
+                Err(e) => log_line(&format!("pruning secrets: {}", error_chain(&e))),
+            }
+            JobResult {
+                report: Some(report),
+                error: None,
+            }
+        }
+        Err(e) => {
+            log_line(&format!("failed: {}", error_chain(&e)));
+            JobResult {
+                report: None,
+                error: Some(error_chain(&e)),
+            }
+        }
+    };
+    let ok = result.report.is_some();
+    let bytes = serde_json::to_vec(&result)
+        .map_err(|e| io_err("encode", report_file)(io::Error::other(e)))?;
+    write_atomic(report_file, &bytes)?;
+    Ok(ok)
+}
+
+/// The body of `ferry remote watchdog`: sleeps until the pending
+/// confirmation's deadline and rolls back when it was not confirmed;
+/// returns once nothing is pending any more.
+pub fn run_watchdog(store_dir: &Path, state_dir: &Path) -> Result<(), HostActivationError> {
+    loop {
+        let mut activator = activator(store_dir, state_dir, None)?;
+        let Some(pending) = activator.pending() else {
+            return Ok(());
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        if now < pending.deadline_ms {
+            // Wake up at the deadline, or earlier to notice a confirmation
+            // (then there is nothing left to watch).
+            let wait = (pending.deadline_ms - now).min(1000);
+            std::thread::sleep(Duration::from_millis(wait));
+            continue;
+        }
+        if let Some(report) = activator.check_pending(SystemTime::now())? {
+            log_line(&format!("watchdog: {:?}", report.outcome));
+        }
+    }
+}
+
+/// `Confirm`: clears the pending confirmation of `generation`.
+pub fn confirm(store_dir: &Path, state_dir: &Path, generation: u64) -> Response {
+    as_response((|| {
+        let mut activator = activator(store_dir, state_dir, None)?;
+        let confirmed = activator.confirm(generation)?;
+        Ok(Response::Confirmed { confirmed })
+    })())
+}
+
+/// `Status`: rolls an overdue unconfirmed generation back (when its
+/// watchdog is gone, e.g. after a reboot), converges an interrupted
+/// activation, then reports.
+pub fn status(store_dir: &Path, state_dir: &Path) -> Response {
+    as_response((|| {
+        let mut activator = activator(store_dir, state_dir, None)?;
+        activator.check_pending(SystemTime::now())?;
+        let status = activator.status()?;
+        let status_json = serde_json::to_string(&status)
+            .map_err(|e| io_err("encode", state_dir)(io::Error::other(e)))?;
+        Ok(Response::Status { status_json })
+    })())
+}
+
+/// `Generations`: the host's generations, oldest first.
+pub fn generations(state_dir: &Path) -> Response {
+    as_response((|| {
+        let list: Vec<GenerationInfo> = Profiles::open(state_dir)?
+            .list()?
+            .into_iter()
+            .map(|g| GenerationInfo {
+                number: g.number,
+                created: g
+                    .date
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+                system: g.system.to_string_lossy().into_owned(),
+                current: g.current,
+            })
+            .collect();
+        let generations_json = serde_json::to_string(&list)
+            .map_err(|e| io_err("encode", state_dir)(io::Error::other(e)))?;
+        Ok(Response::Generations { generations_json })
+    })())
+}

@@ -1,0 +1,186 @@
+//! The host agent (`ferry remote --stdio`): serves the deployer's requests against the host's store and its activation.
+//!
+//! Invariants: the agent writes nothing but protocol bytes to stdout (its
+//! diagnostics go to stderr); everything it receives is checked by the
+//! store's import (re-hashed, hostile input refused) before it becomes
+//! valid; paths the deployer asked about stay pinned as temporary roots
+//! until the session ends.
+pub mod activation;
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use ferry_store::{ImportMode, Store, StorePath, TempRoots};
+
+use crate::transport::codec::{self, CodecError, DataStreamReader, Hello, Request, Response};
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Store(#[from] ferry_store::StoreError),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error(
+        "the deployer speaks protocol {} (ferry {}), but this agent speaks protocol {} (ferry {})",
+        theirs.protocol, theirs.version, ours.protocol, ours.version
+    )]
+    VersionMismatch { ours: Hello, theirs: Hello },
+    #[error("cannot find this agent's own executable: {0}")]
+    OwnExecutable(std::io::Error),
+    #[error("the uploaded agent became {got} in this store, but the deployer expected {expected}")]
+    WrongSelfPath { got: String, expected: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Serves one deployer session on stdin/stdout until `Bye` or end of input.
+pub fn serve_stdio(store_dir: &Path, state_dir: &Path) -> Result<(), AgentError> {
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::stdout().lock();
+    serve(store_dir, state_dir, stdin, stdout)
+}
+
+/// Serves one session over any pair of streams.
+pub fn serve(
+    store_dir: &Path,
+    state_dir: &Path,
+    input: impl Read,
+    output: impl Write,
+) -> Result<(), AgentError> {
+    let mut reader = BufReader::with_capacity(256 * 1024, input);
+    let mut writer = BufWriter::with_capacity(64 * 1024, output);
+    writer
+        .write_all(&codec::AGENT_GREETING)
+        .map_err(CodecError::from)?;
+    writer.flush().map_err(CodecError::from)?;
+    let theirs = codec::read_hello(&mut reader)?;
+    let ours = Hello::ours();
+    // Answer with our identity either way, so the deployer can name both versions.
+    codec::write_hello(&mut writer, &ours)?;
+    if theirs != ours {
+        return Err(AgentError::VersionMismatch { ours, theirs });
+    }
+    let store = Store::open(store_dir, state_dir)?;
+    let mut pins: Vec<TempRoots> = Vec::new();
+    loop {
+        let request = match codec::read_message::<Request>(&mut reader) {
+            Ok(r) => r,
+            // A deployer that went away (or was killed) ends the session.
+            Err(CodecError::Closed) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let response = match request {
+            Request::Bye => return Ok(()),
+            Request::AgentStatus => agent_status(&store),
+            Request::QueryMissing { paths } => query_missing(&store, &paths, &mut pins),
+            Request::Import { .. } => import(&store, &mut reader)?,
+            Request::Activate(request) => {
+                activation::activate(&store, store_dir, state_dir, &request)
+            }
+            Request::Confirm { generation } => {
+                activation::confirm(store_dir, state_dir, generation)
+            }
+            Request::RollbackTo { generation } => {
+                activation::rollback_to(store_dir, state_dir, generation)
+            }
+            Request::Status => activation::status(store_dir, state_dir),
+            Request::Generations => activation::generations(state_dir),
+        };
+        codec::write_message(&mut writer, &response)?;
+    }
+}
+
+fn agent_status(store: &Store) -> Response {
+    let path = std::env::current_exe()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let registered = store
+        .parse_path(&path)
+        .map(|p| store.is_valid(&p))
+        .unwrap_or(false);
+    Response::AgentStatus { registered, path }
+}
+
+fn query_missing(store: &Store, paths: &[String], pins: &mut Vec<TempRoots>) -> Response {
+    let parsed: Result<Vec<StorePath>, _> = paths.iter().map(|p| store.parse_path(p)).collect();
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            return Response::Error {
+                message: crate::transport::error_chain(&e),
+            }
+        }
+    };
+    // Pin the whole closure: what is here must not be collected before the
+    // deploy that needs it activates, nor what is about to arrive.
+    match store.temp_roots(&parsed) {
+        Ok(guard) => pins.push(guard),
+        Err(e) => {
+            return Response::Error {
+                message: crate::transport::error_chain(&e),
+            }
+        }
+    }
+    let missing = store.missing(&parsed);
+    Response::Missing {
+        paths: missing.iter().map(|p| p.as_str().to_string()).collect(),
+    }
+}
+
+fn import(store: &Store, reader: &mut impl Read) -> Result<Response, AgentError> {
+    let mut stream = DataStreamReader::new(reader);
+    let outcome = match zstd::stream::read::Decoder::new(&mut stream) {
+        Ok(mut decoder) => store.import(&mut decoder, ImportMode::Incremental),
+        Err(e) => Err(ferry_store::StoreError::Io {
+            action: "decompress",
+            path: "<stream>".into(),
+            source: e,
+        }),
+    };
+    // Whatever happened, read up to the stream's end so the next message is
+    // at a frame boundary (a refused stream must not desynchronize us).
+    stream.drain()?;
+    Ok(match outcome {
+        Ok(report) => Response::Imported {
+            objects: report.registered.len() as u64,
+        },
+        Err(e) => Response::Error {
+            message: crate::transport::error_chain(&e),
+        },
+    })
+}
+
+/// Adds this executable (an uploaded, hash-checked temporary file) to the
+/// store; it must land on `expected`, the deployer's path for it. Then
+/// points `<state_dir>/bin/ferry` at it, so `ferry` works in a shell on the host.
+pub fn install_self(
+    store_dir: &Path,
+    state_dir: &Path,
+    expected: &str,
+) -> Result<StorePath, AgentError> {
+    let store = Store::open(store_dir, state_dir)?;
+    let exe = std::env::current_exe().map_err(AgentError::OwnExecutable)?;
+    let path = store.add_path(&exe, &crate::transport::bootstrap::agent_object_name(), &[])?;
+    if path.as_str() != expected {
+        return Err(AgentError::WrongSelfPath {
+            got: path.as_str().to_string(),
+            expected: expected.to_string(),
+        });
+    }
+    let bin = state_dir.join("bin");
+    let io = |p: &Path| {
+        let path = p.display().to_string();
+        move |source| AgentError::Io { path, source }
+    };
+    std::fs::create_dir_all(&bin).map_err(io(&bin))?;
+    let tmp = bin.join(format!(".ferry-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(path.as_path(), &tmp).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, bin.join("ferry")).map_err(io(&bin))?;
+    Ok(path)
+}

@@ -1,0 +1,394 @@
+//! The closure copy protocol: one `QueryMissing`, then every missing object streamed, then one result (DESIGN §7).
+//!
+//! Per host the exchanges are: handshake, agent status, `QueryMissing` (the
+//! whole closure in one message; the agent pins it), and, when something is
+//! missing, one `Import` whose request carries all missing objects as a
+//! zstd-compressed store archive, dependencies first, with no per-object
+//! acknowledgement. That is a constant number of round trips, whatever the
+//! closure size. The agent imports incrementally, so a copy cut at any
+//! moment leaves the host's store valid and the next copy sends only the rest.
+use std::collections::HashSet;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferry_lang::inventory::HostEntry;
+use ferry_store::{Store, StorePath};
+use serde::Serialize;
+
+use super::bootstrap::{start_agent, AgentBinary, AgentSettings, BootstrapReport};
+use super::codec::{DataStreamWriter, Request, Response};
+use super::connection::ConnectionError;
+use super::local::LocalTransport;
+use super::ssh::{SshSettings, SshTransport};
+use super::Transport;
+
+/// zstd level for the object stream: level 1 keeps up with SSH's own
+/// throughput on one core and still shrinks text-heavy closures well.
+const ZSTD_LEVEL: i32 = 1;
+
+/// Errors of copying to one host.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    #[error("reading the local store: {0}")]
+    Store(#[from] ferry_store::StoreError),
+    #[error("lost the connection to {host} while sending objects: {detail}")]
+    Stream { host: String, detail: String },
+}
+
+impl CopyError {
+    /// What the user can do about it, when we know.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            CopyError::Connection(ConnectionError::Transport(t)) => t.hint().map(str::to_string),
+            CopyError::Connection(ConnectionError::VersionMismatch { .. }) => Some(
+                "the host runs an agent from another ferry release; a fresh bootstrap normally \
+                 avoids this, so check which ferry binary the host runs"
+                    .to_string(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// How to copy.
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    pub ssh: SshSettings,
+    /// At most this many hosts are served at once.
+    pub max_parallel: usize,
+    /// Store and state dirs of the agents on the hosts.
+    pub agent: AgentSettings,
+    /// Show one progress line per host on stderr.
+    pub progress: bool,
+}
+
+/// What one copy to one host did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HostCopyStats {
+    /// Paths in the closure that was asked for.
+    pub closure_paths: u64,
+    /// Objects that were missing on the host and were sent.
+    pub objects_sent: u64,
+    /// Objects the host registered from the stream.
+    pub objects_registered: u64,
+    /// Bytes written to the agent's session (compressed stream and messages).
+    pub bytes_sent: u64,
+    /// Request/response exchanges of the session (the handshake included).
+    pub exchanges: u64,
+    /// The agent binary was uploaded first (first contact).
+    pub agent_uploaded: bool,
+    /// Bytes of agent binary uploaded.
+    pub agent_bytes: u64,
+}
+
+/// The outcome for one host.
+#[derive(Debug)]
+pub struct HostCopyReport {
+    pub host: String,
+    pub result: Result<HostCopyStats, CopyError>,
+    pub elapsed: Duration,
+}
+
+/// The outcome for every host, in the order they were given.
+#[derive(Debug)]
+pub struct CopyReport {
+    pub hosts: Vec<HostCopyReport>,
+}
+
+impl CopyReport {
+    /// Whether every host got its closure.
+    pub fn all_ok(&self) -> bool {
+        self.hosts.iter().all(|h| h.result.is_ok())
+    }
+}
+
+/// The transport for `host`: local for `localhost`, SSH for everything else.
+pub fn connect(host: &HostEntry, ssh: &SshSettings) -> Result<Box<dyn Transport>, ConnectionError> {
+    if host.address == "localhost" && host.user.is_none() && host.port.is_none() {
+        Ok(Box::new(LocalTransport::new()))
+    } else {
+        Ok(Box::new(SshTransport::connect(host, ssh)?))
+    }
+}
+
+/// Copies the closure of `roots` from `store` to every host in `hosts`,
+/// at most `options.max_parallel` at once. One host failing does not stop
+/// the others.
+pub fn copy_closure(
+    store: &Store,
+    binary: &AgentBinary,
+    hosts: &[HostEntry],
+    roots: &[StorePath],
+    options: &CopyOptions,
+) -> Result<CopyReport, CopyError> {
+    let closure = store.closure(roots)?;
+    let progress = Progress::new(options.progress);
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<HostCopyReport>>> =
+        hosts.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..options.max_parallel.max(1).min(hosts.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(host) = hosts.get(i) else { break };
+                let started = Instant::now();
+                let line = progress.line(&host.name);
+                let result = connect(host, &options.ssh)
+                    .map_err(CopyError::from)
+                    .and_then(|transport| {
+                        copy_to_host(
+                            transport.as_ref(),
+                            store,
+                            binary,
+                            &closure,
+                            &options.agent,
+                            &line,
+                        )
+                    });
+                line.finish(&result);
+                if let Ok(mut slot) = results[i].lock() {
+                    *slot = Some(HostCopyReport {
+                        host: host.name.clone(),
+                        result,
+                        elapsed: started.elapsed(),
+                    });
+                }
+            });
+        }
+    });
+    Ok(CopyReport {
+        // Every index below `hosts.len()` was taken by exactly one worker.
+        hosts: results
+            .into_iter()
+            .filter_map(|slot| slot.into_inner().ok().flatten())
+            .collect(),
+    })
+}
+
+/// Copies `closure` (dependencies first) to the host behind `transport`.
+pub fn copy_to_host(
+    transport: &dyn Transport,
+    store: &Store,
+    binary: &AgentBinary,
+    closure: &[StorePath],
+    settings: &AgentSettings,
+    line: &ProgressLine,
+) -> Result<HostCopyStats, CopyError> {
+    let host = transport.host().to_string();
+    line.message("starting agent");
+    let (mut connection, BootstrapReport { uploaded, bytes }) =
+        start_agent(transport, binary, settings)?;
+    let mut stats = HostCopyStats {
+        closure_paths: closure.len() as u64,
+        agent_uploaded: uploaded,
+        agent_bytes: bytes,
+        ..HostCopyStats::default()
+    };
+    line.message("querying");
+    let paths = closure.iter().map(|p| p.as_str().to_string()).collect();
+    let missing = match connection.request(&Request::QueryMissing { paths })? {
+        Response::Missing { paths } => paths,
+        other => {
+            return Err(ConnectionError::Unexpected {
+                host,
+                expected: "Missing",
+                got: format!("{other:?}"),
+            }
+            .into())
+        }
+    };
+    // Send in closure order (dependencies first), whatever order came back,
+    // and only paths that were asked about.
+    let missing: HashSet<String> = missing.into_iter().collect();
+    let to_send: Vec<StorePath> = closure
+        .iter()
+        .filter(|p| missing.contains(p.as_str()))
+        .cloned()
+        .collect();
+    if !to_send.is_empty() {
+        line.start_stream(to_send.len() as u64, connection.bytes_sent_counter());
+        connection.send(&Request::Import {
+            objects: to_send.len() as u64,
+        })?;
+        let mut sink = WatchedWriter {
+            inner: connection.stream(),
+            broke: None,
+        };
+        let exported = stream_objects(store, &to_send, &mut sink);
+        let broke = sink.broke.take();
+        line.end_stream();
+        match (exported, broke) {
+            // A broken pipe is the connection's fault, whatever the export made of it.
+            (_, Some(e)) | (Err(StreamError::Io(e)), None) => {
+                // Give ssh a moment to write why the connection ended.
+                std::thread::sleep(Duration::from_millis(50));
+                let said = connection.host_stderr();
+                return Err(CopyError::Stream {
+                    host,
+                    detail: if said.is_empty() {
+                        e.to_string()
+                    } else {
+                        format!("{e} (the host said: {said})")
+                    },
+                });
+            }
+            (Err(StreamError::Store(e)), None) => return Err(CopyError::Store(e)),
+            (Ok(()), None) => {}
+        }
+        if let Response::Imported { objects } = connection.receive()? {
+            stats.objects_registered = objects;
+        }
+        stats.objects_sent = to_send.len() as u64;
+    }
+    stats.bytes_sent = connection.bytes_sent();
+    stats.exchanges = connection.exchanges();
+    connection.close()?;
+    Ok(stats)
+}
+
+/// Passes writes through and remembers the first failure, so a broken
+/// connection is told apart from a store that could not be read.
+struct WatchedWriter<'a> {
+    inner: &'a mut dyn Write,
+    broke: Option<std::io::Error>,
+}
+
+impl Write for WatchedWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(data).inspect_err(|e| {
+            if self.broke.is_none() {
+                self.broke = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        })
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().inspect_err(|e| {
+            if self.broke.is_none() {
+                self.broke = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        })
+    }
+}
+
+/// Why writing the object stream stopped.
+enum StreamError {
+    Store(ferry_store::StoreError),
+    Io(std::io::Error),
+}
+
+/// Writes `paths` as a zstd-compressed archive in data frames.
+fn stream_objects(
+    store: &Store,
+    paths: &[StorePath],
+    writer: &mut dyn Write,
+) -> Result<(), StreamError> {
+    let frames = DataStreamWriter::new(writer);
+    let mut encoder =
+        zstd::stream::write::Encoder::new(frames, ZSTD_LEVEL).map_err(StreamError::Io)?;
+    store
+        .export(paths, &mut encoder)
+        .map_err(StreamError::Store)?;
+    let frames = encoder.finish().map_err(StreamError::Io)?;
+    frames
+        .finish()
+        .map_err(|e| StreamError::Io(std::io::Error::other(e.to_string())))?;
+    Ok(())
+}
+
+/// One progress line per host on stderr, or nothing at all.
+pub struct Progress {
+    multi: Option<indicatif::MultiProgress>,
+}
+
+impl Progress {
+    /// `enabled` is false for `--json` and when stdout or stderr is not a terminal.
+    pub fn new(enabled: bool) -> Progress {
+        Progress {
+            multi: enabled.then(|| {
+                indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr())
+            }),
+        }
+    }
+
+    /// A line for `host`.
+    pub fn line(&self, host: &str) -> ProgressLine {
+        let bar = self.multi.as_ref().map(|multi| {
+            let bar = multi.add(indicatif::ProgressBar::new_spinner());
+            let style = indicatif::ProgressStyle::with_template(
+                "{prefix:>12.bold} {msg} {bytes} ({binary_bytes_per_sec})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+            bar.set_style(style);
+            bar.set_prefix(host.to_string());
+            bar
+        });
+        ProgressLine {
+            bar,
+            ticker: Mutex::new(None),
+        }
+    }
+}
+
+/// The progress line of one host (inert when progress is off).
+pub struct ProgressLine {
+    bar: Option<indicatif::ProgressBar>,
+    ticker: Mutex<Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>>,
+}
+
+impl ProgressLine {
+    /// A line that shows nothing (for library callers without a terminal).
+    pub fn hidden() -> ProgressLine {
+        ProgressLine {
+            bar: None,
+            ticker: Mutex::new(None),
+        }
+    }
+
+    fn message(&self, text: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(text.to_string());
+        }
+    }
+
+    fn start_stream(&self, objects: u64, sent: Arc<AtomicU64>) {
+        let Some(bar) = self.bar.clone() else { return };
+        bar.set_message(format!("{objects} objects"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_ticker = Arc::clone(&stop);
+        let ticker = std::thread::spawn(move || {
+            while !stop_ticker.load(Ordering::Relaxed) {
+                bar.set_position(sent.load(Ordering::Relaxed));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            bar.set_position(sent.load(Ordering::Relaxed));
+        });
+        if let Ok(mut slot) = self.ticker.lock() {
+            *slot = Some((stop, ticker));
+        }
+    }
+
+    fn end_stream(&self) {
+        let taken = self.ticker.lock().ok().and_then(|mut slot| slot.take());
+        if let Some((stop, ticker)) = taken {
+            stop.store(true, Ordering::Relaxed);
+            let _ = ticker.join();
+        }
+    }
+
+    fn finish(&self, result: &Result<HostCopyStats, CopyError>) {
+        self.end_stream();
+        if let Some(bar) = &self.bar {
+            match result {
+                Ok(stats) => {
+                    bar.finish_with_message(format!("done, {} objects sent", stats.objects_sent))
+                }
+                Err(_) => bar.abandon_with_message("failed"),
+            }
+        }
+    }
+}
