@@ -179,3 +179,84 @@ fn killing_store_add_at_random_moments_never_corrupts_the_store() {
     }
     verify_clean(root.path());
 }
+
+/// Ten chains of twelve paths, each link referring to the one before; none rooted.
+/// Returns the archive of all of them, for cheap re-population by import.
+fn populate_chains(root: &Path) -> Vec<u8> {
+    let store = ferry_store::Store::open(&root.join("store"), &root.join("var")).unwrap();
+    let mut heads = Vec::new();
+    for chain in 0..10 {
+        let mut previous: Option<ferry_store::StorePath> = None;
+        for link in 0..12 {
+            let mut text = format!("chain {chain} link {link}\n").into_bytes();
+            text.extend_from_slice(&vec![b'x'; 4096]);
+            if let Some(previous) = &previous {
+                text.extend_from_slice(previous.as_str().as_bytes());
+            }
+            let references: Vec<_> = previous.iter().cloned().collect();
+            previous = Some(
+                store
+                    .add_bytes(&format!("c{chain}-l{link}"), &text, false, &references)
+                    .unwrap(),
+            );
+        }
+        heads.extend(previous);
+    }
+    let mut archive = Vec::new();
+    store.export_closure(&heads, &mut archive).unwrap();
+    archive
+}
+
+#[test]
+fn killing_gc_at_random_moments_never_leaves_a_dangling_reference() {
+    let root = tempfile::tempdir().unwrap();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("gc crash test seed: {seed}");
+    let mut random = Random(seed);
+    let archive = populate_chains(root.path());
+    let import = || {
+        let store =
+            ferry_store::Store::open(&root.path().join("store"), &root.path().join("var")).unwrap();
+        store
+            .import(archive.as_slice(), ferry_store::ImportMode::Atomic)
+            .unwrap();
+    };
+
+    let mut span = u64::MAX;
+    let mut killed = 0;
+    const RUNS: usize = 30;
+    for run in 0..RUNS {
+        import();
+        let started = Instant::now();
+        let mut child = ferry(root.path())
+            .arg("gc")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // The first run is timed whole; later ones are killed within the shortest run seen.
+        if run > 0 {
+            std::thread::sleep(Duration::from_micros(random.next() % span));
+            let _ = child.kill();
+        }
+        if child.wait().unwrap().success() {
+            span = span.min(started.elapsed().as_micros() as u64 + 1);
+        } else {
+            killed += 1;
+        }
+        // Whatever survived: every valid path's references are valid and its bytes verify.
+        let store =
+            ferry_store::Store::open(&root.path().join("store"), &root.path().join("var")).unwrap();
+        let report = store.verify(false).unwrap();
+        assert!(report.is_clean(), "after a killed gc: {report:?}");
+    }
+    eprintln!("{killed} of {RUNS} gc runs interrupted");
+    assert!(
+        killed >= RUNS / 5,
+        "only {killed} of {RUNS} gc runs were interrupted"
+    );
+}
