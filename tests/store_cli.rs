@@ -322,3 +322,27 @@ fn unprivileged_user_runs_a_private_store_needs_root() {
     );
     assert!(!Path::new(&path).exists());
 }
+
+#[test]
+fn path_info_follows_links_and_paths_into_the_store() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.add_tree();
+    let link = sandbox.root.join("result");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    for argument in [
+        link.to_str().unwrap().to_string(),
+        format!("{path}/bin/hello"),
+    ] {
+        let output = sandbox.run(&["store", "path-info", &argument]);
+        assert_eq!(
+            code(&output),
+            0,
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            String::from_utf8(output.stdout).unwrap().lines().next(),
+            Some(path.as_str())
+        );
+    }
+}
