@@ -275,3 +275,74 @@ fn bad_keep_generations_is_a_usage_error() {
     let output = sandbox.run(&["gc", "--keep-generations", "many"]);
     assert_eq!(code(&output), 2);
 }
+
+/// Needs root (to drop to `nobody`): an unprivileged user can run a private store, including
+/// moving sealed (0555) directories into place, quarantining and collecting them.
+#[test]
+fn unprivileged_user_runs_a_private_store_needs_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    std::fs::set_permissions(&sandbox.root, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let tree = sandbox.root.join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("sub/file"), b"data").unwrap();
+    std::fs::set_permissions(&tree, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_ferry"))
+            .arg("--store-dir")
+            .arg(sandbox.root.join("store"))
+            .arg("--state-dir")
+            .arg(sandbox.root.join("var"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let added = as_nobody(&["store", "add", tree.to_str().unwrap(), "--name", "mine"]);
+    assert_eq!(
+        code(&added),
+        0,
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let path = String::from_utf8(added.stdout).unwrap().trim().to_string();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o555
+    );
+    let exported = as_nobody(&["store", "export", &path]);
+    assert_eq!(code(&exported), 0);
+    let collected = as_nobody(&["gc"]);
+    assert_eq!(
+        code(&collected),
+        0,
+        "{}",
+        String::from_utf8_lossy(&collected.stderr)
+    );
+    assert!(!Path::new(&path).exists());
+}
+
+#[test]
+fn path_info_follows_links_and_paths_into_the_store() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.add_tree();
+    let link = sandbox.root.join("result");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    for argument in [
+        link.to_str().unwrap().to_string(),
+        format!("{path}/bin/hello"),
+    ] {
+        let output = sandbox.run(&["store", "path-info", &argument]);
+        assert_eq!(
+            code(&output),
+            0,
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            String::from_utf8(output.stdout).unwrap().lines().next(),
+            Some(path.as_str())
+        );
+    }
+}

@@ -85,8 +85,8 @@ fn killing_store_add_at_random_moments_never_corrupts_the_store() {
         .collect();
 
     // How long one uninterrupted add takes here, to spread the kills over its whole life.
-    // The first add also creates the store and warms caches, so time a second,
-    // full add (under a new name) of the same tree.
+    // The first add also creates the store and warms caches, so time a second, full add
+    // (new content) of the same tree.
     let add = |name: &str| {
         let output = ferry(root.path())
             .args(["store", "add"])
@@ -102,9 +102,10 @@ fn killing_store_add_at_random_moments_never_corrupts_the_store() {
         output
     };
     add("t0-warmup");
+    std::fs::write(trees[0].join("variant"), "0.timed").unwrap();
     let started = Instant::now();
     let output = add("t0");
-    let span = started.elapsed().as_micros() as u64 + 1;
+    let mut span = started.elapsed().as_micros() as u64 + 1;
     let first_path = String::from_utf8(output.stdout).unwrap().trim().to_string();
 
     let seed = std::time::SystemTime::now()
@@ -117,21 +118,28 @@ fn killing_store_add_at_random_moments_never_corrupts_the_store() {
     let mut completed = vec![first_path];
     let mut killed = 0;
     for iteration in 0..ITERATIONS {
-        // A fresh name every time: an add of an already valid path is a cheap
-        // no-op that a kill would rarely interrupt.
         let variant = 1 + iteration % 3;
+        // A new content every time: a repeated add would be a cheap no-op, not worth killing.
+        std::fs::write(
+            trees[variant].join("variant"),
+            format!("{variant}.{iteration}"),
+        )
+        .unwrap();
+        let spawned = Instant::now();
         let mut child = ferry(root.path())
             .args(["store", "add"])
             .arg(&trees[variant])
-            .args(["--name", &format!("t{variant}-{iteration}")])
+            .args(["--name", &format!("t{variant}")])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_micros(random.next() % (span * 12 / 10)));
+        std::thread::sleep(Duration::from_micros(random.next() % span));
         let _ = child.kill();
         let output = child.wait_with_output().unwrap();
         if output.status.success() {
+            // Aim the next kills within the shortest uninterrupted run seen so far.
+            span = span.min(spawned.elapsed().as_micros() as u64 + 1);
             completed.push(String::from_utf8(output.stdout).unwrap().trim().to_string());
         } else {
             killed += 1;
@@ -170,4 +178,85 @@ fn killing_store_add_at_random_moments_never_corrupts_the_store() {
         );
     }
     verify_clean(root.path());
+}
+
+/// Ten chains of twelve paths, each link referring to the one before; none rooted.
+/// Returns the archive of all of them, for cheap re-population by import.
+fn populate_chains(root: &Path) -> Vec<u8> {
+    let store = ferry_store::Store::open(&root.join("store"), &root.join("var")).unwrap();
+    let mut heads = Vec::new();
+    for chain in 0..10 {
+        let mut previous: Option<ferry_store::StorePath> = None;
+        for link in 0..12 {
+            let mut text = format!("chain {chain} link {link}\n").into_bytes();
+            text.extend_from_slice(&vec![b'x'; 4096]);
+            if let Some(previous) = &previous {
+                text.extend_from_slice(previous.as_str().as_bytes());
+            }
+            let references: Vec<_> = previous.iter().cloned().collect();
+            previous = Some(
+                store
+                    .add_bytes(&format!("c{chain}-l{link}"), &text, false, &references)
+                    .unwrap(),
+            );
+        }
+        heads.extend(previous);
+    }
+    let mut archive = Vec::new();
+    store.export_closure(&heads, &mut archive).unwrap();
+    archive
+}
+
+#[test]
+fn killing_gc_at_random_moments_never_leaves_a_dangling_reference() {
+    let root = tempfile::tempdir().unwrap();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("gc crash test seed: {seed}");
+    let mut random = Random(seed);
+    let archive = populate_chains(root.path());
+    let import = || {
+        let store =
+            ferry_store::Store::open(&root.path().join("store"), &root.path().join("var")).unwrap();
+        store
+            .import(archive.as_slice(), ferry_store::ImportMode::Atomic)
+            .unwrap();
+    };
+
+    let mut span = u64::MAX;
+    let mut killed = 0;
+    const RUNS: usize = 30;
+    for run in 0..RUNS {
+        import();
+        let started = Instant::now();
+        let mut child = ferry(root.path())
+            .arg("gc")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // The first run is timed whole; later ones are killed within the shortest run seen.
+        if run > 0 {
+            std::thread::sleep(Duration::from_micros(random.next() % span));
+            let _ = child.kill();
+        }
+        if child.wait().unwrap().success() {
+            span = span.min(started.elapsed().as_micros() as u64 + 1);
+        } else {
+            killed += 1;
+        }
+        // Whatever survived: every valid path's references are valid and its bytes verify.
+        let store =
+            ferry_store::Store::open(&root.path().join("store"), &root.path().join("var")).unwrap();
+        let report = store.verify(false).unwrap();
+        assert!(report.is_clean(), "after a killed gc: {report:?}");
+    }
+    eprintln!("{killed} of {RUNS} gc runs interrupted");
+    assert!(
+        killed >= RUNS / 5,
+        "only {killed} of {RUNS} gc runs were interrupted"
+    );
 }

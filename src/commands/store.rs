@@ -91,10 +91,37 @@ fn add(store: &Store, path: &std::path::Path, name: Option<String>) -> CommandRe
 }
 
 fn parse_paths(store: &Store, texts: &[String]) -> Result<Vec<StorePath>, CommandError> {
-    texts
-        .iter()
-        .map(|text| store.parse_path(text).map_err(store_cli::error))
-        .collect()
+    texts.iter().map(|text| resolve(store, text)).collect()
+}
+
+/// A store path, or a file system path leading into one (`./result`, a profile link, a file
+/// inside an object): the object that holds it.
+fn resolve(store: &Store, text: &str) -> Result<StorePath, CommandError> {
+    let error = match store.parse_path(text) {
+        Ok(path) => return Ok(path),
+        Err(error) => error,
+    };
+    let inside = std::fs::canonicalize(text)
+        .ok()
+        .and_then(|real| {
+            real.strip_prefix(store.store_dir().as_path())
+                .ok()
+                .map(PathBuf::from)
+        })
+        .and_then(|inside| {
+            inside
+                .components()
+                .next()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        });
+    match inside.and_then(|base| {
+        store
+            .parse_path(&format!("{}/{base}", store.store_dir()))
+            .ok()
+    }) {
+        Some(path) => Ok(path),
+        None => Err(store_cli::error(error)),
+    }
 }
 
 fn path_info(store: &Store, texts: &[String], json: bool) -> CommandResult {

@@ -8,12 +8,13 @@ use crate::db::PathInfo;
 use crate::error::{Result, StoreError};
 use crate::fsops;
 use crate::hash::canonical;
+use crate::hash::Digest;
 use crate::path::{validate_name, StorePath};
 use crate::realisation::RecipeId;
 use crate::register::{StagedObject, Staging};
 use crate::scan::{ScanPlan, Scanner};
 use crate::store::Store;
-use crate::tree::{join_relative, NodeKind, Tree};
+use crate::tree::{join_relative, FileResult, NodeKind, Tree};
 
 /// Trees with at most this many files are made durable file by file; bigger ones with a single
 /// `syncfs` of the store's file system, which avoids an fsync storm.
@@ -21,6 +22,14 @@ const FSYNC_EACH_LIMIT: usize = 64;
 
 /// The staging entry an ingested object is built under.
 const STAGED_ENTRY: &str = "object";
+
+/// What a tree's content and references make of it.
+struct Identity {
+    path: StorePath,
+    references: Vec<StorePath>,
+    tree_digest: Digest,
+    nar_size: u64,
+}
 
 /// Everything an add can be told besides the source and the name.
 #[derive(Clone, Debug, Default)]
@@ -82,10 +91,20 @@ impl Store {
         let _shared = self.shared_lock()?;
         self.check_candidates(name, options.candidate_refs)?;
         let tree = Tree::walk(source)?;
+        let plan = ScanPlan::new(options.candidate_refs, options.self_markers);
+
+        // First pass: read and hash only. Sources are re-added on every build; when nothing
+        // changed this is all it costs (no file is created), as with `nix-store --add`.
+        let hashed = tree.process_files(None, &plan)?;
+        let identity = self.identify(&tree, &hashed, &plan, source, name, options)?;
+        if self.db.exists(&identity.path) {
+            return Ok(identity.path);
+        }
+
+        // Second pass: copy, hashing again; what was copied is what gets registered.
         let fsync_each = tree.file_count() <= FSYNC_EACH_LIMIT;
         let staging = Staging::create(self)?;
         let object_root = staging.path().join(STAGED_ENTRY);
-
         // Directories and symlinks first (sequential, cheap), then all files in parallel.
         for node in &tree.nodes {
             let target = join_relative(&object_root, &node.relative);
@@ -104,9 +123,7 @@ impl Store {
                 NodeKind::File { .. } => {}
             }
         }
-        let plan = ScanPlan::new(options.candidate_refs, options.self_markers);
-        let results = tree.process_files(Some((&object_root, fsync_each)), &plan)?;
-
+        let copied = tree.process_files(Some((&object_root, fsync_each)), &plan)?;
         // Seal directories deepest first so sealing a child does not touch a sealed parent's mtime.
         for node in tree.nodes.iter().rev() {
             if matches!(node.kind, NodeKind::Directory { .. }) {
@@ -117,57 +134,21 @@ impl Store {
                 }
             }
         }
-
-        // Collect references and self-references from files and symlink targets.
-        let mut found = BTreeSet::new();
-        for (node, result) in tree.nodes.iter().zip(&results) {
-            let found_here = match (&node.kind, result) {
-                (NodeKind::File { .. }, Some(result)) => (
-                    result.found.candidates.clone(),
-                    result.found.markers.clone(),
-                ),
-                (NodeKind::Symlink { target }, _) => {
-                    let mut scanner = Scanner::new(&plan);
-                    scanner.feed(target);
-                    (scanner.found.candidates, scanner.found.markers)
-                }
-                _ => continue,
-            };
-            if let Some(&marker) = found_here.1.first() {
-                return Err(StoreError::SelfReference {
-                    name: name.to_string(),
-                    self_path: options.self_markers[marker].clone(),
-                    file: join_relative(source, &node.relative),
-                });
-            }
-            found.extend(found_here.0);
-        }
-        let references: Vec<StorePath> = found
-            .into_iter()
-            .map(|i| options.candidate_refs[i].clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-
-        let file_results: Vec<_> = results
-            .iter()
-            .map(|r| r.as_ref().map(|f| (f.digest, f.len)))
-            .collect();
-        let (tree_digest, nar_size) = tree.digest(&file_results);
-        let path = canonical::object_path(&self.store_dir, name, &tree_digest, &references);
-        if self.db.exists(&path) {
-            return Ok(path);
+        let identity = self.identify(&tree, &copied, &plan, source, name, options)?;
+        if self.db.exists(&identity.path) {
+            return Ok(identity.path);
         }
         if fsync_each {
             fsops::fsync_dir(staging.path())?;
         } else {
             staging.handle().syncfs()?;
         }
+        let path = identity.path.clone();
         let info = PathInfo {
-            path: path.clone(),
-            references,
-            tree_digest,
-            nar_size,
+            path: identity.path,
+            references: identity.references,
+            tree_digest: identity.tree_digest,
+            nar_size: identity.nar_size,
             registration_time: 0,
             deriver: options.deriver,
             signatures: Vec::new(),
@@ -180,6 +161,60 @@ impl Store {
             }],
         )?;
         Ok(path)
+    }
+
+    /// From per-file results: the references found (refusing self-references), the tree
+    /// digest and size, and so the store path.
+    fn identify(
+        &self,
+        tree: &Tree,
+        results: &[Option<FileResult>],
+        plan: &ScanPlan,
+        source: &Path,
+        name: &str,
+        options: &AddOptions<'_>,
+    ) -> Result<Identity> {
+        let mut found = BTreeSet::new();
+        for (node, result) in tree.nodes.iter().zip(results) {
+            let (candidates, markers) = match (&node.kind, result) {
+                (NodeKind::File { .. }, Some(result)) => (
+                    result.found.candidates.clone(),
+                    result.found.markers.clone(),
+                ),
+                (NodeKind::Symlink { target }, _) => {
+                    let mut scanner = Scanner::new(plan);
+                    scanner.feed(target);
+                    (scanner.found.candidates, scanner.found.markers)
+                }
+                _ => continue,
+            };
+            if let Some(&marker) = markers.first() {
+                return Err(StoreError::SelfReference {
+                    name: name.to_string(),
+                    self_path: options.self_markers[marker].clone(),
+                    file: join_relative(source, &node.relative),
+                });
+            }
+            found.extend(candidates);
+        }
+        let references: Vec<StorePath> = found
+            .into_iter()
+            .map(|i| options.candidate_refs[i].clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let file_results: Vec<_> = results
+            .iter()
+            .map(|r| r.as_ref().map(|f| (f.digest, f.len)))
+            .collect();
+        let (tree_digest, nar_size) = tree.digest(&file_results);
+        let path = canonical::object_path(&self.store_dir, name, &tree_digest, &references);
+        Ok(Identity {
+            path,
+            references,
+            tree_digest,
+            nar_size,
+        })
     }
 
     /// `add_bytes` with all options.

@@ -2,7 +2,7 @@
 //!
 //! | lock | taken by |
 //! | --- | --- |
-//! | store lock, shared | `add_*`, `import`, `set_realisation`, `add_root`/`remove_root`, creating `TempRoots`, `verify` without repair |
+//! | store lock, shared | `add_*`, `import`, `export`, `set_realisation`, `add_root`/`remove_root`, creating `TempRoots`, `verify` without repair |
 //! | store lock, exclusive | `gc`, `verify --repair`, purging stale temp dirs in `Store::open` (only if free at once) |
 //! | registration lock, exclusive | the short commit step of every ingest/import: move into place and write metadata |
 //! | a temp-roots file, exclusive | the `TempRoots` guard that owns it, for its whole life |

@@ -76,8 +76,7 @@ impl Store {
                 fsops::remove_tree(&destination)?;
             }
             let source = staging.path().join(&object.entry);
-            std::fs::rename(&source, &destination)
-                .map_err(StoreError::io("move into the store", &destination))?;
+            fsops::move_sealed(&source, &destination)?;
             moved.push(object.info);
         }
         if moved.is_empty() {

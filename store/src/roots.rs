@@ -130,7 +130,9 @@ impl Store {
         for dir in [self.gcroots_dir(), self.profiles_dir(), self.sites_dir()] {
             for entry in walkdir::WalkDir::new(&dir).follow_links(false).min_depth(1) {
                 let Ok(entry) = entry else { continue };
-                if entry.file_type().is_symlink() && !skip.contains(entry.path()) {
+                // `.tmp-*` links are half-made roots of an interrupted `add_root`.
+                let temporary = entry.file_name().as_encoded_bytes().starts_with(b".tmp-");
+                if entry.file_type().is_symlink() && !temporary && !skip.contains(entry.path()) {
                     if let Some(path) = self.resolve_link(entry.path()) {
                         roots.insert(path);
                     }

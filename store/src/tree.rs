@@ -193,25 +193,55 @@ impl Tree {
         destination: Option<(&Path, bool)>,
         plan: &ScanPlan,
     ) -> Result<Vec<Option<FileResult>>> {
-        self.nodes
+        // Work is handed out a directory at a time (in slices of at most BATCH files): threads
+        // creating files in different directories do not contend for one directory's lock,
+        // which is what limits parallel file creation on ext4.
+        const BATCH: usize = 256;
+        let mut batches: Vec<Vec<usize>> = Vec::new();
+        for node in &self.nodes {
+            if let NodeKind::Directory { children } = &node.kind {
+                let files: Vec<usize> = children
+                    .iter()
+                    .copied()
+                    .filter(|&c| matches!(self.nodes[c].kind, NodeKind::File { .. }))
+                    .collect();
+                batches.extend(files.chunks(BATCH).map(<[usize]>::to_vec));
+            }
+        }
+        if let Some(NodeKind::File { .. }) = self.nodes.first().map(|n| &n.kind) {
+            batches.push(vec![0]);
+        }
+        let processed: Vec<Vec<(usize, FileResult)>> = batches
             .par_iter()
-            .map_init(Vec::new, |buffer, node| match node.kind {
-                NodeKind::File { executable } => {
-                    let source = join_relative(&self.root, &node.relative);
-                    let target =
-                        destination.map(|(dir, fsync)| (join_relative(dir, &node.relative), fsync));
-                    process_file(
-                        &source,
-                        executable,
-                        target.as_ref().map(|(p, f)| (p.as_path(), *f)),
-                        plan,
-                        buffer,
-                    )
-                    .map(Some)
-                }
-                _ => Ok(None),
+            .map_init(Vec::new, |buffer, batch| {
+                batch
+                    .iter()
+                    .map(|&index| {
+                        let node = &self.nodes[index];
+                        // Batches are built from file nodes only, just above.
+                        let NodeKind::File { executable } = node.kind else {
+                            unreachable!("batches hold only file nodes")
+                        };
+                        let source = join_relative(&self.root, &node.relative);
+                        let target = destination
+                            .map(|(dir, fsync)| (join_relative(dir, &node.relative), fsync));
+                        let result = process_file(
+                            &source,
+                            executable,
+                            target.as_ref().map(|(p, f)| (p.as_path(), *f)),
+                            plan,
+                            buffer,
+                        )?;
+                        Ok((index, result))
+                    })
+                    .collect::<Result<Vec<_>>>()
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        let mut results: Vec<Option<FileResult>> = (0..self.nodes.len()).map(|_| None).collect();
+        for (index, result) in processed.into_iter().flatten() {
+            results[index] = Some(result);
+        }
+        Ok(results)
     }
 }
 
@@ -293,6 +323,8 @@ fn process_file(
         fsops::normalize_fd(out, fsops::file_mode(executable), path)?;
         if fsync {
             out.sync_all().map_err(StoreError::io("fsync", path))?;
+        } else {
+            fsops::start_writeback(out);
         }
     }
     Ok(FileResult {

@@ -60,3 +60,70 @@ fn closure_exported_from_one_store_imports_into_another() {
     assert!(again.registered.is_empty());
     assert_eq!(again.already_valid, vec![lib, app]);
 }
+
+#[test]
+fn incremental_import_cut_mid_stream_keeps_what_arrived_and_a_rerun_sends_the_rest() {
+    let root = tempfile::tempdir().unwrap();
+    let store_dir = root.path().join("store");
+    let source = Store::open(&store_dir, &root.path().join("var-a")).unwrap();
+    let a = source.add_bytes("a", b"first", false, &[]).unwrap();
+    let b = source
+        .add_bytes("b", a.as_str().as_bytes(), false, std::slice::from_ref(&a))
+        .unwrap();
+    let c = source
+        .add_bytes("c", &vec![7u8; 100_000], false, &[])
+        .unwrap();
+    let top = source
+        .add_bytes(
+            "top",
+            format!("{b} {c}").as_bytes(),
+            false,
+            &[b.clone(), c.clone()],
+        )
+        .unwrap();
+    // A dependency order with the big object third, so the cut below falls inside it.
+    let closure = vec![a.clone(), b.clone(), c.clone(), top.clone()];
+    assert_eq!(source.closure(std::slice::from_ref(&top)).unwrap().len(), 4);
+    let mut archive = Vec::new();
+    source.export(&closure, &mut archive).unwrap();
+    drop(source);
+    std::fs::rename(&store_dir, root.path().join("old-store")).unwrap();
+
+    let target = Store::open(&store_dir, &root.path().join("var-b")).unwrap();
+    // Cut inside the big object `c` (its 100,000 bytes dominate the stream).
+    let cut = &archive[..archive.len() * 2 / 3];
+    let error = target.import(cut, ImportMode::Incremental).unwrap_err();
+    assert!(error.to_string().contains("truncated"), "{error}");
+    let missing = target.missing(&closure);
+    assert!(
+        !missing.is_empty() && missing.len() < closure.len(),
+        "kept {:?}",
+        missing
+    );
+    for path in &closure {
+        if !missing.contains(path) {
+            assert!(target
+                .closure(std::slice::from_ref(path))
+                .unwrap()
+                .iter()
+                .all(|p| target.is_valid(p)));
+        }
+    }
+    // The re-run sends only what is missing, in closure order.
+    let mut rest = Vec::new();
+    // Swap the stores back (both need the same store dir) to export from the source.
+    std::fs::rename(&store_dir, root.path().join("target-store")).unwrap();
+    std::fs::rename(root.path().join("old-store"), &store_dir).unwrap();
+    let source = Store::open(&store_dir, &root.path().join("var-a")).unwrap();
+    source.export(&missing, &mut rest).unwrap();
+    drop(source);
+    std::fs::rename(&store_dir, root.path().join("old-store")).unwrap();
+    std::fs::rename(root.path().join("target-store"), &store_dir).unwrap();
+    let target = Store::open(&store_dir, &root.path().join("var-b")).unwrap();
+    let report = target
+        .import(rest.as_slice(), ImportMode::Incremental)
+        .unwrap();
+    assert_eq!(report.registered, missing);
+    assert!(target.missing(&closure).is_empty());
+    assert!(target.verify(false).unwrap().is_clean());
+}

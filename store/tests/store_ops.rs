@@ -292,3 +292,84 @@ fn stale_temporary_directories_are_purged_on_open() {
     let _store = open(root.path());
     assert!(!stale.exists());
 }
+
+#[test]
+fn stale_temp_roots_of_dead_processes_do_not_pin_anything() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open(root.path());
+    let path = store.add_bytes("orphan", b"o", false, &[]).unwrap();
+    // A temp-roots file nobody holds a lock on: its process died.
+    let stale = root.path().join("var/temproots/424242-dead");
+    std::fs::write(&stale, format!("{path}\n")).unwrap();
+    let report = store.gc(&GcOptions::default()).unwrap();
+    assert_eq!(report.deleted, vec![path]);
+    assert!(
+        !stale.exists(),
+        "the stale temp-roots file was not cleaned up"
+    );
+}
+
+#[test]
+fn temp_roots_can_pin_paths_before_they_arrive() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open(root.path());
+    let expected = ferry_store::hash::canonical::object_path(
+        store.store_dir(),
+        "later",
+        &ferry_store::hash::canonical::file_digest(false, b"later"),
+        &[],
+    );
+    let mut roots = store.temp_roots(&[]).unwrap();
+    roots.add(&store, std::slice::from_ref(&expected)).unwrap();
+    assert_eq!(
+        store.add_bytes("later", b"later", false, &[]).unwrap(),
+        expected
+    );
+    assert!(store.gc(&GcOptions::default()).unwrap().deleted.is_empty());
+    drop(roots);
+    assert_eq!(
+        store.gc(&GcOptions::default()).unwrap().deleted,
+        vec![expected]
+    );
+}
+
+#[test]
+fn concurrent_adds_of_the_same_tree_agree_and_leave_one_valid_copy() {
+    let root = tempfile::tempdir().unwrap();
+    let source = root.path().join("src");
+    write_tree(&source);
+    for file in 0..200 {
+        std::fs::write(source.join(format!("f{file}")), vec![file as u8; 3000]).unwrap();
+    }
+    let paths: Vec<StorePath> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let root = root.path();
+                let source = &source;
+                scope.spawn(move || open(root).add_path(source, "shared", &[]).unwrap())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(paths.windows(2).all(|w| w[0] == w[1]));
+    let store = open(root.path());
+    assert_eq!(store.all_valid_paths().unwrap(), vec![paths[0].clone()]);
+    assert!(store.verify(false).unwrap().is_clean());
+}
+
+#[test]
+fn gc_removes_debris_of_a_crash_between_rename_and_metadata() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open(root.path());
+    let path = store.add_bytes("half", b"half", false, &[]).unwrap();
+    // Simulate the crash: the object is in place but its record never became durable.
+    std::fs::remove_file(root.path().join("var/db/paths").join(path.base_name())).unwrap();
+    assert!(!store.is_valid(&path));
+    // Adding it again replaces the debris and makes it valid.
+    assert_eq!(store.add_bytes("half", b"half", false, &[]).unwrap(), path);
+    assert!(store.is_valid(&path));
+    std::fs::remove_file(root.path().join("var/db/paths").join(path.base_name())).unwrap();
+    let report = store.gc(&GcOptions::default()).unwrap();
+    assert_eq!(report.debris, vec![path.base_name().to_string()]);
+    assert!(!store.real_path(&path).exists());
+}
