@@ -23,6 +23,15 @@ lab_ssh() { ssh -F /run/ferry-lab/demo/ssh_config "$@"; }
 get() { lab_ssh db1 "busybox wget -q -O - http://$1:8080$2"; }
 psql_db() { lab_ssh db1 "/usr/lib/postgresql/15/bin/psql -h 127.0.0.1 -U postgres -tA -c \"$1\""; }
 web_hosts=(10.237.1.3 10.237.1.4 10.237.1.5)
+# Every web host answers GET / with this release.
+all_on_release() {
+  local h answer
+  for h in "${web_hosts[@]}"; do
+    answer=$(get "$h" /)
+    echo "GET http://$h:8080/ from db1 → $answer"
+    case "$answer" in *"release $1"*) ;; *) fail "web host $h does not answer with release $1";; esac
+  done
+}
 recorded() { sed -n 's/^recorded site generation \([0-9]*\)$/\1/p' "$1" | tail -n 1; }
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
@@ -36,11 +45,7 @@ ferry plan sites/demo | tail -n 12
 ferry deploy sites/demo --yes | tee "$out"
 first=$(recorded "$out")
 [ -n "$first" ] || fail "deploy recorded no site generation"
-for h in "${web_hosts[@]}"; do
-  answer=$(get "$h" /)
-  echo "GET http://$h:8080/ from db1 → $answer"
-  case "$answer" in *"release 1"*) ;; *) fail "web host $h does not answer with release 1";; esac
-done
+all_on_release 1
 
 step "2. everything the site runs, across all hosts, with the cross-host service edge"
 ferry closure sites/demo --requisites | tee "$out"
@@ -48,11 +53,7 @@ grep -q '^web.app → db.postgres' "$out" || fail "closure shows no web.app → 
 
 step "3. upgrade to release 2: its post_upgrade hook migrates the schema (a new nullable column), canary first"
 ferry deploy sites/demo/v2.conf --yes
-for h in "${web_hosts[@]}"; do
-  answer=$(get "$h" /)
-  echo "GET http://$h:8080/ from db1 → $answer"
-  case "$answer" in *"release 2"*) ;; *) fail "web host $h does not answer with release 2";; esac
-done
+all_on_release 2
 psql_db "SELECT column_name FROM information_schema.columns WHERE table_name = 'visits' AND column_name = 'served_by'" | grep -q served_by \
   || fail "the release 2 migration did not add visits.served_by"
 echo "schema migrated: visits.served_by exists"
@@ -67,20 +68,12 @@ set -e
 [ "$code" -eq 3 ] || fail "deploying the broken release should exit 3 (rolled back), got $code"
 grep -q 'canary failed on web1' "$out" || fail "the rollout did not stop at the canary"
 [ "$(grep -c 'not touched' "$out")" -eq 2 ] || fail "hosts other than the canary were touched"
-for h in "${web_hosts[@]}"; do
-  answer=$(get "$h" /)
-  echo "GET http://$h:8080/ from db1 → $answer"
-  case "$answer" in *"release 2"*) ;; *) fail "web host $h is not back on release 2";; esac
-done
+all_on_release 2
 
 step "5. site-wide rollback to the first site generation ($first): no rebuild, the closures are still on the hosts"
 ferry generations sites/demo | grep -E '^ +[0-9]+ ' | tail -n 5
 ferry rollback sites/demo --to "$first" --yes
-for h in "${web_hosts[@]}"; do
-  answer=$(get "$h" /)
-  echo "GET http://$h:8080/ from db1 → $answer"
-  case "$answer" in *"release 1"*) ;; *) fail "web host $h is not back on release 1";; esac
-done
+all_on_release 1
 kept=$(psql_db "SELECT count(*) FROM visits WHERE served_by IS NOT NULL")
 echo "visits written by release 2, still in the database after the rollback: $kept"
 [ "$kept" -ge "$written" ] && [ "$written" -gt 0 ] || fail "data written during release 2 was lost"

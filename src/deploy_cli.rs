@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use ferry_lang::inventory::HostEntry;
 
 use crate::activate::engine::Outcome;
-use crate::deploy::execute::{deploy, DeployRequest, Reach};
+use crate::deploy::execute::{deploy, on_each_host, DeployRequest, Reach};
 use crate::deploy::report::summary;
 use crate::deploy::run::{Pauser, RolloutObserver};
 use crate::output::{self, CommandError, Exit};
@@ -15,7 +15,7 @@ use crate::rollout::{Batch, Pause};
 use crate::site_build::BuiltSite;
 use crate::transport::bootstrap::AgentBinary;
 use crate::transport::copy::{copy_closure, CopyOptions};
-use crate::transport::session::{HostSession, SessionOptions};
+use crate::transport::session::SessionOptions;
 
 /// Whether the operator can be asked questions.
 fn interactive() -> bool {
@@ -103,10 +103,7 @@ pub fn copy_only(
     reach: &Reach,
     json: bool,
 ) -> Result<Exit, CommandError> {
-    let exe = std::env::current_exe().map_err(|e| {
-        CommandError::failure(miette::miette!("cannot find ferry's own executable: {e}"))
-    })?;
-    let binary = AgentBinary::add_to_store(&built.store, &exe).map_err(crate::store_cli::error)?;
+    let binary = AgentBinary::this_ferry(&built.store).map_err(crate::store_cli::error)?;
     let options = CopyOptions {
         ssh: reach.ssh.clone(),
         max_parallel: reach.max_parallel,
@@ -171,23 +168,19 @@ pub fn host_rollback(
     generation: u64,
     json: bool,
 ) -> Result<Exit, CommandError> {
-    let exe = std::env::current_exe().map_err(|e| {
-        CommandError::failure(miette::miette!("cannot find ferry's own executable: {e}"))
-    })?;
-    let binary = AgentBinary::add_to_store(store, &exe).map_err(crate::store_cli::error)?;
+    let binary = AgentBinary::this_ferry(store).map_err(crate::store_cli::error)?;
     let options = SessionOptions {
         ssh: reach.ssh.clone(),
         agent: reach.agent.clone(),
     };
-    let results = crate::deploy::execute::for_hosts(hosts, reach.max_parallel, |host| {
-        HostSession::open(store, &binary, host, &options)
-            .and_then(|mut session| {
-                let report = session.rollback_to(generation);
-                let _ = session.close();
-                report
-            })
-            .map_err(|e| crate::transport::error_chain(&e))
-    });
+    let results = on_each_host(
+        store,
+        &binary,
+        &options,
+        hosts,
+        reach.max_parallel,
+        |session| session.rollback_to(generation),
+    );
     let mut worst = Exit::Success;
     for (host, result) in hosts.iter().zip(results) {
         let (ok, text) = match &result {
@@ -245,23 +238,19 @@ pub fn host_generations(
     reach: &Reach,
     json: bool,
 ) -> Result<Exit, CommandError> {
-    let exe = std::env::current_exe().map_err(|e| {
-        CommandError::failure(miette::miette!("cannot find ferry's own executable: {e}"))
-    })?;
-    let binary = AgentBinary::add_to_store(store, &exe).map_err(crate::store_cli::error)?;
+    let binary = AgentBinary::this_ferry(store).map_err(crate::store_cli::error)?;
     let options = SessionOptions {
         ssh: reach.ssh.clone(),
         agent: reach.agent.clone(),
     };
-    let results = crate::deploy::execute::for_hosts(hosts, reach.max_parallel, |host| {
-        HostSession::open(store, &binary, host, &options)
-            .and_then(|mut session| {
-                let list = session.generations();
-                let _ = session.close();
-                list
-            })
-            .map_err(|e| crate::transport::error_chain(&e))
-    });
+    let results = on_each_host(
+        store,
+        &binary,
+        &options,
+        hosts,
+        reach.max_parallel,
+        |session| session.generations(),
+    );
     let mut exit = Exit::Success;
     for (host, result) in hosts.iter().zip(results) {
         match result {

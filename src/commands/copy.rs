@@ -77,11 +77,8 @@ pub fn run(global: &GlobalArgs, args: CopyArgs) -> CommandResult {
         }
         roots.push(path);
     }
-    let exe = std::env::current_exe().map_err(|e| {
-        CommandError::failure(miette::miette!("cannot find ferry's own executable: {e}"))
-    })?;
-    let binary = AgentBinary::add_to_store(&store, &exe)
-        .map_err(|e| CommandError::failure(store_report(&e)))?;
+    let binary =
+        AgentBinary::this_ferry(&store).map_err(|e| CommandError::failure(store_report(&e)))?;
     let options = CopyOptions {
         ssh: SshSettings {
             config_file: args.ssh_config.clone(),

@@ -6,7 +6,7 @@ use crate::build::system::ServiceSelection;
 use crate::cli::{CommandResult, GlobalArgs};
 use crate::deploy::execute::DeployRequest;
 use crate::deploy::plan::class_targets;
-use crate::deploy::selector::{select, Selector};
+use crate::deploy::selector::select_on;
 use crate::host_args::{self, HostArgs};
 use crate::output::CommandError;
 use crate::site_build::{self, BuildArgs};
@@ -46,15 +46,8 @@ pub struct DeployArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> CommandResult {
-    let selector = args
-        .on
-        .as_deref()
-        .map(Selector::parse)
-        .transpose()
-        .map_err(CommandError::input)?;
     let built = site_build::load_and_build(global, &args.site, &args.build, args.json)?;
-    let hosts = select(built.site.hosts(), selector.as_ref(), args.on.as_deref())
-        .map_err(CommandError::input)?;
+    let hosts = select_on(built.site.hosts(), args.on.as_deref()).map_err(CommandError::input)?;
     let visible = crate::progress::enabled(args.json);
     let reach = host_args::reach(global, &built.site, &args.hosts, visible);
     if args.copy_only {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::cli::{CommandResult, GlobalArgs};
-use crate::deploy::selector::{select, Selector};
+use crate::deploy::selector::select_on;
 use crate::deploy::site_generation::SiteGenerations;
 use crate::host_args::{self, HostArgs};
 use crate::output::{self, CommandError, Exit};
@@ -55,8 +55,7 @@ pub fn run(global: &GlobalArgs, args: GenerationsArgs) -> CommandResult {
         }
         return Ok(Exit::Success);
     };
-    let selector = Selector::parse(on).map_err(CommandError::input)?;
-    let hosts = select(site.hosts(), Some(&selector), Some(on)).map_err(CommandError::input)?;
+    let hosts = select_on(site.hosts(), Some(on)).map_err(CommandError::input)?;
     let store = crate::store_cli::open(global)?;
     let reach = host_args::reach(global, &site, &args.hosts, false);
     crate::deploy_cli::host_generations(&store, &hosts, &reach, args.json)

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use crate::cli::{CommandResult, GlobalArgs};
 use crate::deploy::plan::{class_targets, current_from_generation, plan_deploy};
-use crate::deploy::selector::{select, Selector};
+use crate::deploy::selector::select_on;
 use crate::deploy::site_generation::SiteGenerations;
 use crate::output::{self, CommandError, Exit};
 use crate::site_build::{self, BuildArgs};
@@ -23,15 +23,8 @@ pub struct PlanArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: PlanArgs) -> CommandResult {
-    let selector = args
-        .on
-        .as_deref()
-        .map(Selector::parse)
-        .transpose()
-        .map_err(CommandError::input)?;
     let built = site_build::load_and_build(global, &args.site, &args.build, args.json)?;
-    let hosts = select(built.site.hosts(), selector.as_ref(), args.on.as_deref())
-        .map_err(CommandError::input)?;
+    let hosts = select_on(built.site.hosts(), args.on.as_deref()).map_err(CommandError::input)?;
     let generations = SiteGenerations::new(&global.state_dir, &built.site.name);
     let current = generations.latest().map_err(CommandError::failure)?;
     let site_dir = crate::site::site_file(&args.site)

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::build::system::ServiceSelection;
 use crate::cli::{CommandResult, GlobalArgs};
 use crate::deploy::execute::DeployRequest;
-use crate::deploy::selector::{select, Selector};
+use crate::deploy::selector::select_on;
 use crate::deploy::site_generation::SiteGenerations;
 use crate::host_args::{self, HostArgs};
 use crate::output::CommandError;
@@ -39,15 +39,8 @@ pub struct RollbackArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: RollbackArgs) -> CommandResult {
-    let selector = args
-        .on
-        .as_deref()
-        .map(Selector::parse)
-        .transpose()
-        .map_err(CommandError::input)?;
     let site = crate::site::load_site(&args.site)?;
-    let hosts =
-        select(site.hosts(), selector.as_ref(), args.on.as_deref()).map_err(CommandError::input)?;
+    let hosts = select_on(site.hosts(), args.on.as_deref()).map_err(CommandError::input)?;
     let visible = crate::progress::enabled(args.json);
     let reach = host_args::reach(global, &site, &args.hosts, visible);
     let store = crate::store_cli::open(global)?;

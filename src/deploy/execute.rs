@@ -144,6 +144,27 @@ pub fn for_hosts<T: Send>(
     out
 }
 
+/// Opens a session to every host (at most `max_parallel` at once), runs `f`
+/// on it and closes it; a host's error is its whole error chain as text.
+pub fn on_each_host<T: Send>(
+    store: &Store,
+    binary: &AgentBinary,
+    options: &SessionOptions,
+    hosts: &[&HostEntry],
+    max_parallel: usize,
+    f: impl Fn(&mut HostSession) -> Result<T, crate::transport::session::SessionError> + Sync,
+) -> Vec<Result<T, String>> {
+    for_hosts(hosts, max_parallel, |host| {
+        HostSession::open(store, binary, host, options)
+            .and_then(|mut session| {
+                let result = f(&mut session);
+                let _ = session.close();
+                result
+            })
+            .map_err(|e| crate::transport::error_chain(&e))
+    })
+}
+
 struct Sessions<'a> {
     store: &'a Store,
     binary: &'a AgentBinary,
@@ -291,9 +312,7 @@ pub fn deploy(
     observer: &dyn RolloutObserver,
 ) -> Result<DeployReport, DeployError> {
     let store = request.store;
-    let exe = std::env::current_exe().map_err(|e| DeployError::Agent(e.to_string()))?;
-    let binary =
-        AgentBinary::add_to_store(store, &exe).map_err(|e| DeployError::Agent(e.to_string()))?;
+    let binary = AgentBinary::this_ferry(store).map_err(|e| DeployError::Agent(e.to_string()))?;
     let sessions = Sessions {
         store,
         binary: &binary,

@@ -106,6 +106,15 @@ pub fn select<'a>(
     Ok(picked)
 }
 
+/// `--on TEXT` in one step: parse (if given) and select.
+pub fn select_on<'a>(
+    hosts: &'a [HostEntry],
+    on: Option<&str>,
+) -> Result<Vec<&'a HostEntry>, SelectorError> {
+    let selector = on.map(Selector::parse).transpose()?;
+    select(hosts, selector.as_ref(), on)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,16 @@ pub fn agent_object_name() -> String {
 }
 
 impl AgentBinary {
+    /// The running `ferry` executable, added to `store`: what hosts run as their agent.
+    pub fn this_ferry(store: &Store) -> Result<AgentBinary, ferry_store::StoreError> {
+        let exe = std::env::current_exe().map_err(|source| ferry_store::StoreError::Io {
+            action: "find",
+            path: std::path::PathBuf::from("ferry's own executable"),
+            source,
+        })?;
+        AgentBinary::add_to_store(store, &exe)
+    }
+
     /// Adds `executable` (normally `std::env::current_exe()`) to `store`.
     pub fn add_to_store(
         store: &Store,
