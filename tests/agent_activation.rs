@@ -508,6 +508,32 @@ fn magic_rollback_without_confirmation_and_confirm_over_a_new_session_needs_root
     assert_eq!(status.generation, Some(generation));
     assert!(status.pending_confirmation.is_none());
     assert_eq!(d.fetch("h0", "h0"), "version-two");
+
+    // `ferry status` shows a pending confirmation.
+    let mut session = d.session("h0");
+    let report = session
+        .activate(&d.request(&site, "h0", &v1, Some(120_000)))
+        .unwrap();
+    let pending = activated(&report);
+    let out = d
+        .fleet
+        .ferry(&["status", site_file.to_str().unwrap(), "--on", "h0"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains(&format!(
+            "pending confirmation: generation {pending} must be confirmed within "
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "else the host goes back to generation {generation}"
+        )),
+        "{shown}"
+    );
+    assert!(session.confirm(pending).unwrap());
+    session.close().unwrap();
 }
 
 /// Kills every `ssh` process that uses the lab's ssh config (the session's
