@@ -203,10 +203,18 @@ fn print_host(result: &HostResult) {
         )),
         _ => output::line(format!("{}: no generation activated yet", result.host)),
     }
+    // The health results of what runs now: the target's when the last
+    // activation worked, else those of the generation it went back to.
     let health = status
         .last_activation
         .as_ref()
-        .map(|r| r.health.as_slice())
+        .map(|r| {
+            if r.activated() {
+                r.health.as_slice()
+            } else {
+                r.rollback_health.as_slice()
+            }
+        })
         .unwrap_or(&[]);
     for service in &status.services {
         let mut text = format!("  {}: {}", service.name, service.state);
