@@ -508,6 +508,32 @@ fn magic_rollback_without_confirmation_and_confirm_over_a_new_session_needs_root
     assert_eq!(status.generation, Some(generation));
     assert!(status.pending_confirmation.is_none());
     assert_eq!(d.fetch("h0", "h0"), "version-two");
+
+    // `ferry status` shows a pending confirmation.
+    let mut session = d.session("h0");
+    let report = session
+        .activate(&d.request(&site, "h0", &v1, Some(120_000)))
+        .unwrap();
+    let pending = activated(&report);
+    let out = d
+        .fleet
+        .ferry(&["status", site_file.to_str().unwrap(), "--on", "h0"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains(&format!(
+            "pending confirmation: generation {pending} must be confirmed within "
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "else the host goes back to generation {generation}"
+        )),
+        "{shown}"
+    );
+    assert!(session.confirm(pending).unwrap());
+    session.close().unwrap();
 }
 
 /// Kills every `ssh` process that uses the lab's ssh config (the session's
@@ -598,11 +624,54 @@ fn an_activation_completes_on_the_host_when_the_ssh_session_or_the_agent_dies_ne
     assert!(!journal.exists());
     assert_eq!(d.fetch("h0", "h0"), "version-two");
     d.fleet.verify_on_host("h0");
+
+    // The activation process itself killed: the agent says so, and the
+    // next status converges the host back to generation 2.
+    let (site, v3) = d.build("version-three", 8080, "sleep 3", "web");
+    d.copy("h0", std::slice::from_ref(&v3));
+    let request = d.request(&site, "h0", &v3, None);
+    let outcome = std::thread::scope(|scope| {
+        let activation = scope.spawn(|| {
+            let mut session = d.session("h0");
+            session.activate(&request)
+        });
+        let started = Instant::now();
+        while !journal.exists() {
+            assert!(started.elapsed() < Duration::from_secs(30), "no journal");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(kill_processes(&d.fleet.state_dir(), "activate"), 1);
+        activation.join().unwrap()
+    });
+    let error = outcome.unwrap_err().to_string();
+    assert!(error.contains("without a report"), "{error}");
+    let status = d.status("h0");
+    let recovered = status.recovered.clone().expect("a recovery");
+    match &recovered.outcome {
+        Outcome::RolledBack {
+            to_generation,
+            reason,
+        } => {
+            assert_eq!(*to_generation, Some(2));
+            assert!(reason.contains("interrupted"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(status.generation, Some(2), "{status:#?}");
+    assert!(!journal.exists());
+    assert_eq!(d.fetch("h0", "h0"), "version-two");
+    d.fleet.verify_on_host("h0");
 }
 
 /// SIGKILLs every agent (`ferry … remote --stdio`) serving `state_dir`;
 /// returns how many.
 fn kill_agents(state_dir: &Path) -> usize {
+    kill_processes(state_dir, "--stdio")
+}
+
+/// SIGKILLs every process with `word` and `state_dir` among its arguments;
+/// returns how many.
+fn kill_processes(state_dir: &Path, word: &str) -> usize {
     let state_dir = state_dir.to_string_lossy().into_owned();
     let mut killed = 0;
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -616,7 +685,7 @@ fn kill_agents(state_dir: &Path) -> usize {
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        if args.iter().any(|a| a == "--stdio") && args.contains(&state_dir) {
+        if args.iter().any(|a| a == word) && args.contains(&state_dir) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,

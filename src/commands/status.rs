@@ -203,10 +203,18 @@ fn print_host(result: &HostResult) {
         )),
         _ => output::line(format!("{}: no generation activated yet", result.host)),
     }
+    // The health results of what runs now: the target's when the last
+    // activation worked, else those of the generation it went back to.
     let health = status
         .last_activation
         .as_ref()
-        .map(|r| r.health.as_slice())
+        .map(|r| {
+            if r.activated() {
+                r.health.as_slice()
+            } else {
+                r.rollback_health.as_slice()
+            }
+        })
         .unwrap_or(&[]);
     for service in &status.services {
         let mut text = format!("  {}: {}", service.name, service.state);
@@ -227,13 +235,20 @@ fn print_host(result: &HostResult) {
         output::line(text);
     }
     if let Some(pending) = &status.pending_confirmation {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let back_to = pending
+            .previous_generation
+            .map_or("no generation".to_string(), |n| format!("generation {n}"));
+        let when = match pending.deadline_ms.checked_sub(now_ms) {
+            Some(left) => format!("within {:.1} s", left as f64 / 1000.0),
+            None => "now (overdue)".to_string(),
+        };
         output::line(format!(
-            "  pending confirmation: generation {} must be confirmed by {} (Unix ms), else back to {}",
-            pending.generation,
-            pending.deadline_ms,
-            pending
-                .previous_generation
-                .map_or("no generation".to_string(), |n| format!("generation {n}"))
+            "  pending confirmation: generation {} must be confirmed {when}, else the host goes back to {back_to}",
+            pending.generation
         ));
     }
     if let Some(report) = &status.last_activation {

@@ -4,7 +4,9 @@
 //! diagnostics go to stderr); everything it receives is checked by the
 //! store's import (re-hashed, hostile input refused) before it becomes
 //! valid; paths the deployer asked about stay pinned as temporary roots
-//! until the session ends.
+//! until the session ends; activation requests are served by
+//! [`activation`], which runs each activation in a detached process so the
+//! session's end never interrupts one.
 pub mod activation;
 
 use std::io::{BufReader, BufWriter, Read, Write};
