@@ -89,17 +89,6 @@ pub enum Command {
     Check(commands::check::CheckArgs),
     /// Print the evaluated site (`--json` for tools).
     Eval(commands::eval::EvalArgs),
-    /// The old name of `ferry remote supervise` (kept for supervisors
-    /// started by earlier builds and for callers not updated yet).
-    #[command(name = "remote-supervise", hide = true)]
-    Supervise {
-        /// Rotate a service's log when it would grow beyond this many bytes.
-        #[arg(long, default_value_t = 10 * 1024 * 1024)]
-        log_max_bytes: u64,
-        /// Rotated log files kept per service.
-        #[arg(long, default_value_t = 5)]
-        log_keep: u32,
-    },
 }
 
 /// Runs the command line and returns the process exit code.

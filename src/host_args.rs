@@ -30,10 +30,10 @@ pub fn ssh_config(site: &Site, args: &HostArgs) -> Option<PathBuf> {
         return args.ssh_config.clone();
     }
     match &site.inventory.source {
-        Some(InventorySource::Lab(_)) => {
-            let lab = crate::lab::lab_dir(&site.name).join("ssh_config");
-            lab.exists().then_some(lab)
-        }
+        // Only a lab that is up has an ssh config.
+        Some(InventorySource::Lab(_)) => crate::lab::load(&site.name)
+            .ok()
+            .map(|lab| lab.ssh_config()),
         _ => None,
     }
 }

@@ -323,7 +323,7 @@ fn a_second_supervisor_for_the_same_state_dir_refuses_to_start() {
     let mut backend = host.backend();
     backend.status(&[]).unwrap(); // starts the daemon
     let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["remote-supervise", "--state-dir"])
+        .args(["remote", "supervise", "--state-dir"])
         .arg(&host.state)
         .output()
         .unwrap();
@@ -338,7 +338,7 @@ fn a_second_supervisor_for_the_same_state_dir_refuses_to_start() {
         .arg("--help")
         .output()
         .unwrap();
-    assert!(!String::from_utf8_lossy(&help.stdout).contains("remote-supervise"));
+    assert!(!String::from_utf8_lossy(&help.stdout).contains("supervise"));
 }
 
 #[test]

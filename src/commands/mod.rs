@@ -34,10 +34,6 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Gc(args) => gc::run(&cli.global, args),
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
-        Command::Supervise {
-            log_max_bytes,
-            log_keep,
-        } => remote_supervise::run(&cli.global.state_dir, log_max_bytes, log_keep),
         Command::Copy(args) => copy::run(&cli.global, args),
         Command::Lab(args) => lab::run(&cli.global, args),
         Command::Remote(args) => remote::run(&cli.global, args),

@@ -1,4 +1,4 @@
-//! `ferry remote supervise` (and its old name `ferry remote-supervise`): run
+//! `ferry remote supervise`: run
 //! this host's service supervisor daemon (hidden; started on demand by the
 //! activation code).
 use std::path::Path;

@@ -1,54 +1,16 @@
 //! `ferry status SITE`: what every selected host runs (generation, services, last health results, pending confirmation, last rollback), asked of each host's agent in parallel.
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
-use ferry_lang::inventory::{HostEntry, InventorySource};
-use ferry_lang::Site;
-use ferry_store::Store;
 use serde::Serialize;
 
 use crate::activate::{HostStatus, Outcome};
 use crate::cli::{CommandResult, GlobalArgs};
-use crate::deploy::selector::{select, Selector};
+use crate::deploy::execute::on_each_host;
+use crate::deploy::selector::select_on;
+use crate::host_args::{self, HostArgs};
 use crate::output::{self, CommandError, Exit};
-use crate::transport::bootstrap::{AgentBinary, AgentSettings};
-use crate::transport::session::{HostSession, SessionError, SessionOptions};
-use crate::transport::ssh::SshSettings;
-
-/// How to reach a site's hosts over SSH (shared by the commands that talk to hosts).
-#[derive(Debug, Clone, clap::Args)]
-pub struct SshArgs {
-    /// An ssh config file to use instead of ssh's defaults (`ssh -F`); a lab
-    /// site uses its running lab's config by default.
-    #[arg(long, value_name = "FILE")]
-    pub ssh_config: Option<PathBuf>,
-    /// An extra ssh option, as for `ssh -o` (repeatable).
-    #[arg(long = "ssh-option", value_name = "KEY=VALUE")]
-    pub ssh_options: Vec<String>,
-}
-
-impl SshArgs {
-    /// The SSH settings for `site`: the given config, else the running
-    /// lab's when the site's inventory is a lab.
-    pub fn settings_for(&self, site: &Site) -> SshSettings {
-        SshSettings {
-            config_file: self.ssh_config.clone().or_else(|| lab_ssh_config(site)),
-            options: self.ssh_options.clone(),
-        }
-    }
-}
-
-/// The ssh config of the running lab of a lab site (`None` for other
-/// sites, or when its lab is not up).
-pub fn lab_ssh_config(site: &Site) -> Option<PathBuf> {
-    match site.inventory.source {
-        Some(InventorySource::Lab(_)) => crate::lab::load(&site.name)
-            .ok()
-            .map(|lab| lab.ssh_config()),
-        _ => None,
-    }
-}
+use crate::transport::bootstrap::AgentBinary;
+use crate::transport::session::SessionOptions;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -58,10 +20,7 @@ pub struct StatusArgs {
     #[arg(long, value_name = "SELECTOR")]
     pub on: Option<String>,
     #[command(flatten)]
-    pub ssh: SshArgs,
-    /// How many hosts to ask at once.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
-    pub max_parallel: u16,
+    pub hosts: HostArgs,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -79,36 +38,35 @@ struct HostResult {
 
 pub fn run(global: &GlobalArgs, args: StatusArgs) -> CommandResult {
     let site = crate::site::load_site(&args.site)?;
-    let selector = match &args.on {
-        Some(text) => Some(Selector::parse(text).map_err(CommandError::input)?),
-        None => None,
-    };
-    let hosts: Vec<HostEntry> = select(site.hosts(), selector.as_ref(), args.on.as_deref())
-        .map_err(CommandError::input)?
-        .into_iter()
-        .cloned()
-        .collect();
-    let store = Store::open(&global.store_dir, &global.state_dir)
-        .map_err(|e| CommandError::failure(super::report(&e, e.hint().map(str::to_string))))?;
-    let exe = std::env::current_exe().map_err(|e| {
-        CommandError::failure(miette::miette!("cannot find ferry's own executable: {e}"))
-    })?;
-    let binary = AgentBinary::add_to_store(&store, &exe)
-        .map_err(|e| CommandError::failure(super::report(&e, e.hint().map(str::to_string))))?;
+    let hosts = select_on(site.hosts(), args.on.as_deref()).map_err(CommandError::input)?;
+    let store = crate::store_cli::open(global)?;
+    let binary = AgentBinary::this_ferry(&store).map_err(crate::store_cli::error)?;
+    let reach = host_args::reach(global, &site, &args.hosts, false);
     let options = SessionOptions {
-        ssh: args.ssh.settings_for(&site),
-        agent: AgentSettings {
-            store_dir: global.store_dir.clone(),
-            state_dir: global.state_dir.clone(),
-        },
+        ssh: reach.ssh,
+        agent: reach.agent,
     };
-    let results = query_all(
-        &store,
-        &binary,
-        &hosts,
-        &options,
-        usize::from(args.max_parallel),
-    );
+    let answers = on_each_host(&store, &binary, &options, &hosts, reach.max_parallel, |s| {
+        s.status()
+    });
+    let results: Vec<HostResult> = hosts
+        .iter()
+        .zip(answers)
+        .map(|(host, answer)| match answer {
+            Ok(status) => HostResult {
+                host: host.name.clone(),
+                reachable: true,
+                status: Some(status),
+                error: None,
+            },
+            Err(error) => HostResult {
+                host: host.name.clone(),
+                reachable: false,
+                status: None,
+                error: Some(error),
+            },
+        })
+        .collect();
     if args.json {
         output::json(&results);
     } else {
@@ -125,65 +83,6 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> CommandResult {
             results.len()
         )))
     }
-}
-
-/// Asks every host, at most `max_parallel` at once; results in host order.
-fn query_all(
-    store: &Store,
-    binary: &AgentBinary,
-    hosts: &[HostEntry],
-    options: &SessionOptions,
-    max_parallel: usize,
-) -> Vec<HostResult> {
-    let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<HostResult>>> = hosts.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..max_parallel.max(1).min(hosts.len()) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(host) = hosts.get(i) else { break };
-                let result = match query(store, binary, host, options) {
-                    Ok(status) => HostResult {
-                        host: host.name.clone(),
-                        reachable: true,
-                        status: Some(status),
-                        error: None,
-                    },
-                    Err(e) => HostResult {
-                        host: host.name.clone(),
-                        reachable: false,
-                        status: None,
-                        error: Some(match e.hint() {
-                            Some(hint) => {
-                                format!("{}\n  hint: {hint}", crate::transport::error_chain(&e))
-                            }
-                            None => crate::transport::error_chain(&e),
-                        }),
-                    },
-                };
-                if let Ok(mut slot) = slots[i].lock() {
-                    *slot = Some(result);
-                }
-            });
-        }
-    });
-    // Every index below `hosts.len()` was taken by exactly one worker.
-    slots
-        .into_iter()
-        .filter_map(|slot| slot.into_inner().ok().flatten())
-        .collect()
-}
-
-fn query(
-    store: &Store,
-    binary: &AgentBinary,
-    host: &HostEntry,
-    options: &SessionOptions,
-) -> Result<HostStatus, SessionError> {
-    let mut session = HostSession::open(store, binary, host, options)?;
-    let status = session.status()?;
-    session.close()?;
-    Ok(status)
 }
 
 fn print_host(result: &HostResult) {

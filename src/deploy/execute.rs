@@ -145,7 +145,8 @@ pub fn for_hosts<T: Send>(
 }
 
 /// Opens a session to every host (at most `max_parallel` at once), runs `f`
-/// on it and closes it; a host's error is its whole error chain as text.
+/// on it and closes it; a host's error is its whole error chain as text,
+/// with the hint when there is one.
 pub fn on_each_host<T: Send>(
     store: &Store,
     binary: &AgentBinary,
@@ -161,7 +162,10 @@ pub fn on_each_host<T: Send>(
                 let _ = session.close();
                 result
             })
-            .map_err(|e| crate::transport::error_chain(&e))
+            .map_err(|e| match e.hint() {
+                Some(hint) => format!("{}\n  hint: {hint}", crate::transport::error_chain(&e)),
+                None => crate::transport::error_chain(&e),
+            })
     })
 }
 
