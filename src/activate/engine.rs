@@ -204,6 +204,10 @@ pub struct HostStatus {
     pub last_activation: Option<ActivationReport>,
     /// Set when this call found an interrupted activation and converged.
     pub recovered: Option<ActivationReport>,
+    /// Another activation is running right now: what this status says may
+    /// change when it ends (a deployer waits for it).
+    #[serde(default)]
+    pub activation_in_progress: bool,
 }
 
 /// Activates systems on this host with one service backend.
@@ -451,6 +455,7 @@ impl Activator {
             None if self.journal_owner_is_dead() => Some(HostLock::acquire(&self.state_dir)?),
             None => None,
         };
+        let activation_in_progress = lock.is_none();
         let recovered = match lock {
             Some(_lock) => self.recover_locked()?,
             None => None,
@@ -474,6 +479,7 @@ impl Activator {
             pending_confirmation: self.pending(),
             last_activation: read_json(&self.path(LAST_REPORT_FILE)),
             recovered,
+            activation_in_progress,
         })
     }
 

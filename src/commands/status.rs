@@ -133,6 +133,9 @@ fn print_host(result: &HostResult) {
         }
         output::line(text);
     }
+    if status.activation_in_progress {
+        output::line("  an activation is running now; ask again when it ends");
+    }
     if let Some(pending) = &status.pending_confirmation {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -28,6 +28,9 @@ use super::run::{run_rollout, HostExecutor, HostResult, Pauser, RolloutObserver,
 use super::secrets::read_secrets;
 use super::site_generation::{HostOutcome, HostRecord, SiteGenerations};
 
+/// How long a deploy waits for an activation already running on a host.
+const ACTIVATION_WAIT: Duration = Duration::from_secs(15 * 60);
+
 /// How to reach hosts.
 #[derive(Debug, Clone)]
 pub struct Reach {
@@ -181,17 +184,45 @@ impl Sessions<'_> {
             .map_err(|e| crate::transport::error_chain(&e))
     }
 
-    /// What the host runs now.
-    fn current(&self, host: &HostEntry) -> Result<CurrentHost, String> {
+    /// What the host runs now, and the generation still waiting for the
+    /// deployer's confirmation, if any. An activation still running on the
+    /// host (say, of a deploy that was killed) is waited for first: until it
+    /// ends, what the host runs is not settled.
+    fn current(&self, host: &HostEntry) -> Result<(CurrentHost, Option<u64>), String> {
         let mut session = self.open(host)?;
-        let status = session
-            .status()
-            .map_err(|e| crate::transport::error_chain(&e))?;
+        let started = std::time::Instant::now();
+        let status = loop {
+            let status = session
+                .status()
+                .map_err(|e| crate::transport::error_chain(&e))?;
+            if !status.activation_in_progress {
+                break status;
+            }
+            if started.elapsed() > ACTIVATION_WAIT {
+                return Err(format!(
+                    "an activation has been running on the host for over {} s",
+                    ACTIVATION_WAIT.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
         let _ = session.close();
-        Ok(CurrentHost {
+        let pending = status.pending_confirmation.map(|p| p.generation);
+        let now = CurrentHost {
             system: status.system.map(|p| p.display().to_string()),
             generation: status.generation,
-        })
+        };
+        Ok((now, pending))
+    }
+
+    /// Confirms `generation` over a new connection.
+    fn confirm(&self, host: &HostEntry, generation: u64) -> Result<bool, String> {
+        let mut session = self.open(host)?;
+        let confirmed = session
+            .confirm(generation)
+            .map_err(|e| crate::transport::error_chain(&e));
+        let _ = session.close();
+        confirmed
     }
 }
 
@@ -332,9 +363,13 @@ pub fn deploy(
     });
     let mut current = BTreeMap::new();
     let mut unreachable = BTreeMap::new();
+    let mut pending = BTreeMap::new();
     for (host, answer) in request.hosts.iter().zip(answers) {
         match answer {
-            Ok(now) => {
+            Ok((now, waiting)) => {
+                if let Some(generation) = waiting {
+                    pending.insert(host.name.clone(), generation);
+                }
                 current.insert(host.name.clone(), now);
             }
             Err(reason) => {
@@ -342,6 +377,33 @@ pub fn deploy(
             }
         }
     }
+    // An earlier run that died after switching a host but before confirming
+    // it left the host waiting: if that is this run's target, confirm it now,
+    // or the host would roll itself back after this run "succeeded".
+    for host in &request.hosts {
+        let (Some(&generation), Some(target), Some(now)) = (
+            pending.get(&host.name),
+            request.targets.get(&host.name),
+            current.get(&host.name),
+        ) else {
+            continue;
+        };
+        if request.selection.is_all()
+            && now.generation == Some(generation)
+            && now.system.as_deref() == Some(target.as_str())
+        {
+            match sessions.confirm(host, generation) {
+                Ok(true) => {}
+                Ok(false) => {
+                    unreachable.insert(host.name.clone(), format!("generation {generation} was waiting for confirmation but rolled back first"));
+                }
+                Err(reason) => {
+                    unreachable.insert(host.name.clone(), reason);
+                }
+            }
+        }
+    }
+
     let reachable: Vec<&HostEntry> = request
         .hosts
         .iter()

@@ -1,0 +1,209 @@
+//! `ferry deploy` through the CLI on real lab hosts: copy-only, and a deploy
+//! killed half-way that converges when run again. Needs root (CI is root).
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn ferry(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = ferry(args);
+    assert!(
+        out.status.success(),
+        "ferry {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A site of three hosts whose service sleeps in its post_upgrade hook, so a
+/// deploy takes long enough to be killed in the middle. Its lab comes down on drop.
+struct LabSite {
+    _dir: tempfile::TempDir,
+    site: PathBuf,
+    name: String,
+}
+
+impl LabSite {
+    fn new(name: &str, subnet: u8, release: u32) -> LabSite {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site.conf");
+        let std_conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("host-classes/std.conf");
+        let write = |release: u32| {
+            std::fs::write(
+                &site,
+                format!(
+                    r#"
+import "{std}"
+site = "{name}"
+class app {{
+  include std.base
+  service tick {{
+    exec = "${{std.busybox}}/bin/sh -c 'echo {release} > $STATE_DIRECTORY/release; exec ${{std.busybox}}/bin/sleep 100000'"
+    post_upgrade = "${{std.busybox}}/bin/sleep 2"
+  }}
+}}
+inventory = lab {{
+  subnet = "10.237.{subnet}.0/24"
+  hosts = [ {{ name = "a1", class = app }}, {{ name = "a2", class = app }}, {{ name = "a3", class = app }} ]
+}}
+rollout {{ batch = 1  on_failure = stop }}
+"#,
+                    std = std_conf.display()
+                ),
+            )
+            .unwrap()
+        };
+        write(release);
+        let lab = LabSite {
+            _dir: dir,
+            site,
+            name: name.to_string(),
+        };
+        ok(&["lab", "up", lab.site()]);
+        lab
+    }
+
+    fn site(&self) -> &str {
+        self.site.to_str().unwrap()
+    }
+
+    fn set_release(&self, release: u32) {
+        let text = std::fs::read_to_string(&self.site).unwrap();
+        let old = text
+            .split("echo ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_string();
+        std::fs::write(
+            &self.site,
+            text.replacen(&format!("echo {old} "), &format!("echo {release} "), 1),
+        )
+        .unwrap();
+    }
+
+    fn ssh(&self, host: &str, command: &str) -> String {
+        let out = Command::new("ssh")
+            .args([
+                "-F",
+                &format!("/run/ferry-lab/{}/ssh_config", self.name),
+                host,
+                command,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for LabSite {
+    fn drop(&mut self) {
+        let _ = ferry(&["lab", "down", self.site()]);
+    }
+}
+
+#[test]
+fn copy_only_puts_each_class_closure_on_its_hosts_and_activates_nothing() {
+    let lab = LabSite::new("t-copyonly", 60, 1);
+    let built: serde_json::Value =
+        serde_json::from_str(&ok(&["build", lab.site(), "--json"])).unwrap();
+    let system = built["systems"]["app"].as_str().unwrap().to_string();
+    let out = ok(&["deploy", lab.site(), "--copy-only"]);
+    assert_eq!(out.lines().count(), 3, "{out}");
+    for host in ["a1", "a2", "a3"] {
+        assert_eq!(
+            lab.ssh(
+                host,
+                &format!("ferry store path-info {system} >/dev/null && echo valid")
+            ),
+            "valid"
+        );
+        assert_eq!(
+            lab.ssh(host, "ferry store verify >/dev/null && echo clean"),
+            "clean"
+        );
+        // Nothing was activated: no profile link.
+        assert_eq!(
+            lab.ssh(
+                host,
+                "test -e /ferry/var/profiles/system && echo yes || echo no"
+            ),
+            "no"
+        );
+    }
+    // A second copy sends nothing new.
+    let again = ok(&["deploy", lab.site(), "--copy-only"]);
+    assert!(
+        again.lines().all(|l| l.contains(" 0 objects sent")),
+        "{again}"
+    );
+}
+
+#[test]
+fn a_deploy_killed_half_way_converges_when_run_again() {
+    let lab = LabSite::new("t-converge", 61, 1);
+    ok(&["deploy", lab.site(), "--yes"]);
+    lab.set_release(2);
+    ok(&["build", lab.site()]);
+
+    // Kill the deployer once the first host has switched (each activation
+    // sleeps 2 s in its hook, so the others are still waiting).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["deploy", lab.site(), "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while lab.ssh("a1", "cat /ferry/var/lib/tick/release 2>/dev/null") != "2" {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the first host never switched"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let releases: Vec<String> = ["a1", "a2", "a3"]
+        .iter()
+        .map(|h| lab.ssh(h, "cat /ferry/var/lib/tick/release"))
+        .collect();
+    assert!(
+        releases.contains(&"1".to_string()),
+        "the kill came too late to test anything: {releases:?}"
+    );
+
+    // Run again: every host ends on release 2, and the hosts that had
+    // switched are not activated a second time.
+    let out = ok(&["deploy", lab.site(), "--yes"]);
+    for host in ["a1", "a2", "a3"] {
+        assert_eq!(
+            lab.ssh(host, "cat /ferry/var/lib/tick/release"),
+            "2",
+            "{host}: {out}"
+        );
+    }
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("a1") && l.contains("unchanged")),
+        "{out}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(&["status", lab.site(), "--json"])).unwrap();
+    for host in status.as_array().unwrap() {
+        assert_eq!(host["reachable"], true, "{host}");
+        assert!(
+            host["status"]["pending_confirmation"].is_null(),
+            "{host}\n--- re-run:\n{out}"
+        );
+    }
+}
