@@ -569,6 +569,13 @@ pub fn deploy(
                     Some(*generation),
                     HostOutcome::Activated,
                 ),
+                // The run was rolled back but this host could not go back:
+                // as far as we know it still runs the target.
+                (HostResult::Activated { generation }, Some(HostResult::Failed { .. })) => record(
+                    targets.get(&host.name).map(|t| t.to_string()),
+                    Some(*generation),
+                    HostOutcome::Failed,
+                ),
                 (_, Some(_)) | (HostResult::RolledBack { .. }, _) => {
                     record(before, before_gen, HostOutcome::RolledBack)
                 }
