@@ -135,6 +135,15 @@ fn ferry(args: &[&str]) -> Output {
         .expect("run ferry")
 }
 
+/// `ferry` run from `dir` (so site files can be named without a directory).
+fn ferry_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run ferry")
+}
+
 fn text(out: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
@@ -148,7 +157,10 @@ fn text(out: &Output) -> String {
 fn deploy(site: &Path, extra: &[&str]) -> (i32, Value, String) {
     let mut args = vec!["deploy", site.to_str().unwrap(), "--yes", "--json"];
     args.extend_from_slice(extra);
-    let out = ferry(&args);
+    report_of(ferry(&args))
+}
+
+fn report_of(out: Output) -> (i32, Value, String) {
     let all = text(&out);
     let done = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -257,17 +269,20 @@ fn rollout_policies_on_a_lab_of_eight_hosts_in_two_datacenters_as_root() {
     let _guard = LabGuard { site: v1.clone() };
     assert!(up.status.success(), "lab up failed\n{}", text(&up));
 
-    first_deploy_activates_every_db_host_before_any_web_host(&v1);
+    let (first, first_status) = first_deploy_activates_every_db_host_before_any_web_host(&v1);
     failing_canary_touches_no_further_host(dir.path());
     max_failures_with_stop_keeps_switched_hosts_and_leaves_the_rest(dir.path());
     on_failure_rollback_reverts_every_host_switched_in_the_run(dir.path());
     external_policy_program_orders_the_activations(dir.path());
     only_one_service_keeps_the_other_process_and_on_splits_generations(dir.path());
+    site_rollback_puts_every_host_back_on_its_first_system(&v1, first, &first_status);
 }
 
 /// (f) `web.app` requires `db.store`: every db host finished activating
 /// before any web host started (the agents' own timestamps).
-fn first_deploy_activates_every_db_host_before_any_web_host(v1: &Path) {
+fn first_deploy_activates_every_db_host_before_any_web_host(
+    v1: &Path,
+) -> (u64, BTreeMap<String, Value>) {
     let (code, report, all) = deploy(v1, &[]);
     assert_eq!(code, 0, "{all}");
     assert_eq!(reached(&report).len(), 8, "{all}");
@@ -278,10 +293,7 @@ fn first_deploy_activates_every_db_host_before_any_web_host(v1: &Path) {
         db_done <= web_start,
         "a web host started ({web_start}) before every db host finished ({db_done})"
     );
-    // A later deploy of the web class alone leaves the db hosts alone.
-    for host in DB {
-        assert_eq!(generation(&now, host), 1, "{host}");
-    }
+    (report["site_generation"].as_u64().unwrap(), now)
 }
 
 /// (a) The canary fails: exit 3, the canary is back where it was, and not
@@ -410,12 +422,38 @@ fn on_failure_rollback_reverts_every_host_switched_in_the_run(dir: &Path) {
         "--json",
     ]);
     assert!(out.status.success(), "{}", text(&out));
-    let listed = String::from_utf8_lossy(&out.stdout);
-    assert!(listed.contains(&system(&before, "web1")), "{listed}");
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let current: Vec<&Value> = listed["generations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["current"] == true)
+        .collect();
+    assert_eq!(current.len(), 1, "{listed}");
+    assert_eq!(
+        current[0]["system"],
+        system(&before, "web1").as_str(),
+        "{listed}"
+    );
+    // And the site generation recorded for the run says so.
+    let out = ferry(&["generations", site.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let site_generations: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let last = site_generations.last().unwrap();
+    assert_eq!(last["number"], report["site_generation"], "{last}");
+    for host in ["web1", "web2", "web3", "web4", "web5"] {
+        assert_eq!(
+            last["hosts"][host]["system"],
+            system(&before, host).as_str(),
+            "{last}"
+        );
+    }
 }
 
 /// (d) An external policy program decides the batches: one host per batch,
-/// in reverse name order. The agents' timestamps follow that order.
+/// in reverse name order. The agents' timestamps follow that order. The site
+/// file is named without a directory (`ferry deploy external.conf` in its
+/// directory), so the program runs in `.`.
 fn external_policy_program_orders_the_activations(dir: &Path) {
     let program = dir.join("reverse.py");
     std::fs::write(
@@ -440,7 +478,10 @@ json.dump({"version": 1, "batches": [{"hosts": [n]} for n in names]}, sys.stdout
             ..Release::default()
         },
     );
-    let (code, report, all) = deploy(&site, &[]);
+    let (code, report, all) = report_of(ferry_in(
+        dir,
+        &["deploy", "external.conf", "--yes", "--json"],
+    ));
     assert_eq!(code, 0, "{all}");
     assert_eq!(reached(&report), WEB.to_vec(), "{all}");
     let now = status(&site);
@@ -523,5 +564,29 @@ fn only_one_service_keeps_the_other_process_and_on_splits_generations(dir: &Path
             human.contains(host) && human.contains(&generation(&split, host).to_string()),
             "{human}"
         );
+    }
+}
+
+/// `ferry rollback --to N`: the hosts that the later runs left on different
+/// systems all go back to what site generation N recorded, without a rebuild.
+fn site_rollback_puts_every_host_back_on_its_first_system(
+    v1: &Path,
+    first: u64,
+    first_status: &BTreeMap<String, Value>,
+) {
+    let out = ferry(&[
+        "rollback",
+        v1.to_str().unwrap(),
+        "--to",
+        &first.to_string(),
+        "--yes",
+        "--json",
+    ]);
+    let (code, report, all) = report_of(out);
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(reached(&report), WEB.to_vec(), "{all}");
+    let now = status(v1);
+    for host in WEB.iter().chain(DB.iter()) {
+        assert_eq!(system(&now, host), system(first_status, host), "{host}");
     }
 }
