@@ -276,6 +276,8 @@ fn rollout_policies_on_a_lab_of_eight_hosts_in_two_datacenters_as_root() {
     external_policy_program_orders_the_activations(dir.path());
     only_one_service_keeps_the_other_process_and_on_splits_generations(dir.path());
     site_rollback_puts_every_host_back_on_its_first_system(&v1, first, &first_status);
+    // Last: it stops a host's sshd for good.
+    an_unreachable_host_is_left_alone_and_the_rest_move_on(dir.path());
 }
 
 /// (f) `web.app` requires `db.store`: every db host finished activating
@@ -589,4 +591,68 @@ fn site_rollback_puts_every_host_back_on_its_first_system(
     for host in WEB.iter().chain(DB.iter()) {
         assert_eq!(system(&now, host), system(first_status, host), "{host}");
     }
+}
+
+/// Stops the sshd of a lab host (the host can no longer be reached).
+fn stop_sshd(host: &str) {
+    let lab: Value =
+        serde_json::from_slice(&std::fs::read(format!("/run/ferry-lab/{SITE}/lab.json")).unwrap())
+            .unwrap();
+    let netns = lab["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == host)
+        .unwrap()["netns"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pids = Command::new("ip")
+        .args(["netns", "pids", &netns])
+        .output()
+        .unwrap();
+    let mut stopped = 0;
+    for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+        // The listener (sshd retitles itself `sshd: /usr/sbin/sshd -f … [listener]`),
+        // not the sessions (`sshd: root@notty`).
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let title = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if title.contains("/usr/sbin/sshd -f") {
+            let pid: i32 = pid.parse().unwrap();
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGTERM)
+                .unwrap();
+            stopped += 1;
+        }
+    }
+    assert_eq!(stopped, 1, "no sshd listener found in {netns}");
+}
+
+/// A host that cannot be reached is not touched and not counted as switched;
+/// the others move on; the deploy exits 1 and records a partial site
+/// generation that keeps the host's last known system.
+fn an_unreachable_host_is_left_alone_and_the_rest_move_on(dir: &Path) {
+    let site = write_site(
+        dir,
+        "unreachable",
+        &Release {
+            app: "8",
+            ..Release::default()
+        },
+    );
+    let before = status(&site);
+    stop_sshd("web6");
+    let (code, report, all) = deploy(&site, &[]);
+    assert_eq!(code, 1, "{all}");
+    assert!(report["unreachable"]["web6"].is_string(), "{all}");
+    assert_eq!(reached(&report), WEB[..5].to_vec(), "{all}");
+    let out = ferry(&["generations", site.to_str().unwrap(), "--json"]);
+    let site_generations: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let last = site_generations.last().unwrap();
+    assert_eq!(last["complete"], false, "{last}");
+    assert_eq!(
+        last["hosts"]["web6"]["system"],
+        system(&before, "web6").as_str(),
+        "{last}"
+    );
+    assert_eq!(last["hosts"]["web6"]["outcome"], "not-touched", "{last}");
 }
