@@ -71,9 +71,26 @@ pub fn load_and_build(
 }
 
 /// The directory of the site file (where external policy programs run).
+/// A bare file name (`ferry deploy site.conf`) lives in `.`: an empty path
+/// would make every program fail to start ("No such file or directory").
 pub fn site_dir(path: &Path) -> std::path::PathBuf {
-    crate::site::site_file(path)
-        .parent()
-        .map(|p| p.to_path_buf())
-        .unwrap_or_default()
+    match crate::site::site_file(path).parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn a_bare_site_file_name_runs_its_policy_program_in_the_current_directory() {
+        assert_eq!(super::site_dir(Path::new("v7.conf")), Path::new("."));
+        assert_eq!(
+            super::site_dir(Path::new("sites/x.conf")),
+            Path::new("sites")
+        );
+        assert_eq!(super::site_dir(Path::new("/a/b.conf")), Path::new("/a"));
+    }
 }

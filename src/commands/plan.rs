@@ -27,10 +27,7 @@ pub fn run(global: &GlobalArgs, args: PlanArgs) -> CommandResult {
     let hosts = select_on(built.site.hosts(), args.on.as_deref()).map_err(CommandError::input)?;
     let generations = SiteGenerations::new(&global.state_dir, &built.site.name);
     let current = generations.latest().map_err(CommandError::failure)?;
-    let site_dir = crate::site::site_file(&args.site)
-        .parent()
-        .map(|p| p.to_path_buf())
-        .unwrap_or_default();
+    let site_dir = site_build::site_dir(&args.site);
     let targets = class_targets(&hosts, &built.result.systems);
     let now = current_from_generation(current.as_ref());
     let based_on = current.as_ref().map(|g| g.number);
