@@ -16,6 +16,7 @@ pub fn enabled(json: bool) -> bool {
 
 /// Build progress: one spinner line per running build and a total bar.
 pub struct BuildProgress {
+    visible: bool,
     multi: MultiProgress,
     total: ProgressBar,
     running: Mutex<HashMap<String, ProgressBar>>,
@@ -35,8 +36,11 @@ impl BuildProgress {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         total.set_message("0 cached");
-        total.enable_steady_tick(Duration::from_millis(120));
+        if visible {
+            total.enable_steady_tick(Duration::from_millis(120));
+        }
         BuildProgress {
+            visible,
             multi,
             total,
             running: Mutex::new(HashMap::new()),
@@ -59,6 +63,10 @@ impl BuildProgress {
 
 impl BuildObserver for BuildProgress {
     fn started(&self, what: &str) {
+        // Hidden: no bars, and above all no ticker thread per build.
+        if !self.visible {
+            return;
+        }
         let bar = self.multi.add(ProgressBar::new_spinner());
         bar.set_style(
             ProgressStyle::with_template("  {spinner} {msg} [{elapsed}]")

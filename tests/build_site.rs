@@ -437,3 +437,26 @@ fn plan_with_a_selector_matching_nothing_is_bad_input() {
         stderr(&out)
     );
 }
+
+#[test]
+fn an_unchanged_site_is_a_cache_hit_but_never_returns_collected_paths() {
+    let s = Scratch::new();
+    let site = s.write("site.conf", TWO_CLASSES);
+    s.write("lib/data.txt", "payload\n");
+    let first = s.build_json(&site);
+    assert_eq!(s.build_json(&site)["systems"], first["systems"]);
+
+    // Nothing roots these outputs, so gc deletes them; the next build must
+    // not hand back the deleted paths from its cache.
+    s.ferry_ok(&["gc"]);
+    let system = first["systems"]["front"].as_str().unwrap();
+    assert!(!Path::new(system).exists(), "gc kept {system}");
+    let again = s.build_json(&site);
+    assert_eq!(
+        again["systems"], first["systems"],
+        "a rebuild gives the same paths"
+    );
+    assert_eq!(again["outcomes"]["lib"], "built");
+    assert!(Path::new(system).exists());
+    s.ferry_ok(&["store", "verify"]);
+}

@@ -4,6 +4,7 @@
 //! [`sandbox`], skipped when a realisation exists), writes text files, and
 //! assembles one system object per class ([`system`]). The same result is
 //! used to provision a fresh host and to reconfigure a running one.
+pub mod cache;
 pub mod error;
 pub mod graph;
 pub mod recipe;
@@ -132,13 +133,32 @@ pub fn build_site(
         graph::GraphError::Cycle { chain, origin } => BuildError::Cycle { chain, origin },
     })?;
     let sources = ingest_sources(store, site, &graph)?;
+    let mut roots = store.temp_roots(&[])?;
+    let cache_key = cache::key(site, classes, &sources, options);
+    if let Some(hit) = cache_key
+        .as_deref()
+        .and_then(|key| cache::lookup(store, key, &mut roots))
+    {
+        let outcomes = hit
+            .packages
+            .keys()
+            .map(|id| (id.0.clone(), NodeOutcome::Cached))
+            .collect();
+        return Ok(SiteBuild {
+            systems: hit.systems,
+            packages: hit.packages,
+            files: hit.files,
+            outcomes,
+            temp_roots: vec![roots],
+        });
+    }
     let run = NodeRunner {
         store,
         site,
         options,
         observer,
         sources: &sources,
-        roots: Mutex::new(Vec::new()),
+        roots: Mutex::new(roots),
     };
 
     let outcome = scheduler::run_dag(&graph.deps, options.jobs, |node, deps| {
@@ -164,17 +184,31 @@ pub fn build_site(
         return Err(error);
     }
 
-    let mut temp_roots = run.roots.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut roots = run.roots.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut systems = BTreeMap::new();
     for class in classes {
         let path = system::build_system(store, site, class, &outputs, options)?;
-        temp_roots.push(store.temp_roots(std::slice::from_ref(&path))?);
+        roots.add(store, std::slice::from_ref(&path))?;
         systems.insert(class.name.clone(), path);
     }
-    Ok(SiteBuild {
+    let temp_roots = vec![roots];
+    let built = cache::CachedBuild {
         systems,
         packages: outputs.packages,
         files: outputs.files,
+    };
+    if let Some(key) = &cache_key {
+        cache::record(store, key, &built);
+    }
+    let cache::CachedBuild {
+        systems,
+        packages,
+        files,
+    } = built;
+    Ok(SiteBuild {
+        systems,
+        packages,
+        files,
         outcomes,
         temp_roots,
     })
@@ -230,7 +264,8 @@ struct NodeRunner<'a> {
     options: &'a BuildOptions,
     observer: &'a dyn BuildObserver,
     sources: &'a BTreeMap<PackageId, StorePath>,
-    roots: Mutex<Vec<TempRoots>>,
+    /// One temporary-root file for every output of this build.
+    roots: Mutex<TempRoots>,
 }
 
 impl NodeRunner<'_> {
@@ -250,7 +285,6 @@ impl NodeRunner<'_> {
         }
         let key = &graph.nodes[node];
         let what = key.describe();
-        self.observer.started(&what);
         let result = match key {
             NodeKey::File(id) => self.write_file(id, &outputs),
             NodeKey::Package(id) => self.build_package(id, &outputs),
@@ -258,11 +292,10 @@ impl NodeRunner<'_> {
         match &result {
             Ok((path, outcome)) => {
                 self.observer.finished(&what, *outcome);
-                let guard = self.store.temp_roots(std::slice::from_ref(path))?;
                 self.roots
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .push(guard);
+                    .add(self.store, std::slice::from_ref(path))?;
             }
             Err(_) => self.observer.failed(&what),
         }
@@ -318,6 +351,9 @@ impl NodeRunner<'_> {
             return Ok((path, NodeOutcome::Cached));
         }
 
+        // Only builders that really run are shown as running.
+        self.observer
+            .started(&NodeKey::Package(id.clone()).describe());
         let state = self.store.state_dir();
         let log = state.join("log").join("build").join(format!(
             "{}-{}.log",

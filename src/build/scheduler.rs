@@ -4,7 +4,7 @@
 //! first failure no new node is started (the running ones finish), like
 //! `nix-build` without `--keep-going`; the nodes never started are reported
 //! as skipped, so the caller can say what was not built and why.
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 
 /// The outcome of a run over the whole graph.
 #[derive(Debug)]
@@ -45,10 +45,24 @@ where
     let mut ready: Vec<usize> = (0..n).rev().filter(|&i| waiting_on[i] == 0).collect();
     let mut running = 0usize;
     let mut failed = false;
-    let (tx, rx) = mpsc::channel::<(usize, Result<T, E>)>();
     let work = &work;
 
+    // A fixed pool of workers: a no-op build of many cached nodes must not
+    // pay a thread per node.
+    let (job_tx, job_rx) = mpsc::channel::<(usize, Vec<T>)>();
+    let job_rx = Mutex::new(job_rx);
+    let (done_tx, done_rx) = mpsc::channel::<(usize, Result<T, E>)>();
     std::thread::scope(|scope| {
+        for _ in 0..jobs.min(n) {
+            let (job_rx, done_tx) = (&job_rx, done_tx.clone());
+            scope.spawn(move || loop {
+                // The receiver ends when the main loop drops the sender.
+                let next = job_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let Ok((node, inputs)) = next else { break };
+                let _ = done_tx.send((node, work(node, inputs)));
+            });
+        }
+        drop(done_tx);
         loop {
             while !failed && running < jobs {
                 let Some(node) = ready.pop() else { break };
@@ -60,19 +74,18 @@ where
                         _ => unreachable!("dependency {d} of ready node {node} has no output"),
                     })
                     .collect();
-                let tx = tx.clone();
+                if job_tx.send((node, inputs)).is_err() {
+                    break;
+                }
                 running += 1;
-                scope.spawn(move || {
-                    let result = work(node, inputs);
-                    // The receiver outlives every worker inside this scope.
-                    let _ = tx.send((node, result));
-                });
             }
             if running == 0 {
                 break;
             }
-            // A worker always sends before it ends, so this cannot hang.
-            let Ok((node, result)) = rx.recv() else { break };
+            // Every job sent is answered before its worker takes another.
+            let Ok((node, result)) = done_rx.recv() else {
+                break;
+            };
             running -= 1;
             match &result {
                 Ok(_) => {
@@ -87,6 +100,7 @@ where
             }
             results[node] = Some(result);
         }
+        drop(job_tx);
     });
     ScheduleOutcome { results }
 }

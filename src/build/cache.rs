@@ -1,0 +1,103 @@
+//! The site build cache: an unchanged site (same evaluated model, same
+//! source contents, same options) maps straight to the store paths it built
+//! last time, so a no-op `ferry build` costs about as much as evaluation.
+//!
+//! The key is BLAKE3 (`derive_key("ferry site build v1", …)`) over the JSON
+//! of the selected classes and everything they use, the store paths of the
+//! ingested sources (content-addressed, so an edited source changes them) and
+//! the build options that reach outputs. A hit is used only when every path
+//! it names is still valid, after they were all pinned as temporary roots.
+//! Anything else falls back to the per-recipe path, which is always correct.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ferry_lang::model::{Class, FileId, PackageId, Site};
+use ferry_store::{Store, StorePath, TempRoots};
+use serde::{Deserialize, Serialize};
+
+use super::BuildOptions;
+
+/// What one site build produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CachedBuild {
+    pub systems: BTreeMap<String, StorePath>,
+    pub packages: BTreeMap<PackageId, StorePath>,
+    pub files: BTreeMap<FileId, StorePath>,
+}
+
+impl CachedBuild {
+    fn paths(&self) -> Vec<StorePath> {
+        self.systems
+            .values()
+            .chain(self.packages.values())
+            .chain(self.files.values())
+            .cloned()
+            .collect()
+    }
+}
+
+/// The cache key of building `classes` of `site` with `sources` and
+/// `options`; `None` (never in practice) means: don't use the cache.
+pub fn key(
+    site: &Site,
+    classes: &[&Class],
+    sources: &BTreeMap<PackageId, StorePath>,
+    options: &BuildOptions,
+) -> Option<String> {
+    #[derive(Serialize)]
+    struct Key<'a> {
+        site: &'a str,
+        classes: &'a [&'a Class],
+        packages: &'a BTreeMap<PackageId, ferry_lang::model::Package>,
+        files: &'a BTreeMap<FileId, ferry_lang::model::TextFile>,
+        sources: &'a BTreeMap<PackageId, StorePath>,
+        host_state_dir: &'a std::path::Path,
+        timeout: u64,
+    }
+    let key = Key {
+        site: &site.name,
+        classes,
+        packages: &site.packages,
+        files: &site.files,
+        sources,
+        host_state_dir: &options.host_state_dir,
+        timeout: options.timeout.as_secs(),
+    };
+    let mut hasher = blake3::Hasher::new_derive_key("ferry site build v1");
+    // Streamed straight into the hasher, no copy of the model.
+    serde_json::to_writer(&mut hasher, &key).ok()?;
+    Some(hasher.finalize().to_hex().to_string())
+}
+
+fn entry(store: &Store, key: &str) -> PathBuf {
+    store
+        .state_dir()
+        .join("db")
+        .join("build-cache")
+        .join(format!("{key}.json"))
+}
+
+/// The cached build of `key`, pinned in `roots`, if every path is still valid.
+pub fn lookup(store: &Store, key: &str, roots: &mut TempRoots) -> Option<CachedBuild> {
+    let text = std::fs::read(entry(store, key)).ok()?;
+    let cached: CachedBuild = serde_json::from_slice(&text).ok()?;
+    let paths = cached.paths();
+    roots.add(store, &paths).ok()?;
+    paths.iter().all(|p| store.is_valid(p)).then_some(cached)
+}
+
+/// Records a build; a failure to record only costs the next build its shortcut.
+pub fn record(store: &Store, key: &str, build: &CachedBuild) {
+    let path = entry(store, key);
+    let Some(dir) = path.parent() else { return };
+    let _ = std::fs::create_dir_all(dir);
+    let Ok(json) = serde_json::to_vec(build) else {
+        return;
+    };
+    if let Ok(mut temp) = tempfile::NamedTempFile::new_in(dir) {
+        use std::io::Write;
+        if temp.write_all(&json).is_ok() {
+            let _ = temp.persist(&path);
+        }
+    }
+}
