@@ -159,19 +159,23 @@ impl DeployProgress {
 }
 
 impl crate::deploy::run::RolloutObserver for DeployProgress {
-    fn batch(&self, index: usize, batch: &crate::rollout::Batch) {
+    fn batch(&self, index: usize, batch: &crate::rollout::Batch, tags: &[String]) {
+        let tags = if tags.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", tags.join(", "))
+        };
         let _ = self.multi.println(format!(
-            "batch {} ({:?}): {}",
+            "batch {}{tags}: {}",
             index + 1,
-            batch.kind,
             batch.hosts.join(", ")
         ));
     }
 
     fn phase(&self, host: &str, phase: crate::deploy::run::Phase, detail: &str) {
         let text = match detail {
-            "" => format!("{phase:?}").to_lowercase(),
-            _ => format!("{}: {detail}", format!("{phase:?}").to_lowercase()),
+            "" => phase.to_string(),
+            _ => format!("{phase}: {detail}"),
         };
         self.line(host).set_message(text);
     }
@@ -185,10 +189,10 @@ impl crate::deploy::run::RolloutObserver for DeployProgress {
 pub struct JsonEvents;
 
 impl crate::deploy::run::RolloutObserver for JsonEvents {
-    fn batch(&self, index: usize, batch: &crate::rollout::Batch) {
-        crate::output::json_line(
-            &serde_json::json!({"event": "batch", "index": index + 1, "kind": batch.kind, "hosts": batch.hosts}),
-        );
+    fn batch(&self, index: usize, batch: &crate::rollout::Batch, _tags: &[String]) {
+        crate::output::json_line(&serde_json::json!({
+            "event": "batch", "index": index + 1, "kind": batch.kind, "group": batch.group, "hosts": batch.hosts
+        }));
     }
 
     fn phase(&self, host: &str, phase: crate::deploy::run::Phase, detail: &str) {

@@ -52,6 +52,20 @@ pub enum Phase {
     Reverted,
 }
 
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Waiting => "waiting",
+            Phase::Activating => "activating",
+            Phase::Done => "done",
+            Phase::RolledBack => "rolled back",
+            Phase::Failed => "failed",
+            Phase::Reverting => "rolling back (run rolled back)",
+            Phase::Reverted => "rolled back with the run",
+        })
+    }
+}
+
 /// Moves hosts; implemented over SSH sessions by `ferry deploy`.
 pub trait HostExecutor: Sync {
     /// Activates the host's target system, and confirms it (magic rollback).
@@ -62,7 +76,8 @@ pub trait HostExecutor: Sync {
 
 /// Watches the loop (progress lines, JSON events).
 pub trait RolloutObserver: Sync {
-    fn batch(&self, _index: usize, _batch: &Batch) {}
+    /// A batch starts; `tags` describe it (`canary`, `datacenter=eu1`).
+    fn batch(&self, _index: usize, _batch: &Batch, _tags: &[String]) {}
     fn phase(&self, _host: &str, _phase: Phase, _detail: &str) {}
     fn stopped(&self, _reason: &str) {}
 }
@@ -146,7 +161,11 @@ pub fn run_rollout(
             stopped = Some("the operator stopped the rollout".to_string());
             break;
         }
-        observer.batch(index, &batch);
+        observer.batch(
+            index,
+            &batch,
+            &batch.tags(schedule.policy.group_by.as_deref()),
+        );
         let results = activate_batch(&batch, executor, observer, max_parallel);
         let outcomes: BTreeMap<String, HostOutcome> = results
             .iter()
@@ -181,7 +200,10 @@ pub fn run_rollout(
                 hosts: switched,
                 reason,
             } => {
-                let text = format!("{reason}; rolling back {} switched host(s)", switched.len());
+                let text = match switched.len() {
+                    0 => format!("{reason}; no other host touched"),
+                    n => format!("{reason}; rolling back the {n} host(s) switched in this run"),
+                };
                 observer.stopped(&text);
                 stopped = Some(text);
                 // Newest first: undo in the reverse order of activation.

@@ -45,6 +45,23 @@ pub struct Batch {
     pub hosts: Vec<String>,
 }
 
+impl Batch {
+    /// How the batch is described to people: `canary`, `datacenter=eu1`.
+    pub fn tags(&self, group_by: Option<&str>) -> Vec<String> {
+        let mut tags = Vec::new();
+        if self.kind == BatchKind::Canary {
+            tags.push("canary".to_owned());
+        }
+        match (group_by, &self.group) {
+            (Some(label), Some(value)) => tags.push(format!("{label}={value}")),
+            (Some(label), None) => tags.push(format!("no {label}")),
+            (None, Some(value)) => tags.push(format!("group {value}")),
+            (None, None) => {}
+        }
+        tags
+    }
+}
+
 /// Whether a batch is a canary: the first hosts of a stage to get the new system.
 ///
 /// A canary batch tests the stage's new system on a few hosts before the rest
@@ -347,16 +364,7 @@ impl fmt::Display for RolloutSchedule {
             for batch in &stage.batches {
                 number += 1;
                 write!(f, "  batch {number}")?;
-                let mut tags = Vec::new();
-                if batch.kind == BatchKind::Canary {
-                    tags.push("canary".to_owned());
-                }
-                match (&p.group_by, &batch.group) {
-                    (Some(label), Some(value)) => tags.push(format!("{label}={value}")),
-                    (Some(label), None) => tags.push(format!("no {label}")),
-                    (None, Some(value)) => tags.push(format!("group {value}")),
-                    (None, None) => {}
-                }
+                let tags = batch.tags(p.group_by.as_deref());
                 if !tags.is_empty() {
                     write!(f, " ({})", tags.join(", "))?;
                 }
