@@ -460,3 +460,29 @@ fn an_unchanged_site_is_a_cache_hit_but_never_returns_collected_paths() {
     assert!(Path::new(system).exists());
     s.ferry_ok(&["store", "verify"]);
 }
+
+/// Every runnable site plans cleanly: its policy (built-in or an external
+/// program such as examples/load-balancer's) gives a schedule that passes
+/// ferry's checks. The load-balancer example once shipped a program that
+/// echoed the plan back instead of answering with batches.
+#[test]
+fn every_site_and_example_plans_with_its_own_policy() {
+    let mut sites = vec![
+        repo("sites/demo/site.conf"),
+        repo("sites/demo/v2.conf"),
+        repo("sites/demo/v3.conf"),
+    ];
+    for entry in std::fs::read_dir(repo("examples")).unwrap() {
+        let dir = entry.unwrap().path();
+        for file in ["site.conf", "staging.conf", "production.conf"] {
+            if dir.join(file).exists() {
+                sites.push(dir.join(file));
+            }
+        }
+    }
+    let s = Scratch::new();
+    for site in sites {
+        let text = s.ferry_ok(&["plan", site.to_str().unwrap()]);
+        assert!(text.contains("rollout: "), "{}: {text}", site.display());
+    }
+}
