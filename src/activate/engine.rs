@@ -228,8 +228,9 @@ fn unix_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// Writes a small file atomically and durably.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ActivationError> {
+/// Writes a small file atomically and durably (temporary file in the same
+/// directory, fsync, rename, directory fsync).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ActivationError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".tmp-{}-{}",

@@ -12,7 +12,7 @@
 //!   `<state_dir>/host-env.json`, so a rollback, a watchdog or a recovery
 //!   restarts services with the same environment the deployer gave them.
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -119,22 +119,11 @@ fn read_host_env(state_dir: &Path) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// Writes a small file atomically (temporary file, fsync, rename).
+/// Writes a small file atomically and durably, creating its directory.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HostActivationError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let mut file = File::create(&tmp).map_err(io_err("create", &tmp))?;
-    file.write_all(bytes)
-        .and_then(|_| file.sync_all())
-        .map_err(io_err("write", &tmp))?;
-    fs::rename(&tmp, path).map_err(io_err("rename onto", path))
+    Ok(crate::activate::engine::write_atomic(path, bytes)?)
 }
 
 fn as_response(result: Result<Response, HostActivationError>) -> Response {
