@@ -15,7 +15,7 @@ use crate::rollout::{Batch, Pause};
 use crate::site_build::BuiltSite;
 use crate::transport::bootstrap::AgentBinary;
 use crate::transport::copy::{copy_closure, CopyOptions};
-use crate::transport::session::SessionOptions;
+use crate::transport::session::{HostSession, SessionError, SessionOptions};
 
 /// Whether the operator can be asked questions.
 fn interactive() -> bool {
@@ -159,6 +159,29 @@ pub fn copy_only(
     Ok(if all_ok { Exit::Success } else { Exit::Failure })
 }
 
+/// Opens a session to each host (bootstrapping this ferry as the agent where
+/// needed), runs `f`, closes it; answers in host order, errors as text.
+pub fn ask_each_host<T: Send>(
+    store: &ferry_store::Store,
+    hosts: &[&HostEntry],
+    reach: &Reach,
+    f: impl Fn(&mut HostSession) -> Result<T, SessionError> + Sync,
+) -> Result<Vec<Result<T, String>>, CommandError> {
+    let binary = AgentBinary::this_ferry(store).map_err(crate::store_cli::error)?;
+    let options = SessionOptions {
+        ssh: reach.ssh.clone(),
+        agent: reach.agent.clone(),
+    };
+    Ok(on_each_host(
+        store,
+        &binary,
+        &options,
+        hosts,
+        reach.max_parallel,
+        f,
+    ))
+}
+
 /// `ferry rollback --on SEL --host-generation G`: each host back to its own
 /// generation G, in parallel, without a policy (an operator's direct order).
 pub fn host_rollback(
@@ -168,19 +191,9 @@ pub fn host_rollback(
     generation: u64,
     json: bool,
 ) -> Result<Exit, CommandError> {
-    let binary = AgentBinary::this_ferry(store).map_err(crate::store_cli::error)?;
-    let options = SessionOptions {
-        ssh: reach.ssh.clone(),
-        agent: reach.agent.clone(),
-    };
-    let results = on_each_host(
-        store,
-        &binary,
-        &options,
-        hosts,
-        reach.max_parallel,
-        |session| session.rollback_to(generation),
-    );
+    let results = ask_each_host(store, hosts, reach, |session| {
+        session.rollback_to(generation)
+    })?;
     let mut worst = Exit::Success;
     for (host, result) in hosts.iter().zip(results) {
         let (ok, text) = match &result {
@@ -238,19 +251,7 @@ pub fn host_generations(
     reach: &Reach,
     json: bool,
 ) -> Result<Exit, CommandError> {
-    let binary = AgentBinary::this_ferry(store).map_err(crate::store_cli::error)?;
-    let options = SessionOptions {
-        ssh: reach.ssh.clone(),
-        agent: reach.agent.clone(),
-    };
-    let results = on_each_host(
-        store,
-        &binary,
-        &options,
-        hosts,
-        reach.max_parallel,
-        |session| session.generations(),
-    );
+    let results = ask_each_host(store, hosts, reach, |session| session.generations())?;
     let mut exit = Exit::Success;
     for (host, result) in hosts.iter().zip(results) {
         match result {

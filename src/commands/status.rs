@@ -5,12 +5,9 @@ use serde::Serialize;
 
 use crate::activate::{HostStatus, Outcome};
 use crate::cli::{CommandResult, GlobalArgs};
-use crate::deploy::execute::on_each_host;
 use crate::deploy::selector::select_on;
 use crate::host_args::{self, HostArgs};
 use crate::output::{self, CommandError, Exit};
-use crate::transport::bootstrap::AgentBinary;
-use crate::transport::session::SessionOptions;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -40,15 +37,8 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> CommandResult {
     let site = crate::site::load_site(&args.site)?;
     let hosts = select_on(site.hosts(), args.on.as_deref()).map_err(CommandError::input)?;
     let store = crate::store_cli::open(global)?;
-    let binary = AgentBinary::this_ferry(&store).map_err(crate::store_cli::error)?;
     let reach = host_args::reach(global, &site, &args.hosts, false);
-    let options = SessionOptions {
-        ssh: reach.ssh,
-        agent: reach.agent,
-    };
-    let answers = on_each_host(&store, &binary, &options, &hosts, reach.max_parallel, |s| {
-        s.status()
-    });
+    let answers = crate::deploy_cli::ask_each_host(&store, &hosts, &reach, |s| s.status())?;
     let results: Vec<HostResult> = hosts
         .iter()
         .zip(answers)
