@@ -461,6 +461,42 @@ fn an_unchanged_site_is_a_cache_hit_but_never_returns_collected_paths() {
     s.ferry_ok(&["store", "verify"]);
 }
 
+/// A no-op build skips the per-path validity checks while the store's
+/// invalidation count is unchanged; a gc that only collects a build input
+/// (the system itself is rooted) changes the count, so the next build finds
+/// the input gone and builds it again instead of reporting a collected path.
+#[test]
+fn a_gc_of_build_only_inputs_is_noticed_by_the_next_no_op_build() {
+    let s = Scratch::new();
+    let site = s.write("site.conf", TWO_CLASSES);
+    s.write("lib/data.txt", "payload\n");
+    let site_str = site.to_str().unwrap();
+    let build = |s: &Scratch| -> serde_json::Value {
+        serde_json::from_str(&s.ferry_ok(&["build", site_str, "--class", "front", "--json"]))
+            .unwrap()
+    };
+    let first = build(&s);
+    let system = first["systems"]["front"].as_str().unwrap().to_string();
+    let lib = first["packages"]["lib"].as_str().unwrap().to_string();
+    let roots = s.state_dir.join("gcroots");
+    std::fs::create_dir_all(&roots).unwrap();
+    std::os::unix::fs::symlink(&system, roots.join("front")).unwrap();
+
+    let hit = build(&s);
+    assert_eq!(hit["outcomes"]["lib"], "cached");
+    assert_eq!(hit["systems"], first["systems"]);
+
+    s.ferry_ok(&["gc"]);
+    assert!(Path::new(&system).exists(), "the rooted system was collected");
+    assert!(!Path::new(&lib).exists(), "gc kept the build-only input {lib}");
+    let after = build(&s);
+    assert_eq!(after["systems"], first["systems"]);
+    assert_eq!(after["outcomes"]["lib"], "built", "{after}");
+    assert_eq!(after["outcomes"]["app"], "cached", "{after}");
+    assert!(Path::new(&lib).exists());
+    s.ferry_ok(&["store", "verify"]);
+}
+
 /// Every runnable site plans cleanly: its policy (built-in or an external
 /// program such as examples/load-balancer's) gives a schedule that passes
 /// ferry's checks. The load-balancer example once shipped a program that

@@ -8,6 +8,13 @@
 //! the build options that reach outputs. A hit is used only when every path
 //! it names is still valid, after they were all pinned as temporary roots.
 //! Anything else falls back to the per-recipe path, which is always correct.
+//!
+//! Checking every path costs a `stat` each, which on a big site is most of a
+//! no-op build. So an entry also keeps the store's invalidation count
+//! ([`Store::invalidation_count`]) from when its paths were last seen valid:
+//! while the count is unchanged, nothing was made invalid since, and the
+//! per-path check is skipped. After a `gc` the first lookup checks them all
+//! and records the new count.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -23,6 +30,9 @@ pub struct CachedBuild {
     pub systems: BTreeMap<String, StorePath>,
     pub packages: BTreeMap<PackageId, StorePath>,
     pub files: BTreeMap<FileId, StorePath>,
+    /// The store's invalidation count when all these paths were last seen valid.
+    #[serde(default)]
+    pub seen_valid_at: Option<u64>,
 }
 
 impl CachedBuild {
@@ -64,8 +74,11 @@ pub fn key(
         timeout: options.timeout.as_secs(),
     };
     let mut hasher = blake3::Hasher::new_derive_key("ferry site build v1");
-    // Streamed straight into the hasher, no copy of the model.
-    serde_json::to_writer(&mut hasher, &key).ok()?;
+    // Streamed into the hasher through a buffer: serde_json writes token by
+    // token, and BLAKE3 is many times faster on big updates than on tiny ones.
+    let mut buffered = std::io::BufWriter::with_capacity(64 << 10, &mut hasher);
+    serde_json::to_writer(&mut buffered, &key).ok()?;
+    buffered.into_inner().ok()?;
     Some(hasher.finalize().to_hex().to_string())
 }
 
@@ -83,10 +96,25 @@ pub fn lookup(store: &Store, key: &str, roots: &mut TempRoots) -> Option<CachedB
     let cached: CachedBuild = serde_json::from_slice(&text).ok()?;
     let paths = cached.paths();
     roots.add(store, &paths).ok()?;
-    paths.iter().all(|p| store.is_valid(p)).then_some(cached)
+    // Read after pinning: a gc that could still remove any of them has
+    // already counted its invalidation (it holds the store lock throughout).
+    let count = store.invalidation_count().ok();
+    if count.is_some() && cached.seen_valid_at == count {
+        return Some(cached);
+    }
+    if !paths.iter().all(|p| store.is_valid(p)) {
+        return None;
+    }
+    let cached = CachedBuild {
+        seen_valid_at: count,
+        ..cached
+    };
+    record(store, key, &cached);
+    Some(cached)
 }
 
-/// Records a build; a failure to record only costs the next build its shortcut.
+/// Records a build (give it `seen_valid_at` only if its paths were all valid
+/// at that count); a failure to record only costs the next build its shortcut.
 pub fn record(store: &Store, key: &str, build: &CachedBuild) {
     let path = entry(store, key);
     let Some(dir) = path.parent() else { return };

@@ -152,6 +152,7 @@ pub fn build_site(
             temp_roots: vec![roots],
         });
     }
+    let count_before = store.invalidation_count().ok();
     let run = NodeRunner {
         store,
         site,
@@ -196,6 +197,9 @@ pub fn build_site(
         systems,
         packages: outputs.packages,
         files: outputs.files,
+        // The count from before anything was checked: if a gc ran during the
+        // build, the next lookup sees a newer count and checks every path.
+        seen_valid_at: count_before,
     };
     if let Some(key) = &cache_key {
         cache::record(store, key, &built);
@@ -204,6 +208,7 @@ pub fn build_site(
         systems,
         packages,
         files,
+        ..
     } = built;
     Ok(SiteBuild {
         systems,
@@ -232,6 +237,10 @@ fn ingest_sources(
             NodeKey::File(_) => None,
         })
         .collect();
+    if with_src.is_empty() {
+        // Not even rayon's thread pool: a site without sources pays nothing here.
+        return Ok(BTreeMap::new());
+    }
     with_src
         .par_iter()
         .map(|(id, src)| {

@@ -117,6 +117,10 @@ impl Store {
     /// refers into it) in layers, referrers first, each layer durable before the next, so that
     /// every remaining record's references keep their records at every instant.
     pub(crate) fn invalidate(&self, paths: &BTreeMap<StorePath, PathInfo>) -> Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        self.count_invalidation()?;
         // How many members of the set refer to each member.
         let mut referrer_count: HashMap<&StorePath, usize> = paths.keys().map(|p| (p, 0)).collect();
         for info in paths.values() {

@@ -85,6 +85,37 @@ impl Store {
         &self.store_dir
     }
 
+    fn invalidations_file(&self) -> PathBuf {
+        self.state_dir.join("db").join("invalidations")
+    }
+
+    /// How many times valid paths were made invalid (by `gc` or `verify --repair`) in this
+    /// store's life. Paths never become invalid any other way, so a caller that saw a set of
+    /// paths valid at count N, and pinned them as temporary roots, knows they are all still
+    /// valid while the count is still N: one small read instead of a check per path.
+    pub fn invalidation_count(&self) -> Result<u64> {
+        let file = self.invalidations_file();
+        match std::fs::read_to_string(&file) {
+            Ok(text) => text
+                .trim()
+                .parse()
+                .map_err(|_| StoreError::CorruptMetadata {
+                    path: file,
+                    reason: format!("{:?} is not a count", text.trim()),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(StoreError::io("read", &file)(e)),
+        }
+    }
+
+    /// Counts one more invalidation, durably, before any record is removed (exclusive lock held).
+    pub(crate) fn count_invalidation(&self) -> Result<()> {
+        let next = self.invalidation_count()?.saturating_add(1);
+        let db_dir = self.state_dir.join("db");
+        fsops::write_atomically(&db_dir, "invalidations", format!("{next}\n").as_bytes(), true)?;
+        fsops::fsync_dir(&db_dir)
+    }
+
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
     }

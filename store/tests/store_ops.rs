@@ -279,6 +279,29 @@ fn verify_repair_quarantines_corrupt_paths_and_invalidates_dependents() {
     );
     assert!(!store.is_valid(&dep) && !store.is_valid(&app) && store.is_valid(&fine));
     assert!(store.verify(false).unwrap().is_clean());
+    assert_eq!(store.invalidation_count().unwrap(), 1, "repair is counted");
+}
+
+#[test]
+fn the_invalidation_count_rises_exactly_when_gc_makes_paths_invalid() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open(root.path());
+    assert_eq!(store.invalidation_count().unwrap(), 0);
+    let kept = store.add_bytes("kept", b"k", false, &[]).unwrap();
+    store.add_root("kept", &kept).unwrap();
+    store.gc(&GcOptions::default()).unwrap();
+    assert_eq!(store.invalidation_count().unwrap(), 0, "nothing was deleted");
+    store.add_bytes("garbage", b"g", false, &[]).unwrap();
+    let dry = GcOptions {
+        dry_run: true,
+        ..GcOptions::default()
+    };
+    store.gc(&dry).unwrap();
+    assert_eq!(store.invalidation_count().unwrap(), 0, "a dry run deletes nothing");
+    store.gc(&GcOptions::default()).unwrap();
+    assert_eq!(store.invalidation_count().unwrap(), 1);
+    // The count is durable state: a new handle sees it.
+    assert_eq!(open(root.path()).invalidation_count().unwrap(), 1);
 }
 
 #[test]
