@@ -67,10 +67,15 @@ fn verify_clean(root: &Path) {
     );
     // `verify` reopened the store, which purges what killed runs left behind.
     assert_eq!(temporaries(&root.join("store")), Vec::<PathBuf>::new());
+    let staging: Vec<PathBuf> = std::fs::read_dir(root.join("store/.tmp"))
+        .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
     assert_eq!(
-        temporaries(&root.join("var/db/paths")),
-        Vec::<PathBuf>::new()
+        staging,
+        Vec::<PathBuf>::new(),
+        "staging directories survived"
     );
+    assert_eq!(temporaries(&root.join("var/db")), Vec::<PathBuf>::new());
 }
 
 #[test]

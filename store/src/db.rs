@@ -1,15 +1,41 @@
-//! Path metadata under `<state_dir>/db/paths/`: one JSON record per valid path (FORMAT.md §4),
-//! named by the path's base name. A path is valid exactly when its record exists.
+//! Path metadata and realisations in one SQLite database, `<state_dir>/db/store.sqlite`
+//! (FORMAT.md §4). A path is valid exactly when its record exists.
+//!
+//! One database instead of a file per record: registering or removing a batch is one
+//! transaction (atomic, so no ordering of records inside a batch is needed, and one `fsync`
+//! instead of a file, a rename and an inode per path), and `open` never lists anything.
+//! Stores made before the database (records as files in `db/paths/`, realisations in
+//! `db/realisations/`) are migrated on first open.
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::{Result, StoreError};
-use crate::fsops;
 use crate::hash::Digest;
 use crate::path::{StoreDir, StorePath};
 use crate::realisation::RecipeId;
 
 /// Version written into every metadata record.
 pub const METADATA_VERSION: u32 = 1;
+
+/// `PRAGMA user_version` of the database schema below.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS paths (
+        base_name TEXT PRIMARY KEY NOT NULL,
+        record TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS realisations (
+        recipe TEXT PRIMARY KEY NOT NULL,
+        path TEXT NOT NULL
+    ) WITHOUT ROWID;
+";
+
+/// How long a writer waits for another one before giving up (SQLite's busy timeout).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What the store knows about one valid path.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,42 +63,122 @@ struct Record {
     info: PathInfo,
 }
 
-/// The directory of metadata records.
-#[derive(Clone, Debug)]
+/// The metadata database, opened on first use.
+#[derive(Debug)]
 pub struct PathDb {
-    dir: PathBuf,
+    db_dir: PathBuf,
+    file: PathBuf,
+    connection: OnceLock<Mutex<Connection>>,
 }
 
 impl PathDb {
-    pub fn new(dir: PathBuf) -> PathDb {
-        PathDb { dir }
+    /// The database of the store whose metadata lives in `db_dir` (`<state_dir>/db`).
+    pub fn new(db_dir: PathBuf) -> PathDb {
+        PathDb {
+            file: db_dir.join("store.sqlite"),
+            db_dir,
+            connection: OnceLock::new(),
+        }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The database file (for error messages and tests).
+    pub fn file(&self) -> &Path {
+        &self.file
     }
 
-    fn record_path(&self, path: &StorePath) -> PathBuf {
-        self.dir.join(path.base_name())
+    fn sql_error(&self, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |e| StoreError::Database {
+            action,
+            path: self.file.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn connection(&self) -> Result<MutexGuard<'_, Connection>> {
+        if self.connection.get().is_none() {
+            let opened = self.open()?;
+            // Another thread may have won the race; its connection is as good as ours.
+            let _ = self.connection.set(Mutex::new(opened));
+        }
+        let slot = self.connection.get().ok_or_else(|| StoreError::Database {
+            action: "open",
+            path: self.file.clone(),
+            reason: "the connection vanished".to_string(),
+        })?;
+        // A panic while holding the lock cannot leave SQLite half-way: a statement either
+        // ran or it did not, and open transactions roll back when dropped.
+        Ok(slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    fn open(&self) -> Result<Connection> {
+        let error = self.sql_error("open");
+        let mut connection = Connection::open(&self.file).map_err(&error)?;
+        connection.busy_timeout(BUSY_TIMEOUT).map_err(&error)?;
+        // WAL: readers never block the writer; FULL: a committed transaction is on disk.
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(&error)?;
+        connection
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(&error)?;
+        let version: i64 = connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(&error)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Database {
+                action: "open",
+                path: self.file.clone(),
+                reason: format!(
+                    "its schema version {version} is newer than this ferry's \
+                     ({SCHEMA_VERSION}); use a newer ferry"
+                ),
+            });
+        }
+        if version < SCHEMA_VERSION {
+            let transaction = connection.transaction().map_err(&error)?;
+            transaction.execute_batch(SCHEMA).map_err(&error)?;
+            migrate_files(&transaction, &self.db_dir).map_err(&error)?;
+            transaction
+                .pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(&error)?;
+            transaction.commit().map_err(&error)?;
+            retire_migrated_dirs(&self.db_dir);
+        }
+        Ok(connection)
     }
 
     pub fn exists(&self, path: &StorePath) -> bool {
-        self.record_path(path).is_file()
+        self.try_exists(path).unwrap_or(false)
+    }
+
+    fn try_exists(&self, path: &StorePath) -> Result<bool> {
+        let connection = self.connection()?;
+        let mut statement = connection
+            .prepare_cached("SELECT 1 FROM paths WHERE base_name = ?1")
+            .map_err(self.sql_error("query"))?;
+        statement
+            .exists(params![path.base_name()])
+            .map_err(self.sql_error("query"))
     }
 
     /// The record of `path`, or `None` if the path is not valid.
     pub fn read(&self, path: &StorePath) -> Result<Option<PathInfo>> {
-        let file = self.record_path(path);
-        let bytes = match std::fs::read(&file) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::io("read metadata", &file)(e)),
+        let text: Option<String> = {
+            let connection = self.connection()?;
+            let mut statement = connection
+                .prepare_cached("SELECT record FROM paths WHERE base_name = ?1")
+                .map_err(self.sql_error("query"))?;
+            statement
+                .query_row(params![path.base_name()], |row| row.get(0))
+                .optional()
+                .map_err(self.sql_error("query"))?
         };
+        let Some(text) = text else { return Ok(None) };
         let corrupt = |reason: String| StoreError::CorruptMetadata {
-            path: file.clone(),
+            path: self.file.join(path.base_name()),
             reason,
         };
-        let record: Record = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let record: Record = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
         if record.version != METADATA_VERSION {
             return Err(corrupt(format!("unknown version {}", record.version)));
         }
@@ -97,42 +203,59 @@ impl PathDb {
         bytes
     }
 
-    /// Writes a record atomically (temp file + rename). Durability of the rename is the caller's
-    /// job (one directory fsync per layer of a batch).
-    pub fn write(&self, info: &PathInfo, fsync_file: bool) -> Result<()> {
-        fsops::write_atomically(
-            &self.dir,
-            info.path.base_name(),
-            &Self::encode(info),
-            fsync_file,
-        )
-    }
-
-    /// Removes a record (makes the path invalid). The caller fsyncs the directory.
-    pub fn remove(&self, path: &StorePath) -> Result<()> {
-        let file = self.record_path(path);
-        match std::fs::remove_file(&file) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::io("remove metadata", &file)(e)),
+    /// Makes every path of `infos` valid at once: one durable transaction. Records that exist
+    /// already are kept as they are. The caller has made the objects durable first.
+    pub fn insert(&self, infos: &[PathInfo]) -> Result<()> {
+        let error = self.sql_error("register");
+        let mut connection = self.connection()?;
+        let transaction = connection.transaction().map_err(&error)?;
+        {
+            let mut statement = transaction
+                .prepare_cached("INSERT OR IGNORE INTO paths (base_name, record) VALUES (?1, ?2)")
+                .map_err(&error)?;
+            for info in infos {
+                let record = Self::encode(info);
+                // `encode` writes JSON, which is UTF-8.
+                let record = String::from_utf8_lossy(&record);
+                statement
+                    .execute(params![info.path.base_name(), record])
+                    .map_err(&error)?;
+            }
         }
+        transaction.commit().map_err(&error)
     }
 
-    pub fn fsync(&self) -> Result<()> {
-        fsops::fsync_dir(&self.dir)
+    /// Makes every path of `paths` invalid at once: one durable transaction.
+    pub fn remove(&self, paths: &[&StorePath]) -> Result<()> {
+        let error = self.sql_error("invalidate");
+        let mut connection = self.connection()?;
+        let transaction = connection.transaction().map_err(&error)?;
+        {
+            let mut statement = transaction
+                .prepare_cached("DELETE FROM paths WHERE base_name = ?1")
+                .map_err(&error)?;
+            for path in paths {
+                statement
+                    .execute(params![path.base_name()])
+                    .map_err(&error)?;
+            }
+        }
+        transaction.commit().map_err(&error)
     }
 
     /// Every path with a record, sorted.
     pub fn list(&self, store_dir: &StoreDir) -> Result<Vec<StorePath>> {
-        let entries = std::fs::read_dir(&self.dir).map_err(StoreError::io("list", &self.dir))?;
+        let error = self.sql_error("list");
+        let connection = self.connection()?;
+        let mut statement = connection
+            .prepare_cached("SELECT base_name FROM paths")
+            .map_err(&error)?;
+        let names = statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(&error)?;
         let mut paths = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(StoreError::io("list", &self.dir))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.starts_with('.') {
-                continue; // a temporary record being written
-            }
+        for name in names {
+            let name = name.map_err(&error)?;
             if let Ok(path) = StorePath::parse(&format!("{}/{}", store_dir.as_str(), name)) {
                 paths.push(path);
             }
@@ -140,38 +263,116 @@ impl PathDb {
         paths.sort();
         Ok(paths)
     }
+
+    /// The output recorded for `recipe` (valid or not).
+    pub fn realisation(&self, recipe: &RecipeId) -> Result<Option<String>> {
+        let connection = self.connection()?;
+        let mut statement = connection
+            .prepare_cached("SELECT path FROM realisations WHERE recipe = ?1")
+            .map_err(self.sql_error("query"))?;
+        statement
+            .query_row(params![recipe.to_string()], |row| row.get(0))
+            .optional()
+            .map_err(self.sql_error("query"))
+    }
+
+    /// Records (durably) that `recipe` builds `path`, replacing an earlier record.
+    pub fn set_realisation(&self, recipe: &RecipeId, path: &StorePath) -> Result<()> {
+        let connection = self.connection()?;
+        let mut statement = connection
+            .prepare_cached("INSERT OR REPLACE INTO realisations (recipe, path) VALUES (?1, ?2)")
+            .map_err(self.sql_error("record a realisation"))?;
+        statement
+            .execute(params![recipe.to_string(), path.as_str()])
+            .map_err(self.sql_error("record a realisation"))?;
+        Ok(())
+    }
+
+    /// Forgets every realisation whose output is no longer valid.
+    pub fn forget_dead_realisations(&self) -> Result<usize> {
+        let error = self.sql_error("forget realisations");
+        let mut connection = self.connection()?;
+        let transaction = connection.transaction().map_err(&error)?;
+        let dead: Vec<String> = {
+            let mut statement = transaction
+                .prepare("SELECT recipe, path FROM realisations")
+                .map_err(&error)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                })
+                .map_err(&error)?;
+            let mut valid = transaction
+                .prepare("SELECT 1 FROM paths WHERE base_name = ?1")
+                .map_err(&error)?;
+            let mut dead = Vec::new();
+            for row in rows {
+                let (recipe, path) = row.map_err(&error)?;
+                let base_name = path.rsplit('/').next().unwrap_or_default();
+                if !valid.exists(params![base_name]).map_err(&error)? {
+                    dead.push(recipe);
+                }
+            }
+            dead
+        };
+        for recipe in &dead {
+            transaction
+                .execute(
+                    "DELETE FROM realisations WHERE recipe = ?1",
+                    params![recipe],
+                )
+                .map_err(&error)?;
+        }
+        transaction.commit().map_err(&error)?;
+        Ok(dead.len())
+    }
 }
 
-/// Up to this many records in one batch are fsynced one by one; more use one `syncfs`.
-const FSYNC_EACH_LIMIT: usize = 16;
-
-impl PathDb {
-    /// Writes several records durably: every record's bytes are on disk before its rename, and
-    /// the renames are durable (directory fsync) before this returns.
-    pub fn write_batch(&self, infos: &[PathInfo]) -> Result<()> {
-        if infos.len() <= FSYNC_EACH_LIMIT {
-            for info in infos {
-                self.write(info, true)?;
+/// Legacy layout: one JSON record per file in `db/paths/`, one `path\n` per file in
+/// `db/realisations/`. Copied into the database inside the schema-creating transaction.
+fn migrate_files(transaction: &rusqlite::Transaction<'_>, db_dir: &Path) -> rusqlite::Result<()> {
+    for (dir, sql) in [
+        (
+            "paths",
+            "INSERT OR IGNORE INTO paths (base_name, record) VALUES (?1, ?2)",
+        ),
+        (
+            "realisations",
+            "INSERT OR IGNORE INTO realisations (recipe, path) VALUES (?1, ?2)",
+        ),
+    ] {
+        let Ok(entries) = std::fs::read_dir(db_dir.join(dir)) else {
+            continue;
+        };
+        let mut statement = transaction.prepare(sql)?;
+        for entry in entries.flatten() {
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            // `.tmp-*` files were records being written when a process died: never valid.
+            if name.starts_with('.') {
+                continue;
             }
-        } else {
-            let mut temps = Vec::with_capacity(infos.len());
-            for info in infos {
-                let temp = self.dir.join(format!(
-                    "{}{}-{}",
-                    crate::store::TEMP_PREFIX,
-                    info.path.base_name(),
-                    rand::random::<u64>()
-                ));
-                std::fs::write(&temp, Self::encode(info))
-                    .map_err(StoreError::io("write", &temp))?;
-                temps.push((temp, self.record_path(&info.path)));
-            }
-            fsops::DirHandle::open(&self.dir)?.syncfs()?;
-            for (temp, record) in temps {
-                std::fs::rename(&temp, &record)
-                    .map_err(StoreError::io("rename into place", &record))?;
-            }
+            let Ok(text) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            let value = if dir == "realisations" {
+                text.trim_end().to_string()
+            } else {
+                text
+            };
+            statement.execute(params![name, value])?;
         }
-        self.fsync()
+    }
+    Ok(())
+}
+
+/// After a committed migration the old directories are kept, renamed, for the operator.
+fn retire_migrated_dirs(db_dir: &Path) {
+    for dir in ["paths", "realisations"] {
+        let old = db_dir.join(dir);
+        if old.is_dir() {
+            let _ = std::fs::rename(&old, db_dir.join(format!("{dir}.migrated")));
+        }
     }
 }

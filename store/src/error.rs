@@ -48,6 +48,13 @@ pub enum StoreError {
     /// A store object on disk that no longer matches its metadata.
     #[error("store object {path} is corrupt: {reason}")]
     CorruptObject { path: String, reason: String },
+    /// The metadata database failed (locked for too long, full disk, corrupt file…).
+    #[error("store database {}: cannot {action}: {reason}", path.display())]
+    Database {
+        action: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     /// A metadata record that cannot be read back.
     #[error("metadata record {} is corrupt: {reason}", path.display())]
     CorruptMetadata { path: PathBuf, reason: String },
@@ -68,6 +75,7 @@ impl StoreError {
         !matches!(
             self,
             StoreError::Io { .. }
+                | StoreError::Database { .. }
                 | StoreError::CorruptMetadata { .. }
                 | StoreError::CorruptObject { .. }
         )
@@ -77,6 +85,7 @@ impl StoreError {
     pub fn hint(&self) -> Option<&'static str> {
         Some(match self {
             StoreError::Io { .. } => "check that the store and state directories exist and are writable",
+            StoreError::Database { .. } => "check that the state directory is writable and its disk not full; another ferry may hold the database for a long transaction",
             StoreError::BadStoreDir { .. } => "pass an absolute directory without `.` or `..`, e.g. --store-dir /ferry/store",
             StoreError::BadStorePath { .. } => "a store path looks like <store-dir>/<32 base32 characters>-<name>",
             StoreError::BadName { .. } => "use ASCII letters, digits and `+-._?=`, not starting with `.`, at most 211 bytes; pass --name to choose one",

@@ -1,7 +1,7 @@
 //! Garbage collection: trim old generations, find everything reachable from the roots, and
 //! delete the rest under the exclusive store lock, never leaving a valid path with a missing
 //! reference (metadata goes first, referrers before what they refer to).
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::db::PathInfo;
@@ -45,7 +45,7 @@ impl Store {
             ..GcReport::default()
         };
         if !options.dry_run {
-            self.purge_temporaries()?;
+            self.purge_temporaries(true)?;
         }
         let trimmed = match options.keep_generations {
             Some(keep) => self.generations_to_trim(keep)?,
@@ -114,56 +114,15 @@ impl Store {
     }
 
     /// Removes the metadata of `paths` (a set closed under referrers: no valid path outside it
-    /// refers into it) in layers, referrers first, each layer durable before the next, so that
-    /// every remaining record's references keep their records at every instant.
+    /// refers into it) in one transaction, so every remaining record's references keep their
+    /// records at every instant. The invalidation count is raised durably first.
     pub(crate) fn invalidate(&self, paths: &BTreeMap<StorePath, PathInfo>) -> Result<()> {
         if paths.is_empty() {
             return Ok(());
         }
         self.count_invalidation()?;
-        // How many members of the set refer to each member.
-        let mut referrer_count: HashMap<&StorePath, usize> = paths.keys().map(|p| (p, 0)).collect();
-        for info in paths.values() {
-            for reference in &info.references {
-                if let Some(count) = referrer_count.get_mut(reference) {
-                    *count += 1;
-                }
-            }
-        }
-        let mut layer: Vec<&StorePath> = referrer_count
-            .iter()
-            .filter(|(_, &n)| n == 0)
-            .map(|(p, _)| *p)
-            .collect();
-        let mut removed = 0;
-        while !layer.is_empty() {
-            layer.sort();
-            for path in &layer {
-                self.db.remove(path)?;
-            }
-            self.db.fsync()?;
-            removed += layer.len();
-            let mut next = Vec::new();
-            for path in layer {
-                for reference in &paths[path].references {
-                    if let Some(count) = referrer_count.get_mut(reference) {
-                        *count -= 1;
-                        if *count == 0 {
-                            next.push(reference);
-                        }
-                    }
-                }
-            }
-            layer = next;
-        }
-        if removed != paths.len() {
-            // Only a reference cycle (impossible for content-addressed paths) can leave some.
-            for path in paths.keys() {
-                self.db.remove(path)?;
-            }
-            self.db.fsync()?;
-        }
-        Ok(())
+        let doomed: Vec<&StorePath> = paths.keys().collect();
+        self.db.remove(&doomed)
     }
 
     /// Generation links `<profile>-<N>-link` beyond the newest `keep` of each profile, never
@@ -211,18 +170,7 @@ impl Store {
 
     /// Drops realisation records whose output is no longer valid.
     fn forget_dead_realisations(&self) -> Result<()> {
-        let dir = self.realisations_dir();
-        let entries = std::fs::read_dir(&dir).map_err(StoreError::io("list", &dir))?;
-        for entry in entries.flatten() {
-            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            let valid = StorePath::parse(text.trim_end())
-                .map(|p| self.is_valid(&p))
-                .unwrap_or(false);
-            if !valid {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-        Ok(())
+        self.db.forget_dead_realisations().map(drop)
     }
 }
 

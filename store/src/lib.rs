@@ -5,7 +5,8 @@
 //! - [`StorePath`] (`<store_dir>/<32-char base32 hash>-<name>`; `hash_part()`, `name()`,
 //!   `base_name()`, `store_dir()`; `Ord`, serde as the full string), [`StoreDir`],
 //!   [`validate_name`].
-//! - [`Store::open`]`(store_dir, state_dir)`: creates the directories, purges stale `.tmp-*`.
+//! - [`Store::open`]`(store_dir, state_dir)`: creates the directories, purges stale staging
+//!   dirs (`<store_dir>/.tmp/`); metadata lives in an SQLite database ([`db`]), opened lazily.
 //! - Ingest: [`Store::add_path`], [`Store::add_bytes`], and `*_with` variants taking
 //!   [`AddOptions`] (candidate references, self-reference markers, deriver).
 //! - Queries: [`Store::is_valid`], [`Store::path_info`] → [`PathInfo`], [`Store::closure`]
@@ -22,8 +23,9 @@
 //! Which operation takes which lock is documented in [`lock`].
 //!
 //! Invariants: a path is valid exactly when its metadata record exists, and every reference of
-//! a valid path is valid (registration writes dependencies' records durably first; GC and
-//! repair remove referrers' records durably first). Objects are never modified in place.
+//! a valid path is valid (a batch's records are committed in one transaction after its objects
+//! are durable, and their references were valid before or are in the same batch; GC and repair
+//! remove a referrer-closed set in one transaction). Objects are never modified in place.
 pub mod archive;
 mod closure;
 pub mod db;

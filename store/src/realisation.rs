@@ -1,4 +1,4 @@
-//! Realisations: `recipe id → output path` records under `<state_dir>/db/realisations/`, so an
+//! Realisations: `recipe id → output path` records in the store database, so an
 //! unchanged recipe is not rebuilt (and bit-identical outputs give early cutoff).
 use std::fmt;
 use std::str::FromStr;
@@ -53,7 +53,6 @@ impl<'de> serde::Deserialize<'de> for RecipeId {
 }
 
 use crate::error::Result;
-use crate::fsops;
 use crate::path::StorePath;
 use crate::store::Store;
 
@@ -67,21 +66,13 @@ impl Store {
                 path: output.to_string(),
             });
         }
-        let dir = self.realisations_dir();
-        fsops::write_atomically(
-            &dir,
-            &recipe.to_string(),
-            format!("{output}\n").as_bytes(),
-            true,
-        )?;
-        fsops::fsync_dir(&dir)
+        self.db.set_realisation(recipe, output)
     }
 
     /// The output recorded for `recipe`, if there is one and it is still valid.
     pub fn realisation(&self, recipe: &RecipeId) -> Option<StorePath> {
-        let text =
-            std::fs::read_to_string(self.realisations_dir().join(recipe.to_string())).ok()?;
-        let path = StorePath::parse(text.trim_end()).ok()?;
+        let text = self.db.realisation(recipe).ok()??;
+        let path = StorePath::parse(&text).ok()?;
         self.is_valid(&path).then_some(path)
     }
 }

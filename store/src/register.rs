@@ -1,7 +1,6 @@
-//! The commit step shared by ingest and import: move staged objects into the store and write
-//! their metadata, in an order that keeps "a valid path's references are valid" true at every
-//! instant, even across a crash.
-use std::collections::HashMap;
+//! The commit step shared by ingest and import: move staged objects into the store, make that
+//! durable, then register their metadata in one transaction, so that "a valid path's references
+//! are valid" holds at every instant, even across a crash.
 use std::path::{Path, PathBuf};
 
 use crate::db::PathInfo;
@@ -9,9 +8,10 @@ use crate::error::{Result, StoreError};
 use crate::fsops::{self, DirHandle};
 use crate::lock;
 use crate::path::StorePath;
-use crate::store::{Store, TEMP_PREFIX};
+use crate::store::Store;
 
-/// A private temporary directory in the store dir (same file system, so renames are atomic).
+/// A private temporary directory under the store dir's staging dir (same file system, so
+/// renames into the store are atomic).
 /// Removed with everything left in it on drop; stale ones are purged by `open`/`gc`.
 pub struct Staging {
     path: PathBuf,
@@ -20,13 +20,22 @@ pub struct Staging {
 
 impl Staging {
     pub fn create(store: &Store) -> Result<Staging> {
-        let name = format!(
-            "{TEMP_PREFIX}{}-{:016x}",
-            std::process::id(),
-            rand::random::<u64>()
-        );
-        let path = store.store_dir.as_path().join(name);
-        std::fs::create_dir(&path).map_err(StoreError::io("create temporary directory", &path))?;
+        let name = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
+        let staging_dir = store.staging_dir();
+        let path = staging_dir.join(name);
+        if let Err(e) = std::fs::create_dir(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(StoreError::io("create temporary directory", &path)(e));
+            }
+            // The first staging ever, or after a gc removed the (empty) staging dir.
+            match std::fs::create_dir(&staging_dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(StoreError::io("create directory", &staging_dir)(e)),
+            }
+            std::fs::create_dir(&path)
+                .map_err(StoreError::io("create temporary directory", &path))?;
+        }
         let handle = DirHandle::open(&path)?;
         Ok(Staging { path, handle })
     }
@@ -84,31 +93,13 @@ impl Store {
         }
         fsops::fsync_dir(self.store_dir.as_path())?;
 
-        // Layer 0 refers only to paths valid before this batch; layer n to layers < n. Each
-        // layer's records are durable before the next layer's are written.
-        let mut layer_of: HashMap<StorePath, usize> = HashMap::new();
-        let mut layers: Vec<Vec<PathInfo>> = Vec::new();
+        // One transaction makes the whole batch valid at once: the references of each record
+        // are either valid already (checked by the caller) or in this same batch.
         let now = fsops::now_unix();
-        for mut info in moved {
-            let layer = info
-                .references
-                .iter()
-                .filter_map(|r| layer_of.get(r))
-                .map(|l| l + 1)
-                .max()
-                .unwrap_or(0);
-            layer_of.insert(info.path.clone(), layer);
+        for info in &mut moved {
             info.registration_time = now;
-            if layers.len() <= layer {
-                layers.resize_with(layer + 1, Vec::new);
-            }
-            layers[layer].push(info);
         }
-        let mut registered = Vec::new();
-        for layer in layers {
-            self.db.write_batch(&layer)?;
-            registered.extend(layer.into_iter().map(|info| info.path));
-        }
-        Ok(registered)
+        self.db.insert(&moved)?;
+        Ok(moved.into_iter().map(|info| info.path).collect())
     }
 }

@@ -7,8 +7,14 @@ use crate::fsops;
 use crate::lock::{self, LockGuard, LockPaths};
 use crate::path::{StoreDir, StorePath};
 
-/// Prefix of every temporary entry ferry makes in the store dir and the metadata dir.
+/// Prefix of every temporary file ferry makes in the metadata dir (and, before staging moved
+/// into [`STAGING_DIR`], of staging directories in the store dir).
 pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// The directory inside the store dir (same file system, so renames out of it are atomic)
+/// holding the staging directories of adds and imports in progress. Keeping them out of the
+/// store dir itself means opening a store never has to list all of its objects.
+pub const STAGING_DIR: &str = ".tmp";
 
 /// An open store: a store dir (objects) and a state dir (metadata, roots, profiles).
 #[derive(Debug)]
@@ -31,11 +37,7 @@ impl Store {
         for dir in [store_dir.as_path(), state_dir] {
             create_traversable(dir)?;
         }
-        for dir in [
-            store_dir.as_path().to_path_buf(),
-            db_dir.join("paths"),
-            db_dir.join("realisations"),
-        ] {
+        for dir in [store_dir.as_path().to_path_buf(), db_dir.clone()] {
             std::fs::create_dir_all(&dir).map_err(StoreError::io("create directory", &dir))?;
         }
         for name in ["gcroots", "profiles", "sites", "temproots"] {
@@ -45,27 +47,38 @@ impl Store {
         let store = Store {
             store_dir,
             state_dir: state_dir.to_path_buf(),
-            db: PathDb::new(db_dir.join("paths")),
+            db: PathDb::new(db_dir.clone()),
             locks: LockPaths {
                 store: db_dir.join("lock"),
                 registration: db_dir.join("register.lock"),
             },
         };
         if let Some(_exclusive) = lock::try_exclusive(&store.locks.store)? {
-            store.purge_temporaries()?;
+            store.purge_temporaries(false)?;
         }
         Ok(store)
     }
 
-    /// Removes every `.tmp-*` entry. Only call with the exclusive store lock held: every
-    /// operation that makes temp entries holds the shared lock while they exist.
-    pub(crate) fn purge_temporaries(&self) -> Result<usize> {
+    /// Removes what crashed runs left: every staging directory and every `.tmp-*` file of the
+    /// metadata dir; with `whole_store_dir`, also `.tmp-*` entries of the store dir itself
+    /// (left by older versions; that means listing every object, so only `gc` asks for it).
+    /// Only call with the exclusive store lock held: every operation that makes temporary
+    /// entries holds the shared lock while they exist.
+    pub(crate) fn purge_temporaries(&self, whole_store_dir: bool) -> Result<usize> {
         let mut purged = 0;
-        for dir in [
-            self.store_dir.as_path(),
-            self.db.dir(),
-            &self.realisations_dir(),
-        ] {
+        let staging = self.staging_dir();
+        if let Ok(entries) = std::fs::read_dir(&staging) {
+            for entry in entries.flatten() {
+                fsops::remove_tree(&entry.path())?;
+                purged += 1;
+            }
+        }
+        let db_dir = self.state_dir.join("db");
+        let mut dirs = vec![db_dir.as_path()];
+        if whole_store_dir {
+            dirs.push(self.store_dir.as_path());
+        }
+        for dir in dirs {
             let entries = std::fs::read_dir(dir).map_err(StoreError::io("list", dir))?;
             for entry in entries.flatten() {
                 if entry
@@ -79,6 +92,11 @@ impl Store {
             }
         }
         Ok(purged)
+    }
+
+    /// Where staging directories live (see [`STAGING_DIR`]).
+    pub(crate) fn staging_dir(&self) -> PathBuf {
+        self.store_dir.as_path().join(STAGING_DIR)
     }
 
     pub fn store_dir(&self) -> &StoreDir {
@@ -112,16 +130,17 @@ impl Store {
     pub(crate) fn count_invalidation(&self) -> Result<()> {
         let next = self.invalidation_count()?.saturating_add(1);
         let db_dir = self.state_dir.join("db");
-        fsops::write_atomically(&db_dir, "invalidations", format!("{next}\n").as_bytes(), true)?;
+        fsops::write_atomically(
+            &db_dir,
+            "invalidations",
+            format!("{next}\n").as_bytes(),
+            true,
+        )?;
         fsops::fsync_dir(&db_dir)
     }
 
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
-    }
-
-    pub(crate) fn realisations_dir(&self) -> PathBuf {
-        self.state_dir.join("db").join("realisations")
     }
 
     pub(crate) fn shared_lock(&self) -> Result<LockGuard> {

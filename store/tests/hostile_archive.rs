@@ -140,15 +140,14 @@ fn fixture() -> Fixture {
     }
 }
 
-/// Every file name under the store dir and the metadata dir, with symlink targets and sizes.
+/// Every file name under the store dir and the roots dir with sizes, and every metadata record.
 fn snapshot(root: &Path) -> Vec<String> {
     let mut entries = Vec::new();
-    for top in [
-        "store",
-        "var/db/paths",
-        "var/db/realisations",
-        "var/gcroots",
-    ] {
+    let store = Store::open(&root.join("store"), &root.join("var")).unwrap();
+    for path in store.all_valid_paths().unwrap() {
+        entries.push(format!("valid {:?}", store.path_info(&path).unwrap()));
+    }
+    for top in ["store", "var/gcroots"] {
         for entry in walkdir::WalkDir::new(root.join(top)).sort_by_file_name() {
             let entry = entry.unwrap();
             let meta = entry.path().symlink_metadata().unwrap();
@@ -180,6 +179,12 @@ fn refuse(fixture: &Fixture, bytes: &[u8]) -> ArchiveError {
     for entry in std::fs::read_dir(fixture.store.store_dir().as_path()).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         assert!(!name.starts_with(".tmp-"), "temporary {name} survived");
+        if name == ".tmp" {
+            let staging = fixture.store.store_dir().as_path().join(".tmp");
+            let left: Vec<_> = std::fs::read_dir(&staging).unwrap().collect();
+            assert!(left.is_empty(), "staging survived: {left:?}");
+            continue;
+        }
         let path = fixture
             .store
             .parse_path(&format!("{}/{name}", fixture.store.store_dir()))

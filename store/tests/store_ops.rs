@@ -290,14 +290,22 @@ fn the_invalidation_count_rises_exactly_when_gc_makes_paths_invalid() {
     let kept = store.add_bytes("kept", b"k", false, &[]).unwrap();
     store.add_root("kept", &kept).unwrap();
     store.gc(&GcOptions::default()).unwrap();
-    assert_eq!(store.invalidation_count().unwrap(), 0, "nothing was deleted");
+    assert_eq!(
+        store.invalidation_count().unwrap(),
+        0,
+        "nothing was deleted"
+    );
     store.add_bytes("garbage", b"g", false, &[]).unwrap();
     let dry = GcOptions {
         dry_run: true,
         ..GcOptions::default()
     };
     store.gc(&dry).unwrap();
-    assert_eq!(store.invalidation_count().unwrap(), 0, "a dry run deletes nothing");
+    assert_eq!(
+        store.invalidation_count().unwrap(),
+        0,
+        "a dry run deletes nothing"
+    );
     store.gc(&GcOptions::default()).unwrap();
     assert_eq!(store.invalidation_count().unwrap(), 1);
     // The count is durable state: a new handle sees it.
@@ -308,12 +316,17 @@ fn the_invalidation_count_rises_exactly_when_gc_makes_paths_invalid() {
 fn stale_temporary_directories_are_purged_on_open() {
     let root = tempfile::tempdir().unwrap();
     let store = open(root.path());
-    let stale = store.store_dir().as_path().join(".tmp-999-dead");
+    let stale = store.store_dir().as_path().join(".tmp/999-dead");
     std::fs::create_dir_all(stale.join("sub")).unwrap();
     std::fs::set_permissions(stale.join("sub"), std::fs::Permissions::from_mode(0o555)).unwrap();
     drop(store);
-    let _store = open(root.path());
+    let store = open(root.path());
     assert!(!stale.exists());
+    // Staging dirs of older versions sat in the store dir itself; gc removes those.
+    let legacy = store.store_dir().as_path().join(".tmp-998-dead");
+    std::fs::create_dir(&legacy).unwrap();
+    store.gc(&GcOptions::default()).unwrap();
+    assert!(!legacy.exists());
 }
 
 #[test]
@@ -380,19 +393,88 @@ fn concurrent_adds_of_the_same_tree_agree_and_leave_one_valid_copy() {
     assert!(store.verify(false).unwrap().is_clean());
 }
 
+/// Deletes the metadata record of `path` behind the store's back, as a crash between moving
+/// an object into place and committing its record leaves things.
+fn forget_record(root: &Path, path: &StorePath) {
+    let db = rusqlite::Connection::open(root.join("var/db/store.sqlite")).unwrap();
+    let deleted = db
+        .execute("DELETE FROM paths WHERE base_name = ?1", [path.base_name()])
+        .unwrap();
+    assert_eq!(deleted, 1);
+}
+
 #[test]
 fn gc_removes_debris_of_a_crash_between_rename_and_metadata() {
     let root = tempfile::tempdir().unwrap();
     let store = open(root.path());
     let path = store.add_bytes("half", b"half", false, &[]).unwrap();
     // Simulate the crash: the object is in place but its record never became durable.
-    std::fs::remove_file(root.path().join("var/db/paths").join(path.base_name())).unwrap();
+    forget_record(root.path(), &path);
     assert!(!store.is_valid(&path));
     // Adding it again replaces the debris and makes it valid.
     assert_eq!(store.add_bytes("half", b"half", false, &[]).unwrap(), path);
     assert!(store.is_valid(&path));
-    std::fs::remove_file(root.path().join("var/db/paths").join(path.base_name())).unwrap();
+    forget_record(root.path(), &path);
     let report = store.gc(&GcOptions::default()).unwrap();
     assert_eq!(report.debris, vec![path.base_name().to_string()]);
     assert!(!store.real_path(&path).exists());
+}
+
+#[test]
+fn a_store_with_metadata_files_is_migrated_into_the_database_on_open() {
+    let root = tempfile::tempdir().unwrap();
+    let (dep, app, recipe) = {
+        let store = open(root.path());
+        let dep = store.add_bytes("dep", b"dep", false, &[]).unwrap();
+        let app = store
+            .add_bytes(
+                "app",
+                dep.as_str().as_bytes(),
+                false,
+                std::slice::from_ref(&dep),
+            )
+            .unwrap();
+        let recipe = RecipeId([7; 32]);
+        // The layout before the database: one JSON record per file, one output per recipe.
+        let legacy = root.path().join("var/db");
+        std::fs::create_dir_all(legacy.join("paths")).unwrap();
+        std::fs::create_dir_all(legacy.join("realisations")).unwrap();
+        for path in [&dep, &app] {
+            let info = store.path_info(path).unwrap();
+            std::fs::write(
+                legacy.join("paths").join(path.base_name()),
+                ferry_store::db::PathDb::encode(&info),
+            )
+            .unwrap();
+        }
+        std::fs::write(legacy.join("paths/.tmp-half-written"), b"{").unwrap();
+        std::fs::write(
+            legacy.join("realisations").join(recipe.to_string()),
+            format!("{app}\n"),
+        )
+        .unwrap();
+        (dep, app, recipe)
+    };
+    for file in ["store.sqlite", "store.sqlite-wal", "store.sqlite-shm"] {
+        let _ = std::fs::remove_file(root.path().join("var/db").join(file));
+    }
+
+    let store = open(root.path());
+    assert_eq!(store.all_valid_paths().unwrap(), {
+        let mut both = vec![dep.clone(), app.clone()];
+        both.sort();
+        both
+    });
+    assert_eq!(store.path_info(&app).unwrap().references, vec![dep.clone()]);
+    assert_eq!(store.realisation(&recipe), Some(app.clone()));
+    assert!(store.verify(false).unwrap().is_clean());
+    assert!(!root.path().join("var/db/paths").exists());
+    assert!(
+        root.path().join("var/db/paths.migrated").is_dir(),
+        "the old records are kept aside"
+    );
+    // gc must see the migrated records: nothing rooted, so both go, as valid paths (not debris).
+    let report = store.gc(&GcOptions::default()).unwrap();
+    assert_eq!(report.deleted.len(), 2);
+    assert!(report.debris.is_empty());
 }

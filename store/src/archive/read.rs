@@ -37,9 +37,12 @@ pub struct ImportReport {
     pub bytes: u64,
 }
 
-/// Incremental mode registers once this many objects or bytes are pending.
-const FLUSH_OBJECTS: usize = 256;
+/// Incremental mode registers once this many objects or bytes are pending, or when objects
+/// have been pending this long: each registration costs a `syncfs` and a database commit, so
+/// batches are big, but a slow or cut stream still keeps what arrived a moment ago.
+const FLUSH_OBJECTS: usize = 4096;
 const FLUSH_BYTES: u64 = 64 * 1024 * 1024;
+const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Size of the buffer file contents are copied through.
 const CHUNK: usize = 1024 * 1024;
@@ -54,14 +57,17 @@ impl Store {
     /// Imports an archive from a buffered reader without consuming anything after its end.
     pub fn import_buffered(&self, input: impl BufRead, mode: ImportMode) -> Result<ImportReport> {
         let _shared = self.shared_lock()?;
+        let staging = Staging::create(self)?;
         let mut importer = Importer {
             store: self,
+            staging_handle: std::rc::Rc::new(DirHandle::open(staging.path())?),
             input: Input {
                 inner: input,
                 offset: 0,
             },
             mode,
-            staging: Staging::create(self)?,
+            staging,
+            oldest_pending: std::time::Instant::now(),
             seen: HashSet::new(),
             pending: Vec::new(),
             pending_bytes: 0,
@@ -164,6 +170,10 @@ struct Importer<'s, R: BufRead> {
     input: Input<R>,
     mode: ImportMode,
     staging: Staging,
+    /// The staging directory, opened once (entries are created relative to it).
+    staging_handle: std::rc::Rc<DirHandle>,
+    /// When the oldest object still waiting for registration arrived.
+    oldest_pending: std::time::Instant,
     /// Objects of this stream that verified so far.
     seen: HashSet<StorePath>,
     pending: Vec<StagedObject>,
@@ -319,11 +329,11 @@ impl<R: BufRead> Importer<'_, R> {
         self.node_bytes = 0;
         self.declared_size = nar_size;
         self.current = Some(path.to_string());
-        let staging_handle = DirHandle::open(self.staging.path())?;
+        let staging_handle = std::rc::Rc::clone(&self.staging_handle);
         let sink = if already_valid {
             None
         } else {
-            Some(&staging_handle)
+            Some(&*staging_handle)
         };
         let result = self.node(sink, entry.as_bytes()).and_then(|actual| {
             if self.node_bytes != nar_size {
@@ -373,10 +383,15 @@ impl<R: BufRead> Importer<'_, R> {
                 deriver,
                 signatures,
             };
+            if self.pending.is_empty() {
+                self.oldest_pending = std::time::Instant::now();
+            }
             self.pending.push(StagedObject { entry, info });
             self.pending_bytes += nar_size;
             if self.mode == ImportMode::Incremental
-                && (self.pending.len() >= FLUSH_OBJECTS || self.pending_bytes >= FLUSH_BYTES)
+                && (self.pending.len() >= FLUSH_OBJECTS
+                    || self.pending_bytes >= FLUSH_BYTES
+                    || self.oldest_pending.elapsed() >= FLUSH_INTERVAL)
             {
                 self.flush()?;
             }
