@@ -1,12 +1,44 @@
 //! Closures: a set of paths plus everything they reference, in a deterministic topological
 //! order with dependencies first (the order `export` and the copy protocol send objects in).
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use crate::error::Result;
+use crate::db::PathInfo;
+use crate::error::{Result, StoreError};
 use crate::path::StorePath;
 use crate::store::Store;
 
 impl Store {
+    /// The records of every path reachable from `roots`, read a breadth-first level at a time
+    /// (one database transaction per level, not one per path). Fails if a path is not valid.
+    pub(crate) fn reachable_infos(
+        &self,
+        roots: &[StorePath],
+    ) -> Result<HashMap<StorePath, PathInfo>> {
+        let mut infos: HashMap<StorePath, PathInfo> = HashMap::new();
+        let mut frontier: Vec<&StorePath> = roots.iter().collect();
+        let mut owned_frontier: Vec<StorePath>;
+        while !frontier.is_empty() {
+            for path in &frontier {
+                self.check_path(path)?;
+            }
+            let records = self.db.read_many(&frontier)?;
+            let mut next: Vec<StorePath> = Vec::new();
+            for (path, record) in frontier.iter().zip(records) {
+                let info = record.ok_or_else(|| StoreError::NotValid {
+                    path: path.to_string(),
+                })?;
+                next.extend(info.references.iter().cloned());
+                infos.insert((*path).clone(), info);
+            }
+            next.sort();
+            next.dedup();
+            next.retain(|p| !infos.contains_key(p));
+            owned_frontier = next;
+            frontier = owned_frontier.iter().collect();
+        }
+        Ok(infos)
+    }
+
     /// The closure of `roots`: every path reachable through references, each after all of its
     /// references. Roots are visited in sorted order and references in sorted order, so the
     /// result depends only on the graph. Fails if a path is not valid.
@@ -14,6 +46,14 @@ impl Store {
         let mut sorted_roots: Vec<&StorePath> = roots.iter().collect();
         sorted_roots.sort();
         sorted_roots.dedup();
+        let mut infos = self.reachable_infos(roots)?;
+        let mut references_of = |path: &StorePath| -> Result<Vec<StorePath>> {
+            match infos.remove(path) {
+                Some(info) => Ok(info.references),
+                // Every reachable path was read above; only a repeated visit gets here.
+                None => Ok(self.path_info(path)?.references),
+            }
+        };
         let mut done: HashSet<StorePath> = HashSet::new();
         let mut order = Vec::new();
         // Iterative depth-first post-order: (path, its references, next reference to visit).
@@ -23,9 +63,8 @@ impl Store {
             if done.contains(root) {
                 continue;
             }
-            let info = self.path_info(root)?;
             entered.insert(root.clone());
-            stack.push((root.clone(), info.references, 0));
+            stack.push((root.clone(), references_of(root)?, 0));
             while let Some((path, references, next)) = stack.last_mut() {
                 if let Some(reference) = references.get(*next).cloned() {
                     *next += 1;
@@ -33,9 +72,9 @@ impl Store {
                     if done.contains(&reference) || entered.contains(&reference) {
                         continue;
                     }
-                    let info = self.path_info(&reference)?;
                     entered.insert(reference.clone());
-                    stack.push((reference, info.references, 0));
+                    let references = references_of(&reference)?;
+                    stack.push((reference, references, 0));
                 } else {
                     let path = path.clone();
                     stack.pop();

@@ -257,24 +257,48 @@ fn unseal_root(path: &Path) {
     }
 }
 
-/// Renames a sealed object into place and seals (and fsyncs) its root again; the caller
-/// fsyncs the destination's directory. Works for unprivileged users too.
+/// Renames a sealed object into place, replacing debris (an unregistered leftover of a crash)
+/// at the destination; the caller fsyncs the destination's directory. Works for unprivileged
+/// users too. The common case is a single `rename`.
 pub fn move_sealed(source: &Path, destination: &Path) -> Result<()> {
-    let is_directory = std::fs::symlink_metadata(source).is_ok_and(|m| m.is_dir());
-    if is_directory {
-        unseal_root(source);
+    let retry = match std::fs::rename(source, destination) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    match retry.raw_os_error() {
+        // Something is in the way (a directory onto a file, a file onto a directory, or onto
+        // a non-empty directory): debris, since the caller checked the path is not valid.
+        Some(libc::EISDIR | libc::ENOTDIR | libc::ENOTEMPTY | libc::EEXIST) => {
+            remove_tree(destination)?;
+            match std::fs::rename(source, destination) {
+                Ok(()) => Ok(()),
+                // A sealed directory for an unprivileged user: the general path below.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
+                    move_sealed(source, destination)
+                }
+                Err(e) => Err(StoreError::io("move into the store", destination)(e)),
+            }
+        }
+        // Moving a directory to another parent rewrites its `..` entry, which needs write
+        // permission on it unless running as root: open it up, move it, seal it again.
+        Some(libc::EACCES | libc::EPERM)
+            if std::fs::symlink_metadata(source).is_ok_and(|m| m.is_dir()) =>
+        {
+            unseal_root(source);
+            if std::fs::symlink_metadata(destination).is_ok() {
+                remove_tree(destination)?;
+            }
+            std::fs::rename(source, destination)
+                .map_err(StoreError::io("move into the store", destination))?;
+            // chmod does not touch the mtime, which stays at NORMALIZED_MTIME.
+            let root = DirHandle::open(destination)?;
+            nix::sys::stat::fchmod(
+                root.fd.as_raw_fd(),
+                Mode::from_bits_truncate(DIRECTORY_MODE),
+            )
+            .map_err(|e| StoreError::io("set the mode of", destination)(errno(e)))?;
+            root.fsync()
+        }
+        _ => Err(StoreError::io("move into the store", destination)(retry)),
     }
-    std::fs::rename(source, destination)
-        .map_err(StoreError::io("move into the store", destination))?;
-    if is_directory {
-        // chmod does not touch the mtime, which stays at NORMALIZED_MTIME.
-        let root = DirHandle::open(destination)?;
-        nix::sys::stat::fchmod(
-            root.fd.as_raw_fd(),
-            Mode::from_bits_truncate(DIRECTORY_MODE),
-        )
-        .map_err(|e| StoreError::io("set the mode of", destination)(errno(e)))?;
-        root.fsync()?;
-    }
-    Ok(())
 }

@@ -74,16 +74,16 @@ impl Store {
     ) -> Result<Vec<StorePath>> {
         let _registration = lock::exclusive(&self.locks.registration)?;
         let mut moved = Vec::new();
-        for object in objects {
-            if self.db.exists(&object.info.path) {
+        let paths: Vec<StorePath> = objects.iter().map(|o| o.info.path.clone()).collect();
+        let valid = self.db.exist_many(&paths)?;
+        for (object, valid) in objects.into_iter().zip(valid) {
+            if valid {
                 continue;
             }
             let destination = self.real_path(&object.info.path);
-            // An object without metadata is debris of a crash between rename and metadata
-            // write (a live registration would hold the registration lock): replace it.
-            if std::fs::symlink_metadata(&destination).is_ok() {
-                fsops::remove_tree(&destination)?;
-            }
+            // An object without metadata at the destination is debris of a crash between
+            // rename and registration (a live registration would hold the registration
+            // lock): `move_sealed` replaces it.
             let source = staging.path().join(&object.entry);
             fsops::move_sealed(&source, &destination)?;
             moved.push(object.info);

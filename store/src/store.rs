@@ -191,10 +191,16 @@ impl Store {
 
     /// The given paths that are not valid here, in the given order.
     pub fn missing(&self, paths: &[StorePath]) -> Vec<StorePath> {
+        let found = match self.db.exist_many(paths) {
+            Ok(found) => found,
+            // As `is_valid`: what cannot be checked counts as missing.
+            Err(_) => vec![false; paths.len()],
+        };
         paths
             .iter()
-            .filter(|p| !self.is_valid(p))
-            .cloned()
+            .zip(found)
+            .filter(|(p, found)| !found || self.check_path(p).is_err())
+            .map(|(p, _)| p.clone())
             .collect()
     }
 

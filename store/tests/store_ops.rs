@@ -478,3 +478,45 @@ fn a_store_with_metadata_files_is_migrated_into_the_database_on_open() {
     assert_eq!(report.deleted.len(), 2);
     assert!(report.debris.is_empty());
 }
+
+#[test]
+fn debris_of_another_kind_in_the_way_of_an_object_is_replaced() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open(root.path());
+    let path = store.add_bytes("thing", b"a file", false, &[]).unwrap();
+    forget_record(root.path(), &path);
+    // A crash left a (sealed, non-empty) directory where the file object goes.
+    let real = store.real_path(&path);
+    std::fs::remove_file(&real).unwrap();
+    std::fs::create_dir_all(real.join("sub")).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o555)).unwrap();
+    assert_eq!(
+        store.add_bytes("thing", b"a file", false, &[]).unwrap(),
+        path
+    );
+    assert!(real.is_file());
+    assert!(store.verify(false).unwrap().is_clean());
+
+    // And a file where a directory object goes.
+    let tree = root.path().join("tree");
+    write_tree(&tree);
+    let dir_path = store.add_path(&tree, "tree", &[]).unwrap();
+    forget_record(root.path(), &dir_path);
+    let real = store.real_path(&dir_path);
+    fsops_remove(&real);
+    std::fs::write(&real, b"debris").unwrap();
+    assert_eq!(store.add_path(&tree, "tree", &[]).unwrap(), dir_path);
+    assert!(real.is_dir());
+    assert!(store.verify(false).unwrap().is_clean());
+}
+
+/// Removes a sealed tree (directories 0555) as the store's own removal does.
+fn fsops_remove(path: &Path) {
+    for entry in walkdir::WalkDir::new(path) {
+        let entry = entry.unwrap();
+        if entry.file_type().is_dir() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    std::fs::remove_dir_all(path).unwrap();
+}
