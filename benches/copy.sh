@@ -10,6 +10,15 @@
 # Every lab host has its own private /ferry-like root and its own /nix, so each
 # side starts from an empty store. The agent is bootstrapped on every host
 # (untimed) before the timed runs, as Nix is preinstalled on the hosts.
+#
+# BENCH_FS=fresh (the default) puts the lab hosts' stores (ferry's and Nix's)
+# and the deployer's work dir on a freshly made, journaled ext4 file system (a
+# loop-mounted sparse image), as on a server. BENCH_FS=here uses this machine's
+# root file system as it is. The project's VMs run ext4 *without* a journal,
+# where the inode allocator skips every inode freed in the last minutes and
+# rescans them on each allocation: creating files there costs 1x to 10x
+# depending on how many files anything deleted recently, which swamps what is
+# being compared (measured: the same 10,000-object import took 0.5 s to 5 s).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +32,22 @@ SUBNET=${SUBNET:-10.237.200}
 [ -x "$FERRY" ] || { echo "no ferry binary at $FERRY (cargo build --release)" >&2; exit 2; }
 command -v nix-store >/dev/null || { echo "install nix-bin (apt-get install nix-bin)" >&2; exit 2; }
 
-work=$(mktemp -d /tmp/ferry-bench.XXXXXX)
+BENCH_FS=${BENCH_FS:-fresh}
+fs_image=""; fs_mount=""
+if [ "$BENCH_FS" = fresh ]; then
+  fs_image=$(mktemp /var/tmp/ferry-bench-fs.XXXXXX)
+  fs_mount=$(mktemp -d /tmp/ferry-bench-fs.XXXXXX)
+  truncate -s 16G "$fs_image"
+  mkfs.ext4 -q -F "$fs_image"
+  mount -o loop "$fs_image" "$fs_mount"
+  work=$(mktemp -d "$fs_mount/ferry-bench.XXXXXX")
+  # The lab lives under /run/ferry-lab/<site>: point that at the fresh file system.
+  mkdir -p /run/ferry-lab "$fs_mount/lab"
+  rm -rf /run/ferry-lab/bench-copy
+  ln -s "$fs_mount/lab" /run/ferry-lab/bench-copy
+else
+  work=$(mktemp -d /tmp/ferry-bench.XXXXXX)
+fi
 root=$work/ferry
 mkdir -p "$root" "$work/nix-local" "$work/files"
 ferry() { "$FERRY" --store-dir "$root/store" --state-dir "$root/var" "$@"; }
@@ -46,12 +70,18 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 cleanup() {
   ferry lab down "$work" >/dev/null 2>&1 || true
   rm -rf "$work"
+  if [ -n "$fs_mount" ]; then
+    rm -f /run/ferry-lab/bench-copy
+    umount "$fs_mount" && rmdir "$fs_mount"
+    rm -f "$fs_image"
+  fi
 }
 trap cleanup EXIT
 ferry lab up "$work" --private-dir /nix >/dev/null
 cfg=/run/ferry-lab/bench-copy/ssh_config
 addr() { awk -v h="$1" '$1 == "Host" && $2 == h { print $3 }' "$cfg"; }
 
+echo "file system of the hosts' stores: $(df --output=fstype,source "$work" | tail -1) (BENCH_FS=$BENCH_FS)"
 echo "== setup: $N small files, each added to both stores"
 for i in $(seq 1 "$N"); do printf 'small file %d of the benchmark closure\n' "$i" > "$work/files/f$i"; done
 ls "$work/files" | sed "s|^|$work/files/|" > "$work/file-list"

@@ -114,9 +114,13 @@ impl PathDb {
         let error = self.sql_error("open");
         let mut connection = Connection::open(&self.file).map_err(&error)?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(&error)?;
-        // WAL: readers never block the writer; FULL: a committed transaction is on disk.
+        // A rollback journal that stays in place (TRUNCATE), not WAL: with WAL every process
+        // either deletes and re-creates the `-wal`/`-shm` files (two new inodes and an fsync
+        // per ferry command) or, if they persist, re-reads the whole log to rebuild its index
+        // when it opens the database. Transactions here are short, so readers blocking a
+        // writer for a moment costs nothing. FULL: a committed transaction is on disk.
         connection
-            .pragma_update(None, "journal_mode", "WAL")
+            .pragma_update(None, "journal_mode", "TRUNCATE")
             .map_err(&error)?;
         connection
             .pragma_update(None, "synchronous", "FULL")

@@ -211,32 +211,43 @@ impl Tree {
         if let Some(NodeKind::File { .. }) = self.nodes.first().map(|n| &n.kind) {
             batches.push(vec![0]);
         }
-        let processed: Vec<Vec<(usize, FileResult)>> = batches
-            .par_iter()
-            .map_init(Vec::new, |buffer, batch| {
-                batch
-                    .iter()
-                    .map(|&index| {
-                        let node = &self.nodes[index];
-                        // Batches are built from file nodes only, just above.
-                        let NodeKind::File { executable } = node.kind else {
-                            unreachable!("batches hold only file nodes")
-                        };
-                        let source = join_relative(&self.root, &node.relative);
-                        let target = destination
-                            .map(|(dir, fsync)| (join_relative(dir, &node.relative), fsync));
-                        let result = process_file(
-                            &source,
-                            executable,
-                            target.as_ref().map(|(p, f)| (p.as_path(), *f)),
-                            plan,
-                            buffer,
-                        )?;
-                        Ok((index, result))
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let run_batch = |buffer: &mut Vec<u8>, batch: &Vec<usize>| {
+            batch
+                .iter()
+                .map(|&index| {
+                    let node = &self.nodes[index];
+                    // Batches are built from file nodes only, just above.
+                    let NodeKind::File { executable } = node.kind else {
+                        unreachable!("batches hold only file nodes")
+                    };
+                    let source = join_relative(&self.root, &node.relative);
+                    let target =
+                        destination.map(|(dir, fsync)| (join_relative(dir, &node.relative), fsync));
+                    let result = process_file(
+                        &source,
+                        executable,
+                        target.as_ref().map(|(p, f)| (p.as_path(), *f)),
+                        plan,
+                        buffer,
+                    )?;
+                    Ok((index, result))
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        // One batch (a single file, a flat small directory) gains nothing from threads, and
+        // starting rayon's pool costs more than hashing a small file.
+        let processed: Vec<Vec<(usize, FileResult)>> = if batches.len() <= 1 {
+            let mut buffer = Vec::new();
+            batches
+                .iter()
+                .map(|batch| run_batch(&mut buffer, batch))
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            batches
+                .par_iter()
+                .map_init(Vec::new, run_batch)
+                .collect::<Result<Vec<_>>>()?
+        };
         let mut results: Vec<Option<FileResult>> = (0..self.nodes.len()).map(|_| None).collect();
         for (index, result) in processed.into_iter().flatten() {
             results[index] = Some(result);
