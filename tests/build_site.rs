@@ -487,8 +487,14 @@ fn a_gc_of_build_only_inputs_is_noticed_by_the_next_no_op_build() {
     assert_eq!(hit["systems"], first["systems"]);
 
     s.ferry_ok(&["gc"]);
-    assert!(Path::new(&system).exists(), "the rooted system was collected");
-    assert!(!Path::new(&lib).exists(), "gc kept the build-only input {lib}");
+    assert!(
+        Path::new(&system).exists(),
+        "the rooted system was collected"
+    );
+    assert!(
+        !Path::new(&lib).exists(),
+        "gc kept the build-only input {lib}"
+    );
     let after = build(&s);
     assert_eq!(after["systems"], first["systems"]);
     assert_eq!(after["outcomes"]["lib"], "built", "{after}");

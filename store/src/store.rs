@@ -112,7 +112,12 @@ impl Store {
     pub(crate) fn count_invalidation(&self) -> Result<()> {
         let next = self.invalidation_count()?.saturating_add(1);
         let db_dir = self.state_dir.join("db");
-        fsops::write_atomically(&db_dir, "invalidations", format!("{next}\n").as_bytes(), true)?;
+        fsops::write_atomically(
+            &db_dir,
+            "invalidations",
+            format!("{next}\n").as_bytes(),
+            true,
+        )?;
         fsops::fsync_dir(&db_dir)
     }
 

@@ -290,14 +290,22 @@ fn the_invalidation_count_rises_exactly_when_gc_makes_paths_invalid() {
     let kept = store.add_bytes("kept", b"k", false, &[]).unwrap();
     store.add_root("kept", &kept).unwrap();
     store.gc(&GcOptions::default()).unwrap();
-    assert_eq!(store.invalidation_count().unwrap(), 0, "nothing was deleted");
+    assert_eq!(
+        store.invalidation_count().unwrap(),
+        0,
+        "nothing was deleted"
+    );
     store.add_bytes("garbage", b"g", false, &[]).unwrap();
     let dry = GcOptions {
         dry_run: true,
         ..GcOptions::default()
     };
     store.gc(&dry).unwrap();
-    assert_eq!(store.invalidation_count().unwrap(), 0, "a dry run deletes nothing");
+    assert_eq!(
+        store.invalidation_count().unwrap(),
+        0,
+        "a dry run deletes nothing"
+    );
     store.gc(&GcOptions::default()).unwrap();
     assert_eq!(store.invalidation_count().unwrap(), 1);
     // The count is durable state: a new handle sees it.

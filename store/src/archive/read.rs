@@ -44,6 +44,9 @@ const FLUSH_BYTES: u64 = 64 * 1024 * 1024;
 /// Size of the buffer file contents are copied through.
 const CHUNK: usize = 1024 * 1024;
 
+/// Files from this size on are written bypassing the page cache (see `fsops::DirectWriter`).
+const DIRECT_MIN: u64 = CHUNK as u64;
+
 impl Store {
     /// Imports an archive from any reader (buffered internally). It may read past the end of
     /// the archive; use `import_buffered` when the stream continues after it.
@@ -66,7 +69,8 @@ impl Store {
             pending: Vec::new(),
             pending_bytes: 0,
             report: ImportReport::default(),
-            buffer: vec![0; CHUNK],
+            // Room to start the chunk at an address direct writes accept.
+            buffer: vec![0; CHUNK + fsops::DIRECT_ALIGN],
             node_bytes: 0,
             declared_size: 0,
             current: None,
@@ -522,17 +526,23 @@ impl<R: BufRead> Importer<'_, R> {
                 };
                 let size = self.input.u64()?;
                 self.charge(canonical::file_node_size(size))?;
-                let mut file = parent.map(|dir| dir.create_file(name)).transpose()?;
+                let mut file = parent
+                    .map(|dir| dir.create_file(name))
+                    .transpose()?
+                    .map(|file| fsops::DirectWriter::new(file, size >= DIRECT_MIN));
                 let mut hasher = canonical::file_hasher(executable, size);
                 let mut remaining = size;
+                // `align_offset` of a byte pointer is below the alignment.
+                let start = self.buffer.as_ptr().align_offset(fsops::DIRECT_ALIGN);
                 while remaining > 0 {
-                    let want = remaining.min(self.buffer.len() as u64) as usize;
+                    let want = remaining.min(CHUNK as u64) as usize;
                     let mut buffer = std::mem::take(&mut self.buffer);
-                    let read = self.input.exact(&mut buffer[..want]);
+                    let chunk = &mut buffer[start..start + want];
+                    let read = self.input.exact(chunk);
                     if read.is_ok() {
-                        canonical::feed(&mut hasher, &buffer[..want]);
+                        canonical::feed(&mut hasher, chunk);
                         if let Some(file) = file.as_mut() {
-                            file.write_all(&buffer[..want])
+                            file.write_all(chunk)
                                 .map_err(StoreError::io("write", self.staging.path()))?;
                         }
                     }
@@ -541,7 +551,11 @@ impl<R: BufRead> Importer<'_, R> {
                     remaining -= want as u64;
                 }
                 if let Some(file) = &file {
-                    fsops::normalize_fd(file, fsops::file_mode(executable), self.staging.path())?;
+                    fsops::normalize_fd(
+                        file.file(),
+                        fsops::file_mode(executable),
+                        self.staging.path(),
+                    )?;
                 }
                 Ok(NodeStart::Leaf(Digest(*hasher.finalize().as_bytes())))
             }
