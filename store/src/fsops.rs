@@ -310,6 +310,7 @@ impl DirectWriter {
     }
 
     /// Whether the next aligned write bypasses the page cache.
+    #[cfg(test)]
     pub fn is_direct(&self) -> bool {
         self.direct
     }

@@ -1,7 +1,7 @@
 //! Reading the archive stream: parse, stage with `*at` calls only, re-hash, re-derive every
 //! path from content and declared references, and register only what verifies.
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 
 use super::{limits, ArchiveError, MAGIC, TAG_END, TAG_OBJECT, VERSION};
 use crate::db::PathInfo;
