@@ -540,7 +540,14 @@ impl<R: BufRead> Importer<'_, R> {
                     let chunk = &mut buffer[start..start + want];
                     let read = self.input.exact(chunk);
                     if read.is_ok() {
-                        canonical::feed(&mut hasher, chunk);
+                        if self.mode == ImportMode::Incremental {
+                            // The copy protocol: ssh's encryption already keeps
+                            // the other cores busy, so splitting the hash over
+                            // them only adds hand-offs and spinning.
+                            hasher.update(chunk);
+                        } else {
+                            canonical::feed(&mut hasher, chunk);
+                        }
                         if let Some(file) = file.as_mut() {
                             file.write_all(chunk)
                                 .map_err(StoreError::io("write", self.staging.path()))?;
