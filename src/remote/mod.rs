@@ -55,7 +55,10 @@ pub fn serve(
     input: impl Read,
     output: impl Write,
 ) -> Result<(), AgentError> {
-    let mut reader = BufReader::with_capacity(256 * 1024, input);
+    // Small: it only has to make message reads cheap. Whatever it holds when a
+    // data frame's head is read is copied once more; raw blocks bigger than
+    // it are read straight into the importer's buffer.
+    let mut reader = BufReader::with_capacity(16 * 1024, input);
     let mut writer = BufWriter::with_capacity(64 * 1024, output);
     writer
         .write_all(&codec::AGENT_GREETING)

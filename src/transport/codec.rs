@@ -297,45 +297,72 @@ pub fn read_frame(r: &mut impl Read) -> Result<Vec<u8>, CodecError> {
 
 /// A `Write` that cuts what it is given into data frames, each compressed
 /// when that pays (see the module doc); `finish` writes the empty end frame.
+/// A frame leaves in one write, its head included: a separate 5-byte write
+/// would wake ssh for a 5-byte channel packet every frame.
 pub struct DataStreamWriter<W: Write> {
     inner: W,
+    /// A frame head's room, then the block being filled.
     buffer: Vec<u8>,
+    /// A frame head's room, then room for a compressed block.
     packed: Vec<u8>,
     compressor: zstd::bulk::Compressor<'static>,
 }
 
+/// Bytes of a data frame's head: length and kind.
+const FRAME_HEAD: usize = 5;
+
+/// The head of a data frame whose block (after its kind byte) is `body` bytes.
+fn frame_head(kind: u8, body: usize) -> [u8; FRAME_HEAD] {
+    // A body is at most the compress bound of DATA_CHUNK, far below MAX_FRAME.
+    let len = (body + 1) as u32;
+    let mut head = [0u8; FRAME_HEAD];
+    head[..4].copy_from_slice(&len.to_le_bytes());
+    head[4] = kind;
+    head
+}
+
 impl<W: Write> DataStreamWriter<W> {
     pub fn new(inner: W) -> Result<Self, CodecError> {
+        let mut buffer = Vec::with_capacity(FRAME_HEAD + DATA_CHUNK);
+        buffer.resize(FRAME_HEAD, 0);
         Ok(DataStreamWriter {
             inner,
-            buffer: Vec::with_capacity(DATA_CHUNK),
-            packed: Vec::with_capacity(zstd::zstd_safe::compress_bound(DATA_CHUNK)),
+            buffer,
+            packed: vec![0; FRAME_HEAD + zstd::zstd_safe::compress_bound(DATA_CHUNK)],
             compressor: zstd::bulk::Compressor::new(ZSTD_LEVEL)?,
         })
     }
 
     fn flush_chunk(&mut self) -> std::io::Result<()> {
-        if self.buffer.is_empty() {
+        let block = &self.buffer[FRAME_HEAD..];
+        if block.is_empty() {
             return Ok(());
         }
         // A block that is mostly incompressible (already compressed files,
         // random bytes) usually starts so: probe its first bytes, and only if
         // they shrink spend a zstd pass on the whole block.
-        let probe = self.buffer.len().min(COMPRESSION_PROBE);
-        let worth = (probe == self.buffer.len()
-            || compress_into(
-                &mut self.compressor,
-                &self.buffer[..probe],
-                &mut self.packed,
-            ))
-            && compress_into(&mut self.compressor, &self.buffer, &mut self.packed);
-        let (kind, body) = if worth {
-            (FRAME_ZSTD, &self.packed[..])
+        let probe = block.len().min(COMPRESSION_PROBE);
+        let room = &mut self.packed[FRAME_HEAD..];
+        let packed = if probe == block.len()
+            || compress_into(&mut self.compressor, &block[..probe], room).is_some()
+        {
+            compress_into(&mut self.compressor, block, room)
         } else {
-            (FRAME_RAW, &self.buffer[..])
+            None
         };
-        write_data_frame(&mut self.inner, kind, body)?;
-        self.buffer.clear();
+        let frame = match packed {
+            Some(n) => {
+                self.packed[..FRAME_HEAD].copy_from_slice(&frame_head(FRAME_ZSTD, n));
+                &self.packed[..FRAME_HEAD + n]
+            }
+            None => {
+                let head = frame_head(FRAME_RAW, block.len());
+                self.buffer[..FRAME_HEAD].copy_from_slice(&head);
+                &self.buffer[..]
+            }
+        };
+        self.inner.write_all(frame)?;
+        self.buffer.truncate(FRAME_HEAD);
         Ok(())
     }
 
@@ -348,38 +375,26 @@ impl<W: Write> DataStreamWriter<W> {
     }
 }
 
-/// Writes one data frame: length (kind byte included), kind, block.
-fn write_data_frame(w: &mut impl Write, kind: u8, body: &[u8]) -> std::io::Result<()> {
-    // A body is at most the compress bound of DATA_CHUNK, far below MAX_FRAME.
-    let len = (body.len() + 1) as u32;
-    let mut head = [0u8; 5];
-    head[..4].copy_from_slice(&len.to_le_bytes());
-    head[4] = kind;
-    w.write_all(&head)?;
-    w.write_all(body)
-}
-
-/// Compresses `data` into `packed`; whether that is worth sending.
+/// Compresses `data` into `room` (which holds the compress bound of a whole
+/// block); its compressed size if that is worth sending. A zstd error only
+/// means the block goes raw.
 fn compress_into(
     compressor: &mut zstd::bulk::Compressor<'static>,
     data: &[u8],
-    packed: &mut Vec<u8>,
-) -> bool {
-    packed.clear();
-    // `packed` holds the compress bound of a whole block, so this only fails
-    // on a zstd error; the block then simply goes raw.
-    match compressor.compress_to_buffer(data, packed) {
-        Ok(n) => worth_compressing(data.len(), n),
-        Err(_) => false,
-    }
+    room: &mut [u8],
+) -> Option<usize> {
+    compressor
+        .compress_to_buffer(data, room)
+        .ok()
+        .filter(|&n| worth_compressing(data.len(), n))
 }
 
 impl<W: Write> Write for DataStreamWriter<W> {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let room = DATA_CHUNK - self.buffer.len();
+        let room = FRAME_HEAD + DATA_CHUNK - self.buffer.len();
         let n = data.len().min(room);
         self.buffer.extend_from_slice(&data[..n]);
-        if self.buffer.len() == DATA_CHUNK {
+        if self.buffer.len() == FRAME_HEAD + DATA_CHUNK {
             self.flush_chunk()?;
         }
         Ok(n)
@@ -612,6 +627,11 @@ mod tests {
         reader.read_exact(&mut first).unwrap();
         reader.drain().unwrap();
         assert_eq!(read_message::<Request>(&mut r).unwrap(), Request::Bye);
+    }
+
+    fn write_data_frame(w: &mut Vec<u8>, kind: u8, body: &[u8]) -> std::io::Result<()> {
+        w.write_all(&frame_head(kind, body.len()))?;
+        w.write_all(body)
     }
 
     /// Bytes no compressor can shrink (xorshift).
