@@ -532,8 +532,13 @@ impl<R: BufRead> Importer<'_, R> {
                     .map(|file| fsops::DirectWriter::new(file, size >= DIRECT_MIN));
                 let mut hasher = canonical::file_hasher(executable, size);
                 let mut remaining = size;
-                // `align_offset` of a byte pointer is below the alignment.
-                let start = self.buffer.as_ptr().align_offset(fsops::DIRECT_ALIGN);
+                // The buffer has DIRECT_ALIGN bytes of slack; should the address
+                // not be alignable, the writer just falls back to plain writes.
+                let start = self
+                    .buffer
+                    .as_ptr()
+                    .align_offset(fsops::DIRECT_ALIGN)
+                    .min(fsops::DIRECT_ALIGN);
                 while remaining > 0 {
                     let want = remaining.min(CHUNK as u64) as usize;
                     let mut buffer = std::mem::take(&mut self.buffer);
