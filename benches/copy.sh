@@ -7,6 +7,7 @@
 #
 # Usage: cargo build --release && sudo benches/copy.sh
 #   FERRY=path/to/ferry  N=10000  BIG_MIB=1024  HOSTS=20  (environment overrides)
+#   PARTS=abc: which parts run (e.g. PARTS=b for the big object alone; (c) needs (a))
 # Every lab host has its own private /ferry-like root and its own /nix, so each
 # side starts from an empty store. The agent is bootstrapped on every host
 # (untimed) before the timed runs, as Nix is preinstalled on the hosts.
@@ -27,10 +28,14 @@ N=${N:-10000}
 BIG_MIB=${BIG_MIB:-1024}
 HOSTS=${HOSTS:-20}
 SUBNET=${SUBNET:-10.237.200}
+PARTS=${PARTS:-abc}
+part() { [[ $PARTS == *"$1"* ]]; }
+if part c && ! part a; then echo "part (c) compares against (a): PARTS must include a" >&2; exit 2; fi
+if ! part c; then HOSTS=0; fi
 
 [ "$(id -u)" = 0 ] || { echo "run as root (the lab needs namespaces)" >&2; exit 2; }
 [ -x "$FERRY" ] || { echo "no ferry binary at $FERRY (cargo build --release)" >&2; exit 2; }
-command -v nix-store >/dev/null || { echo "install nix-bin (apt-get install nix-bin)" >&2; exit 2; }
+! part a || command -v nix-store >/dev/null || { echo "install nix-bin (apt-get install nix-bin)" >&2; exit 2; }
 
 BENCH_FS=${BENCH_FS:-fresh}
 fs_image=""; fs_mount=""
@@ -82,6 +87,7 @@ cfg=/run/ferry-lab/bench-copy/ssh_config
 addr() { awk -v h="$1" '$1 == "Host" && $2 == h { print $3 }' "$cfg"; }
 
 echo "file system of the hosts' stores: $(df --output=fstype,source "$work" | tail -1) (BENCH_FS=$BENCH_FS)"
+if part a; then
 echo "== setup: $N small files, each added to both stores"
 for i in $(seq 1 "$N"); do printf 'small file %d of the benchmark closure\n' "$i" > "$work/files/f$i"; done
 ls "$work/files" | sed "s|^|$work/files/|" > "$work/file-list"
@@ -93,12 +99,14 @@ nixns() { unshare -m --propagation private sh -c "mount --bind '$work/nix-local'
 t0=$(now)
 nixns "xargs -n 1000 nix-store --add < '$work/file-list' > '$work/nix-paths'"
 echo "   nix-store --add: $(ratio "$(echo "$(now) - $t0" | bc)" 1) s"
+fi
 
 echo "== bootstrap the agent on every host (untimed)"
 tiny=$(echo warm > "$work/warm" && ferry store add "$work/warm")
 hosts=(a0 b0); for i in $(seq 1 "$HOSTS"); do hosts+=("c$i"); done
 ferry copy --json --ssh-config "$cfg" --max-parallel 10 --to "${hosts[@]}" -- "$tiny" > /dev/null
 
+if part a; then
 echo "== (a) closure of $N paths to one fresh host"
 mapfile -t ferry_paths < "$work/ferry-paths"
 t0=$(now)
@@ -109,7 +117,9 @@ t0=$(now)
 nixns "NIX_SSHOPTS='-F $cfg' nix --experimental-features nix-command copy --no-check-sigs --to ssh://root@$(addr a0) \$(cat '$work/nix-paths') 2> '$work/nix-copy.log'"
 t_nix=$(echo "$(now) - $t0" | bc)
 echo "   ferry: ${t_ferry} s   nix copy: ${t_nix} s   nix/ferry = $(ratio "$t_nix" "$t_ferry")x (goal >= 10x)"
+fi
 
+if part b; then
 echo "== (b) one ${BIG_MIB} MiB object"
 head -c "$((BIG_MIB * 1024 * 1024))" /dev/urandom > "$work/big"
 big=$(ferry store add "$work/big")
@@ -128,7 +138,9 @@ echo "   raw ssh cat > file + sync: ${t_disk} s ($(ratio "$BIG_MIB" "$t_disk") M
 echo "   ferry: ${t_big} s ($(ratio "$BIG_MIB" "$t_big") MiB/s)"
 echo "   ferry throughput / raw (/dev/null) = $(ratio "$t_raw" "$t_big") (goal >= 0.80)"
 echo "   ferry throughput / raw (to disk, synced) = $(ratio "$t_disk" "$t_big")"
+fi
 
+if part c; then
 echo "== (c) the closure of (a) to $HOSTS fresh hosts, --max-parallel 10"
 targets=(); for i in $(seq 1 "$HOSTS"); do targets+=("c$i"); done
 t0=$(now)
@@ -136,3 +148,4 @@ ferry copy --json --ssh-config "$cfg" --max-parallel 10 --to "${targets[@]}" -- 
 t_many=$(echo "$(now) - $t0" | bc)
 ok=$(grep -c '"ok": true' "$work/c-ferry.json" || true)
 echo "   $HOSTS hosts: ${t_many} s ($ok ok)   one host: ${t_ferry} s   ratio = $(ratio "$t_many" "$t_ferry")x (goal < 4x)"
+fi

@@ -140,12 +140,10 @@ fn a_hostile_stream_is_refused_and_the_session_stays_usable() {
     let mut connection = start(&agent_script(root.path())).unwrap();
     connection.send(&Request::Import { objects: 1 }).unwrap();
     {
-        let mut frames = codec::DataStreamWriter::new(connection.stream());
-        let mut encoder = zstd::stream::write::Encoder::new(&mut frames, 1).unwrap();
-        encoder
+        let mut frames = codec::DataStreamWriter::new(connection.stream()).unwrap();
+        frames
             .write_all(b"NOTANARCHIVE and some more bytes")
             .unwrap();
-        encoder.finish().unwrap();
         frames.finish().unwrap();
     }
     let err = connection.receive().unwrap_err();

@@ -287,3 +287,40 @@ fn killing_ssh_mid_copy_keeps_the_host_store_valid_and_the_rerun_sends_only_the_
     assert_eq!(sent as u64, closure.len() as u64 - (valid_after_cut - 2));
     assert_eq!(fleet.verify_on_host("h0"), closure.len() as u64 + 2);
 }
+
+#[test]
+fn incompressible_objects_go_uninflated_and_text_goes_compressed_needs_root() {
+    let fleet = Fleet::up("t-frames", "10.237.26.0/24", 1);
+    // First contact uploads the agent; the measured copies come after it.
+    let warm = closure_of(&fleet.store, "warm", 1);
+    let (out, _) = fleet.copy(&["h0"], &[warm]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let size: u64 = (5 << 20) + 1234;
+    let random = common::random_object(&fleet.store, &fleet.root, "random", size as usize, 3);
+    let (out, results) = fleet.copy(&["h0"], std::slice::from_ref(&random));
+    assert!(out.status.success(), "{}", text(&out));
+    let bytes = results[0]["bytes_sent"].as_u64().unwrap();
+    // The object, its archive header, the session's messages and 5 bytes of
+    // framing per MiB: never a compressor's inflation.
+    assert!(bytes >= size && bytes <= size + 4096, "{}", results[0]);
+
+    let mut config = String::new();
+    let mut i = 0;
+    while (config.len() as u64) < size {
+        config.push_str(&format!(
+            "[unit-{i}]\nExecStart=/ferry/store/x-service-{i}/bin/run --port {i}\n"
+        ));
+        i += 1;
+    }
+    let text_object = fleet
+        .store
+        .add_bytes("config", config.as_bytes(), false, &[])
+        .unwrap();
+    let (out, results) = fleet.copy(&["h0"], &[text_object]);
+    assert!(out.status.success(), "{}", text(&out));
+    let bytes = results[0]["bytes_sent"].as_u64().unwrap();
+    assert!(bytes < size / 4, "{}", results[0]);
+    // Both arrived whole: agent, warm-up object, random object, text.
+    assert_eq!(fleet.verify_on_host("h0"), 4);
+}

@@ -42,6 +42,7 @@ pub enum AgentError {
 
 /// Serves one deployer session on stdin/stdout until `Bye` or end of input.
 pub fn serve_stdio(store_dir: &Path, state_dir: &Path) -> Result<(), AgentError> {
+    crate::transport::widen_pipe(&std::io::stdin());
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();
     serve(store_dir, state_dir, stdin, stdout)
@@ -54,7 +55,10 @@ pub fn serve(
     input: impl Read,
     output: impl Write,
 ) -> Result<(), AgentError> {
-    let mut reader = BufReader::with_capacity(256 * 1024, input);
+    // Small: it only has to make message reads cheap. Whatever it holds when a
+    // data frame's head is read is copied once more; raw blocks bigger than
+    // it are read straight into the importer's buffer.
+    let mut reader = BufReader::with_capacity(16 * 1024, input);
     let mut writer = BufWriter::with_capacity(64 * 1024, output);
     writer
         .write_all(&codec::AGENT_GREETING)
@@ -145,14 +149,7 @@ fn query_missing(store: &Store, paths: &[String], pins: &mut Vec<TempRoots>) -> 
 
 fn import(store: &Store, reader: &mut impl Read) -> Result<Response, AgentError> {
     let mut stream = DataStreamReader::new(reader);
-    let outcome = match zstd::stream::read::Decoder::new(&mut stream) {
-        Ok(mut decoder) => store.import(&mut decoder, ImportMode::Incremental),
-        Err(e) => Err(ferry_store::StoreError::Io {
-            action: "decompress",
-            path: "<stream>".into(),
-            source: e,
-        }),
-    };
+    let outcome = store.import(&mut stream, ImportMode::Incremental);
     // Whatever happened, read up to the stream's end so the next message is
     // at a frame boundary (a refused stream must not desynchronize us).
     stream.drain()?;

@@ -7,7 +7,12 @@
 //!   their messages changed;
 //! - every frame is `u32 LE length` + payload, and no frame is larger than
 //!   [`MAX_FRAME`]: a peer cannot make the other allocate more than that;
-//! - a data stream is a run of raw data frames ended by an empty frame;
+//! - a data stream is a run of data frames ended by an empty frame; each data
+//!   frame is one kind byte and a block of at most [`DATA_CHUNK`] stream
+//!   bytes, sent as is ([`FRAME_RAW`]) or zstd-compressed on its own
+//!   ([`FRAME_ZSTD`]) when that makes it meaningfully smaller, so
+//!   incompressible data (already compressed files) costs neither side a
+//!   codec pass, and text still travels compressed;
 //! - activation reports, host statuses and generation lists travel as JSON
 //!   text inside the bincode message: they contain serde internally-tagged
 //!   enums (`#[serde(tag = …)]`: the activation outcome, health probes),
@@ -18,8 +23,9 @@ use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-/// Bumped whenever a message or the framing changes.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Bumped whenever a message or the framing changes (3: data frames carry a
+/// kind byte and are compressed one by one).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The version of the ferry binary speaking (shown in mismatch errors).
 pub const FERRY_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -33,8 +39,30 @@ pub const BOOTSTRAP_NEEDED: [u8; 8] = *b"FERRYBS1";
 /// The largest frame either side sends or accepts.
 pub const MAX_FRAME: usize = 16 << 20;
 
-/// The size of the data frames a stream is cut into.
+/// The size of the blocks a data stream is cut into (before compression); a
+/// compressed frame never inflates to more than this.
 pub const DATA_CHUNK: usize = 1 << 20;
+
+/// Kind byte of a data frame whose block follows as is.
+pub const FRAME_RAW: u8 = 0;
+
+/// Kind byte of a data frame whose block follows as one zstd frame.
+pub const FRAME_ZSTD: u8 = 1;
+
+/// zstd level of data frames: the fastest standard level; the link, not the
+/// ratio, is what a deploy waits for.
+const ZSTD_LEVEL: i32 = 1;
+
+/// Whether a block that compressed from `raw` to `packed` bytes is worth
+/// sending compressed: it must save at least 1/16, else the receiver's
+/// decompression costs more than the bytes saved.
+fn worth_compressing(raw: usize, packed: usize) -> bool {
+    packed < raw - raw / 16
+}
+
+/// How much of a block is compressed first to tell whether the whole block
+/// is worth compressing.
+const COMPRESSION_PROBE: usize = 64 << 10;
 
 /// Errors of reading or writing the wire format.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +81,10 @@ pub enum CodecError {
     Encode(String),
     #[error("the peer's handshake is malformed")]
     BadHandshake,
+    #[error("the peer sent a data frame of unknown kind {kind}")]
+    UnknownFrameKind { kind: u8 },
+    #[error("the peer sent a compressed data frame that does not decompress to at most {DATA_CHUNK} bytes: {detail}")]
+    BadCompressedFrame { detail: String },
 }
 
 /// A side's identity in the handshake.
@@ -117,8 +149,9 @@ pub enum Request {
     /// Which of these paths (a whole closure) are missing? The agent pins the
     /// ones it has as temporary roots for the rest of the session.
     QueryMissing { paths: Vec<String> },
-    /// A zstd-compressed store archive of `objects` objects follows as a data
-    /// stream; the agent answers once, after importing all of it.
+    /// A store archive of `objects` objects follows as a data stream (its
+    /// frames compressed where that pays); the agent answers once, after
+    /// importing all of it.
     Import { objects: u64 },
     /// Activate a system already in the host's store (secrets included);
     /// answered once the activation finished or rolled back.
@@ -262,26 +295,74 @@ pub fn read_frame(r: &mut impl Read) -> Result<Vec<u8>, CodecError> {
     Ok(payload)
 }
 
-/// A `Write` that cuts what it is given into data frames; `finish` writes the
-/// empty end frame.
+/// A `Write` that cuts what it is given into data frames, each compressed
+/// when that pays (see the module doc); `finish` writes the empty end frame.
+/// A frame leaves in one write, its head included: a separate 5-byte write
+/// would wake ssh for a 5-byte channel packet every frame.
 pub struct DataStreamWriter<W: Write> {
     inner: W,
+    /// A frame head's room, then the block being filled.
     buffer: Vec<u8>,
+    /// A frame head's room, then room for a compressed block.
+    packed: Vec<u8>,
+    compressor: zstd::bulk::Compressor<'static>,
+}
+
+/// Bytes of a data frame's head: length and kind.
+const FRAME_HEAD: usize = 5;
+
+/// The head of a data frame whose block (after its kind byte) is `body` bytes.
+fn frame_head(kind: u8, body: usize) -> [u8; FRAME_HEAD] {
+    // A body is at most the compress bound of DATA_CHUNK, far below MAX_FRAME.
+    let len = (body + 1) as u32;
+    let mut head = [0u8; FRAME_HEAD];
+    head[..4].copy_from_slice(&len.to_le_bytes());
+    head[4] = kind;
+    head
 }
 
 impl<W: Write> DataStreamWriter<W> {
-    pub fn new(inner: W) -> Self {
-        DataStreamWriter {
+    pub fn new(inner: W) -> Result<Self, CodecError> {
+        let mut buffer = Vec::with_capacity(FRAME_HEAD + DATA_CHUNK);
+        buffer.resize(FRAME_HEAD, 0);
+        Ok(DataStreamWriter {
             inner,
-            buffer: Vec::with_capacity(DATA_CHUNK),
-        }
+            buffer,
+            packed: vec![0; FRAME_HEAD + zstd::zstd_safe::compress_bound(DATA_CHUNK)],
+            compressor: zstd::bulk::Compressor::new(ZSTD_LEVEL)?,
+        })
     }
 
     fn flush_chunk(&mut self) -> std::io::Result<()> {
-        if !self.buffer.is_empty() {
-            write_frame(&mut self.inner, &self.buffer).map_err(into_io)?;
-            self.buffer.clear();
+        let block = &self.buffer[FRAME_HEAD..];
+        if block.is_empty() {
+            return Ok(());
         }
+        // A block that is mostly incompressible (already compressed files,
+        // random bytes) usually starts so: probe its first bytes, and only if
+        // they shrink spend a zstd pass on the whole block.
+        let probe = block.len().min(COMPRESSION_PROBE);
+        let room = &mut self.packed[FRAME_HEAD..];
+        let packed = if probe == block.len()
+            || compress_into(&mut self.compressor, &block[..probe], room).is_some()
+        {
+            compress_into(&mut self.compressor, block, room)
+        } else {
+            None
+        };
+        let frame = match packed {
+            Some(n) => {
+                self.packed[..FRAME_HEAD].copy_from_slice(&frame_head(FRAME_ZSTD, n));
+                &self.packed[..FRAME_HEAD + n]
+            }
+            None => {
+                let head = frame_head(FRAME_RAW, block.len());
+                self.buffer[..FRAME_HEAD].copy_from_slice(&head);
+                &self.buffer[..]
+            }
+        };
+        self.inner.write_all(frame)?;
+        self.buffer.truncate(FRAME_HEAD);
         Ok(())
     }
 
@@ -294,12 +375,26 @@ impl<W: Write> DataStreamWriter<W> {
     }
 }
 
+/// Compresses `data` into `room` (which holds the compress bound of a whole
+/// block); its compressed size if that is worth sending. A zstd error only
+/// means the block goes raw.
+fn compress_into(
+    compressor: &mut zstd::bulk::Compressor<'static>,
+    data: &[u8],
+    room: &mut [u8],
+) -> Option<usize> {
+    compressor
+        .compress_to_buffer(data, room)
+        .ok()
+        .filter(|&n| worth_compressing(data.len(), n))
+}
+
 impl<W: Write> Write for DataStreamWriter<W> {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let room = DATA_CHUNK - self.buffer.len();
+        let room = FRAME_HEAD + DATA_CHUNK - self.buffer.len();
         let n = data.len().min(room);
         self.buffer.extend_from_slice(&data[..n]);
-        if self.buffer.len() == DATA_CHUNK {
+        if self.buffer.len() == FRAME_HEAD + DATA_CHUNK {
             self.flush_chunk()?;
         }
         Ok(n)
@@ -315,16 +410,29 @@ impl<W: Write> Write for DataStreamWriter<W> {
 fn into_io(e: CodecError) -> std::io::Error {
     match e {
         CodecError::Io(e) => e,
+        CodecError::Closed => std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the peer closed the connection",
+        ),
         other => std::io::Error::other(other),
     }
 }
 
-/// A `Read` over a data stream: yields the data frames' bytes and reports
-/// end of input at the empty end frame.
+/// A `Read` over a data stream: yields the blocks of its data frames and
+/// reports end of input at the empty end frame. Raw blocks are read straight
+/// into the caller's buffer; compressed ones are decompressed into a buffer
+/// of at most [`DATA_CHUNK`] bytes (a frame cannot inflate past it).
 pub struct DataStreamReader<R: Read> {
     inner: R,
-    current: Vec<u8>,
+    /// Bytes of the current raw block not read yet.
+    raw_left: usize,
+    /// The current decompressed block (its first `decoded_len` bytes) and
+    /// how much of it was handed out.
+    decoded: Vec<u8>,
+    decoded_len: usize,
     offset: usize,
+    packed: Vec<u8>,
+    decompressor: Option<zstd::bulk::Decompressor<'static>>,
     ended: bool,
 }
 
@@ -332,20 +440,82 @@ impl<R: Read> DataStreamReader<R> {
     pub fn new(inner: R) -> Self {
         DataStreamReader {
             inner,
-            current: Vec::new(),
+            raw_left: 0,
+            decoded: Vec::new(),
+            decoded_len: 0,
             offset: 0,
+            packed: Vec::new(),
+            decompressor: None,
             ended: false,
         }
     }
 
-    /// Reads and drops the rest of the stream, so the connection is back at
-    /// a message boundary (used when an import fails part-way).
-    pub fn drain(&mut self) -> Result<(), CodecError> {
-        while !self.ended {
-            let frame = read_frame(&mut self.inner)?;
-            self.ended = frame.is_empty();
+    /// Reads the next frame's length; `None` at the end frame.
+    fn frame_length(&mut self) -> Result<Option<usize>, CodecError> {
+        let mut len = [0u8; 4];
+        read_exact_or_closed(&mut self.inner, &mut len)?;
+        let size = u32::from_le_bytes(len) as usize;
+        if size > MAX_FRAME {
+            return Err(CodecError::FrameTooLarge { size });
+        }
+        if size == 0 {
+            self.ended = true;
+            return Ok(None);
+        }
+        Ok(Some(size))
+    }
+
+    /// Starts the next frame: a raw block is left in `inner` for `read`, a
+    /// compressed one is decompressed into `decoded`.
+    fn next_frame(&mut self) -> Result<(), CodecError> {
+        let Some(size) = self.frame_length()? else {
+            return Ok(());
+        };
+        let mut kind = [0u8];
+        read_exact_or_closed(&mut self.inner, &mut kind)?;
+        let body = size - 1;
+        match kind[0] {
+            FRAME_RAW => self.raw_left = body,
+            FRAME_ZSTD => {
+                self.packed.resize(body, 0);
+                read_exact_or_closed(&mut self.inner, &mut self.packed)?;
+                let decompressor = match &mut self.decompressor {
+                    Some(d) => d,
+                    slot => slot.insert(zstd::bulk::Decompressor::new()?),
+                };
+                // A block never inflates past DATA_CHUNK: a frame that would is
+                // an error, not an allocation.
+                self.decoded.resize(DATA_CHUNK, 0);
+                self.offset = 0;
+                self.decoded_len = 0;
+                self.decoded_len = decompressor
+                    .decompress_to_buffer(&self.packed, &mut self.decoded[..])
+                    .map_err(|e| CodecError::BadCompressedFrame {
+                        detail: e.to_string(),
+                    })?;
+            }
+            other => return Err(CodecError::UnknownFrameKind { kind: other }),
         }
         Ok(())
+    }
+
+    /// Reads and drops the rest of the stream, so the connection is back at
+    /// a message boundary (used when an import fails part-way). Frames are
+    /// skipped, not decoded.
+    pub fn drain(&mut self) -> Result<(), CodecError> {
+        self.offset = self.decoded_len;
+        let mut left = self.raw_left as u64;
+        self.raw_left = 0;
+        loop {
+            let skipped = std::io::copy(&mut (&mut self.inner).take(left), &mut std::io::sink())?;
+            if skipped != left {
+                return Err(CodecError::Closed);
+            }
+            if self.ended {
+                return Ok(());
+            }
+            left = self.frame_length()?.unwrap_or(0) as u64;
+        }
     }
 
     /// Whether the end frame was read.
@@ -356,18 +526,27 @@ impl<R: Read> DataStreamReader<R> {
 
 impl<R: Read> Read for DataStreamReader<R> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.offset == self.current.len() {
-            if self.ended {
+        loop {
+            if self.offset < self.decoded_len {
+                let n = out.len().min(self.decoded_len - self.offset);
+                out[..n].copy_from_slice(&self.decoded[self.offset..self.offset + n]);
+                self.offset += n;
+                return Ok(n);
+            }
+            if self.raw_left > 0 {
+                let want = out.len().min(self.raw_left);
+                let got = self.inner.read(&mut out[..want])?;
+                if got == 0 && want > 0 {
+                    return Err(into_io(CodecError::Closed));
+                }
+                self.raw_left -= got;
+                return Ok(got);
+            }
+            if self.ended || out.is_empty() {
                 return Ok(0);
             }
-            self.current = read_frame(&mut self.inner).map_err(into_io)?;
-            self.offset = 0;
-            self.ended = self.current.is_empty();
+            self.next_frame().map_err(into_io)?;
         }
-        let n = out.len().min(self.current.len() - self.offset);
-        out[..n].copy_from_slice(&self.current[self.offset..self.offset + n]);
-        self.offset += n;
-        Ok(n)
     }
 }
 
@@ -423,7 +602,7 @@ mod tests {
         let data: Vec<u8> = (0..(3 * DATA_CHUNK + 17))
             .map(|i| (i % 251) as u8)
             .collect();
-        let mut writer = DataStreamWriter::new(Vec::new());
+        let mut writer = DataStreamWriter::new(Vec::new()).unwrap();
         writer.write_all(&data).unwrap();
         let mut wire = writer.finish().unwrap();
         write_message(&mut wire, &Request::Bye).unwrap();
@@ -438,7 +617,7 @@ mod tests {
 
     #[test]
     fn drain_skips_to_the_next_message() {
-        let mut writer = DataStreamWriter::new(Vec::new());
+        let mut writer = DataStreamWriter::new(Vec::new()).unwrap();
         writer.write_all(&vec![7u8; DATA_CHUNK + 5]).unwrap();
         let mut wire = writer.finish().unwrap();
         write_message(&mut wire, &Request::Bye).unwrap();
@@ -448,6 +627,148 @@ mod tests {
         reader.read_exact(&mut first).unwrap();
         reader.drain().unwrap();
         assert_eq!(read_message::<Request>(&mut r).unwrap(), Request::Bye);
+    }
+
+    fn write_data_frame(w: &mut Vec<u8>, kind: u8, body: &[u8]) -> std::io::Result<()> {
+        w.write_all(&frame_head(kind, body.len()))?;
+        w.write_all(body)
+    }
+
+    /// Bytes no compressor can shrink (xorshift).
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    }
+
+    fn text(len: usize) -> Vec<u8> {
+        let mut text = Vec::new();
+        let mut i = 0;
+        while text.len() < len {
+            text.extend_from_slice(
+                format!("line {i}: a service's configuration text\n").as_bytes(),
+            );
+            i += 1;
+        }
+        text.truncate(len);
+        text
+    }
+
+    /// The frames of a data stream: (kind, body length), end frame excluded.
+    fn frames_of(mut wire: &[u8]) -> Vec<(u8, usize)> {
+        let mut frames = Vec::new();
+        loop {
+            let frame = read_frame(&mut wire).unwrap();
+            if frame.is_empty() {
+                return frames;
+            }
+            frames.push((frame[0], frame.len() - 1));
+        }
+    }
+
+    #[test]
+    fn incompressible_blocks_go_raw_without_inflating() {
+        let data = noise(3 * DATA_CHUNK + 100, 7);
+        let mut writer = DataStreamWriter::new(Vec::new()).unwrap();
+        writer.write_all(&data).unwrap();
+        let wire = writer.finish().unwrap();
+        assert_eq!(
+            frames_of(&wire),
+            vec![
+                (FRAME_RAW, DATA_CHUNK),
+                (FRAME_RAW, DATA_CHUNK),
+                (FRAME_RAW, DATA_CHUNK),
+                (FRAME_RAW, 100)
+            ]
+        );
+        // Five bytes of framing per block and the end frame, nothing more.
+        assert_eq!(wire.len(), data.len() + 4 * 5 + 4);
+        let mut back = Vec::new();
+        DataStreamReader::new(&wire[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, data);
+    }
+
+    #[test]
+    fn text_goes_compressed_and_mixed_streams_round_trip() {
+        let mut data = text(2 * DATA_CHUNK);
+        data.extend(noise(DATA_CHUNK, 3));
+        data.extend(text(DATA_CHUNK / 2));
+        let mut writer = DataStreamWriter::new(Vec::new()).unwrap();
+        writer.write_all(&data).unwrap();
+        let wire = writer.finish().unwrap();
+        let kinds: Vec<u8> = frames_of(&wire).iter().map(|f| f.0).collect();
+        assert_eq!(kinds, vec![FRAME_ZSTD, FRAME_ZSTD, FRAME_RAW, FRAME_ZSTD]);
+        assert!(wire.len() < DATA_CHUNK + DATA_CHUNK / 2, "{}", wire.len());
+        let mut back = Vec::new();
+        let mut reader = DataStreamReader::new(&wire[..]);
+        // Small reads cross frame boundaries of both kinds.
+        let mut piece = [0u8; 4099];
+        loop {
+            let n = reader.read(&mut piece).unwrap();
+            if n == 0 {
+                break;
+            }
+            back.extend_from_slice(&piece[..n]);
+        }
+        assert!(reader.ended());
+        assert_eq!(back, data);
+    }
+
+    #[test]
+    fn a_frame_inflating_past_the_block_size_is_refused() {
+        let bomb = zstd::bulk::compress(&vec![0u8; DATA_CHUNK + 1], 1).unwrap();
+        let mut wire = Vec::new();
+        write_data_frame(&mut wire, FRAME_ZSTD, &bomb).unwrap();
+        write_frame(&mut wire, &[]).unwrap();
+        let err = DataStreamReader::new(&wire[..])
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "the peer sent a compressed data frame that does not decompress to at most 1048576 bytes"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_frame_kind_is_refused() {
+        let mut wire = Vec::new();
+        write_data_frame(&mut wire, 9, b"abc").unwrap();
+        let err = DataStreamReader::new(&wire[..])
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the peer sent a data frame of unknown kind 9"
+        );
+    }
+
+    #[test]
+    fn drain_skips_compressed_and_raw_frames() {
+        let mut data = text(DATA_CHUNK + 10);
+        data.extend(noise(DATA_CHUNK + 10, 5));
+        let mut writer = DataStreamWriter::new(Vec::new()).unwrap();
+        writer.write_all(&data).unwrap();
+        let mut wire = writer.finish().unwrap();
+        write_message(&mut wire, &Request::Bye).unwrap();
+        for consumed in [0, 10, DATA_CHUNK + 20] {
+            let mut r = &wire[..];
+            let mut reader = DataStreamReader::new(&mut r);
+            let mut first = vec![0u8; consumed];
+            reader.read_exact(&mut first).unwrap();
+            assert_eq!(first, data[..consumed]);
+            reader.drain().unwrap();
+            assert_eq!(read_message::<Request>(&mut r).unwrap(), Request::Bye);
+        }
     }
 
     #[test]

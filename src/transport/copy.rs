@@ -18,15 +18,11 @@ use ferry_store::{Store, StorePath};
 use serde::Serialize;
 
 use super::bootstrap::{start_agent, AgentBinary, AgentSettings, BootstrapReport};
-use super::codec::{DataStreamWriter, Request, Response};
+use super::codec::{CodecError, DataStreamWriter, Request, Response};
 use super::connection::ConnectionError;
 use super::local::LocalTransport;
 use super::ssh::{SshSettings, SshTransport};
 use super::Transport;
-
-/// zstd level for the object stream: level 1 keeps up with SSH's own
-/// throughput on one core and still shrinks text-heavy closures well.
-const ZSTD_LEVEL: i32 = 1;
 
 /// Errors of copying to one host.
 #[derive(Debug, thiserror::Error)]
@@ -237,7 +233,7 @@ fn copy_with_cache(
             broke: None,
         };
         let exported = match cache.and_then(|c| c.stream(store, &to_send)) {
-            Some(bytes) => send_compressed(&bytes, &mut sink),
+            Some(frames) => sink.write_all(&frames).map_err(StreamError::Io),
             None => stream_objects(store, &to_send, &mut sink),
         };
         let broke = sink.broke.take();
@@ -302,33 +298,25 @@ enum StreamError {
     Io(std::io::Error),
 }
 
-/// Writes `paths` as a zstd-compressed archive in data frames.
+/// Writes `paths` as an archive in data frames (each compressed when that pays).
 fn stream_objects(
     store: &Store,
     paths: &[StorePath],
     writer: &mut dyn Write,
 ) -> Result<(), StreamError> {
-    let frames = DataStreamWriter::new(writer);
-    let mut encoder =
-        zstd::stream::write::Encoder::new(frames, ZSTD_LEVEL).map_err(StreamError::Io)?;
+    let mut frames = DataStreamWriter::new(writer).map_err(codec_io)?;
     store
-        .export(paths, &mut encoder)
+        .export(paths, &mut frames)
         .map_err(StreamError::Store)?;
-    let frames = encoder.finish().map_err(StreamError::Io)?;
-    frames
-        .finish()
-        .map_err(|e| StreamError::Io(std::io::Error::other(e.to_string())))?;
+    frames.finish().map_err(codec_io)?;
     Ok(())
 }
 
-/// Sends an already compressed stream in data frames.
-fn send_compressed(bytes: &[u8], writer: &mut dyn Write) -> Result<(), StreamError> {
-    let mut frames = DataStreamWriter::new(writer);
-    frames.write_all(bytes).map_err(StreamError::Io)?;
-    frames
-        .finish()
-        .map_err(|e| StreamError::Io(std::io::Error::other(e.to_string())))?;
-    Ok(())
+fn codec_io(e: CodecError) -> StreamError {
+    match e {
+        CodecError::Io(e) => StreamError::Io(e),
+        other => StreamError::Io(std::io::Error::other(other.to_string())),
+    }
 }
 
 /// The largest object stream kept in memory to be sent to several hosts.
@@ -337,8 +325,8 @@ const SHARED_STREAM_LIMIT: u64 = 256 << 20;
 /// One shared stream: made once; `None` when it could not be made.
 type SharedStream = std::sync::OnceLock<Option<Arc<Vec<u8>>>>;
 
-/// Compressed object streams shared by hosts that miss the same paths
-/// (typically fresh hosts): exported and compressed once, sent to each, so
+/// Framed (and compressed) object streams shared by hosts that miss the same
+/// paths (typically fresh hosts): exported and compressed once, sent to each, so
 /// the deployer's work does not grow with the number of hosts.
 struct StreamCache {
     sizes: std::collections::HashMap<StorePath, u64>,
@@ -357,7 +345,7 @@ impl StreamCache {
         })
     }
 
-    /// The compressed stream of `paths`, made by the first host that needs
+    /// The framed stream of `paths` (end frame included), made by the first host that needs
     /// it (the others wait for it); `None` when it is too large to keep or
     /// could not be made (the caller then streams directly).
     fn stream(&self, store: &Store, paths: &[StorePath]) -> Option<Arc<Vec<u8>>> {
@@ -373,11 +361,9 @@ impl StreamCache {
             Arc::clone(streams.entry(paths.to_vec()).or_default())
         };
         slot.get_or_init(|| {
-            let mut bytes = Vec::new();
-            let mut encoder = zstd::stream::write::Encoder::new(&mut bytes, ZSTD_LEVEL).ok()?;
-            store.export(paths, &mut encoder).ok()?;
-            encoder.finish().ok()?;
-            Some(Arc::new(bytes))
+            let mut frames = DataStreamWriter::new(Vec::new()).ok()?;
+            store.export(paths, &mut frames).ok()?;
+            Some(Arc::new(frames.finish().ok()?))
         })
         .clone()
     }

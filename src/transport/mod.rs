@@ -22,6 +22,22 @@ pub use connection::{AgentConnection, ConnectionError};
 pub use copy::{copy_closure, CopyError, CopyOptions, CopyReport, HostCopyReport};
 pub use session::{ActivateRequest, GenerationInfo, HostSession, SessionError, SessionOptions};
 
+/// The pipe buffer asked for on the object stream's pipes (Linux's default
+/// `pipe-max-size`, so unprivileged processes get it too).
+const STREAM_PIPE_SIZE: i32 = 1 << 20;
+
+/// Asks for a 1 MiB buffer on a pipe that carries the object stream (the
+/// deployer's pipe into ssh, the agent's stdin): with the default 64 KiB,
+/// writer and reader wake each other up 16 times per MiB, which shows on a
+/// machine whose cores are busy with ssh's encryption. A refusal (not a pipe,
+/// a lower limit) only keeps the default.
+pub fn widen_pipe(fd: &impl std::os::fd::AsRawFd) {
+    let _ = nix::fcntl::fcntl(
+        fd.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETPIPE_SZ(STREAM_PIPE_SIZE),
+    );
+}
+
 /// Errors of reaching a host or running a process there.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {

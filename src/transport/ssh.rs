@@ -230,6 +230,7 @@ impl Transport for SshTransport {
             }
         };
         let stdin = fd(child.stdin().take().map(|s| s.into_owned_fd()))?;
+        super::widen_pipe(&stdin);
         let stdout = fd(child.stdout().take().map(|s| s.into_owned_fd()))?;
         let stderr = fd(child.stderr().take().map(|s| s.into_owned_fd()))?;
         Ok(RemoteProcess::new(

@@ -1,7 +1,7 @@
 //! Reading the archive stream: parse, stage with `*at` calls only, re-hash, re-derive every
 //! path from content and declared references, and register only what verifies.
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 
 use super::{limits, ArchiveError, MAGIC, TAG_END, TAG_OBJECT, VERSION};
 use crate::db::PathInfo;
@@ -47,6 +47,9 @@ const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 /// Size of the buffer file contents are copied through.
 const CHUNK: usize = 1024 * 1024;
 
+/// Files from this size on are written bypassing the page cache (see `fsops::DirectWriter`).
+const DIRECT_MIN: u64 = CHUNK as u64;
+
 impl Store {
     /// Imports an archive from any reader (buffered internally). It may read past the end of
     /// the archive; use `import_buffered` when the stream continues after it.
@@ -72,7 +75,8 @@ impl Store {
             pending: Vec::new(),
             pending_bytes: 0,
             report: ImportReport::default(),
-            buffer: vec![0; CHUNK],
+            // Room to start the chunk at an address direct writes accept.
+            buffer: vec![0; CHUNK + fsops::DIRECT_ALIGN],
             node_bytes: 0,
             declared_size: 0,
             current: None,
@@ -537,17 +541,35 @@ impl<R: BufRead> Importer<'_, R> {
                 };
                 let size = self.input.u64()?;
                 self.charge(canonical::file_node_size(size))?;
-                let mut file = parent.map(|dir| dir.create_file(name)).transpose()?;
+                let mut file = parent
+                    .map(|dir| dir.create_file(name))
+                    .transpose()?
+                    .map(|file| fsops::DirectWriter::new(file, size >= DIRECT_MIN));
                 let mut hasher = canonical::file_hasher(executable, size);
                 let mut remaining = size;
+                // The buffer has DIRECT_ALIGN bytes of slack; should the address
+                // not be alignable, the writer just falls back to plain writes.
+                let start = self
+                    .buffer
+                    .as_ptr()
+                    .align_offset(fsops::DIRECT_ALIGN)
+                    .min(fsops::DIRECT_ALIGN);
                 while remaining > 0 {
-                    let want = remaining.min(self.buffer.len() as u64) as usize;
+                    let want = remaining.min(CHUNK as u64) as usize;
                     let mut buffer = std::mem::take(&mut self.buffer);
-                    let read = self.input.exact(&mut buffer[..want]);
+                    let chunk = &mut buffer[start..start + want];
+                    let read = self.input.exact(chunk);
                     if read.is_ok() {
-                        canonical::feed(&mut hasher, &buffer[..want]);
+                        if self.mode == ImportMode::Incremental {
+                            // The copy protocol: ssh's encryption already keeps
+                            // the other cores busy, so splitting the hash over
+                            // them only adds hand-offs and spinning.
+                            hasher.update(chunk);
+                        } else {
+                            canonical::feed(&mut hasher, chunk);
+                        }
                         if let Some(file) = file.as_mut() {
-                            file.write_all(&buffer[..want])
+                            file.write_all(chunk)
                                 .map_err(StoreError::io("write", self.staging.path()))?;
                         }
                     }
@@ -556,7 +578,11 @@ impl<R: BufRead> Importer<'_, R> {
                     remaining -= want as u64;
                 }
                 if let Some(file) = &file {
-                    fsops::normalize_fd(file, fsops::file_mode(executable), self.staging.path())?;
+                    fsops::normalize_fd(
+                        file.file(),
+                        fsops::file_mode(executable),
+                        self.staging.path(),
+                    )?;
                 }
                 Ok(NodeStart::Leaf(Digest(*hasher.finalize().as_bytes())))
             }
