@@ -3,6 +3,13 @@
 #
 #   bash benches/store-add.sh            # both trees
 #   FERRY_BENCH_DIR=/var/tmp/x bash benches/store-add.sh
+#   BENCH_FS=here bash benches/store-add.sh   # stores on this machine's root fs
+#
+# By default (BENCH_FS=fresh) the stores every tool writes go to a freshly made, journaled ext4
+# file system (a loop-mounted sparse image), as on a server; the source trees stay where they
+# are. This VM's root fs has no journal, and its inode allocator then rescans every inode freed
+# in the last minutes on each allocation, so file creation costs depend on what was deleted
+# recently (see below).
 #
 # Trees (generated once, deterministic, incompressible; cached in $FERRY_BENCH_DIR):
 #   big:   80,000 files, ~1 GiB   (40 dirs × 20 subdirs × 100 files, 1–26 KiB each)
@@ -29,6 +36,21 @@ need python3 python3
 
 BENCH_DIR=${FERRY_BENCH_DIR:-/var/tmp/ferry-bench}
 mkdir -p "$BENCH_DIR"
+BENCH_FS=${BENCH_FS:-fresh}
+RUN_DIR=$BENCH_DIR
+fs_image=""; fs_mount=""
+if [ "$BENCH_FS" = fresh ]; then
+    fs_image=$(mktemp /var/tmp/ferry-bench-fs.XXXXXX)
+    fs_mount=$(mktemp -d /tmp/ferry-bench-fs.XXXXXX)
+    truncate -s 16G "$fs_image"
+    mkfs.ext4 -q -F "$fs_image"
+    # Direct I/O on the backing file: the loop device then writes to the disk like a real
+  # block device, instead of through a second page cache.
+  fs_loop=$(losetup --find --show --direct-io=on "$fs_image")
+  mount "$fs_loop" "$fs_mount"
+    trap 'umount "$fs_mount" && rmdir "$fs_mount"; losetup -d "$fs_loop" 2>/dev/null; rm -f "$fs_image"' EXIT
+    RUN_DIR=$fs_mount
+fi
 
 generate() { # name files dirs subdirs min_kib max_kib
     local name=$1 tree="$BENCH_DIR/$1"
@@ -67,7 +89,7 @@ elapsed() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 
 run_one() { # tree
     local tree="$BENCH_DIR/$1" work
-    work=$(mktemp -d "$BENCH_DIR/run-XXXXXX")
+    work=$(mktemp -d "$RUN_DIR/run-XXXXXX")
     local files bytes
     files=$(find "$tree" -type f | wc -l)
     bytes=$(du -sb "$tree" | cut -f1)
@@ -109,9 +131,10 @@ print(f"  ferry / b3sum     = {ferry / b3:.1f}x   (goal <= 2x)")
 PY
     chmod -R u+w "$work" 2>/dev/null || true
     rm -rf "$work"
-    sleep 31 # let ext4 forget the inodes just freed (see the top of this file)
+    [ "$BENCH_FS" = fresh ] || sleep 31 # let ext4 forget the inodes just freed (see the top of this file)
 }
 
 echo "cores: $(nproc); $(nix-store --version); $(b3sum --version); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "stores on: $(df --output=fstype,source "$RUN_DIR" | tail -1) (BENCH_FS=$BENCH_FS)"
 run_one small
 run_one big

@@ -398,6 +398,8 @@ impl NodeRunner<'_> {
             candidate_refs: &candidates,
             self_markers: std::slice::from_ref(&marker),
             deriver: Some(recipe_id),
+            // A builder that ran made something new, almost always.
+            probably_new: true,
         };
         let path = self
             .store

@@ -85,7 +85,14 @@ fn add(store: &Store, path: &std::path::Path, name: Option<String>) -> CommandRe
             path.display()
         )));
     }
-    let added = store.add_path(path, &name, &[]).map_err(store_cli::error)?;
+    // Whatever a user adds by hand is most likely new: hash and copy in one pass.
+    let options = ferry_store::AddOptions {
+        probably_new: true,
+        ..ferry_store::AddOptions::default()
+    };
+    let added = store
+        .add_path_with(path, &name, &options)
+        .map_err(store_cli::error)?;
     output::line(added);
     Ok(Exit::Success)
 }

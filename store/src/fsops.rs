@@ -238,16 +238,6 @@ pub fn move_tree(source: &Path, target: &Path) -> Result<()> {
     remove_tree(source)
 }
 
-/// Starts writeback of a file's dirty pages without waiting for it, so that the `syncfs` at
-/// the end of a big ingest finds most data already on disk (I/O overlaps with copying).
-/// Errors are ignored: this is only a hint, and `syncfs` reports real write errors.
-pub fn start_writeback(file: &File) {
-    // SAFETY: a plain system call on a descriptor owned by `file`; no memory is passed.
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-    }
-}
-
 /// Moving a directory to another parent rewrites its `..` entry, which needs write permission
 /// on it unless running as root: open up the root of a sealed tree before a rename.
 fn unseal_root(path: &Path) {

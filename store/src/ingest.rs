@@ -41,6 +41,11 @@ pub struct AddOptions<'a> {
     pub self_markers: &'a [String],
     /// The recipe that produced the object.
     pub deriver: Option<RecipeId>,
+    /// The content is probably not in the store yet (a build's fresh output, a tree a user
+    /// adds by hand): copy while hashing, in one pass, and throw the copy away if the path
+    /// turns out to be valid already. Otherwise (the default, right for sources re-added on
+    /// every build) a first pass only hashes, and nothing is written when the path exists.
+    pub probably_new: bool,
 }
 
 impl Store {
@@ -95,10 +100,12 @@ impl Store {
 
         // First pass: read and hash only. Sources are re-added on every build; when nothing
         // changed this is all it costs (no file is created), as with `nix-store --add`.
-        let hashed = tree.process_files(None, &plan)?;
-        let identity = self.identify(&tree, &hashed, &plan, source, name, options)?;
-        if self.db.exists(&identity.path) {
-            return Ok(identity.path);
+        if !options.probably_new {
+            let hashed = tree.process_files(None, &plan)?;
+            let identity = self.identify(&tree, &hashed, &plan, source, name, options)?;
+            if self.db.exists(&identity.path) {
+                return Ok(identity.path);
+            }
         }
 
         // Second pass: copy, hashing again; what was copied is what gets registered.
@@ -138,9 +145,10 @@ impl Store {
         if self.db.exists(&identity.path) {
             return Ok(identity.path);
         }
-        if fsync_each {
-            fsops::fsync_dir(staging.path())?;
-        } else {
+        // Small trees were fsynced file by file and directory by directory above; the staging
+        // directory's own entry does not matter once `register` renames the object out of it
+        // and fsyncs the store dir.
+        if !fsync_each {
             staging.handle().syncfs()?;
         }
         let path = identity.path.clone();

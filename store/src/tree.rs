@@ -332,10 +332,11 @@ fn process_file(
     }
     if let (Some(out), Some((path, fsync))) = (output.as_ref(), target) {
         fsops::normalize_fd(out, fsops::file_mode(executable), path)?;
+        // Otherwise one `syncfs` at the end makes everything durable. (Starting each file's
+        // writeback here with `sync_file_range` cost more CPU than it saved waiting: 5.8 s
+        // instead of 4.8 s for 80,000 files on a journaled ext4.)
         if fsync {
             out.sync_all().map_err(StoreError::io("fsync", path))?;
-        } else {
-            fsops::start_writeback(out);
         }
     }
     Ok(FileResult {

@@ -520,3 +520,28 @@ fn fsops_remove(path: &Path) {
     }
     std::fs::remove_dir_all(path).unwrap();
 }
+
+#[test]
+fn a_one_pass_add_of_content_already_there_changes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open(root.path());
+    let tree = root.path().join("tree");
+    write_tree(&tree);
+    let one_pass = ferry_store::AddOptions {
+        probably_new: true,
+        ..ferry_store::AddOptions::default()
+    };
+    let first = store.add_path_with(&tree, "tree", &one_pass).unwrap();
+    assert_eq!(store.add_path(&tree, "tree", &[]).unwrap(), first);
+    let before = store.path_info(&first).unwrap();
+    assert_eq!(
+        store.add_path_with(&tree, "tree", &one_pass).unwrap(),
+        first
+    );
+    assert_eq!(store.path_info(&first).unwrap(), before, "re-registered");
+    let staging: Vec<_> = std::fs::read_dir(store.store_dir().as_path().join(".tmp"))
+        .unwrap()
+        .collect();
+    assert!(staging.is_empty(), "the discarded copy was left behind");
+    assert!(store.verify(false).unwrap().is_clean());
+}
