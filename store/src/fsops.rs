@@ -85,6 +85,74 @@ impl DirHandle {
         Ok(unsafe { File::from_raw_fd(fd) })
     }
 
+    /// Creates an unnamed regular file on this directory's file system (`O_TMPFILE`), open
+    /// for writing: it has no name until [`DirHandle::link_unnamed`] gives it one, and it
+    /// vanishes if the process dies first, so it can never be left behind as debris. `None`
+    /// when the file system does not support unnamed files.
+    pub fn create_unnamed_file(&self) -> Result<Option<File>> {
+        let flags = OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+        match nix::fcntl::openat(
+            Some(self.fd.as_raw_fd()),
+            ".",
+            flags,
+            Mode::from_bits_truncate(0o600),
+        ) {
+            // SAFETY: `openat` just returned this descriptor and nothing else owns it.
+            Ok(fd) => Ok(Some(unsafe { File::from_raw_fd(fd) })),
+            Err(
+                nix::errno::Errno::EOPNOTSUPP
+                | nix::errno::Errno::EISDIR
+                | nix::errno::Errno::EINVAL
+                | nix::errno::Errno::ENOENT,
+            ) => Ok(None),
+            Err(e) => Err(StoreError::io("create an unnamed file in", &self.display)(
+                errno(e),
+            )),
+        }
+    }
+
+    /// Gives the unnamed `file` (from [`DirHandle::create_unnamed_file`]) the name `name` in
+    /// this directory; fails with `AlreadyExists` if the name is taken.
+    pub fn link_unnamed(&self, file: &File, name: &[u8]) -> std::io::Result<()> {
+        let name = std::ffi::CString::new(name).map_err(std::io::Error::other)?;
+        // SAFETY: plain system calls on descriptors owned by `file` and `self`, with
+        // NUL-terminated strings that outlive the calls.
+        let linked = unsafe {
+            libc::linkat(
+                file.as_raw_fd(),
+                c"".as_ptr(),
+                self.fd.as_raw_fd(),
+                name.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        if linked == 0 {
+            return Ok(());
+        }
+        let error = std::io::Error::last_os_error();
+        if !matches!(error.raw_os_error(), Some(libc::ENOENT | libc::EPERM)) {
+            return Err(error);
+        }
+        // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the descriptor's /proc link works for all.
+        let proc_link = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .map_err(std::io::Error::other)?;
+        // SAFETY: as above.
+        let linked = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                proc_link.as_ptr(),
+                self.fd.as_raw_fd(),
+                name.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if linked == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
     /// Creates a new directory `name` (must not exist) and opens it.
     pub fn create_dir(&self, name: &[u8]) -> Result<DirHandle> {
         let display = self.child_display(name);
@@ -366,6 +434,11 @@ impl DirectWriter {
     /// The file, for setting its mode and times.
     pub fn file(&self) -> &File {
         &self.file
+    }
+
+    /// The file, when writing is done.
+    pub fn into_file(self) -> File {
+        self.file
     }
 }
 

@@ -165,6 +165,7 @@ impl Store {
             &staging,
             vec![StagedObject {
                 entry: STAGED_ENTRY.to_string(),
+                unnamed: None,
                 info,
             }],
         )?;
@@ -280,6 +281,7 @@ impl Store {
             &staging,
             vec![StagedObject {
                 entry: STAGED_ENTRY.to_string(),
+                unnamed: None,
                 info,
             }],
         )?;

@@ -60,6 +60,10 @@ impl Drop for Staging {
 pub struct StagedObject {
     /// Its entry name inside the staging directory.
     pub entry: String,
+    /// A single-file object written as an unnamed file in the store dir instead (see
+    /// `DirHandle::create_unnamed_file`): registering links it into place, with no staging
+    /// entry to create and no cross-directory rename.
+    pub unnamed: Option<std::fs::File>,
     pub info: PathInfo,
 }
 
@@ -76,16 +80,37 @@ impl Store {
         let mut moved = Vec::new();
         let paths: Vec<StorePath> = objects.iter().map(|o| o.info.path.clone()).collect();
         let valid = self.db.exist_many(&paths)?;
+        let mut store_handle = None;
         for (object, valid) in objects.into_iter().zip(valid) {
             if valid {
                 continue;
             }
             let destination = self.real_path(&object.info.path);
             // An object without metadata at the destination is debris of a crash between
-            // rename and registration (a live registration would hold the registration
-            // lock): `move_sealed` replaces it.
-            let source = staging.path().join(&object.entry);
-            fsops::move_sealed(&source, &destination)?;
+            // placing and registering it (a live registration would hold the registration
+            // lock): it is replaced.
+            match &object.unnamed {
+                Some(file) => {
+                    let handle = match &mut store_handle {
+                        Some(handle) => handle,
+                        None => store_handle.insert(DirHandle::open(self.store_dir.as_path())?),
+                    };
+                    let name = object.info.path.base_name().as_bytes();
+                    if let Err(e) = handle.link_unnamed(file, name) {
+                        if e.kind() != std::io::ErrorKind::AlreadyExists {
+                            return Err(StoreError::io("move into the store", &destination)(e));
+                        }
+                        fsops::remove_tree(&destination)?;
+                        handle
+                            .link_unnamed(file, name)
+                            .map_err(StoreError::io("move into the store", &destination))?;
+                    }
+                }
+                None => {
+                    let source = staging.path().join(&object.entry);
+                    fsops::move_sealed(&source, &destination)?;
+                }
+            }
             moved.push(object.info);
         }
         if moved.is_empty() {

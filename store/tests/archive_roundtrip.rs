@@ -127,3 +127,68 @@ fn incremental_import_cut_mid_stream_keeps_what_arrived_and_a_rerun_sends_the_re
     assert!(target.missing(&closure).is_empty());
     assert!(target.verify(false).unwrap().is_clean());
 }
+
+/// Incremental imports write single-file objects as unnamed files in the store dir and link
+/// them into place when their batch is registered; directory objects go through staging.
+/// Debris of a crash in the way of a link is replaced, and nothing is left behind.
+#[test]
+fn incremental_import_links_single_file_objects_into_place_over_debris() {
+    let root = tempfile::tempdir().unwrap();
+    let source = Store::open(&root.path().join("store"), &root.path().join("var")).unwrap();
+    let files: Vec<_> = (0..40)
+        .map(|i| {
+            source
+                .add_bytes(
+                    &format!("f{i}"),
+                    format!("file {i}").as_bytes(),
+                    i % 3 == 0,
+                    &[],
+                )
+                .unwrap()
+        })
+        .collect();
+    let tree = root.path().join("tree");
+    std::fs::create_dir_all(tree.join("d")).unwrap();
+    std::fs::write(tree.join("d/x"), files[0].as_str()).unwrap();
+    let dir = source
+        .add_path(&tree, "dir", std::slice::from_ref(&files[0]))
+        .unwrap();
+    let mut roots = files.clone();
+    roots.push(dir.clone());
+    let mut archive = Vec::new();
+    source.export_closure(&roots, &mut archive).unwrap();
+    drop(source);
+    let old = tempfile::tempdir().unwrap();
+    std::fs::rename(root.path().join("store"), old.path().join("store")).unwrap();
+
+    let target = Store::open(&root.path().join("store"), &old.path().join("var")).unwrap();
+    // A crash left a directory where one file object goes, and a file for another.
+    let blocked_by_dir = target.real_path(&files[5]);
+    std::fs::create_dir_all(blocked_by_dir.join("junk")).unwrap();
+    std::fs::write(target.real_path(&files[6]), b"half-written").unwrap();
+
+    let report = target
+        .import(archive.as_slice(), ImportMode::Incremental)
+        .unwrap();
+    assert_eq!(report.registered.len(), 41);
+    for (i, path) in files.iter().enumerate() {
+        let real = target.real_path(path);
+        assert_eq!(
+            std::fs::read(&real).unwrap(),
+            format!("file {i}").into_bytes()
+        );
+        let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, if i % 3 == 0 { 0o555 } else { 0o444 }, "{path}");
+        let mtime = std::fs::metadata(&real).unwrap().modified().unwrap();
+        assert_eq!(
+            mtime,
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1)
+        );
+    }
+    assert!(target.real_path(&dir).join("d/x").is_file());
+    assert!(target.verify(false).unwrap().is_clean());
+    let staging: Vec<_> = std::fs::read_dir(root.path().join("store/.tmp"))
+        .unwrap()
+        .collect();
+    assert!(staging.is_empty(), "{staging:?}");
+}

@@ -71,6 +71,14 @@ impl Store {
             mode,
             staging,
             oldest_pending: std::time::Instant::now(),
+            unnamed_in: match mode {
+                ImportMode::Incremental => Some(DirHandle::open(self.store_dir.as_path())?),
+                // An atomic import registers at the very end: it would hold every file open.
+                ImportMode::Atomic => None,
+            },
+            unnamed: None,
+            unnamed_pending: 0,
+            max_unnamed: unnamed_file_budget(),
             seen: HashSet::new(),
             pending: Vec::new(),
             pending_bytes: 0,
@@ -178,6 +186,14 @@ struct Importer<'s, R: BufRead> {
     staging_handle: std::rc::Rc<DirHandle>,
     /// When the oldest object still waiting for registration arrived.
     oldest_pending: std::time::Instant,
+    /// The store dir, where single-file objects are written as unnamed files (incremental
+    /// imports only; `None` once the file system said it cannot).
+    unnamed_in: Option<DirHandle>,
+    /// The current object's unnamed file, once written.
+    unnamed: Option<std::fs::File>,
+    /// Pending objects holding an open unnamed file, and how many may (descriptor limit).
+    unnamed_pending: usize,
+    max_unnamed: usize,
     /// Objects of this stream that verified so far.
     seen: HashSet<StorePath>,
     pending: Vec<StagedObject>,
@@ -367,8 +383,9 @@ impl<R: BufRead> Importer<'_, R> {
             }
             Ok(())
         });
+        let unnamed = self.unnamed.take();
         if let Err(error) = result {
-            // Nothing of a refused object is kept.
+            // Nothing of a refused object is kept (an unnamed file vanishes when dropped).
             let _ = fsops::remove_tree(&self.staging.path().join(&entry));
             return Err(error);
         }
@@ -390,10 +407,16 @@ impl<R: BufRead> Importer<'_, R> {
             if self.pending.is_empty() {
                 self.oldest_pending = std::time::Instant::now();
             }
-            self.pending.push(StagedObject { entry, info });
+            self.unnamed_pending += usize::from(unnamed.is_some());
+            self.pending.push(StagedObject {
+                entry,
+                unnamed,
+                info,
+            });
             self.pending_bytes += nar_size;
             if self.mode == ImportMode::Incremental
                 && (self.pending.len() >= FLUSH_OBJECTS
+                    || self.unnamed_pending >= self.max_unnamed
                     || self.pending_bytes >= FLUSH_BYTES
                     || self.oldest_pending.elapsed() >= FLUSH_INTERVAL)
             {
@@ -411,6 +434,7 @@ impl<R: BufRead> Importer<'_, R> {
         self.staging.handle().syncfs()?;
         let batch = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
+        self.unnamed_pending = 0;
         let registered = self.store.register(&self.staging, batch)?;
         self.report.registered.extend(registered);
         Ok(())
@@ -541,10 +565,29 @@ impl<R: BufRead> Importer<'_, R> {
                 };
                 let size = self.input.u64()?;
                 self.charge(canonical::file_node_size(size))?;
-                let mut file = parent
-                    .map(|dir| dir.create_file(name))
-                    .transpose()?
-                    .map(|file| fsops::DirectWriter::new(file, size >= DIRECT_MIN));
+                // A single-file object goes straight into the store dir as an unnamed file:
+                // no staging entry, no rename later (directory operations are most of the
+                // cost of many small objects).
+                let mut unnamed_root = false;
+                let created = match parent {
+                    None => None,
+                    Some(dir) => {
+                        let unnamed = match (&self.unnamed_in, depth) {
+                            (Some(store_dir), 0) => store_dir.create_unnamed_file()?,
+                            _ => None,
+                        };
+                        if depth == 0 && unnamed.is_none() {
+                            self.unnamed_in = None;
+                        }
+                        unnamed_root = unnamed.is_some();
+                        Some(match unnamed {
+                            Some(file) => file,
+                            None => dir.create_file(name)?,
+                        })
+                    }
+                };
+                let mut file =
+                    created.map(|file| fsops::DirectWriter::new(file, size >= DIRECT_MIN));
                 let mut hasher = canonical::file_hasher(executable, size);
                 let mut remaining = size;
                 // The buffer has DIRECT_ALIGN bytes of slack; should the address
@@ -577,12 +620,15 @@ impl<R: BufRead> Importer<'_, R> {
                     read?;
                     remaining -= want as u64;
                 }
-                if let Some(file) = &file {
+                if let Some(file) = file {
                     fsops::normalize_fd(
                         file.file(),
                         fsops::file_mode(executable),
                         self.staging.path(),
                     )?;
+                    if unnamed_root {
+                        self.unnamed = Some(file.into_file());
+                    }
                 }
                 Ok(NodeStart::Leaf(Digest(*hasher.finalize().as_bytes())))
             }
@@ -639,6 +685,32 @@ impl<R: BufRead> Importer<'_, R> {
             tag => Err(ArchiveError::BadNodeTag { tag, offset }.into()),
         }
     }
+}
+
+/// How many unnamed files an import may hold open at once: most of the descriptor limit,
+/// raised to its hard maximum first (objects wait open until their batch is registered).
+fn unnamed_file_budget() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls filling / reading a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max.min(1 << 16),
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    // Leave room for everything else the process has open.
+    (limit.rlim_cur as usize)
+        .saturating_sub(256)
+        .clamp(16, FLUSH_OBJECTS)
 }
 
 /// A directory whose entries are being read.
