@@ -13,13 +13,8 @@
 # (untimed) before the timed runs, as Nix is preinstalled on the hosts.
 #
 # BENCH_FS=fresh (the default) puts the lab hosts' stores (ferry's and Nix's)
-# and the deployer's work dir on a freshly made, journaled ext4 file system (a
-# loop-mounted sparse image), as on a server. BENCH_FS=here uses this machine's
-# root file system as it is. The project's VMs run ext4 *without* a journal,
-# where the inode allocator skips every inode freed in the last minutes and
-# rescans them on each allocation: creating files there costs 1x to 10x
-# depending on how many files anything deleted recently, which swamps what is
-# being compared (measured: the same 10,000-object import took 0.5 s to 5 s).
+# and the deployer's work dir on a freshly made, journaled ext4 file system
+# (benches/fresh-fs.sh says why); BENCH_FS=here uses this machine's root fs.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,16 +33,11 @@ if ! part c; then HOSTS=0; fi
 ! part a || command -v nix-store >/dev/null || { echo "install nix-bin (apt-get install nix-bin)" >&2; exit 2; }
 
 BENCH_FS=${BENCH_FS:-fresh}
-fs_image=""; fs_mount=""
+# shellcheck source=benches/fresh-fs.sh
+. "$here/benches/fresh-fs.sh"
 if [ "$BENCH_FS" = fresh ]; then
-  fs_image=$(mktemp /var/tmp/ferry-bench-fs.XXXXXX)
-  fs_mount=$(mktemp -d /tmp/ferry-bench-fs.XXXXXX)
-  truncate -s 16G "$fs_image"
-  mkfs.ext4 -q -F "$fs_image"
-  # Direct I/O on the backing file: the loop device then writes to the disk like a real
-  # block device, instead of through a second page cache.
-  fs_loop=$(losetup --find --show --direct-io=on "$fs_image")
-  mount "$fs_loop" "$fs_mount"
+  fresh_fs_mount
+  fs_mount=$FRESH_FS_MOUNT
   work=$(mktemp -d "$fs_mount/ferry-bench.XXXXXX")
   # The lab lives under /run/ferry-lab/<site>: point that at the fresh file system.
   mkdir -p /run/ferry-lab "$fs_mount/lab"
@@ -78,11 +68,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 cleanup() {
   ferry lab down "$work" >/dev/null 2>&1 || true
   rm -rf "$work"
-  if [ -n "$fs_mount" ]; then
+  if [ "$BENCH_FS" = fresh ]; then
     rm -f /run/ferry-lab/bench-copy
-    umount "$fs_mount" && rmdir "$fs_mount"
-    losetup -d "$fs_loop" 2>/dev/null || true
-    rm -f "$fs_image"
+    fresh_fs_unmount
   fi
 }
 trap cleanup EXIT

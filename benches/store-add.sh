@@ -6,10 +6,7 @@
 #   BENCH_FS=here bash benches/store-add.sh   # stores on this machine's root fs
 #
 # By default (BENCH_FS=fresh) the stores every tool writes go to a freshly made, journaled ext4
-# file system (a loop-mounted sparse image), as on a server; the source trees stay where they
-# are. This VM's root fs has no journal, and its inode allocator then rescans every inode freed
-# in the last minutes on each allocation, so file creation costs depend on what was deleted
-# recently (see below).
+# file system (benches/fresh-fs.sh says why); the source trees stay where they are.
 #
 # Trees (generated once, deterministic, incompressible; cached in $FERRY_BENCH_DIR):
 #   big:   80,000 files, ~1 GiB   (40 dirs × 20 subdirs × 100 files, 1–26 KiB each)
@@ -38,18 +35,12 @@ BENCH_DIR=${FERRY_BENCH_DIR:-/var/tmp/ferry-bench}
 mkdir -p "$BENCH_DIR"
 BENCH_FS=${BENCH_FS:-fresh}
 RUN_DIR=$BENCH_DIR
-fs_image=""; fs_mount=""
+# shellcheck source=benches/fresh-fs.sh
+. benches/fresh-fs.sh
 if [ "$BENCH_FS" = fresh ]; then
-    fs_image=$(mktemp /var/tmp/ferry-bench-fs.XXXXXX)
-    fs_mount=$(mktemp -d /tmp/ferry-bench-fs.XXXXXX)
-    truncate -s 16G "$fs_image"
-    mkfs.ext4 -q -F "$fs_image"
-    # Direct I/O on the backing file: the loop device then writes to the disk like a real
-  # block device, instead of through a second page cache.
-  fs_loop=$(losetup --find --show --direct-io=on "$fs_image")
-  mount "$fs_loop" "$fs_mount"
-    trap 'umount "$fs_mount" && rmdir "$fs_mount"; losetup -d "$fs_loop" 2>/dev/null; rm -f "$fs_image"' EXIT
-    RUN_DIR=$fs_mount
+    fresh_fs_mount
+    trap fresh_fs_unmount EXIT
+    RUN_DIR=$FRESH_FS_MOUNT
 fi
 
 generate() { # name files dirs subdirs min_kib max_kib

@@ -175,31 +175,41 @@ impl PathDb {
         Ok(records.pop().flatten())
     }
 
-    /// The records of `paths`, in order (`None` where a path is not valid), read in one
-    /// transaction: one lock round with the other processes instead of one per path.
-    pub fn read_many(&self, paths: &[&StorePath]) -> Result<Vec<Option<PathInfo>>> {
+    /// Runs `sql` once per name of `names`, all in one transaction (one lock round with the
+    /// other processes instead of one per statement), collecting what `each` makes of it.
+    fn per_name<'n, T>(
+        &self,
+        sql: &str,
+        names: impl ExactSizeIterator<Item = &'n str>,
+        mut each: impl FnMut(&mut rusqlite::CachedStatement<'_>, &str) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
         let error = self.sql_error("query");
-        let texts: Vec<Option<String>> = {
-            let mut connection = self.connection()?;
-            let transaction = connection.transaction().map_err(&error)?;
-            let texts = {
-                let mut statement = transaction
-                    .prepare_cached("SELECT record FROM paths WHERE base_name = ?1")
-                    .map_err(&error)?;
-                let mut texts = Vec::with_capacity(paths.len());
-                for path in paths {
-                    texts.push(
-                        statement
-                            .query_row(params![path.base_name()], |row| row.get(0))
-                            .optional()
-                            .map_err(&error)?,
-                    );
-                }
-                texts
-            };
-            transaction.commit().map_err(&error)?;
-            texts
+        let mut connection = self.connection()?;
+        let transaction = connection.transaction().map_err(&error)?;
+        let results = {
+            let mut statement = transaction.prepare_cached(sql).map_err(&error)?;
+            let mut results = Vec::with_capacity(names.len());
+            for name in names {
+                results.push(each(&mut statement, name).map_err(&error)?);
+            }
+            results
         };
+        transaction.commit().map_err(&error)?;
+        Ok(results)
+    }
+
+    /// The records of `paths`, in order (`None` where a path is not valid), read in one
+    /// transaction.
+    pub fn read_many(&self, paths: &[&StorePath]) -> Result<Vec<Option<PathInfo>>> {
+        let texts: Vec<Option<String>> = self.per_name(
+            "SELECT record FROM paths WHERE base_name = ?1",
+            paths.iter().map(|p| p.base_name()),
+            |statement, name| {
+                statement
+                    .query_row(params![name], |row| row.get(0))
+                    .optional()
+            },
+        )?;
         paths
             .iter()
             .zip(texts)
@@ -209,25 +219,11 @@ impl PathDb {
 
     /// Which of `paths` have a record, in order, checked in one transaction.
     pub fn exist_many(&self, paths: &[StorePath]) -> Result<Vec<bool>> {
-        let error = self.sql_error("query");
-        let mut connection = self.connection()?;
-        let transaction = connection.transaction().map_err(&error)?;
-        let found = {
-            let mut statement = transaction
-                .prepare_cached("SELECT 1 FROM paths WHERE base_name = ?1")
-                .map_err(&error)?;
-            let mut found = Vec::with_capacity(paths.len());
-            for path in paths {
-                found.push(
-                    statement
-                        .exists(params![path.base_name()])
-                        .map_err(&error)?,
-                );
-            }
-            found
-        };
-        transaction.commit().map_err(&error)?;
-        Ok(found)
+        self.per_name(
+            "SELECT 1 FROM paths WHERE base_name = ?1",
+            paths.iter().map(|p| p.base_name()),
+            |statement, name| statement.exists(params![name]),
+        )
     }
 
     fn decode(&self, path: &StorePath, text: &str) -> Result<PathInfo> {
