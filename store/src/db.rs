@@ -142,7 +142,12 @@ impl PathDb {
                 ),
             });
         }
-        if version < SCHEMA_VERSION {
+        // Records as files are migrated on the first open, and again whenever they reappear
+        // (an older ferry wrote to this store after it was migrated).
+        let legacy = ["paths", "realisations"]
+            .iter()
+            .any(|dir| self.db_dir.join(dir).is_dir());
+        if version < SCHEMA_VERSION || legacy {
             let transaction = connection.transaction().map_err(&error)?;
             transaction.execute_batch(SCHEMA).map_err(&error)?;
             migrate_files(&transaction, &self.db_dir).map_err(&error)?;
@@ -420,12 +425,24 @@ fn migrate_files(transaction: &rusqlite::Transaction<'_>, db_dir: &Path) -> rusq
     Ok(())
 }
 
-/// After a committed migration the old directories are kept, renamed, for the operator.
+/// After a committed migration the old directories are kept, renamed, for the operator:
+/// `paths.migrated`, then `paths.migrated-2`, … if an older ferry wrote records again.
 fn retire_migrated_dirs(db_dir: &Path) {
     for dir in ["paths", "realisations"] {
         let old = db_dir.join(dir);
-        if old.is_dir() {
-            let _ = std::fs::rename(&old, db_dir.join(format!("{dir}.migrated")));
+        if !old.is_dir() {
+            continue;
+        }
+        for attempt in 1..1000 {
+            let name = match attempt {
+                1 => format!("{dir}.migrated"),
+                n => format!("{dir}.migrated-{n}"),
+            };
+            let target = db_dir.join(name);
+            if !target.exists() {
+                let _ = std::fs::rename(&old, &target);
+                break;
+            }
         }
     }
 }

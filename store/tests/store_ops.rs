@@ -473,9 +473,25 @@ fn a_store_with_metadata_files_is_migrated_into_the_database_on_open() {
         root.path().join("var/db/paths.migrated").is_dir(),
         "the old records are kept aside"
     );
-    // gc must see the migrated records: nothing rooted, so both go, as valid paths (not debris).
+    // An older ferry writing records as files again after the migration: they are picked up
+    // by the next open, not left to look like debris.
+    let late = store.add_bytes("late", b"late", false, &[]).unwrap();
+    let late_record = ferry_store::db::PathDb::encode(&store.path_info(&late).unwrap());
+    drop(store);
+    forget_record(root.path(), &late);
+    std::fs::create_dir_all(root.path().join("var/db/paths")).unwrap();
+    std::fs::write(
+        root.path().join("var/db/paths").join(late.base_name()),
+        late_record,
+    )
+    .unwrap();
+    let store = open(root.path());
+    assert!(store.is_valid(&late));
+    assert!(root.path().join("var/db/paths.migrated-2").is_dir());
+    assert!(!root.path().join("var/db/paths").exists());
+    // gc must see the migrated records: nothing rooted, so all go, as valid paths (not debris).
     let report = store.gc(&GcOptions::default()).unwrap();
-    assert_eq!(report.deleted.len(), 2);
+    assert_eq!(report.deleted.len(), 3);
     assert!(report.debris.is_empty());
 }
 
