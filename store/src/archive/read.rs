@@ -61,6 +61,7 @@ impl Store {
     pub fn import_buffered(&self, input: impl BufRead, mode: ImportMode) -> Result<ImportReport> {
         let _shared = self.shared_lock()?;
         let staging = Staging::create(self)?;
+        let descriptors = DescriptorLimit::raise();
         let mut importer = Importer {
             store: self,
             staging_handle: std::rc::Rc::new(DirHandle::open(staging.path())?),
@@ -78,7 +79,7 @@ impl Store {
             },
             unnamed: None,
             unnamed_pending: 0,
-            max_unnamed: unnamed_file_budget(),
+            max_unnamed: descriptors.unnamed_file_budget(),
             seen: HashSet::new(),
             pending: Vec::new(),
             pending_bytes: 0,
@@ -687,30 +688,65 @@ impl<R: BufRead> Importer<'_, R> {
     }
 }
 
-/// How many unnamed files an import may hold open at once: most of the descriptor limit,
-/// raised to its hard maximum first (objects wait open until their batch is registered).
-fn unnamed_file_budget() -> usize {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain system calls filling / reading a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
+/// The descriptor limit, raised to its hard maximum for the length of an import (objects wait
+/// open until their batch is registered) and put back afterwards, so that processes started
+/// later (services, hooks) get the limit they would have had.
+struct DescriptorLimit {
+    current: u64,
+    restore: Option<libc::rlimit>,
+}
+
+impl DescriptorLimit {
+    fn raise() -> DescriptorLimit {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: plain system calls reading and writing a local struct.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return DescriptorLimit {
+                    current: 1024,
+                    restore: None,
+                };
+            }
             let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max.min(1 << 16),
+                rlim_cur: limit.rlim_max.min(1 << 16).max(limit.rlim_cur),
                 rlim_max: limit.rlim_max,
             };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
+            if raised.rlim_cur > limit.rlim_cur
+                && libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0
+            {
+                return DescriptorLimit {
+                    current: raised.rlim_cur,
+                    restore: Some(limit),
+                };
+            }
+        }
+        DescriptorLimit {
+            current: limit.rlim_cur,
+            restore: None,
+        }
+    }
+
+    /// How many unnamed files may be open at once, leaving room for everything else.
+    fn unnamed_file_budget(&self) -> usize {
+        (self.current as usize)
+            .saturating_sub(256)
+            .clamp(16, FLUSH_OBJECTS)
+    }
+}
+
+impl Drop for DescriptorLimit {
+    fn drop(&mut self) {
+        if let Some(original) = self.restore {
+            // SAFETY: as in `raise`. (Lowering the soft limit closes nothing; it only bounds
+            // descriptors opened from now on, and the importer's files are closed by now.)
+            unsafe {
+                libc::setrlimit(libc::RLIMIT_NOFILE, &original);
             }
         }
     }
-    // Leave room for everything else the process has open.
-    (limit.rlim_cur as usize)
-        .saturating_sub(256)
-        .clamp(16, FLUSH_OBJECTS)
 }
 
 /// A directory whose entries are being read.
