@@ -161,17 +161,8 @@ impl PathDb {
     }
 
     pub fn exists(&self, path: &StorePath) -> bool {
-        self.try_exists(path).unwrap_or(false)
-    }
-
-    fn try_exists(&self, path: &StorePath) -> Result<bool> {
-        let connection = self.connection()?;
-        let mut statement = connection
-            .prepare_cached("SELECT 1 FROM paths WHERE base_name = ?1")
-            .map_err(self.sql_error("query"))?;
-        statement
-            .exists(params![path.base_name()])
-            .map_err(self.sql_error("query"))
+        self.exist_many(std::slice::from_ref(path))
+            .is_ok_and(|found| found.first() == Some(&true))
     }
 
     /// The record of `path`, or `None` if the path is not valid.

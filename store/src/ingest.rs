@@ -151,18 +151,25 @@ impl Store {
         if !fsync_each {
             staging.handle().syncfs()?;
         }
-        let path = identity.path.clone();
-        let info = PathInfo {
-            path: identity.path,
-            references: identity.references,
-            tree_digest: identity.tree_digest,
-            nar_size: identity.nar_size,
-            registration_time: 0,
-            deriver: options.deriver,
-            signatures: Vec::new(),
-        };
-        self.register(
+        self.register_staged(
             &staging,
+            PathInfo {
+                path: identity.path,
+                references: identity.references,
+                tree_digest: identity.tree_digest,
+                nar_size: identity.nar_size,
+                registration_time: 0,
+                deriver: options.deriver,
+                signatures: Vec::new(),
+            },
+        )
+    }
+
+    /// Registers the one object staged as `STAGED_ENTRY` and returns its path.
+    fn register_staged(&self, staging: &Staging, info: PathInfo) -> Result<StorePath> {
+        let path = info.path.clone();
+        self.register(
+            staging,
             vec![StagedObject {
                 entry: STAGED_ENTRY.to_string(),
                 unnamed: None,
@@ -268,24 +275,18 @@ impl Store {
         fsops::normalize_fd(&file, fsops::file_mode(executable), &staged)?;
         file.sync_all().map_err(StoreError::io("fsync", &staged))?;
         let nar_size = canonical::file_node_size(bytes.len() as u64);
-        let info = PathInfo {
-            path: path.clone(),
-            references,
-            tree_digest,
-            nar_size,
-            registration_time: 0,
-            deriver: options.deriver,
-            signatures: Vec::new(),
-        };
-        self.register(
+        self.register_staged(
             &staging,
-            vec![StagedObject {
-                entry: STAGED_ENTRY.to_string(),
-                unnamed: None,
-                info,
-            }],
-        )?;
-        Ok(path)
+            PathInfo {
+                path,
+                references,
+                tree_digest,
+                nar_size,
+                registration_time: 0,
+                deriver: options.deriver,
+                signatures: Vec::new(),
+            },
+        )
     }
 
     /// Every declared candidate must be a valid path of this store.

@@ -15,7 +15,8 @@ use crate::store::Store;
 /// Removed with everything left in it on drop; stale ones are purged by `open`/`gc`.
 pub struct Staging {
     path: PathBuf,
-    handle: DirHandle,
+    /// Shared, so an importer can hold it while it borrows itself mutably.
+    handle: std::rc::Rc<DirHandle>,
 }
 
 impl Staging {
@@ -36,7 +37,7 @@ impl Staging {
             std::fs::create_dir(&path)
                 .map_err(StoreError::io("create temporary directory", &path))?;
         }
-        let handle = DirHandle::open(&path)?;
+        let handle = std::rc::Rc::new(DirHandle::open(&path)?);
         Ok(Staging { path, handle })
     }
 
@@ -46,6 +47,11 @@ impl Staging {
 
     pub fn handle(&self) -> &DirHandle {
         &self.handle
+    }
+
+    /// The same open directory, as an owned reference.
+    pub fn shared_handle(&self) -> std::rc::Rc<DirHandle> {
+        std::rc::Rc::clone(&self.handle)
     }
 }
 

@@ -61,10 +61,10 @@ impl Store {
     pub fn import_buffered(&self, input: impl BufRead, mode: ImportMode) -> Result<ImportReport> {
         let _shared = self.shared_lock()?;
         let staging = Staging::create(self)?;
-        let descriptors = DescriptorLimit::raise();
+        // Only incremental imports hold unnamed files open (see `unnamed_in`).
+        let descriptors = (mode == ImportMode::Incremental).then(DescriptorLimit::raise);
         let mut importer = Importer {
             store: self,
-            staging_handle: std::rc::Rc::new(DirHandle::open(staging.path())?),
             input: Input {
                 inner: input,
                 offset: 0,
@@ -79,7 +79,9 @@ impl Store {
             },
             unnamed: None,
             unnamed_pending: 0,
-            max_unnamed: descriptors.unnamed_file_budget(),
+            max_unnamed: descriptors
+                .as_ref()
+                .map_or(FLUSH_OBJECTS, DescriptorLimit::unnamed_file_budget),
             seen: HashSet::new(),
             pending: Vec::new(),
             pending_bytes: 0,
@@ -183,8 +185,6 @@ struct Importer<'s, R: BufRead> {
     input: Input<R>,
     mode: ImportMode,
     staging: Staging,
-    /// The staging directory, opened once (entries are created relative to it).
-    staging_handle: std::rc::Rc<DirHandle>,
     /// When the oldest object still waiting for registration arrived.
     oldest_pending: std::time::Instant,
     /// The store dir, where single-file objects are written as unnamed files (incremental
@@ -350,7 +350,7 @@ impl<R: BufRead> Importer<'_, R> {
         self.node_bytes = 0;
         self.declared_size = nar_size;
         self.current = Some(path.to_string());
-        let staging_handle = std::rc::Rc::clone(&self.staging_handle);
+        let staging_handle = self.staging.shared_handle();
         let sink = if already_valid {
             None
         } else {
