@@ -50,6 +50,10 @@ root=$work/ferry
 mkdir -p "$root" "$work/nix-local" "$work/files"
 ferry() { "$FERRY" --store-dir "$root/store" --state-dir "$root/var" "$@"; }
 now() { date +%s.%N; }
+# This VM pages out file pages that went unused for a few seconds (DAMON's proactive
+# reclaim, kdamond), so a store written a minute ago is read back from disk. Each timed run
+# starts with its deployer-side store read once, as on a deployer that has just built.
+warm() { find "$@" -type f -print0 | xargs -0 cat > /dev/null; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 # The lab: a0 (closure, ferry and nix), b0 (big object), c1..cHOSTS.
@@ -101,10 +105,12 @@ ferry copy --json --ssh-config "$cfg" --max-parallel 10 --to "${hosts[@]}" -- "$
 if part a; then
 echo "== (a) closure of $N paths to one fresh host"
 mapfile -t ferry_paths < "$work/ferry-paths"
+warm "$root"
 t0=$(now)
 ferry copy --json --ssh-config "$cfg" --to a0 -- "${ferry_paths[@]}" > "$work/a-ferry.json" || true
 t_ferry=$(echo "$(now) - $t0" | bc)
 grep -q '"ok": true' "$work/a-ferry.json" || { cat "$work/a-ferry.json"; echo "ferry copy failed" >&2; exit 1; }
+warm "$work/nix-local"
 t0=$(now)
 nixns "NIX_SSHOPTS='-F $cfg' nix --experimental-features nix-command copy --no-check-sigs --to ssh://root@$(addr a0) \$(cat '$work/nix-paths') 2> '$work/nix-copy.log'"
 t_nix=$(echo "$(now) - $t0" | bc)
@@ -135,6 +141,7 @@ fi
 if part c; then
 echo "== (c) the closure of (a) to $HOSTS fresh hosts, --max-parallel 10"
 targets=(); for i in $(seq 1 "$HOSTS"); do targets+=("c$i"); done
+warm "$root"
 t0=$(now)
 ferry copy --json --ssh-config "$cfg" --max-parallel 10 --to "${targets[@]}" -- "${ferry_paths[@]}" > "$work/c-ferry.json" || true
 t_many=$(echo "$(now) - $t0" | bc)

@@ -14,7 +14,7 @@ use crate::progress::{DeployProgress, JsonEvents};
 use crate::rollout::{Batch, Pause};
 use crate::site_build::BuiltSite;
 use crate::transport::bootstrap::AgentBinary;
-use crate::transport::copy::{copy_closure, CopyOptions};
+use crate::transport::copy::{copy_closure, AgentSource, CopyOptions};
 use crate::transport::session::{HostSession, SessionError, SessionOptions};
 
 /// Whether the operator can be asked questions.
@@ -122,7 +122,7 @@ pub fn copy_only(
         }
         let report = copy_closure(
             &built.store,
-            &binary,
+            AgentSource::Ready(&binary),
             &class_hosts,
             std::slice::from_ref(system),
             &options,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use ferry::activate::{ActivationReport, HostStatus, Manifest, Outcome};
 use ferry::build::{build_site, select_classes, BuildOptions, Silent};
 use ferry::transport::bootstrap::{AgentBinary, AgentSettings};
+use ferry::transport::copy::AgentSource;
 use ferry::transport::session::{host_env, ActivateRequest, HostSession, SessionOptions};
 use ferry::transport::ssh::SshSettings;
 use ferry::transport::{copy_closure, CopyOptions};
@@ -160,7 +161,7 @@ impl Deployer {
         };
         let report = copy_closure(
             &self.fleet.store,
-            &self.binary,
+            AgentSource::Ready(&self.binary),
             &[self.host(host)],
             systems,
             &options,

@@ -346,3 +346,30 @@ fn path_info_follows_links_and_paths_into_the_store() {
         );
     }
 }
+
+/// `ferry copy` checks all its paths (often a whole closure) in one query, and names the first
+/// one that is not valid, before connecting to any host.
+#[test]
+fn copy_of_a_path_that_is_not_valid_is_bad_input_and_names_it() {
+    let sandbox = Sandbox::new();
+    let valid = sandbox.add_tree();
+    let missing = format!(
+        "{}/store/0123456789abcdfghijklmnpqrsvwxyz-hello",
+        sandbox.root.display()
+    );
+    let output = sandbox.run(&[
+        "copy",
+        "--to",
+        "no-such-host.invalid",
+        "--",
+        &valid,
+        &missing,
+    ]);
+    assert_eq!(code(&output), 2);
+    let raw = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        raw.contains("0123456789abcdfghijklmnpqrsvwxyz-hello"),
+        "{raw}"
+    );
+    insta::assert_snapshot!("copy_invalid_path", sandbox.redact(&output.stderr));
+}

@@ -102,7 +102,7 @@ pub fn lookup(store: &Store, key: &str, roots: &mut TempRoots) -> Option<CachedB
     if count.is_some() && cached.seen_valid_at == count {
         return Some(cached);
     }
-    if !paths.iter().all(|p| store.is_valid(p)) {
+    if !store.missing(&paths).is_empty() {
         return None;
     }
     let cached = CachedBuild {

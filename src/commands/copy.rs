@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::cli::{CommandResult, GlobalArgs};
 use crate::output::{self, CommandError, Exit};
-use crate::transport::bootstrap::{AgentBinary, AgentSettings};
+use crate::transport::bootstrap::AgentSettings;
+use crate::transport::copy::AgentSource;
 use crate::transport::ssh::SshSettings;
 use crate::transport::{copy_closure, CopyOptions};
 
@@ -63,22 +64,20 @@ fn host_entry(target: &str) -> HostEntry {
 pub fn run(global: &GlobalArgs, args: CopyArgs) -> CommandResult {
     let store = Store::open(&global.store_dir, &global.state_dir)
         .map_err(|e| CommandError::failure(store_report(&e)))?;
-    let mut roots = Vec::new();
-    for text in &args.paths {
-        let path = store
-            .parse_path(text)
-            .map_err(|e| CommandError::input(store_report(&e)))?;
-        if !store.is_valid(&path) {
-            return Err(CommandError::input(miette::miette!(
-                help = "add it first (`ferry store add`) or build it",
-                "{text} is not a valid path of the store {}",
-                global.store_dir.display()
-            )));
-        }
-        roots.push(path);
+    let roots = args
+        .paths
+        .iter()
+        .map(|text| store.parse_path(text))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CommandError::input(store_report(&e)))?;
+    // One query for all roots: a closure of 10,000 paths is a common argument list.
+    if let Some(path) = store.missing(&roots).first() {
+        return Err(CommandError::input(miette::miette!(
+            help = "add it first (`ferry store add`) or build it",
+            "{path} is not a valid path of the store {}",
+            global.store_dir.display()
+        )));
     }
-    let binary =
-        AgentBinary::this_ferry(&store).map_err(|e| CommandError::failure(store_report(&e)))?;
     let options = CopyOptions {
         ssh: SshSettings {
             config_file: args.ssh_config.clone(),
@@ -92,7 +91,7 @@ pub fn run(global: &GlobalArgs, args: CopyArgs) -> CommandResult {
         progress: !args.json && std::io::stderr().is_terminal() && std::io::stdout().is_terminal(),
     };
     let hosts: Vec<HostEntry> = args.to.iter().map(|t| host_entry(t)).collect();
-    let report = copy_closure(&store, &binary, &hosts, &roots, &options)
+    let report = copy_closure(&store, AgentSource::ThisFerry, &hosts, &roots, &options)
         .map_err(|e| CommandError::failure(super::report(&e, e.hint())))?;
     let results: Vec<HostResult> = report
         .hosts

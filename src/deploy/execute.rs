@@ -19,7 +19,7 @@ use crate::activate::engine::Outcome;
 use crate::activate::manifest::Manifest;
 use crate::build::system::{compose_system, ServiceSelection};
 use crate::transport::bootstrap::{AgentBinary, AgentSettings};
-use crate::transport::copy::{copy_closure, CopyOptions};
+use crate::transport::copy::{copy_closure, AgentSource, CopyOptions};
 use crate::transport::session::{host_env, ActivateRequest, HostSession, SessionOptions};
 use crate::transport::ssh::SshSettings;
 
@@ -494,7 +494,7 @@ pub fn deploy(
     for (target, hosts) in &by_target {
         match copy_closure(
             store,
-            &binary,
+            AgentSource::Ready(&binary),
             hosts,
             std::slice::from_ref(*target),
             &copy_options,

@@ -30,7 +30,7 @@ pub struct AgentSettings {
 }
 
 /// The deployer's executable as a store object, ready to be installed on hosts.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AgentBinary {
     pub store_path: StorePath,
     /// Where its bytes are (the store path in the deployer's store).

@@ -111,22 +111,57 @@ pub fn connect(host: &HostEntry, ssh: &SshSettings) -> Result<Box<dyn Transport>
     }
 }
 
+/// The agent binary for [`copy_closure`]: one already in the store, or this ferry, added
+/// while the connections are being made.
+pub enum AgentSource<'a> {
+    Ready(&'a AgentBinary),
+    ThisFerry,
+}
+
+/// What every host's copy needs from the local store, worked out while the hosts are
+/// being connected to (an SSH handshake takes long enough to hide it).
+struct Prepared<'a> {
+    closure: Vec<StorePath>,
+    cache: Option<StreamCache>,
+    binary: std::borrow::Cow<'a, AgentBinary>,
+}
+
+impl<'a> Prepared<'a> {
+    fn new(
+        store: &Store,
+        agent: &AgentSource<'a>,
+        roots: &[StorePath],
+        hosts: usize,
+    ) -> Result<Prepared<'a>, CopyError> {
+        let closure = store.closure(roots)?;
+        let cache = if hosts > 1 {
+            Some(StreamCache::new(store, &closure)?)
+        } else {
+            None
+        };
+        let binary = match agent {
+            AgentSource::Ready(binary) => std::borrow::Cow::Borrowed(*binary),
+            AgentSource::ThisFerry => std::borrow::Cow::Owned(AgentBinary::this_ferry(store)?),
+        };
+        Ok(Prepared {
+            closure,
+            cache,
+            binary,
+        })
+    }
+}
+
 /// Copies the closure of `roots` from `store` to every host in `hosts`,
 /// at most `options.max_parallel` at once. One host failing does not stop
 /// the others.
 pub fn copy_closure(
     store: &Store,
-    binary: &AgentBinary,
+    agent: AgentSource<'_>,
     hosts: &[HostEntry],
     roots: &[StorePath],
     options: &CopyOptions,
 ) -> Result<CopyReport, CopyError> {
-    let closure = store.closure(roots)?;
-    let cache = if hosts.len() > 1 {
-        Some(StreamCache::new(store, &closure)?)
-    } else {
-        None
-    };
+    let prepared: std::sync::OnceLock<Result<Prepared<'_>, CopyError>> = std::sync::OnceLock::new();
     let progress = Progress::new(options.progress);
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<HostCopyReport>>> =
@@ -138,19 +173,21 @@ pub fn copy_closure(
                 let Some(host) = hosts.get(i) else { break };
                 let started = Instant::now();
                 let line = progress.line(&host.name);
-                let result = connect(host, &options.ssh)
-                    .map_err(CopyError::from)
-                    .and_then(|transport| {
-                        copy_with_cache(
-                            transport.as_ref(),
-                            store,
-                            binary,
-                            &closure,
-                            &options.agent,
-                            &line,
-                            cache.as_ref(),
-                        )
-                    });
+                let transport = connect(host, &options.ssh).map_err(CopyError::from);
+                // Without what the copy needs there is nothing to report per host: the
+                // error is the whole copy's.
+                let Ok(ready) = prepared.wait() else { break };
+                let result = transport.and_then(|transport| {
+                    copy_with_cache(
+                        transport.as_ref(),
+                        store,
+                        &ready.binary,
+                        &ready.closure,
+                        &options.agent,
+                        &line,
+                        ready.cache.as_ref(),
+                    )
+                });
                 line.finish(&result);
                 if let Ok(mut slot) = results[i].lock() {
                     *slot = Some(HostCopyReport {
@@ -161,7 +198,11 @@ pub fn copy_closure(
                 }
             });
         }
+        let _ = prepared.set(Prepared::new(store, &agent, roots, hosts.len()));
     });
+    if let Some(Err(error)) = prepared.into_inner() {
+        return Err(error);
+    }
     Ok(CopyReport {
         // Every index below `hosts.len()` was taken by exactly one worker.
         hosts: results
@@ -335,10 +376,11 @@ struct StreamCache {
 
 impl StreamCache {
     fn new(store: &Store, closure: &[StorePath]) -> Result<StreamCache, CopyError> {
-        let mut sizes = std::collections::HashMap::new();
-        for path in closure {
-            sizes.insert(path.clone(), store.path_info(path)?.nar_size);
-        }
+        let sizes = store
+            .path_infos(closure)?
+            .into_iter()
+            .map(|info| (info.path, info.nar_size))
+            .collect();
         Ok(StreamCache {
             sizes,
             streams: Mutex::new(Default::default()),

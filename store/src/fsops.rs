@@ -153,6 +153,19 @@ impl DirHandle {
         }
     }
 
+    /// True when something is named `name` here (anything but a definite "no such entry"
+    /// counts as present: callers use this to skip a more expensive check, never to trust).
+    pub fn has_entry(&self, name: &[u8]) -> bool {
+        !matches!(
+            nix::sys::stat::fstatat(
+                Some(self.fd.as_raw_fd()),
+                OsStr::from_bytes(name),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            ),
+            Err(nix::errno::Errno::ENOENT)
+        )
+    }
+
     /// Creates a new directory `name` (must not exist) and opens it.
     pub fn create_dir(&self, name: &[u8]) -> Result<DirHandle> {
         let display = self.child_display(name);

@@ -15,8 +15,7 @@ use crate::store::Store;
 /// Removed with everything left in it on drop; stale ones are purged by `open`/`gc`.
 pub struct Staging {
     path: PathBuf,
-    /// Shared, so an importer can hold it while it borrows itself mutably.
-    handle: std::rc::Rc<DirHandle>,
+    handle: DirHandle,
 }
 
 impl Staging {
@@ -37,7 +36,7 @@ impl Staging {
             std::fs::create_dir(&path)
                 .map_err(StoreError::io("create temporary directory", &path))?;
         }
-        let handle = std::rc::Rc::new(DirHandle::open(&path)?);
+        let handle = DirHandle::open(&path)?;
         Ok(Staging { path, handle })
     }
 
@@ -47,11 +46,6 @@ impl Staging {
 
     pub fn handle(&self) -> &DirHandle {
         &self.handle
-    }
-
-    /// The same open directory, as an owned reference.
-    pub fn shared_handle(&self) -> std::rc::Rc<DirHandle> {
-        std::rc::Rc::clone(&self.handle)
     }
 }
 

@@ -189,6 +189,23 @@ impl Store {
         })
     }
 
+    /// The metadata of valid paths, in the given order, read in one transaction.
+    pub fn path_infos(&self, paths: &[StorePath]) -> Result<Vec<PathInfo>> {
+        for path in paths {
+            self.check_path(path)?;
+        }
+        let records = self.db.read_many(&paths.iter().collect::<Vec<_>>())?;
+        paths
+            .iter()
+            .zip(records)
+            .map(|(path, record)| {
+                record.ok_or_else(|| StoreError::NotValid {
+                    path: path.to_string(),
+                })
+            })
+            .collect()
+    }
+
     /// The given paths that are not valid here, in the given order.
     pub fn missing(&self, paths: &[StorePath]) -> Vec<StorePath> {
         let found = match self.db.exist_many(paths) {

@@ -192,3 +192,68 @@ fn incremental_import_links_single_file_objects_into_place_over_debris() {
         .collect();
     assert!(staging.is_empty(), "{staging:?}");
 }
+
+/// A store holding a chain of `length` single-file objects, each referencing the one before,
+/// and the chain's archive; the store is moved away (to the returned dir) so that a fresh store
+/// can open at the same store dir.
+fn chain_archive(root: &std::path::Path, length: usize) -> (Vec<ferry_store::StorePath>, Vec<u8>) {
+    let source = Store::open(&root.join("store"), &root.join("var-source")).unwrap();
+    let mut chain: Vec<ferry_store::StorePath> = Vec::new();
+    for i in 0..length {
+        let references: Vec<_> = chain.last().cloned().into_iter().collect();
+        let content = match chain.last() {
+            Some(previous) => format!("link {i} after {previous}"),
+            None => format!("link {i}"),
+        };
+        let path = source
+            .add_bytes(&format!("link{i}"), content.as_bytes(), false, &references)
+            .unwrap();
+        chain.push(path);
+    }
+    let mut archive = Vec::new();
+    source.export(&chain, &mut archive).unwrap();
+    drop(source);
+    std::fs::rename(root.join("store"), root.join("source-store")).unwrap();
+    (chain, archive)
+}
+
+/// Incremental imports register batches on a thread of their own while the stream goes on, so
+/// a batch's references may sit in the batch before it. Every link of a chain longer than one
+/// batch must become valid, in stream order, with its references.
+#[test]
+fn a_chain_spanning_several_batches_becomes_valid_link_by_link_in_stream_order() {
+    let root = tempfile::tempdir().unwrap();
+    let (chain, archive) = chain_archive(root.path(), 1500);
+    let target = Store::open(&root.path().join("store"), &root.path().join("var")).unwrap();
+    let report = target
+        .import(archive.as_slice(), ImportMode::Incremental)
+        .unwrap();
+    assert_eq!(report.registered, chain);
+    assert!(target.missing(&chain).is_empty());
+    assert_eq!(
+        target.path_info(&chain[1499]).unwrap().references,
+        vec![chain[1498].clone()]
+    );
+    assert!(target.verify(false).unwrap().is_clean());
+}
+
+/// When registering fails (here: the database cannot be opened), the import reports that
+/// failure itself, not the stream's resulting inability to hand over its next batch, and
+/// nothing becomes valid.
+#[test]
+fn a_failed_registration_is_reported_as_itself_and_makes_nothing_valid() {
+    let root = tempfile::tempdir().unwrap();
+    let (chain, archive) = chain_archive(root.path(), 1100);
+    let target = Store::open(&root.path().join("store"), &root.path().join("var")).unwrap();
+    // The database is opened on first use; a directory in its place makes that fail.
+    std::fs::create_dir_all(root.path().join("var/db/store.sqlite")).unwrap();
+    let error = target
+        .import(archive.as_slice(), ImportMode::Incremental)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("store.sqlite"), "{error}");
+    assert!(!error.contains("registration stopped"), "{error}");
+    std::fs::remove_dir(root.path().join("var/db/store.sqlite")).unwrap();
+    let reopened = Store::open(&root.path().join("store"), &root.path().join("var")).unwrap();
+    assert_eq!(reopened.missing(&chain), chain);
+}

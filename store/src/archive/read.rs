@@ -37,12 +37,22 @@ pub struct ImportReport {
     pub bytes: u64,
 }
 
-/// Incremental mode registers once this many objects or bytes are pending, or when objects
-/// have been pending this long: each registration costs a `syncfs` and a database commit, so
-/// batches are big, but a slow or cut stream still keeps what arrived a moment ago.
-const FLUSH_OBJECTS: usize = 4096;
+/// Incremental mode hands pending objects over for registration (on its own thread) once this
+/// many objects or bytes are pending, or objects have been pending this long, if the registration
+/// thread is idle; while it is busy, the batch grows. Each registration costs a `syncfs` and a
+/// database commit whatever its size, so a slow disk gets fewer, bigger batches by itself.
+const OFFER_OBJECTS: usize = 1024;
+const OFFER_BYTES: u64 = 8 * 1024 * 1024;
+const OFFER_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Pending objects are handed over, waiting for the registration thread if need be, once this
+/// many bytes are pending or objects have been pending this long, so a cut stream keeps what
+/// arrived a moment ago; or once the unnamed files they hold open reach the descriptor budget.
 const FLUSH_BYTES: u64 = 64 * 1024 * 1024;
 const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The most unnamed files an import holds open (see `DescriptorLimit`).
+const MAX_UNNAMED_FILES: usize = 16384;
 
 /// Size of the buffer file contents are copied through.
 const CHUNK: usize = 1024 * 1024;
@@ -61,52 +71,83 @@ impl Store {
     pub fn import_buffered(&self, input: impl BufRead, mode: ImportMode) -> Result<ImportReport> {
         let _shared = self.shared_lock()?;
         let staging = Staging::create(self)?;
-        // Only incremental imports hold unnamed files open (see `unnamed_in`).
+        // Only incremental imports hold unnamed files open (see `unnamed_files`).
         let descriptors = (mode == ImportMode::Incremental).then(DescriptorLimit::raise);
-        let mut importer = Importer {
-            store: self,
-            input: Input {
-                inner: input,
-                offset: 0,
-            },
-            mode,
-            staging,
-            oldest_pending: std::time::Instant::now(),
-            unnamed_in: match mode {
-                ImportMode::Incremental => Some(DirHandle::open(self.store_dir.as_path())?),
-                // An atomic import registers at the very end: it would hold every file open.
-                ImportMode::Atomic => None,
-            },
-            unnamed: None,
-            unnamed_pending: 0,
-            max_unnamed: descriptors
-                .as_ref()
-                .map_or(FLUSH_OBJECTS, DescriptorLimit::unnamed_file_budget),
-            seen: HashSet::new(),
-            pending: Vec::new(),
-            pending_bytes: 0,
-            report: ImportReport::default(),
-            // Room to start the chunk at an address direct writes accept.
-            buffer: vec![0; CHUNK + fsops::DIRECT_ALIGN],
-            node_bytes: 0,
-            declared_size: 0,
-            current: None,
-        };
-        match importer.run() {
-            Ok(()) => {
-                importer.flush()?;
-                importer.report.bytes = importer.input.offset;
-                Ok(importer.report)
-            }
-            Err(error) => {
-                if mode == ImportMode::Incremental {
-                    // Keep what fully arrived and verified; the original error matters more
-                    // than a failure to register.
-                    let _ = importer.flush();
+        let store_dir = DirHandle::open(self.store_dir.as_path())?;
+        std::thread::scope(|scope| {
+            // Batches are made durable and registered on their own thread while the stream
+            // goes on: a `syncfs` is mostly waiting for the disk, and linking a batch into
+            // place can use another core. The channel holds nothing: a batch is handed over
+            // only when the thread is free to take it.
+            let (batches, queue) = std::sync::mpsc::sync_channel::<Vec<StagedObject>>(0);
+            let staging = &staging;
+            let registrar = scope.spawn(move || -> Result<Vec<StorePath>> {
+                let mut registered = Vec::new();
+                for batch in queue {
+                    staging.handle().syncfs()?;
+                    registered.extend(self.register(staging, batch)?);
                 }
-                Err(error)
-            }
-        }
+                Ok(registered)
+            });
+            let mut importer = Importer {
+                store: self,
+                input: Input {
+                    inner: input,
+                    offset: 0,
+                },
+                mode,
+                staging,
+                batches: Some(batches),
+                registration_stopped: false,
+                oldest_pending: std::time::Instant::now(),
+                // An atomic import registers at the very end: it would hold every file open.
+                unnamed_files: mode == ImportMode::Incremental,
+                unnamed: None,
+                unnamed_pending: 0,
+                // The batch being read and the one being registered may both hold their
+                // unnamed files open.
+                max_unnamed: descriptors
+                    .as_ref()
+                    .map_or(MAX_UNNAMED_FILES, |d| d.unnamed_file_budget() / 2),
+                store_dir,
+                seen: HashSet::new(),
+                valid_outside: HashSet::new(),
+                pending: Vec::new(),
+                pending_bytes: 0,
+                report: ImportReport::default(),
+                // Room to start the chunk at an address direct writes accept.
+                buffer: vec![0; CHUNK + fsops::DIRECT_ALIGN],
+                node_bytes: 0,
+                declared_size: 0,
+                current: None,
+            };
+            let outcome = importer.run();
+            // An incremental import keeps what fully arrived and verified, even when the
+            // stream then failed; an atomic one registers nothing unless all of it verified.
+            let handed_over = match (&outcome, mode) {
+                (Ok(()), _) | (Err(_), ImportMode::Incremental) => importer.flush(),
+                (Err(_), ImportMode::Atomic) => Ok(()),
+            };
+            importer.batches = None;
+            let registered = registrar.join().unwrap_or_else(|_| {
+                Err(StoreError::CorruptObject {
+                    path: "<archive>".to_string(),
+                    reason: "internal error: the registration thread panicked".to_string(),
+                })
+            });
+            // A stopped registration explains the stream's "registration stopped"; otherwise
+            // the stream's own error matters most, then the registration's.
+            let registered = match (registered, importer.registration_stopped) {
+                (Err(error), true) => return Err(error),
+                (registered, _) => registered,
+            };
+            outcome?;
+            let registered = registered?;
+            handed_over?;
+            importer.report.registered = registered;
+            importer.report.bytes = importer.input.offset;
+            Ok(importer.report)
+        })
     }
 }
 
@@ -184,19 +225,27 @@ struct Importer<'s, R: BufRead> {
     store: &'s Store,
     input: Input<R>,
     mode: ImportMode,
-    staging: Staging,
+    staging: &'s Staging,
+    /// Where finished batches go to be made durable and registered (`None` once closed).
+    batches: Option<std::sync::mpsc::SyncSender<Vec<StagedObject>>>,
+    /// Set when a batch could not be handed over: the registration thread stopped on an error.
+    registration_stopped: bool,
     /// When the oldest object still waiting for registration arrived.
     oldest_pending: std::time::Instant,
-    /// The store dir, where single-file objects are written as unnamed files (incremental
-    /// imports only; `None` once the file system said it cannot).
-    unnamed_in: Option<DirHandle>,
+    /// Whether single-file objects are written as unnamed files in the store dir (incremental
+    /// imports only, and only until the file system says it cannot).
+    unnamed_files: bool,
     /// The current object's unnamed file, once written.
     unnamed: Option<std::fs::File>,
     /// Pending objects holding an open unnamed file, and how many may (descriptor limit).
     unnamed_pending: usize,
     max_unnamed: usize,
+    /// The store dir, open.
+    store_dir: DirHandle,
     /// Objects of this stream that verified so far.
     seen: HashSet<StorePath>,
+    /// References to paths outside the stream found valid so far.
+    valid_outside: HashSet<StorePath>,
     pending: Vec<StagedObject>,
     pending_bytes: u64,
     report: ImportReport,
@@ -295,7 +344,7 @@ impl<R: BufRead> Importer<'_, R> {
                 }
                 .into());
             }
-            if !self.seen.contains(&reference) && !self.store.db.exists(&reference) {
+            if !self.seen.contains(&reference) && !self.known_valid(&reference) {
                 return Err(ArchiveError::UnknownReference {
                     path: path.to_string(),
                     reference: reference.to_string(),
@@ -345,16 +394,19 @@ impl<R: BufRead> Importer<'_, R> {
             .into());
         }
 
-        let already_valid = self.store.db.exists(&path);
+        // A valid path always has its entry in the store dir: where there is none (the
+        // common case in a copy), the database need not be asked.
+        let already_valid =
+            self.store_dir.has_entry(path.base_name().as_bytes()) && self.store.db.exists(&path);
         let entry = format!("o{}", self.report.paths.len());
         self.node_bytes = 0;
         self.declared_size = nar_size;
         self.current = Some(path.to_string());
-        let staging_handle = self.staging.shared_handle();
+        let staging_handle = self.staging.handle();
         let sink = if already_valid {
             None
         } else {
-            Some(&*staging_handle)
+            Some(staging_handle)
         };
         let result = self.node(sink, entry.as_bytes()).and_then(|actual| {
             if self.node_bytes != nar_size {
@@ -415,30 +467,80 @@ impl<R: BufRead> Importer<'_, R> {
                 info,
             });
             self.pending_bytes += nar_size;
-            if self.mode == ImportMode::Incremental
-                && (self.pending.len() >= FLUSH_OBJECTS
-                    || self.unnamed_pending >= self.max_unnamed
-                    || self.pending_bytes >= FLUSH_BYTES
-                    || self.oldest_pending.elapsed() >= FLUSH_INTERVAL)
-            {
-                self.flush()?;
+            if self.mode == ImportMode::Incremental {
+                self.hand_over_if_due()?;
             }
         }
         Ok(())
     }
 
-    /// Makes pending objects durable and registers them.
+    /// Hands the pending batch over when it is due (see `OFFER_*` and `FLUSH_*`).
+    fn hand_over_if_due(&mut self) -> Result<()> {
+        let age = self.oldest_pending.elapsed();
+        if self.unnamed_pending >= self.max_unnamed
+            || self.pending_bytes >= FLUSH_BYTES
+            || age >= FLUSH_INTERVAL
+        {
+            return self.flush();
+        }
+        if self.pending.len() >= OFFER_OBJECTS
+            || self.pending_bytes >= OFFER_BYTES
+            || age >= OFFER_INTERVAL
+        {
+            let Some(batches) = &self.batches else {
+                return Ok(());
+            };
+            match batches.try_send(std::mem::take(&mut self.pending)) {
+                Ok(()) => {
+                    self.pending_bytes = 0;
+                    self.unnamed_pending = 0;
+                }
+                // Busy registering the previous batch: this one keeps growing.
+                Err(std::sync::mpsc::TrySendError::Full(batch)) => self.pending = batch,
+                Err(std::sync::mpsc::TrySendError::Disconnected(batch)) => {
+                    self.pending = batch;
+                    return self.flush();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a reference from outside the stream is valid, asking the database once per path.
+    fn known_valid(&mut self, reference: &StorePath) -> bool {
+        if self.valid_outside.contains(reference) {
+            return true;
+        }
+        let valid = self.store.db.exists(reference);
+        if valid {
+            // Stays valid: gc and repair cannot run while this import holds the shared lock.
+            self.valid_outside.insert(reference.clone());
+        }
+        valid
+    }
+
+    /// Hands pending objects over to be made durable and registered.
     fn flush(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        self.staging.handle().syncfs()?;
         let batch = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
         self.unnamed_pending = 0;
-        let registered = self.store.register(&self.staging, batch)?;
-        self.report.registered.extend(registered);
-        Ok(())
+        let sent = match &self.batches {
+            Some(batches) => batches.send(batch).is_ok(),
+            None => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            // The registration thread stopped on an error, which the caller reports.
+            self.registration_stopped = true;
+            Err(StoreError::CorruptObject {
+                path: "<archive>".to_string(),
+                reason: "registration stopped".to_string(),
+            })
+        }
     }
 
     /// Counts node bytes against the declared object size, refusing to read past it.
@@ -573,12 +675,12 @@ impl<R: BufRead> Importer<'_, R> {
                 let created = match parent {
                     None => None,
                     Some(dir) => {
-                        let unnamed = match (&self.unnamed_in, depth) {
-                            (Some(store_dir), 0) => store_dir.create_unnamed_file()?,
+                        let unnamed = match (self.unnamed_files, depth) {
+                            (true, 0) => self.store_dir.create_unnamed_file()?,
                             _ => None,
                         };
                         if depth == 0 && unnamed.is_none() {
-                            self.unnamed_in = None;
+                            self.unnamed_files = false;
                         }
                         unnamed_root = unnamed.is_some();
                         Some(match unnamed {
@@ -733,7 +835,7 @@ impl DescriptorLimit {
     fn unnamed_file_budget(&self) -> usize {
         (self.current as usize)
             .saturating_sub(256)
-            .clamp(16, FLUSH_OBJECTS)
+            .clamp(16, MAX_UNNAMED_FILES)
     }
 }
 
