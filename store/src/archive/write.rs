@@ -37,20 +37,24 @@ impl Store {
             self.check_path(path)?;
         }
         let records = self.db.read_many(&paths.iter().collect::<Vec<_>>())?;
-        for (path, record) in paths.iter().zip(records) {
-            let info = record.ok_or_else(|| StoreError::NotValid {
-                path: path.to_string(),
-            })?;
-            write_header(&mut out, &info)?;
-            let before = out.written;
-            write_node(&mut out, &self.real_path(path))?;
-            if out.written - before != info.nar_size {
-                return Err(StoreError::CorruptObject {
+        let infos = paths
+            .iter()
+            .zip(records)
+            .map(|(path, record)| {
+                record.ok_or_else(|| StoreError::NotValid {
                     path: path.to_string(),
-                    reason: "its size differs from its metadata".to_string(),
-                });
+                })
+            })
+            .collect::<Result<Vec<PathInfo>>>()?;
+        let prefetch = ReadAhead::default();
+        std::thread::scope(|scope| -> Result<()> {
+            if infos.len() >= READ_AHEAD_MIN_OBJECTS {
+                scope.spawn(|| prefetch.run(self, &infos));
             }
-        }
+            let written = self.export_objects(&infos, &mut out, &prefetch);
+            prefetch.stop();
+            written
+        })?;
         out.put(&[TAG_END])?;
         out.put(&(paths.len() as u64).to_le_bytes())?;
         out.inner.flush().map_err(write_error)?;
@@ -60,10 +64,115 @@ impl Store {
         })
     }
 
+    fn export_objects<W: Write>(
+        &self,
+        infos: &[PathInfo],
+        out: &mut Output<W>,
+        prefetch: &ReadAhead,
+    ) -> Result<()> {
+        for info in infos {
+            write_header(out, info)?;
+            let before = out.written;
+            write_node(out, &self.real_path(&info.path))?;
+            if out.written - before != info.nar_size {
+                return Err(StoreError::CorruptObject {
+                    path: info.path.to_string(),
+                    reason: "its size differs from its metadata".to_string(),
+                });
+            }
+            prefetch.done(info.nar_size);
+        }
+        Ok(())
+    }
+
     /// Exports the closure of `roots`, dependencies first.
     pub fn export_closure(&self, roots: &[StorePath], output: impl Write) -> Result<ExportStats> {
         let closure = self.closure(roots)?;
         self.export(&closure, output)
+    }
+}
+
+/// Exports of fewer objects are not read ahead.
+const READ_AHEAD_MIN_OBJECTS: usize = 64;
+
+/// How far (in object bytes) reading ahead may run before the export.
+const READ_AHEAD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Asks the kernel to start reading the files of the objects the export comes to next
+/// (`posix_fadvise(WILLNEED)`), so a store whose pages went cold is read with many requests
+/// in flight instead of one file at a time: 10,000 small cold objects took 0.77 s to export
+/// here, against 0.10 s warm. It stays at most `READ_AHEAD_BYTES` ahead, so what it reads is
+/// still cached when the export gets there.
+#[derive(Default)]
+struct ReadAhead {
+    exported: std::sync::atomic::AtomicU64,
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+impl ReadAhead {
+    fn done(&self, bytes: u64) {
+        self.exported
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn stop(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn run(&self, store: &Store, infos: &[PathInfo]) {
+        use std::sync::atomic::Ordering;
+        let mut advised: u64 = 0;
+        for info in infos {
+            while advised > self.exported.load(Ordering::Relaxed) + READ_AHEAD_BYTES {
+                if self.stopped.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            if self.stopped.load(Ordering::Relaxed) {
+                return;
+            }
+            // Only advice: whatever fails here, the export reads (and reports) it itself.
+            advise_tree(&store.real_path(&info.path));
+            advised += info.nar_size;
+        }
+    }
+}
+
+/// `WILLNEED` for a file, or for every file of a directory tree (symlinks are not followed).
+fn advise_tree(path: &Path) {
+    let open = |path: &Path| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+    };
+    let advise = |file: &File| {
+        // SAFETY: a plain system call on a descriptor `file` owns.
+        unsafe {
+            libc::posix_fadvise(
+                std::os::fd::AsRawFd::as_raw_fd(file),
+                0,
+                0,
+                libc::POSIX_FADV_WILLNEED,
+            );
+        }
+    };
+    // A symlink fails to open (O_NOFOLLOW): it has nothing to read ahead.
+    let Ok(file) = open(path) else { return };
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => advise(&file),
+        Ok(meta) if meta.is_dir() => {
+            for entry in walkdir::WalkDir::new(path).into_iter().flatten() {
+                if entry.file_type().is_file() {
+                    if let Ok(file) = open(entry.path()) {
+                        advise(&file);
+                    }
+                }
+            }
+        }
+        _ => {}
     }
 }
 
