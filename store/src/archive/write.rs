@@ -51,9 +51,10 @@ impl Store {
             if infos.len() >= READ_AHEAD_MIN_OBJECTS {
                 scope.spawn(|| prefetch.run(self, &infos));
             }
-            let written = self.export_objects(&infos, &mut out, &prefetch);
-            prefetch.stop();
-            written
+            // Stopped however the export ends, even by a panic: the read-ahead may be
+            // waiting for it to catch up, and the scope waits for the read-ahead.
+            let _stop = StopOnDrop(&prefetch);
+            self.export_objects(&infos, &mut out, &prefetch)
         })?;
         out.put(&[TAG_END])?;
         out.put(&(paths.len() as u64).to_le_bytes())?;
@@ -137,6 +138,15 @@ impl ReadAhead {
             advise_tree(&store.real_path(&info.path));
             advised += info.nar_size;
         }
+    }
+}
+
+/// Stops a `ReadAhead` when dropped.
+struct StopOnDrop<'a>(&'a ReadAhead);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
     }
 }
 
