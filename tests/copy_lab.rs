@@ -324,3 +324,24 @@ fn incompressible_objects_go_uninflated_and_text_goes_compressed_needs_root() {
     // Both arrived whole: agent, warm-up object, random object, text.
     assert_eq!(fleet.verify_on_host("h0"), 4);
 }
+
+/// The test fleet's deployer store sits on a tmpfs that its drop unmounts while the store's
+/// database is still open: a plain umount failed ("target is busy") and every lab test run
+/// left a mount behind.
+#[test]
+fn a_dropped_fleet_leaves_no_mount_behind_while_its_store_is_open_needs_root() {
+    let fleet = Fleet::up("t-drop", "10.237.27.0/24", 1);
+    fleet
+        .store
+        .add_bytes("opens-the-db", b"x", false, &[])
+        .unwrap();
+    let root = fleet.root.clone();
+    assert!(common::is_mount_point(&root));
+    drop(fleet);
+    assert!(
+        !common::is_mount_point(&root),
+        "{} is still mounted",
+        root.display()
+    );
+    assert!(!root.exists(), "{} is left behind", root.display());
+}

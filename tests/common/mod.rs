@@ -158,8 +158,22 @@ impl Fleet {
 impl Drop for Fleet {
     fn drop(&mut self) {
         let _ = lab::down(&self.lab.name);
-        let _ = Command::new("umount").arg(&self.root).status();
+        // Lazily: `self.store` (dropped after this) still holds the database open, and a
+        // plain umount of a busy tmpfs fails, leaving a mount behind every test run.
+        let _ = Command::new("umount")
+            .arg("--lazy")
+            .arg(&self.root)
+            .status();
     }
+}
+
+/// Whether `path` is a mount point now (for checking that nothing is left behind).
+pub fn is_mount_point(path: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let path = path.to_string_lossy();
+    mounts
+        .lines()
+        .any(|line| line.split(' ').nth(4) == Some(path.as_ref()))
 }
 
 /// A closure of `n` small paths: `n - 1` leaves and one top object that references them all.
