@@ -133,6 +133,7 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "   round $round: ferry $(ratio "$t_round" 1) s, nix copy $(ratio "$t" 1) s"
 done
 echo "   ferry: ${t_ferry} s   nix copy: ${t_nix} s   nix/ferry = $(ratio "$t_nix" "$t_ferry")x (goal >= 10x)"
+echo "   ferry's last round, phase by phase (ms): $(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[0]["milliseconds"])' "$work/a-ferry.json")"
 # The floor both pay: one SSH connection that runs a command (best of 3).
 t_ssh=
 for _ in 1 2 3; do

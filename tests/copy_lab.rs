@@ -22,6 +22,19 @@ fn copy_to_three_lab_hosts_bootstraps_the_agent_and_sends_the_closure_needs_root
         assert_eq!(r["agent_uploaded"], true, "{r}");
         assert_eq!(r["objects_sent"], 25, "{r}");
         assert_eq!(r["objects_registered"], 25, "{r}");
+        // Where the time went: an SSH handshake and an agent upload take time, and the
+        // phases, one after the other, fit in the host's total.
+        let phase = |name: &str| r["milliseconds"][name].as_u64().unwrap();
+        assert!(phase("connect") > 0 && phase("agent") > 0, "{r}");
+        let phases: u64 = ["connect", "prepare", "agent", "query", "stream", "finish"]
+            .iter()
+            .map(|name| phase(name))
+            .sum();
+        let total = r["seconds"].as_f64().unwrap() * 1000.0;
+        assert!(
+            phases as f64 <= total + 1.0,
+            "{phases} ms of phases in {total} ms: {r}"
+        );
     }
     for host in ["h0", "h1", "h2"] {
         // The host's store holds exactly the closure plus the agent itself.

@@ -115,10 +115,26 @@ pub fn run(global: &GlobalArgs, args: CopyArgs) -> CommandResult {
     } else {
         for r in &results {
             match (&r.stats, &r.error) {
-                (Some(s), _) => output::line(format!(
-                    "{}: {} of {} paths sent, {} bytes, {} round trips, {:.2} s",
-                    r.host, s.objects_sent, s.closure_paths, s.bytes_sent, s.exchanges, r.seconds
-                )),
+                (Some(s), _) => {
+                    let ms = &s.milliseconds;
+                    output::line(format!(
+                        "{}: {} of {} paths sent, {} bytes, {} round trips, {:.2} s \
+                         (connect {} ms, prepare {} ms, agent {} ms, query {} ms, stream {} ms, \
+                         finish {} ms)",
+                        r.host,
+                        s.objects_sent,
+                        s.closure_paths,
+                        s.bytes_sent,
+                        s.exchanges,
+                        r.seconds,
+                        ms.connect,
+                        ms.prepare,
+                        ms.agent,
+                        ms.query,
+                        ms.stream,
+                        ms.finish
+                    ))
+                }
                 (None, Some(e)) => output::line(format!("{}: failed: {e}", r.host)),
                 (None, None) => {}
             }

@@ -79,6 +79,31 @@ pub struct HostCopyStats {
     pub agent_uploaded: bool,
     /// Bytes of agent binary uploaded.
     pub agent_bytes: u64,
+    /// Where the time went, so a slow host shows whether it was the network, the agent's
+    /// start or its disk.
+    pub milliseconds: CopyPhases,
+}
+
+/// Milliseconds of one host's copy, phase by phase (they add up to about the whole).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CopyPhases {
+    /// Opening the connection (the SSH handshake; nothing for `localhost`).
+    pub connect: u64,
+    /// Then waiting for the deployer's own preparation (closure, shared stream, agent
+    /// binary), which runs during the handshakes: usually nothing.
+    pub prepare: u64,
+    /// Starting the agent, uploading it first on first contact.
+    pub agent: u64,
+    /// The `QueryMissing` round trip.
+    pub query: u64,
+    /// Writing the object stream (the host reads it as fast as it can store it).
+    pub stream: u64,
+    /// Waiting for the host to make the last objects durable and valid.
+    pub finish: u64,
+}
+
+fn millis(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The outcome for one host.
@@ -174,9 +199,12 @@ pub fn copy_closure(
                 let started = Instant::now();
                 let line = progress.line(&host.name);
                 let transport = connect(host, &options.ssh).map_err(CopyError::from);
+                let connected = millis(started);
                 // Without what the copy needs there is nothing to report per host: the
                 // error is the whole copy's.
+                let waited = Instant::now();
                 let Ok(ready) = prepared.wait() else { break };
+                let waited = millis(waited);
                 let result = transport.and_then(|transport| {
                     copy_with_cache(
                         transport.as_ref(),
@@ -187,6 +215,11 @@ pub fn copy_closure(
                         &line,
                         ready.cache.as_ref(),
                     )
+                });
+                let result = result.map(|mut stats| {
+                    stats.milliseconds.connect = connected;
+                    stats.milliseconds.prepare = waited;
+                    stats
                 });
                 line.finish(&result);
                 if let Ok(mut slot) = results[i].lock() {
@@ -235,6 +268,7 @@ fn copy_with_cache(
 ) -> Result<HostCopyStats, CopyError> {
     let host = transport.host().to_string();
     line.message("starting agent");
+    let phase = Instant::now();
     let (mut connection, BootstrapReport { uploaded, bytes }) =
         start_agent(transport, binary, settings)?;
     let mut stats = HostCopyStats {
@@ -243,9 +277,13 @@ fn copy_with_cache(
         agent_bytes: bytes,
         ..HostCopyStats::default()
     };
+    stats.milliseconds.agent = millis(phase);
     line.message("querying");
+    let phase = Instant::now();
     let paths = closure.iter().map(|p| p.as_str().to_string()).collect();
-    let missing = match connection.request(&Request::QueryMissing { paths })? {
+    let answer = connection.request(&Request::QueryMissing { paths })?;
+    stats.milliseconds.query = millis(phase);
+    let missing = match answer {
         Response::Missing { paths } => paths,
         other => {
             return Err(ConnectionError::Unexpected {
@@ -265,6 +303,7 @@ fn copy_with_cache(
         .cloned()
         .collect();
     if !to_send.is_empty() {
+        let phase = Instant::now();
         line.start_stream(to_send.len() as u64, connection.bytes_sent_counter());
         connection.send(&Request::Import {
             objects: to_send.len() as u64,
@@ -297,9 +336,12 @@ fn copy_with_cache(
             (Err(StreamError::Store(e)), None) => return Err(CopyError::Store(e)),
             (Ok(()), None) => {}
         }
+        stats.milliseconds.stream = millis(phase);
+        let phase = Instant::now();
         if let Response::Imported { objects } = connection.receive()? {
             stats.objects_registered = objects;
         }
+        stats.milliseconds.finish = millis(phase);
         stats.objects_sent = to_send.len() as u64;
     }
     stats.bytes_sent = connection.bytes_sent();
