@@ -15,26 +15,17 @@ impl Store {
         roots: &[StorePath],
     ) -> Result<HashMap<StorePath, PathInfo>> {
         let mut infos: HashMap<StorePath, PathInfo> = HashMap::new();
-        let mut frontier: Vec<&StorePath> = roots.iter().collect();
-        let mut owned_frontier: Vec<StorePath>;
+        let mut frontier: Vec<StorePath> = roots.to_vec();
         while !frontier.is_empty() {
-            for path in &frontier {
-                self.check_path(path)?;
-            }
-            let records = self.db.read_many(&frontier)?;
             let mut next: Vec<StorePath> = Vec::new();
-            for (path, record) in frontier.iter().zip(records) {
-                let info = record.ok_or_else(|| StoreError::NotValid {
-                    path: path.to_string(),
-                })?;
+            for info in self.path_infos(&frontier)? {
                 next.extend(info.references.iter().cloned());
-                infos.insert((*path).clone(), info);
+                infos.insert(info.path.clone(), info);
             }
             next.sort();
             next.dedup();
             next.retain(|p| !infos.contains_key(p));
-            owned_frontier = next;
-            frontier = owned_frontier.iter().collect();
+            frontier = next;
         }
         Ok(infos)
     }
@@ -47,12 +38,14 @@ impl Store {
         sorted_roots.sort();
         sorted_roots.dedup();
         let mut infos = self.reachable_infos(roots)?;
+        // Every reachable path was read above, and each is entered (so asked for) once.
         let mut references_of = |path: &StorePath| -> Result<Vec<StorePath>> {
-            match infos.remove(path) {
-                Some(info) => Ok(info.references),
-                // Every reachable path was read above; only a repeated visit gets here.
-                None => Ok(self.path_info(path)?.references),
-            }
+            infos
+                .remove(path)
+                .map(|info| info.references)
+                .ok_or_else(|| StoreError::NotValid {
+                    path: path.to_string(),
+                })
         };
         let mut done: HashSet<StorePath> = HashSet::new();
         let mut order = Vec::new();

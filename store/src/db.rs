@@ -171,22 +171,24 @@ impl PathDb {
         Ok(records.pop().flatten())
     }
 
-    /// Runs `sql` once per name of `names`, all in one transaction (one lock round with the
-    /// other processes instead of one per statement), collecting what `each` makes of it.
-    fn per_name<'n, T>(
+    /// Runs `sql` once per item of `items`, all in one transaction (one lock round with the
+    /// other processes instead of one per statement, and one durable commit for writes),
+    /// collecting what `each` makes of it. `action` names the work in errors.
+    fn each_in_transaction<I, T>(
         &self,
+        action: &'static str,
         sql: &str,
-        names: impl ExactSizeIterator<Item = &'n str>,
-        mut each: impl FnMut(&mut rusqlite::CachedStatement<'_>, &str) -> rusqlite::Result<T>,
+        items: impl ExactSizeIterator<Item = I>,
+        mut each: impl FnMut(&mut rusqlite::CachedStatement<'_>, I) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>> {
-        let error = self.sql_error("query");
+        let error = self.sql_error(action);
         let mut connection = self.connection()?;
         let transaction = connection.transaction().map_err(&error)?;
         let results = {
             let mut statement = transaction.prepare_cached(sql).map_err(&error)?;
-            let mut results = Vec::with_capacity(names.len());
-            for name in names {
-                results.push(each(&mut statement, name).map_err(&error)?);
+            let mut results = Vec::with_capacity(items.len());
+            for item in items {
+                results.push(each(&mut statement, item).map_err(&error)?);
             }
             results
         };
@@ -197,7 +199,8 @@ impl PathDb {
     /// The records of `paths`, in order (`None` where a path is not valid), read in one
     /// transaction.
     pub fn read_many(&self, paths: &[&StorePath]) -> Result<Vec<Option<PathInfo>>> {
-        let texts: Vec<Option<String>> = self.per_name(
+        let texts: Vec<Option<String>> = self.each_in_transaction(
+            "query",
             "SELECT record FROM paths WHERE base_name = ?1",
             paths.iter().map(|p| p.base_name()),
             |statement, name| {
@@ -215,7 +218,8 @@ impl PathDb {
 
     /// Which of `paths` have a record, in order, checked in one transaction.
     pub fn exist_many(&self, paths: &[StorePath]) -> Result<Vec<bool>> {
-        self.per_name(
+        self.each_in_transaction(
+            "query",
             "SELECT 1 FROM paths WHERE base_name = ?1",
             paths.iter().map(|p| p.base_name()),
             |statement, name| statement.exists(params![name]),
@@ -255,45 +259,33 @@ impl PathDb {
     /// Makes every path of `infos` valid at once: one durable transaction. Records that exist
     /// already are kept as they are. The caller has made the objects durable first.
     pub fn insert(&self, infos: &[PathInfo]) -> Result<()> {
-        let error = self.sql_error("register");
-        let mut connection = self.connection()?;
-        let transaction = connection.transaction().map_err(&error)?;
-        {
-            let mut statement = transaction
-                .prepare_cached("INSERT OR IGNORE INTO paths (base_name, record) VALUES (?1, ?2)")
-                .map_err(&error)?;
-            // In key order: neighbouring rows share b-tree pages, so fewer pages are touched
-            // (and copied to the rollback journal) than in content-hash order.
-            let mut sorted: Vec<&PathInfo> = infos.iter().collect();
-            sorted.sort_by(|a, b| a.path.base_name().cmp(b.path.base_name()));
-            for info in sorted {
+        // In key order: neighbouring rows share b-tree pages, so fewer pages are touched
+        // (and copied to the rollback journal) than in content-hash order.
+        let mut sorted: Vec<&PathInfo> = infos.iter().collect();
+        sorted.sort_by(|a, b| a.path.base_name().cmp(b.path.base_name()));
+        self.each_in_transaction(
+            "register",
+            "INSERT OR IGNORE INTO paths (base_name, record) VALUES (?1, ?2)",
+            sorted.into_iter(),
+            |statement, info| {
                 let record = Self::encode(info);
                 // `encode` writes JSON, which is UTF-8.
                 let record = String::from_utf8_lossy(&record);
-                statement
-                    .execute(params![info.path.base_name(), record])
-                    .map_err(&error)?;
-            }
-        }
-        transaction.commit().map_err(&error)
+                statement.execute(params![info.path.base_name(), record])
+            },
+        )
+        .map(drop)
     }
 
     /// Makes every path of `paths` invalid at once: one durable transaction.
     pub fn remove(&self, paths: &[&StorePath]) -> Result<()> {
-        let error = self.sql_error("invalidate");
-        let mut connection = self.connection()?;
-        let transaction = connection.transaction().map_err(&error)?;
-        {
-            let mut statement = transaction
-                .prepare_cached("DELETE FROM paths WHERE base_name = ?1")
-                .map_err(&error)?;
-            for path in paths {
-                statement
-                    .execute(params![path.base_name()])
-                    .map_err(&error)?;
-            }
-        }
-        transaction.commit().map_err(&error)
+        self.each_in_transaction(
+            "invalidate",
+            "DELETE FROM paths WHERE base_name = ?1",
+            paths.iter(),
+            |statement, path| statement.execute(params![path.base_name()]),
+        )
+        .map(drop)
     }
 
     /// Every path with a record, sorted.

@@ -8,6 +8,20 @@ fn open(root: &Path) -> Store {
     Store::open(&root.join("store"), &root.join("var")).unwrap()
 }
 
+/// `dep`, and `app` referencing it.
+fn dep_and_app(store: &Store) -> (StorePath, StorePath) {
+    let dep = store.add_bytes("dep", b"dep", false, &[]).unwrap();
+    let app = store
+        .add_bytes(
+            "app",
+            dep.as_str().as_bytes(),
+            false,
+            std::slice::from_ref(&dep),
+        )
+        .unwrap();
+    (dep, app)
+}
+
 fn write_tree(dir: &Path) {
     std::fs::create_dir_all(dir.join("bin")).unwrap();
     std::fs::create_dir_all(dir.join("empty")).unwrap();
@@ -152,15 +166,7 @@ fn realisations_return_only_valid_outputs() {
 fn gc_keeps_everything_reachable_from_roots_and_deletes_the_rest() {
     let root = tempfile::tempdir().unwrap();
     let store = open(root.path());
-    let dep = store.add_bytes("dep", b"dep", false, &[]).unwrap();
-    let app = store
-        .add_bytes(
-            "app",
-            dep.as_str().as_bytes(),
-            false,
-            std::slice::from_ref(&dep),
-        )
-        .unwrap();
+    let (dep, app) = dep_and_app(&store);
     let profiled = store.add_bytes("profiled", b"p", false, &[]).unwrap();
     let pinned = store.add_bytes("pinned", b"t", false, &[]).unwrap();
     let garbage = store.add_bytes("garbage", b"g", false, &[]).unwrap();
@@ -425,15 +431,7 @@ fn a_store_with_metadata_files_is_migrated_into_the_database_on_open() {
     let root = tempfile::tempdir().unwrap();
     let (dep, app, recipe) = {
         let store = open(root.path());
-        let dep = store.add_bytes("dep", b"dep", false, &[]).unwrap();
-        let app = store
-            .add_bytes(
-                "app",
-                dep.as_str().as_bytes(),
-                false,
-                std::slice::from_ref(&dep),
-            )
-            .unwrap();
+        let (dep, app) = dep_and_app(&store);
         let recipe = RecipeId([7; 32]);
         // The layout before the database: one JSON record per file, one output per recipe.
         let legacy = root.path().join("var/db");

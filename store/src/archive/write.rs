@@ -33,19 +33,7 @@ impl Store {
         };
         out.put(MAGIC)?;
         out.put(&VERSION.to_le_bytes())?;
-        for path in paths {
-            self.check_path(path)?;
-        }
-        let records = self.db.read_many(&paths.iter().collect::<Vec<_>>())?;
-        let infos = paths
-            .iter()
-            .zip(records)
-            .map(|(path, record)| {
-                record.ok_or_else(|| StoreError::NotValid {
-                    path: path.to_string(),
-                })
-            })
-            .collect::<Result<Vec<PathInfo>>>()?;
+        let infos = self.path_infos(paths)?;
         let prefetch = ReadAhead::default();
         std::thread::scope(|scope| -> Result<()> {
             if infos.len() >= READ_AHEAD_MIN_OBJECTS {
