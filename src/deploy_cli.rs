@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 
 use ferry_lang::inventory::HostEntry;
+use ferry_rollout::{Batch, Pause};
 
 use crate::activate::engine::Outcome;
 use crate::deploy::execute::{deploy, on_each_host, DeployRequest, Reach};
@@ -11,7 +12,6 @@ use crate::deploy::report::summary;
 use crate::deploy::run::{Pauser, RolloutObserver};
 use crate::output::{self, CommandError, Exit};
 use crate::progress::{DeployProgress, JsonEvents};
-use crate::rollout::{Batch, Pause};
 use crate::site_build::BuiltSite;
 use crate::transport::bootstrap::AgentBinary;
 use crate::transport::copy::{copy_closure, AgentSource, CopyOptions};

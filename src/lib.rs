@@ -12,7 +12,6 @@ pub mod lab;
 pub mod output;
 pub mod progress;
 pub mod remote;
-pub mod rollout;
 pub mod site;
 pub mod site_build;
 pub mod store_cli;

@@ -159,7 +159,7 @@ impl DeployProgress {
 }
 
 impl crate::deploy::run::RolloutObserver for DeployProgress {
-    fn batch(&self, index: usize, batch: &crate::rollout::Batch, tags: &[String]) {
+    fn batch(&self, index: usize, batch: &ferry_rollout::Batch, tags: &[String]) {
         let tags = if tags.is_empty() {
             String::new()
         } else {
@@ -189,7 +189,7 @@ impl crate::deploy::run::RolloutObserver for DeployProgress {
 pub struct JsonEvents;
 
 impl crate::deploy::run::RolloutObserver for JsonEvents {
-    fn batch(&self, index: usize, batch: &crate::rollout::Batch, _tags: &[String]) {
+    fn batch(&self, index: usize, batch: &ferry_rollout::Batch, _tags: &[String]) {
         crate::output::json_line(&serde_json::json!({
             "event": "batch", "index": index + 1, "kind": batch.kind, "group": batch.group, "hosts": batch.hosts
         }));

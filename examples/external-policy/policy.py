@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A ferry external rollout policy: one datacenter at a time, smallest first.
 
-ferry writes the plan (schema version 1, see src/rollout/EXTERNAL-POLICY.md)
+ferry writes the plan (schema version 1, see rollout/EXTERNAL-POLICY.md)
 on stdin and reads the batches from stdout. This policy:
 
 - keeps ferry's class stages (the dependency order: db before web);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """An external rollout policy: one datacenter at a time, one host at a time.
 
-ferry writes the plan as JSON on stdin (src/rollout/EXTERNAL-POLICY.md) and
+ferry writes the plan as JSON on stdin (rollout/EXTERNAL-POLICY.md) and
 reads the batches as JSON from stdout. This policy keeps ferry's stages (so
 dependency order holds: the web servers before the load balancer that lists
 them) and, inside each stage, updates the datacenters in name order, one host

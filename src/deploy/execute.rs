@@ -70,7 +70,7 @@ pub enum DeployError {
     Compose { host: String, reason: String },
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Policy(#[from] crate::rollout::PolicyError),
+    Policy(#[from] ferry_rollout::PolicyError),
     #[error("cannot add ferry's own executable to the store: {0}")]
     Agent(String),
     #[error("cannot record the site generation: {0}")]

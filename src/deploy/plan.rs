@@ -9,12 +9,12 @@ use std::path::Path;
 
 use ferry_lang::inventory::HostEntry;
 use ferry_lang::model::Site;
+use ferry_rollout::{PlannedHost, RolloutPlan, RolloutSchedule, ServiceEdge, ServiceNode};
 use ferry_store::{Store, StorePath};
 use serde::Serialize;
 
 use crate::activate::manifest::{diff, Manifest};
 use crate::closure::human_size;
-use crate::rollout::{self, PlannedHost, RolloutPlan, RolloutSchedule, ServiceEdge, ServiceRef};
 
 use super::policy::policy_of;
 use super::site_generation::SiteGeneration;
@@ -135,8 +135,8 @@ pub fn rollout_plan(
         .iter()
         .map(|e| {
             ServiceEdge::new(
-                ServiceRef::new(e.from.class.clone(), e.from.service.clone()),
-                ServiceRef::new(e.to.class.clone(), e.to.service.clone()),
+                ServiceNode::new(e.from.class.clone(), e.from.service.clone()),
+                ServiceNode::new(e.to.class.clone(), e.to.service.clone()),
             )
         })
         .collect();
@@ -201,10 +201,10 @@ pub fn plan_deploy(
     targets: &BTreeMap<String, StorePath>,
     current: &BTreeMap<String, CurrentHost>,
     based_on: Option<u64>,
-) -> Result<DeployPlan, rollout::PolicyError> {
+) -> Result<DeployPlan, ferry_rollout::PolicyError> {
     let plan = rollout_plan(site, hosts, targets, current);
-    let strategy = rollout::strategy_for(&plan.policy, site_dir);
-    let schedule = rollout::schedule(&plan, &*strategy)?;
+    let strategy = ferry_rollout::strategy_for(&plan.policy, site_dir);
+    let schedule = ferry_rollout::schedule(&plan, &*strategy)?;
     let mut host_plans = Vec::new();
     for planned in &plan.hosts {
         let Some(host) = hosts.iter().find(|h| h.name == planned.name) else {

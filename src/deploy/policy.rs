@@ -2,8 +2,7 @@
 use std::time::Duration;
 
 use ferry_lang::model as lang;
-
-use crate::rollout::{BatchSize, FailureLimit, OnFailure, Order, Pause, Policy};
+use ferry_rollout::{BatchSize, FailureLimit, OnFailure, Order, Pause, Policy};
 
 /// The engine's policy for a site's rollout block.
 pub fn policy_of(site: &lang::RolloutPolicy) -> Policy {

@@ -7,11 +7,10 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use serde::Serialize;
-
-use crate::rollout::{
-    Batch, BatchKind, Decision, HostOutcome, Pause, RolloutProgress, RolloutSchedule,
+use ferry_rollout::{
+    Batch, BatchKind, Decision, HostVerdict, Pause, RolloutProgress, RolloutSchedule,
 };
+use serde::Serialize;
 
 /// What one host did when asked to move to its target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -29,11 +28,11 @@ pub enum HostResult {
 }
 
 impl HostResult {
-    fn outcome(&self) -> HostOutcome {
+    fn outcome(&self) -> HostVerdict {
         match self {
-            HostResult::Activated { .. } => HostOutcome::Succeeded,
-            HostResult::RolledBack { .. } => HostOutcome::RolledBack,
-            HostResult::Failed { .. } => HostOutcome::Failed,
+            HostResult::Activated { .. } => HostVerdict::Succeeded,
+            HostResult::RolledBack { .. } => HostVerdict::RolledBack,
+            HostResult::Failed { .. } => HostVerdict::Failed,
         }
     }
 }
@@ -167,7 +166,7 @@ pub fn run_rollout(
             &batch.tags(schedule.policy.group_by.as_deref()),
         );
         let results = activate_batch(&batch, executor, observer, max_parallel);
-        let outcomes: BTreeMap<String, HostOutcome> = results
+        let outcomes: BTreeMap<String, HostVerdict> = results
             .iter()
             .map(|(h, r)| (h.clone(), r.outcome()))
             .collect();
@@ -276,9 +275,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::rollout::{
-        self, BatchSize, FailureLimit, OnFailure, PlannedHost, Policy, RolloutPlan,
-    };
+    use ferry_rollout::{BatchSize, FailureLimit, OnFailure, PlannedHost, Policy, RolloutPlan};
 
     /// Hosts named in `failing` fail their activation (and roll back by
     /// themselves); every call is recorded in order.
@@ -331,7 +328,7 @@ mod tests {
             requires: vec![],
             policy,
         };
-        rollout::schedule(&plan, &rollout::BuiltinStrategy).unwrap()
+        ferry_rollout::schedule(&plan, &ferry_rollout::BuiltinStrategy).unwrap()
     }
 
     fn run(hosts: &[&str], failing: &[&str], policy: Policy) -> (RolloutOutcome, Vec<String>) {

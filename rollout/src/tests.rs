@@ -26,7 +26,7 @@ fn host(name: &str, class: &str, dc: Option<&str>, changes: bool) -> PlannedHost
 fn edge(from: &str, to: &str) -> ServiceEdge {
     let split = |s: &str| {
         let (class, service) = s.split_once('.').expect("test edges are class.service");
-        ServiceRef::new(class, service)
+        ServiceNode::new(class, service)
     };
     ServiceEdge::new(split(from), split(to))
 }
@@ -428,9 +428,9 @@ fn progress(policy: Policy) -> (RolloutSchedule, RolloutProgress) {
 }
 
 /// Feeds the next batch with `failing` hosts failed (as `how`) and the rest succeeded.
-fn feed(progress: &mut RolloutProgress, failing: &[&str], how: HostOutcome) -> Decision {
+fn feed(progress: &mut RolloutProgress, failing: &[&str], how: HostVerdict) -> Decision {
     let batch = progress.next_batch().expect("a batch is waiting").clone();
-    let outcomes: BTreeMap<String, HostOutcome> = batch
+    let outcomes: BTreeMap<String, HostVerdict> = batch
         .hosts
         .iter()
         .map(|h| {
@@ -439,7 +439,7 @@ fn feed(progress: &mut RolloutProgress, failing: &[&str], how: HostOutcome) -> D
                 if failing.contains(&h.as_str()) {
                     how
                 } else {
-                    HostOutcome::Succeeded
+                    HostVerdict::Succeeded
                 },
             )
         })
@@ -456,7 +456,7 @@ fn all_succeeding_runs_to_the_end() {
     let mut decisions = 0;
     while p.next_batch().is_some() {
         assert_eq!(
-            feed(&mut p, &[], HostOutcome::Succeeded),
+            feed(&mut p, &[], HostVerdict::Succeeded),
             Decision::Continue
         );
         decisions += 1;
@@ -475,11 +475,11 @@ fn max_failures_count_tolerates_exactly_n() {
         ..Policy::default()
     });
     assert_eq!(
-        feed(&mut p, &["db-eu1-1"], HostOutcome::RolledBack),
+        feed(&mut p, &["db-eu1-1"], HostVerdict::RolledBack),
         Decision::Continue
     );
-    assert_eq!(feed(&mut p, &[], HostOutcome::Failed), Decision::Continue);
-    let decision = feed(&mut p, &["web-eu1-1"], HostOutcome::Failed);
+    assert_eq!(feed(&mut p, &[], HostVerdict::Failed), Decision::Continue);
+    let decision = feed(&mut p, &["web-eu1-1"], HostVerdict::Failed);
     let Decision::Stop { reason } = decision else {
         panic!("expected stop, got {decision:?}")
     };
@@ -504,15 +504,15 @@ fn max_failures_percent_is_of_all_hosts_to_change() {
     });
     assert_eq!(p.tolerated(), 2);
     assert_eq!(
-        feed(&mut p, &["db-eu1-1"], HostOutcome::Failed),
+        feed(&mut p, &["db-eu1-1"], HostVerdict::Failed),
         Decision::Continue
     );
     assert_eq!(
-        feed(&mut p, &["db-us1-1"], HostOutcome::Failed),
+        feed(&mut p, &["db-us1-1"], HostVerdict::Failed),
         Decision::Continue
     );
     assert!(matches!(
-        feed(&mut p, &["web-eu1-1"], HostOutcome::Failed),
+        feed(&mut p, &["web-eu1-1"], HostVerdict::Failed),
         Decision::Stop { .. }
     ));
 }
@@ -525,10 +525,10 @@ fn on_failure_rollback_rolls_back_every_host_switched_in_this_run() {
         ..Policy::default()
     });
     assert_eq!(
-        feed(&mut p, &[], HostOutcome::Succeeded),
+        feed(&mut p, &[], HostVerdict::Succeeded),
         Decision::Continue
     ); // db, db
-    let decision = feed(&mut p, &["web-eu1-2"], HostOutcome::RolledBack); // web-eu1-1 ok
+    let decision = feed(&mut p, &["web-eu1-2"], HostVerdict::RolledBack); // web-eu1-1 ok
     assert_eq!(
         decision,
         Decision::RollbackAll {
@@ -552,12 +552,12 @@ fn on_failure_continue_goes_on_and_reports_failures() {
     });
     // Even a failing canary does not stop a run that asked to continue.
     assert_eq!(
-        feed(&mut p, &["db-eu1-1"], HostOutcome::RolledBack),
+        feed(&mut p, &["db-eu1-1"], HostVerdict::RolledBack),
         Decision::Continue
     );
     while p.next_batch().is_some() {
         assert_eq!(
-            feed(&mut p, &["web-eu1-3"], HostOutcome::Failed),
+            feed(&mut p, &["web-eu1-3"], HostVerdict::Failed),
             Decision::Continue
         );
     }
@@ -574,14 +574,14 @@ fn failing_canary_stops_even_within_max_failures() {
         ..Policy::default()
     });
     assert_eq!(
-        feed(&mut p, &[], HostOutcome::Succeeded),
+        feed(&mut p, &[], HostVerdict::Succeeded),
         Decision::Continue
     ); // db canary
     assert_eq!(
-        feed(&mut p, &[], HostOutcome::Succeeded),
+        feed(&mut p, &[], HostVerdict::Succeeded),
         Decision::Continue
     ); // db rest
-    let decision = feed(&mut p, &["web-eu1-1"], HostOutcome::RolledBack); // web canary
+    let decision = feed(&mut p, &["web-eu1-1"], HostVerdict::RolledBack); // web canary
     assert_eq!(
         decision,
         Decision::Stop {
@@ -604,9 +604,9 @@ fn failing_canary_with_rollback_rolls_back_earlier_stages() {
         max_failures: FailureLimit::Count(3),
         ..Policy::default()
     });
-    feed(&mut p, &[], HostOutcome::Succeeded);
-    feed(&mut p, &[], HostOutcome::Succeeded);
-    let decision = feed(&mut p, &["web-eu1-1"], HostOutcome::RolledBack);
+    feed(&mut p, &[], HostVerdict::Succeeded);
+    feed(&mut p, &[], HostVerdict::Succeeded);
+    let decision = feed(&mut p, &["web-eu1-1"], HostVerdict::RolledBack);
     assert!(matches!(
         decision,
         Decision::RollbackAll { ref hosts, reason: StopReason::CanaryFailed { .. } }
@@ -627,9 +627,9 @@ fn outcomes_must_match_the_batch() {
         batch: BatchSize::Count(2),
         ..Policy::default()
     });
-    let outcomes: BTreeMap<String, HostOutcome> = [
-        ("db-eu1-1".to_string(), HostOutcome::Succeeded),
-        ("web-eu1-1".to_string(), HostOutcome::Succeeded),
+    let outcomes: BTreeMap<String, HostVerdict> = [
+        ("db-eu1-1".to_string(), HostVerdict::Succeeded),
+        ("web-eu1-1".to_string(), HostVerdict::Succeeded),
     ]
     .into();
     assert_eq!(

@@ -4,9 +4,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::order::ClassOrder;
-use super::plan::{OnFailure, Pause, PlannedHost, Policy, RolloutPlan, ServiceEdge};
-use super::PolicyError;
+use crate::order::ClassOrder;
+use crate::plan::{OnFailure, Pause, PlannedHost, Policy, RolloutPlan, ServiceEdge};
+use crate::PolicyError;
 
 /// A checked rollout: what a deploy activates, in which order.
 ///
@@ -38,6 +38,7 @@ pub struct Stage {
 /// Hosts activated at the same time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {
+    /// Whether the batch is its stage's canary.
     pub kind: BatchKind,
     /// The `group_by` label value these hosts share, if the policy groups.
     pub group: Option<String>,
@@ -70,7 +71,9 @@ impl Batch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BatchKind {
+    /// The first batch of a stage, which proves its new system.
     Canary,
+    /// Any other batch.
     Normal,
 }
 
@@ -79,24 +82,34 @@ pub enum BatchKind {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StageReason {
     /// A service of this stage requires a service of an earlier stage.
-    Requires { edge: ServiceEdge },
+    Requires {
+        /// The requirement that reaches into the earlier stage.
+        edge: ServiceEdge,
+    },
     /// These classes require each other through different services, so they
     /// are activated together (a class-level cycle; the services are acyclic).
     Together {
+        /// The classes of the cycle, in declaration order.
         classes: Vec<String>,
+        /// The requirements between them, sorted.
         edges: Vec<ServiceEdge>,
     },
     /// No service of this stage requires another class.
     Independent,
     /// `order = declared`: the site declares `after` before `class`.
     Declared {
+        /// The class of this stage.
         class: String,
+        /// The class declared just before it; `None` for the first class.
         after: Option<String>,
     },
     /// `order = none`: every host in one stage.
     Unordered,
     /// An external policy program chose this order.
-    External { program: String },
+    External {
+        /// The program's command line.
+        program: String,
+    },
 }
 
 impl fmt::Display for StageReason {
@@ -131,38 +144,62 @@ impl fmt::Display for StageReason {
 }
 
 /// One way a strategy's answer breaks the schedule's invariants.
+///
+/// Batches and stages are numbered from 1, batches across stages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScheduleViolation {
+    /// A batch names a host that is not in the plan.
     UnknownHost {
+        /// The name the batch gives.
         host: String,
+        /// The batch that names it.
         batch: usize,
     },
+    /// A batch names a host that already runs its target system.
     UnchangedHost {
+        /// The unchanged host.
         host: String,
+        /// The batch that names it.
         batch: usize,
     },
+    /// A host is named more than once.
     Duplicate {
+        /// The host named again.
         host: String,
+        /// The batch that names it first.
         first: usize,
+        /// The batch that names it again (may be `first`).
         again: usize,
     },
+    /// A changing host is in no batch.
     Missing {
+        /// The host left out.
         host: String,
     },
+    /// A batch has no hosts.
     EmptyBatch {
+        /// The empty batch.
         batch: usize,
     },
+    /// A stage has no batches.
     EmptyStage {
+        /// The empty stage.
         stage: usize,
     },
     /// `host` (class `class`) is in batch `batch`, but `earlier` (class
     /// `earlier_class`), which it must follow, is in batch `earlier_batch`.
     OutOfOrder {
+        /// The host that comes too early.
         host: String,
+        /// Its class.
         class: String,
+        /// Its batch.
         batch: usize,
+        /// A host it must follow.
         earlier: String,
+        /// That host's class.
         earlier_class: String,
+        /// That host's batch, the same as or after `batch`.
         earlier_batch: usize,
     },
 }

@@ -1,6 +1,9 @@
 //! Rollout policies: turn a deploy's hosts, service graph and policy into checked stages of batches.
 //!
 //! Pure logic except [`external`], which runs an operator's policy program.
+//! The crate depends on no other ferry crate: it sees hosts, services and
+//! systems only as the names in a [`RolloutPlan`].
+//!
 //! The flow is: build a [`RolloutPlan`], pick a [`RolloutStrategy`] with
 //! [`strategy_for`], get a [`RolloutSchedule`] from [`schedule`] (which checks
 //! any strategy's answer before anything is touched), then feed per-host
@@ -13,25 +16,27 @@
 //! `db.backup → web.static`): classes in one strongly connected component of
 //! the class graph form one stage and are activated together. A cycle among
 //! services is refused ([`PolicyError::ServiceCycle`]).
+#![warn(missing_docs)]
+
 use std::path::Path;
 
 use miette::Diagnostic;
 use thiserror::Error;
 
+mod accounting;
 mod builtin;
 pub mod external;
 mod order;
 mod plan;
-mod progress;
 mod schedule;
 
+pub use accounting::{Decision, HostVerdict, ProgressError, RolloutProgress, StopReason};
 pub use builtin::BuiltinStrategy;
 pub use external::{ExternalError, ExternalStrategy};
 pub use plan::{
     BatchSize, FailureLimit, OnFailure, Order, Pause, PlannedHost, Policy, RolloutPlan,
-    ServiceEdge, ServiceRef,
+    ServiceEdge, ServiceNode,
 };
-pub use progress::{Decision, HostOutcome, ProgressError, RolloutProgress, StopReason};
 pub use schedule::{Batch, BatchKind, RolloutSchedule, ScheduleViolation, Stage, StageReason};
 
 /// A way to order a deploy: built-in or an external program.
@@ -71,36 +76,49 @@ pub fn schedule(
 /// Why no schedule could be made.
 #[derive(Debug, Error, Diagnostic)]
 pub enum PolicyError {
+    /// The policy has a value no schedule can honour (`batch = 0`, `120%`).
     #[error("invalid rollout policy: {reason}")]
     #[diagnostic(help("fix the site's `rollout` block"))]
-    InvalidPolicy { reason: String },
+    InvalidPolicy {
+        /// What is wrong with the policy, naming the setting.
+        reason: String,
+    },
 
+    /// Two hosts of the plan share a name.
     #[error("host `{host}` appears twice in the rollout plan")]
     #[diagnostic(help("host names must be unique across the inventory"))]
-    DuplicateHost { host: String },
+    DuplicateHost {
+        /// The name given twice.
+        host: String,
+    },
 
+    /// Services require each other in a cycle, so none of them can start.
     #[error("services require each other in a cycle: {}", cycle_text(.cycle))]
     #[diagnostic(help(
         "no service can start before the others it waits for; remove one of these `requires`"
     ))]
     ServiceCycle {
         /// The cycle, first service repeated at the end.
-        cycle: Vec<ServiceRef>,
+        cycle: Vec<ServiceNode>,
     },
 
+    /// A strategy's answer broke the schedule's invariants; nothing was touched.
     #[error("invalid rollout schedule from {strategy}:{}", violations_text(.violations))]
     #[diagnostic(help("no host was touched; fix the policy and run again"))]
     InvalidSchedule {
+        /// The strategy that answered, as [`RolloutStrategy::name`] says it.
         strategy: String,
+        /// Every way the answer breaks the invariants.
         violations: Vec<ScheduleViolation>,
     },
 
+    /// An external policy program gave no usable answer.
     #[error(transparent)]
     #[diagnostic(transparent)]
     External(#[from] ExternalError),
 }
 
-fn cycle_text(cycle: &[ServiceRef]) -> String {
+fn cycle_text(cycle: &[ServiceNode]) -> String {
     cycle
         .iter()
         .map(ToString::to_string)

@@ -1,9 +1,9 @@
 //! External policy programs: the plan as JSON on stdin, batches as JSON on stdout.
 //!
-//! The schema (version 1) is documented in `src/rollout/EXTERNAL-POLICY.md`.
+//! The schema (version 1) is documented in `rollout/EXTERNAL-POLICY.md`.
 //! This is the only module of the rollout engine that does I/O. The answer is
 //! parsed strictly here (unknown fields and other versions are refused) and
-//! then checked like any strategy's by [`super::schedule`].
+//! then checked like any strategy's by [`crate::schedule`].
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
@@ -17,10 +17,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use thiserror::Error;
 
-use super::order::ClassOrder;
-use super::plan::{BatchSize, FailureLimit, Pause, RolloutPlan};
-use super::schedule::{Batch, BatchKind, Stage, StageReason};
-use super::{PolicyError, RolloutStrategy};
+use crate::order::ClassOrder;
+use crate::plan::{BatchSize, FailureLimit, Pause, RolloutPlan};
+use crate::schedule::{Batch, BatchKind, Stage, StageReason};
+use crate::{PolicyError, RolloutStrategy};
 
 /// The schema version of both the plan ferry writes and the answer it reads.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -365,50 +365,82 @@ fn excerpt(bytes: &[u8]) -> String {
 /// Why an external policy program gave no usable answer.
 #[derive(Debug, Error, Diagnostic)]
 pub enum ExternalError {
+    /// The program could not be started.
     #[error("could not start external policy `{program}`: {source}")]
     #[diagnostic(help(
         "check the program path (relative to the site directory) and that it is executable"
     ))]
     Spawn {
+        /// The program's command line.
         program: String,
+        /// Why the spawn failed.
         source: std::io::Error,
     },
 
+    /// Talking to the program over its pipes failed.
     #[error("external policy `{program}`: {source}")]
     Io {
+        /// The program's command line.
         program: String,
+        /// The pipe or wait error.
         source: std::io::Error,
     },
 
+    /// The program did not exit in time and was killed with its process group.
     #[error("external policy `{program}` gave no answer within {}s and was killed", after.as_secs_f64())]
     #[diagnostic(help("a policy program must print its batches and exit; no host was touched"))]
-    Timeout { program: String, after: Duration },
+    Timeout {
+        /// The program's command line.
+        program: String,
+        /// The time limit it ran into.
+        after: Duration,
+    },
 
+    /// The program exited unsuccessfully.
     #[error("external policy `{program}` failed ({status}){}", stderr_text(.stderr))]
     #[diagnostic(help("no host was touched; what the program said on stderr is shown above"))]
     Failed {
+        /// The program's command line.
         program: String,
+        /// How it exited: `exit code 3`, `signal 9`.
         status: String,
+        /// What it printed on stderr (at most 64 KiB), trailing whitespace trimmed.
         stderr: String,
     },
 
+    /// The program printed more than an answer may hold.
     #[error("external policy `{program}` printed more than {limit} bytes")]
     #[diagnostic(help("an answer names each host once; no host was touched"))]
-    TooBig { program: String, limit: u64 },
+    TooBig {
+        /// The program's command line.
+        program: String,
+        /// The most bytes an answer may have.
+        limit: u64,
+    },
 
+    /// The answer is not JSON of the answer schema.
     #[error("external policy `{program}` printed an answer that is not valid: {error}\n  it printed: {excerpt}")]
     #[diagnostic(help(
         "expected {{\"version\": 1, \"batches\": [{{\"hosts\": [...], \"canary\": false}}]}}; see src/rollout/EXTERNAL-POLICY.md"
     ))]
     BadAnswer {
+        /// The program's command line.
         program: String,
+        /// The JSON parser's complaint.
         error: String,
+        /// What it printed, cut after 200 characters, or `(nothing)`.
         excerpt: String,
     },
 
+    /// The answer has a schema version ferry does not read.
     #[error("external policy `{program}` answered schema version {found}, ferry reads version 1")]
     #[diagnostic(help("print \"version\": 1 in the answer"))]
-    Version { program: String, found: String },
+    Version {
+        /// The program's command line.
+        program: String,
+        /// The version it answered, or `none`.
+        found: String,
+    },
 }
 
 fn stderr_text(stderr: &str) -> String {

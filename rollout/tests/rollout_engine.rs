@@ -3,9 +3,9 @@
 //! plan itself, not by calling the engine's own checker.
 use std::collections::{BTreeMap, BTreeSet};
 
-use ferry::rollout::{
+use ferry_rollout::{
     schedule, Batch, BatchKind, BatchSize, BuiltinStrategy, Order, PlannedHost, Policy,
-    PolicyError, RolloutPlan, RolloutSchedule, RolloutStrategy, ServiceEdge, ServiceRef, Stage,
+    PolicyError, RolloutPlan, RolloutSchedule, RolloutStrategy, ServiceEdge, ServiceNode, Stage,
 };
 use proptest::prelude::*;
 
@@ -87,11 +87,11 @@ fn acyclic_plan() -> impl Strategy<Value = RolloutPlan> {
             )
         })
         .prop_map(|(classes, services, pairs, hosts, policy)| {
-            let services: Vec<(ServiceRef, u8)> = services
+            let services: Vec<(ServiceNode, u8)> = services
                 .into_iter()
                 .enumerate()
                 .map(|(i, (class, level))| {
-                    (ServiceRef::new(class_name(class), format!("s{i}")), level)
+                    (ServiceNode::new(class_name(class), format!("s{i}")), level)
                 })
                 .collect();
             let requires = pairs
@@ -303,8 +303,8 @@ proptest! {
         // c_i.a requires c_{i+1}.b around a ring: classes cycle, services do not.
         let requires: Vec<ServiceEdge> = (0..ring)
             .map(|i| ServiceEdge::new(
-                ServiceRef::new(class_name(i), "a"),
-                ServiceRef::new(class_name((i + 1) % ring), "b"),
+                ServiceNode::new(class_name(i), "a"),
+                ServiceNode::new(class_name((i + 1) % ring), "b"),
             ))
             .collect();
         let plan = RolloutPlan {
@@ -329,8 +329,8 @@ proptest! {
         cycle_classes in prop::collection::vec(0usize..4, 1..5),
     ) {
         let mut plan = plan;
-        let members: Vec<ServiceRef> = cycle_classes.iter().enumerate()
-            .map(|(i, c)| ServiceRef::new(class_name(*c), format!("loop{i}")))
+        let members: Vec<ServiceNode> = cycle_classes.iter().enumerate()
+            .map(|(i, c)| ServiceNode::new(class_name(*c), format!("loop{i}")))
             .collect();
         for (i, from) in members.iter().enumerate() {
             let to = &members[(i + 1) % members.len()];

@@ -6,9 +6,9 @@
 //! together in one stage. Only a cycle among *services* is an error.
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::plan::{Order, RolloutPlan, ServiceEdge, ServiceRef};
-use super::schedule::StageReason;
-use super::PolicyError;
+use crate::plan::{Order, RolloutPlan, ServiceEdge, ServiceNode};
+use crate::schedule::StageReason;
+use crate::PolicyError;
 
 /// The classes of one stage, and why the stage sits where it does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,14 +102,42 @@ fn declared(classes: Vec<String>) -> ClassOrder {
     ClassOrder { stages, precedes }
 }
 
+/// Class → classes, each a set: who requires whom, or who must follow whom.
+type ClassSets<'a> = BTreeMap<&'a str, BTreeSet<&'a str>>;
+
+/// `order = dependencies`: classes grouped into strongly connected components
+/// of the class graph, the components placed in dependency order.
 fn dependencies(classes: Vec<String>, requires: &[ServiceEdge]) -> ClassOrder {
     let rank: BTreeMap<&str, usize> = classes
         .iter()
         .enumerate()
         .map(|(i, c)| (c.as_str(), i))
         .collect();
-    // requires_class[a] = classes whose services a's services require directly.
-    let mut requires_class: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let requires_class = class_requirements(requires);
+    let reach = transitive_requirements(&classes, &requires_class);
+    let (components, component_of) = strongly_connected(&classes, &reach);
+    let placed = component_order(&components, &component_of, &requires_class);
+    let precedes = reach
+        .iter()
+        .map(|(&later, earlier_set)| {
+            let earlier = earlier_set
+                .iter()
+                .filter(|&&earlier| component_of[later] != component_of[earlier])
+                .map(|&earlier| earlier.to_owned())
+                .collect();
+            (later.to_owned(), earlier)
+        })
+        .collect();
+    let stages = placed
+        .into_iter()
+        .map(|c| component_stage(&components[c], requires, &rank))
+        .collect();
+    ClassOrder { stages, precedes }
+}
+
+/// requires_class[a] = classes whose services a's services require directly.
+fn class_requirements(requires: &[ServiceEdge]) -> ClassSets<'_> {
+    let mut requires_class: ClassSets<'_> = BTreeMap::new();
     for edge in requires {
         if edge.from.class != edge.to.class {
             requires_class
@@ -118,8 +146,16 @@ fn dependencies(classes: Vec<String>, requires: &[ServiceEdge]) -> ClassOrder {
                 .insert(&edge.to.class);
         }
     }
+    requires_class
+}
+
+/// Every class each class requires, directly or not.
+fn transitive_requirements<'a>(
+    classes: &'a [String],
+    requires_class: &ClassSets<'a>,
+) -> ClassSets<'a> {
     // Transitive closure by a walk from each class: class graphs are small.
-    let reach: BTreeMap<&str, BTreeSet<&str>> = classes
+    classes
         .iter()
         .map(|class| {
             let mut seen = BTreeSet::new();
@@ -133,13 +169,19 @@ fn dependencies(classes: Vec<String>, requires: &[ServiceEdge]) -> ClassOrder {
             }
             (class.as_str(), seen)
         })
-        .collect();
-    let reaches = |a: &str, b: &str| reach.get(a).is_some_and(|set| set.contains(b));
+        .collect()
+}
 
-    // Strongly connected components, each listed in declaration rank.
+/// Strongly connected components, each listed in declaration rank, and the
+/// component of each class.
+fn strongly_connected<'a>(
+    classes: &'a [String],
+    reach: &ClassSets<'a>,
+) -> (Vec<Vec<&'a str>>, BTreeMap<&'a str, usize>) {
+    let reaches = |a: &str, b: &str| reach.get(a).is_some_and(|set| set.contains(b));
     let mut component_of: BTreeMap<&str, usize> = BTreeMap::new();
     let mut components: Vec<Vec<&str>> = Vec::new();
-    for class in &classes {
+    for class in classes {
         if component_of.contains_key(class.as_str()) {
             continue;
         }
@@ -153,11 +195,19 @@ fn dependencies(classes: Vec<String>, requires: &[ServiceEdge]) -> ClassOrder {
         }
         components.push(members);
     }
+    (components, component_of)
+}
 
+/// The components' indices in activation order.
+fn component_order(
+    components: &[Vec<&str>],
+    component_of: &BTreeMap<&str, usize>,
+    requires_class: &ClassSets<'_>,
+) -> Vec<usize> {
     // Kahn's algorithm over components; ties go to the lowest declaration rank,
     // which is the component's index since components were found in rank order.
     let mut waiting_on: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); components.len()];
-    for (&from, tos) in &requires_class {
+    for (&from, tos) in requires_class {
         for &to in tos {
             let (a, b) = (component_of[from], component_of[to]);
             if a != b {
@@ -177,70 +227,59 @@ fn dependencies(classes: Vec<String>, requires: &[ServiceEdge]) -> ClassOrder {
         done[next] = true;
         placed.push(next);
     }
+    placed
+}
 
-    let precedes = reach
+/// One component as a stage: its classes in declaration rank, and why it sits
+/// where it does.
+fn component_stage(
+    members: &[&str],
+    requires: &[ServiceEdge],
+    rank: &BTreeMap<&str, usize>,
+) -> ClassStage {
+    let mut sorted: Vec<&str> = members.to_vec();
+    sorted.sort_by_key(|m| rank[m]);
+    let mut reasons = Vec::new();
+    let mut inside: Vec<ServiceEdge> = requires
         .iter()
-        .map(|(&later, earlier_set)| {
-            let earlier = earlier_set
-                .iter()
-                .filter(|&&earlier| component_of[later] != component_of[earlier])
-                .map(|&earlier| earlier.to_owned())
-                .collect();
-            (later.to_owned(), earlier)
+        .filter(|e| {
+            e.from.class != e.to.class
+                && members.contains(&e.from.class.as_str())
+                && members.contains(&e.to.class.as_str())
+        })
+        .cloned()
+        .collect();
+    if !inside.is_empty() {
+        inside.sort();
+        inside.dedup();
+        reasons.push(StageReason::Together {
+            classes: sorted.iter().map(|s| s.to_string()).collect(),
+            edges: inside,
+        });
+    }
+    let mut outward: Vec<&ServiceEdge> = requires
+        .iter()
+        .filter(|e| {
+            members.contains(&e.from.class.as_str()) && !members.contains(&e.to.class.as_str())
         })
         .collect();
-
-    let stages = placed
-        .into_iter()
-        .map(|c| {
-            let members = &components[c];
-            let mut sorted: Vec<&str> = members.clone();
-            sorted.sort_by_key(|m| rank[m]);
-            let mut reasons = Vec::new();
-            let mut inside: Vec<ServiceEdge> = requires
-                .iter()
-                .filter(|e| {
-                    e.from.class != e.to.class
-                        && members.contains(&e.from.class.as_str())
-                        && members.contains(&e.to.class.as_str())
-                })
-                .cloned()
-                .collect();
-            if !inside.is_empty() {
-                inside.sort();
-                inside.dedup();
-                reasons.push(StageReason::Together {
-                    classes: sorted.iter().map(|s| s.to_string()).collect(),
-                    edges: inside,
-                });
-            }
-            let mut outward: Vec<&ServiceEdge> = requires
-                .iter()
-                .filter(|e| {
-                    members.contains(&e.from.class.as_str())
-                        && !members.contains(&e.to.class.as_str())
-                })
-                .collect();
-            outward.sort_by_key(|e| (rank[e.from.class.as_str()], rank[e.to.class.as_str()], *e));
-            outward.dedup();
-            for edge in outward {
-                reasons.push(StageReason::Requires { edge: edge.clone() });
-            }
-            if reasons.is_empty() {
-                reasons.push(StageReason::Independent);
-            }
-            ClassStage {
-                classes: sorted.into_iter().map(str::to_owned).collect(),
-                reasons,
-            }
-        })
-        .collect();
-    ClassOrder { stages, precedes }
+    outward.sort_by_key(|e| (rank[e.from.class.as_str()], rank[e.to.class.as_str()], *e));
+    outward.dedup();
+    for edge in outward {
+        reasons.push(StageReason::Requires { edge: edge.clone() });
+    }
+    if reasons.is_empty() {
+        reasons.push(StageReason::Independent);
+    }
+    ClassStage {
+        classes: sorted.into_iter().map(str::to_owned).collect(),
+        reasons,
+    }
 }
 
 /// Refuses a cycle among services, naming it: `web.app → db.pg → web.app`.
 fn check_service_cycles(requires: &[ServiceEdge]) -> Result<(), PolicyError> {
-    let mut next: BTreeMap<&ServiceRef, BTreeSet<&ServiceRef>> = BTreeMap::new();
+    let mut next: BTreeMap<&ServiceNode, BTreeSet<&ServiceNode>> = BTreeMap::new();
     for edge in requires {
         next.entry(&edge.from).or_default().insert(&edge.to);
         next.entry(&edge.to).or_default();
@@ -251,13 +290,13 @@ fn check_service_cycles(requires: &[ServiceEdge]) -> Result<(), PolicyError> {
         OnPath,
         Done,
     }
-    let mut mark: BTreeMap<&ServiceRef, Mark> = next.keys().map(|&s| (s, Mark::Unseen)).collect();
+    let mut mark: BTreeMap<&ServiceNode, Mark> = next.keys().map(|&s| (s, Mark::Unseen)).collect();
     // An explicit stack instead of recursion: service graphs of big sites can be deep.
     for &start in next.keys() {
         if mark[start] != Mark::Unseen {
             continue;
         }
-        let mut path: Vec<(&ServiceRef, Vec<&ServiceRef>)> =
+        let mut path: Vec<(&ServiceNode, Vec<&ServiceNode>)> =
             vec![(start, next[start].iter().rev().copied().collect())];
         mark.insert(start, Mark::OnPath);
         while let Some((node, pending)) = path.last_mut() {
@@ -271,7 +310,7 @@ fn check_service_cycles(requires: &[ServiceEdge]) -> Result<(), PolicyError> {
                     Mark::Done => {}
                     Mark::OnPath => {
                         let from = path.iter().position(|(s, _)| *s == child).unwrap_or(0);
-                        let mut cycle: Vec<ServiceRef> =
+                        let mut cycle: Vec<ServiceNode> =
                             path[from..].iter().map(|(s, _)| (*s).clone()).collect();
                         cycle.push(child.clone());
                         return Err(PolicyError::ServiceCycle { cycle });

@@ -62,23 +62,26 @@ impl PlannedHost {
     }
 }
 
-/// A service of a class, written `class.service`.
+/// A service of a class, written `class.service`: a node of the service graph.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ServiceRef {
+pub struct ServiceNode {
+    /// The host class that declares the service.
     pub class: String,
+    /// The service's name within its class.
     pub service: String,
 }
 
-impl ServiceRef {
+impl ServiceNode {
+    /// The service `service` of class `class`.
     pub fn new(class: impl Into<String>, service: impl Into<String>) -> Self {
-        ServiceRef {
+        ServiceNode {
             class: class.into(),
             service: service.into(),
         }
     }
 }
 
-impl fmt::Display for ServiceRef {
+impl fmt::Display for ServiceNode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.class, self.service)
     }
@@ -87,12 +90,15 @@ impl fmt::Display for ServiceRef {
 /// `from` requires `to`: `to`'s hosts must run the new system before `from`'s.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ServiceEdge {
-    pub from: ServiceRef,
-    pub to: ServiceRef,
+    /// The service that requires `to`.
+    pub from: ServiceNode,
+    /// The service `from` requires.
+    pub to: ServiceNode,
 }
 
 impl ServiceEdge {
-    pub fn new(from: ServiceRef, to: ServiceRef) -> Self {
+    /// The edge "`from` requires `to`".
+    pub fn new(from: ServiceNode, to: ServiceNode) -> Self {
         ServiceEdge { from, to }
     }
 }
@@ -126,7 +132,7 @@ pub struct Policy {
     /// What happens between batches.
     pub pause: Pause,
     /// An external policy program (argv) that decides the batches instead of
-    /// the built-in strategy. See `src/rollout/EXTERNAL-POLICY.md`.
+    /// the built-in strategy. See `rollout/EXTERNAL-POLICY.md`.
     pub external: Option<Vec<String>>,
 }
 
@@ -211,6 +217,7 @@ impl fmt::Display for Order {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BatchSize {
+    /// At most this many hosts at once (`0` is refused by [`Policy::validate`]).
     Count(u32),
     /// Percent of the hosts in the stage (or in the group, with `group_by`),
     /// rounded up, at least one.
@@ -240,6 +247,7 @@ impl fmt::Display for BatchSize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureLimit {
+    /// Tolerate this many failed hosts.
     Count(u32),
     /// Percent of all hosts this run changes, rounded down: `10%` of 15 hosts
     /// tolerates one failure, of 9 hosts none. Rounding down keeps the promise
@@ -292,6 +300,7 @@ impl fmt::Display for OnFailure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Pause {
+    /// The next batch starts as soon as the previous one is healthy.
     None,
     /// Wait this long (health settles, metrics move) before the next batch.
     /// In JSON: `{"duration": 30.0}` (seconds).

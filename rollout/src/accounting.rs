@@ -24,13 +24,13 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::plan::{FailureLimit, OnFailure};
-use super::schedule::{Batch, BatchKind, RolloutSchedule};
+use crate::plan::{FailureLimit, OnFailure};
+use crate::schedule::{Batch, BatchKind, RolloutSchedule};
 
-/// What happened to one host in a batch.
+/// What happened to one host in a batch, as the failure accounting counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum HostOutcome {
+pub enum HostVerdict {
     /// Activated, healthy and confirmed.
     Succeeded,
     /// Never switched (unreachable, copy failed) or left without confirmation.
@@ -46,11 +46,16 @@ pub enum Decision {
     /// Run the next batch (if [`RolloutProgress::next_batch`] has one).
     Continue,
     /// Touch no further host.
-    Stop { reason: StopReason },
+    Stop {
+        /// Why the run stops.
+        reason: StopReason,
+    },
     /// Touch no further host, and roll these hosts (switched in this run, in
     /// activation order) back to their previous generation.
     RollbackAll {
+        /// The hosts to roll back, in activation order.
         hosts: Vec<String>,
+        /// Why the run stops.
         reason: StopReason,
     },
 }
@@ -60,10 +65,15 @@ pub enum Decision {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StopReason {
     /// Hosts of a canary batch failed.
-    CanaryFailed { hosts: Vec<String> },
+    CanaryFailed {
+        /// The canary's failed hosts.
+        hosts: Vec<String>,
+    },
     /// More hosts failed than `max_failures` tolerates.
     TooManyFailures {
+        /// Every host that failed in the run, in activation order.
         failed: Vec<String>,
+        /// How many failures the policy tolerates.
         tolerated: usize,
     },
 }
@@ -87,13 +97,17 @@ impl fmt::Display for StopReason {
 /// A deployer reported outcomes that do not fit the schedule: a bug in the caller.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ProgressError {
+    /// Outcomes were recorded after the run was done or stopped.
     #[error("the rollout is over; no batch is waiting for outcomes")]
     Finished,
+    /// The outcomes name other hosts than the waiting batch.
     #[error(
         "outcomes do not match the batch: missing {missing:?}, not in the batch {unexpected:?}"
     )]
     Mismatch {
+        /// Hosts of the batch without an outcome.
         missing: Vec<String>,
+        /// Hosts with an outcome that are not in the batch.
         unexpected: Vec<String>,
     },
 }
@@ -137,7 +151,7 @@ impl RolloutProgress {
     /// Records the outcome of every host of [`Self::next_batch`] and decides.
     pub fn record(
         &mut self,
-        outcomes: &BTreeMap<String, HostOutcome>,
+        outcomes: &BTreeMap<String, HostVerdict>,
     ) -> Result<Decision, ProgressError> {
         let batch = self.next_batch().ok_or(ProgressError::Finished)?.clone();
         let missing: Vec<String> = batch
@@ -161,8 +175,8 @@ impl RolloutProgress {
         let mut failed_here = Vec::new();
         for host in &batch.hosts {
             match outcomes[host] {
-                HostOutcome::Succeeded => self.switched.push(host.clone()),
-                HostOutcome::Failed | HostOutcome::RolledBack => failed_here.push(host.clone()),
+                HostVerdict::Succeeded => self.switched.push(host.clone()),
+                HostVerdict::Failed | HostVerdict::RolledBack => failed_here.push(host.clone()),
             }
         }
         self.failed.extend(failed_here.iter().cloned());

@@ -6,10 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use ferry::rollout::external::plan_document;
-use ferry::rollout::{
+use ferry_rollout::external::plan_document;
+use ferry_rollout::{
     schedule, BatchKind, BatchSize, ExternalError, ExternalStrategy, PlannedHost, Policy,
-    PolicyError, RolloutPlan, ServiceEdge, ServiceRef,
+    PolicyError, RolloutPlan, ServiceEdge, ServiceNode,
 };
 
 fn host(name: &str, class: &str, dc: &str, changes: bool) -> PlannedHost {
@@ -41,8 +41,8 @@ fn fleet() -> RolloutPlan {
             host("web-us1-2", "web", "us1", true),
         ],
         requires: vec![ServiceEdge::new(
-            ServiceRef::new("web", "app"),
-            ServiceRef::new("db", "postgres"),
+            ServiceNode::new("web", "app"),
+            ServiceNode::new("db", "postgres"),
         )],
         policy: Policy {
             canary: Some(1),
@@ -55,7 +55,7 @@ fn fleet() -> RolloutPlan {
 
 fn example_program() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/external-policy/policy.py")
+        .join("../examples/external-policy/policy.py")
         .display()
         .to_string()
 }

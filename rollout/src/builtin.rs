@@ -18,13 +18,13 @@
 //! hosts activating at once". The canary proves the stage's new system on a
 //! few hosts; the rest of the stage waits until it is healthy (and, with
 //! `pause`, until the pause is over), and a failing canary stops the run
-//! (see [`super::RolloutProgress`]).
+//! (see [`crate::RolloutProgress`]).
 use std::collections::BTreeMap;
 
-use super::order::ClassOrder;
-use super::plan::{PlannedHost, RolloutPlan};
-use super::schedule::{Batch, BatchKind, Stage};
-use super::{PolicyError, RolloutStrategy};
+use crate::order::ClassOrder;
+use crate::plan::{PlannedHost, RolloutPlan};
+use crate::schedule::{Batch, BatchKind, Stage};
+use crate::{PolicyError, RolloutStrategy};
 
 /// The strategy used when the policy names no external program.
 #[derive(Debug, Clone, Copy, Default)]
