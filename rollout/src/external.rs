@@ -421,7 +421,7 @@ pub enum ExternalError {
     /// The answer is not JSON of the answer schema.
     #[error("external policy `{program}` printed an answer that is not valid: {error}\n  it printed: {excerpt}")]
     #[diagnostic(help(
-        "expected {{\"version\": 1, \"batches\": [{{\"hosts\": [...], \"canary\": false}}]}}; see src/rollout/EXTERNAL-POLICY.md"
+        "expected {{\"version\": 1, \"batches\": [{{\"hosts\": [...], \"canary\": false}}]}}; see rollout/EXTERNAL-POLICY.md"
     ))]
     BadAnswer {
         /// The program's command line.
