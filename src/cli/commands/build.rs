@@ -1,9 +1,11 @@
 //! `ferry build SITE [--class C]…`: build every class's system into the local store.
 use std::path::PathBuf;
 
+use crate::cli::args::BuildArgs;
+use crate::cli::error::Exit;
+use crate::cli::output;
+use crate::cli::site;
 use crate::cli::{CommandResult, GlobalArgs};
-use crate::output::{self, Exit};
-use crate::site_build::{self, BuildArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct BuildCommandArgs {
@@ -17,7 +19,7 @@ pub struct BuildCommandArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: BuildCommandArgs) -> CommandResult {
-    let built = site_build::load_and_build(global, &args.site, &args.build, args.json)?;
+    let built = site::load_and_build(global, &args.site, &args.build, args.json)?;
     if args.json {
         output::json(&built.result);
     } else {

@@ -1,9 +1,9 @@
 //! `ferry gc`: trim old generations if asked, then delete what no root reaches.
 use ferry_store::GcOptions;
 
+use crate::cli::error::Exit;
+use crate::cli::output;
 use crate::cli::{CommandResult, GlobalArgs};
-use crate::output::{self, Exit};
-use crate::store_cli;
 
 #[derive(Debug, clap::Args)]
 pub struct GcArgs {
@@ -19,12 +19,12 @@ pub struct GcArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: GcArgs) -> CommandResult {
-    let store = store_cli::open(global)?;
+    let store = global.open_store()?;
     let options = GcOptions {
         keep_generations: args.keep_generations,
         dry_run: args.dry_run,
     };
-    let report = store.gc(&options).map_err(store_cli::error)?;
+    let report = store.gc(&options)?;
     if args.json {
         output::json(&report);
         return Ok(Exit::Success);

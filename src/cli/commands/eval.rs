@@ -3,8 +3,9 @@ use std::path::PathBuf;
 
 use ferry_lang::model::{Amount, Pause, Probe, Site};
 
+use crate::cli::error::Exit;
+use crate::cli::output;
 use crate::cli::CommandResult;
-use crate::output::{self, Exit};
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
@@ -16,7 +17,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> CommandResult {
-    let site = crate::site::load_site(&args.site)?;
+    let site = crate::cli::site::load_site(&args.site)?;
     if args.json {
         output::json(&site);
     } else {

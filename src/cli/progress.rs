@@ -1,13 +1,16 @@
 //! The one component that draws progress on the terminal (stderr), with
-//! indicatif. Hidden when stdout is not a terminal or in `--json` mode.
+//! indicatif: builds, rollouts and copies. Hidden when stdout is not a
+//! terminal or in `--json` mode (where rollout events go to stdout as JSON).
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::build::{BuildObserver, NodeOutcome};
+use crate::transport::copy::{CopyError, CopyObserver, HostCopyObserver, HostCopyStats};
 
 /// Whether live progress should be drawn at all.
 pub fn enabled(json: bool) -> bool {
@@ -23,6 +26,7 @@ pub struct BuildProgress {
 }
 
 impl BuildProgress {
+    /// Bars on stderr when `visible`, else nothing drawn.
     pub fn new(visible: bool) -> Self {
         let target = if visible {
             ProgressDrawTarget::stderr()
@@ -115,6 +119,7 @@ pub struct DeployProgress {
 }
 
 impl DeployProgress {
+    /// Lines on stderr when `visible`, else nothing drawn.
     pub fn new(visible: bool) -> Self {
         let target = if visible {
             ProgressDrawTarget::stderr()
@@ -190,18 +195,105 @@ pub struct JsonEvents;
 
 impl crate::deploy::run::RolloutObserver for JsonEvents {
     fn batch(&self, index: usize, batch: &crate::rollout::Batch, _tags: &[String]) {
-        crate::output::json_line(&serde_json::json!({
+        crate::cli::output::json_line(&serde_json::json!({
             "event": "batch", "index": index + 1, "kind": batch.kind, "group": batch.group, "hosts": batch.hosts
         }));
     }
 
     fn phase(&self, host: &str, phase: crate::deploy::run::Phase, detail: &str) {
-        crate::output::json_line(
+        crate::cli::output::json_line(
             &serde_json::json!({"event": "host", "host": host, "phase": phase, "detail": detail}),
         );
     }
 
     fn stopped(&self, reason: &str) {
-        crate::output::json_line(&serde_json::json!({"event": "stopped", "reason": reason}));
+        crate::cli::output::json_line(&serde_json::json!({"event": "stopped", "reason": reason}));
+    }
+}
+
+/// Copy progress: one line per host on stderr with its step, then the bytes
+/// streamed and their rate.
+#[derive(Debug)]
+pub struct CopyProgress {
+    multi: MultiProgress,
+}
+
+impl CopyProgress {
+    /// Draws on stderr; make one only when [`enabled`] says so.
+    pub fn new() -> CopyProgress {
+        CopyProgress {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+        }
+    }
+}
+
+impl Default for CopyProgress {
+    fn default() -> Self {
+        CopyProgress::new()
+    }
+}
+
+impl CopyObserver for CopyProgress {
+    fn host(&self, host: &str) -> Box<dyn HostCopyObserver> {
+        let bar = self.multi.add(ProgressBar::new_spinner());
+        let style = ProgressStyle::with_template(
+            "{prefix:>12.bold} {msg} {bytes} ({binary_bytes_per_sec})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        bar.set_style(style);
+        bar.set_prefix(host.to_string());
+        Box::new(CopyLine {
+            bar,
+            ticker: Mutex::new(None),
+        })
+    }
+}
+
+/// The line of one host's copy.
+struct CopyLine {
+    bar: ProgressBar,
+    /// While the stream runs: its stop flag and the thread that moves the bar.
+    ticker: Mutex<Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>>,
+}
+
+impl HostCopyObserver for CopyLine {
+    fn step(&self, text: &str) {
+        self.bar.set_message(text.to_string());
+    }
+
+    fn stream_started(&self, objects: u64, sent: Arc<AtomicU64>) {
+        let bar = self.bar.clone();
+        bar.set_message(format!("{objects} objects"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_ticker = Arc::clone(&stop);
+        let ticker = std::thread::spawn(move || {
+            while !stop_ticker.load(Ordering::Relaxed) {
+                bar.set_position(sent.load(Ordering::Relaxed));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            bar.set_position(sent.load(Ordering::Relaxed));
+        });
+        if let Ok(mut slot) = self.ticker.lock() {
+            *slot = Some((stop, ticker));
+        }
+    }
+
+    fn stream_ended(&self) {
+        let taken = self.ticker.lock().ok().and_then(|mut slot| slot.take());
+        if let Some((stop, ticker)) = taken {
+            stop.store(true, Ordering::Relaxed);
+            let _ = ticker.join();
+        }
+    }
+
+    fn finished(&self, result: &Result<HostCopyStats, CopyError>) {
+        // A copy that failed mid-stream never said the stream ended.
+        self.stream_ended();
+        match result {
+            Ok(stats) => self
+                .bar
+                .finish_with_message(format!("done, {} objects sent", stats.objects_sent)),
+            Err(_) => self.bar.abandon_with_message("failed"),
+        }
     }
 }
