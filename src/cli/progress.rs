@@ -17,6 +17,21 @@ pub fn enabled(json: bool) -> bool {
     !json && std::io::stdout().is_terminal() && std::io::stderr().is_terminal()
 }
 
+/// Lines drawn on stderr when `visible`, else drawn nowhere.
+fn lines_on_stderr(visible: bool) -> MultiProgress {
+    let target = if visible {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    MultiProgress::with_draw_target(target)
+}
+
+/// The line style of `template`; a spinner if it does not parse (ours always do).
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
 /// Build progress: one spinner line per running build and a total bar.
 pub struct BuildProgress {
     visible: bool,
@@ -28,17 +43,9 @@ pub struct BuildProgress {
 impl BuildProgress {
     /// Bars on stderr when `visible`, else nothing drawn.
     pub fn new(visible: bool) -> Self {
-        let target = if visible {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
-        let multi = MultiProgress::with_draw_target(target);
+        let multi = lines_on_stderr(visible);
         let total = multi.add(ProgressBar::new_spinner());
-        total.set_style(
-            ProgressStyle::with_template("{spinner} built {pos}, {msg} [{elapsed}]")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
+        total.set_style(style("{spinner} built {pos}, {msg} [{elapsed}]"));
         total.set_message("0 cached");
         if visible {
             total.enable_steady_tick(Duration::from_millis(120));
@@ -72,10 +79,7 @@ impl BuildObserver for BuildProgress {
             return;
         }
         let bar = self.multi.add(ProgressBar::new_spinner());
-        bar.set_style(
-            ProgressStyle::with_template("  {spinner} {msg} [{elapsed}]")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
+        bar.set_style(style("  {spinner} {msg} [{elapsed}]"));
         bar.set_message(format!("building {what}"));
         bar.enable_steady_tick(Duration::from_millis(120));
         self.running
@@ -121,13 +125,8 @@ pub struct DeployProgress {
 impl DeployProgress {
     /// Lines on stderr when `visible`, else nothing drawn.
     pub fn new(visible: bool) -> Self {
-        let target = if visible {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
         DeployProgress {
-            multi: MultiProgress::with_draw_target(target),
+            multi: lines_on_stderr(visible),
             lines: Mutex::new(HashMap::new()),
         }
     }
@@ -138,10 +137,7 @@ impl DeployProgress {
             .entry(host.to_string())
             .or_insert_with(|| {
                 let bar = self.multi.add(ProgressBar::new_spinner());
-                bar.set_style(
-                    ProgressStyle::with_template("{spinner} {prefix:<16} {msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                );
+                bar.set_style(style("{spinner} {prefix:<16} {msg}"));
                 bar.set_prefix(host.to_string());
                 bar.enable_steady_tick(Duration::from_millis(120));
                 bar
@@ -222,7 +218,7 @@ impl CopyProgress {
     /// Draws on stderr; make one only when [`enabled`] says so.
     pub fn new() -> CopyProgress {
         CopyProgress {
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            multi: lines_on_stderr(true),
         }
     }
 }
@@ -236,11 +232,9 @@ impl Default for CopyProgress {
 impl CopyObserver for CopyProgress {
     fn host(&self, host: &str) -> Box<dyn HostCopyObserver> {
         let bar = self.multi.add(ProgressBar::new_spinner());
-        let style = ProgressStyle::with_template(
+        bar.set_style(style(
             "{prefix:>12.bold} {msg} {bytes} ({binary_bytes_per_sec})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_spinner());
-        bar.set_style(style);
+        ));
         bar.set_prefix(host.to_string());
         Box::new(CopyLine {
             bar,

@@ -5,12 +5,14 @@ use crate::cli::error::Exit;
 use crate::cli::output;
 use crate::cli::CommandResult;
 
+/// Arguments of `ferry check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     /// The site file, or a directory holding `site.conf`.
     pub site: PathBuf,
 }
 
+/// Evaluates the site and prints a one-line summary.
 pub fn run(args: CheckArgs) -> CommandResult {
     let site = crate::cli::site::load_site(&args.site)?;
     let services: usize = site.classes.values().map(|c| c.services.len()).sum();

@@ -8,6 +8,7 @@ use crate::cli::site;
 use crate::cli::{CommandResult, GlobalArgs};
 use crate::closure::site_closure;
 
+/// Arguments of `ferry closure`.
 #[derive(Debug, clap::Args)]
 pub struct ClosureArgs {
     /// The site file, or a directory holding `site.conf`.
@@ -30,10 +31,12 @@ pub struct ClosureArgs {
     /// Number of paths and total size, per class and for the site.
     #[arg(long, conflicts_with_all = ["tree", "graph"])]
     pub size: bool,
+    /// How to build.
     #[command(flatten)]
     pub build: BuildArgs,
 }
 
+/// Builds the site and prints what its closure holds.
 pub fn run(global: &GlobalArgs, args: ClosureArgs) -> CommandResult {
     if !args.requisites && args.why.is_none() && !args.size {
         return Err(CommandError::input(miette::miette!(

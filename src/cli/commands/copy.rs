@@ -22,6 +22,7 @@ pub struct CopyArgs {
     /// Hosts to copy to, as `[USER@]HOST` (`localhost` uses no SSH).
     #[arg(long = "to", required = true, num_args = 1.., value_name = "[USER@]HOST")]
     pub to: Vec<String>,
+    /// How to reach the hosts.
     #[command(flatten)]
     pub hosts: HostArgs,
     /// Print the result as JSON (and no progress).

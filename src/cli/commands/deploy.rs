@@ -19,6 +19,7 @@ use crate::deploy::run::RolloutObserver;
 /// Arguments of `ferry deploy`.
 #[derive(Debug, clap::Args)]
 pub struct DeployArgs {
+    /// The site and its hosts.
     #[command(flatten)]
     pub target: TargetArgs,
     /// Upgrade only this service (repeatable); the others keep running their current definition.
@@ -33,8 +34,10 @@ pub struct DeployArgs {
     /// Build and copy the closures, activate nothing.
     #[arg(long, conflicts_with = "dry_run")]
     pub copy_only: bool,
+    /// How the rollout runs.
     #[command(flatten)]
     pub rollout: RolloutArgs,
+    /// How to build.
     #[command(flatten)]
     pub build: BuildArgs,
 }

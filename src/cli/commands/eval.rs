@@ -7,6 +7,7 @@ use crate::cli::error::Exit;
 use crate::cli::output;
 use crate::cli::CommandResult;
 
+/// Arguments of `ferry eval`.
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
     /// The site file, or a directory holding `site.conf`.
@@ -16,6 +17,7 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
+/// Evaluates the site and prints it.
 pub fn run(args: EvalArgs) -> CommandResult {
     let site = crate::cli::site::load_site(&args.site)?;
     if args.json {

@@ -5,6 +5,7 @@ use crate::cli::error::Exit;
 use crate::cli::output;
 use crate::cli::{CommandResult, GlobalArgs};
 
+/// Arguments of `ferry gc`.
 #[derive(Debug, clap::Args)]
 pub struct GcArgs {
     /// First remove all but the newest N generations of every profile (never the current one).
@@ -18,6 +19,7 @@ pub struct GcArgs {
     pub json: bool,
 }
 
+/// Trims generations if asked, then deletes what no root reaches.
 pub fn run(global: &GlobalArgs, args: GcArgs) -> CommandResult {
     let store = global.open_store()?;
     let options = GcOptions {

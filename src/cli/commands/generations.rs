@@ -13,10 +13,14 @@ use crate::deploy::site_generation::SiteGenerations;
     "Ask these hosts for their own generations instead"
 )])))]
 pub struct GenerationsArgs {
+    /// The site and, with `--on`, the hosts to ask.
     #[command(flatten)]
     pub target: TargetArgs,
+    // No doc line: it would become `--json`'s help, which is empty today.
+    #[allow(missing_docs)]
     #[arg(long)]
     pub json: bool,
+    /// How to reach the hosts.
     #[command(flatten)]
     pub hosts: HostArgs,
 }

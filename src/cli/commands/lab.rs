@@ -9,12 +9,15 @@ use crate::cli::output;
 use crate::cli::{CommandResult, GlobalArgs};
 use crate::lab::{self, LabOptions};
 
+/// Arguments of `ferry lab`.
 #[derive(Debug, clap::Args)]
 pub struct LabArgs {
+    /// What to do with the lab.
     #[command(subcommand)]
     pub action: LabAction,
 }
 
+/// The verbs of `ferry lab`.
 #[derive(Debug, clap::Subcommand)]
 pub enum LabAction {
     /// Start one network namespace, private store and sshd per lab host (root).
@@ -40,6 +43,7 @@ pub enum LabAction {
     },
 }
 
+/// Runs one `ferry lab` verb.
 pub fn run(global: &GlobalArgs, args: LabArgs) -> CommandResult {
     match args.action {
         LabAction::Up { site, private_dirs } => up(global, &site, private_dirs),

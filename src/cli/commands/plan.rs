@@ -10,11 +10,13 @@ use crate::deploy::site_generation::SiteGenerations;
 /// Arguments of `ferry plan`.
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
+    /// The site and its hosts.
     #[command(flatten)]
     pub target: TargetArgs,
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
+    /// How to build.
     #[command(flatten)]
     pub build: BuildArgs,
 }

@@ -28,6 +28,7 @@ pub struct RollbackArgs {
     /// Only these hosts.
     #[arg(long, value_name = "SELECTOR")]
     pub on: Option<String>,
+    /// How the rollout runs.
     #[command(flatten)]
     pub rollout: RolloutArgs,
 }

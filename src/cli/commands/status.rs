@@ -1,23 +1,26 @@
 //! `ferry status SITE`: what every selected host runs (generation, services, last health results, pending confirmation, last rollback), asked of each host's agent in parallel.
-use std::path::PathBuf;
-
 use serde::Serialize;
 
 use crate::activate::{HostStatus, Outcome};
-use crate::cli::args::HostArgs;
-use crate::cli::error::{unless_hosts_failed, CommandError};
+use crate::cli::args::{help_overrides, HostArgs, TargetArgs};
+use crate::cli::error::unless_hosts_failed;
 use crate::cli::output;
 use crate::cli::{CommandResult, GlobalArgs};
-use crate::deploy::selector::select_on;
 
 /// Arguments of `ferry status`.
 #[derive(Debug, clap::Args)]
+#[command(mut_args(help_overrides(&[
+    ("site", "The site (a site file, or a directory holding `site.conf`)"),
+    (
+        "on",
+        "Only these hosts: names, classes, `class=C`, `host=H`, `KEY=VALUE` labels, comma-separated"
+    ),
+])))]
 pub struct StatusArgs {
-    /// The site (a site file, or a directory holding `site.conf`).
-    pub site: PathBuf,
-    /// Only these hosts: names, classes, `class=C`, `host=H`, `KEY=VALUE` labels, comma-separated.
-    #[arg(long, value_name = "SELECTOR")]
-    pub on: Option<String>,
+    /// The site and its hosts.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// How to reach the hosts.
     #[command(flatten)]
     pub hosts: HostArgs,
     /// Print the result as JSON.
@@ -37,8 +40,8 @@ struct HostResult {
 
 /// Asks every selected host what it runs and prints it.
 pub fn run(global: &GlobalArgs, args: StatusArgs) -> CommandResult {
-    let site = crate::cli::site::load_site(&args.site)?;
-    let hosts = select_on(site.hosts(), args.on.as_deref()).map_err(CommandError::input)?;
+    let site = crate::cli::site::load_site(&args.target.site)?;
+    let hosts = args.target.select(&site)?;
     let store = global.open_store()?;
     let reach = args.hosts.reach(global, &site, false);
     let answers = crate::deploy_cli::ask_each_host(&store, &hosts, &reach, |s| s.status())?;

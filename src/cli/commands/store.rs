@@ -8,12 +8,15 @@ use crate::cli::error::{CommandError, Exit};
 use crate::cli::output;
 use crate::cli::{CommandResult, GlobalArgs};
 
+/// Arguments of `ferry store`.
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
+    /// What to do with the store.
     #[command(subcommand)]
     pub command: StoreCommand,
 }
 
+/// The verbs of `ferry store`.
 #[derive(Debug, clap::Subcommand)]
 pub enum StoreCommand {
     /// Add a file, directory or symlink to the store and print its store path.
@@ -52,6 +55,7 @@ pub enum StoreCommand {
     Import,
 }
 
+/// Runs one `ferry store` verb on the store of `--store-dir`.
 pub fn run(global: &GlobalArgs, args: StoreArgs) -> CommandResult {
     let store = global.open_store()?;
     match args.command {
