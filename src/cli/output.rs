@@ -31,6 +31,11 @@ pub fn diagnostic(report: miette::Report) {
     eprintln!("{report:?}");
 }
 
+/// Asks the operator a yes/no question on stderr (the answer is read by `prompt`).
+pub fn question(text: &str) {
+    eprint!("{text} [y/N] ");
+}
+
 /// Renders the outcome of a command and returns the exit code.
 pub fn finish(result: CommandResult) -> i32 {
     match result {

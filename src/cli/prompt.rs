@@ -12,7 +12,7 @@ pub fn interactive() -> bool {
 
 /// Asks a yes/no question on stderr.
 pub fn ask(question: &str) -> bool {
-    eprint!("{question} [y/N] ");
+    crate::cli::output::question(question);
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
 }
