@@ -1,11 +1,10 @@
-//! Loading a site from the file system: the CLI's [`SourceLoader`] and the
-//! one call every command uses to get a resolved [`Site`].
+//! Loading a site from the file system: a [`SourceLoader`] over local files and
+//! the one call that gives a resolved [`Site`] (the CLI adds rendering in `cli::site`).
 use std::path::{Path, PathBuf};
 
 use ferry_lang::{Site, SourceLoader};
 
 use crate::inventory::Providers;
-use crate::output::{self, CommandError};
 
 /// Reads site files from the local file system.
 #[derive(Debug, Default, Clone, Copy)]
@@ -41,18 +40,8 @@ pub fn site_file(path: &Path) -> PathBuf {
     }
 }
 
-/// Parses and evaluates the site at `path` with ferry's inventory providers.
-/// Errors are bad input (exit 2) and carry every diagnostic.
-pub fn load_site(path: &Path) -> Result<Site, CommandError> {
-    let root = site_file(path);
-    ferry_lang::evaluate_site(&FsLoader, &root, &Providers).map_err(|diagnostics| {
-        for report in diagnostics.reports() {
-            output::diagnostic(miette::Report::new(report));
-        }
-        let count = match diagnostics.items.len() {
-            1 => "1 error".to_string(),
-            n => format!("{n} errors"),
-        };
-        CommandError::input(miette::miette!("`{}` has {count}", root.display()))
-    })
+/// Parses and evaluates the site at `path` (a file, or a directory holding
+/// `site.conf`) with ferry's inventory providers.
+pub fn load_site(path: &Path) -> Result<Site, ferry_lang::Diagnostics> {
+    ferry_lang::evaluate_site(&FsLoader, &site_file(path), &Providers)
 }

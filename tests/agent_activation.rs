@@ -157,7 +157,7 @@ impl Deployer {
             ssh: self.options.ssh.clone(),
             max_parallel: 1,
             agent: self.options.agent.clone(),
-            progress: false,
+            progress: None,
         };
         let report = copy_closure(
             &self.fleet.store,

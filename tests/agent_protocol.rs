@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use ferry::transport::bootstrap::{probe_script, AgentBinary, AgentSettings};
 use ferry::transport::codec::{self, Hello, Request, Response};
 use ferry::transport::connection::{AgentConnection, ConnectionError, Started};
-use ferry::transport::copy::{copy_to_host, ProgressLine};
+use ferry::transport::copy::{copy_to_host, SilentCopy};
 use ferry::transport::local::LocalTransport;
 use ferry::transport::shell;
 use ferry_store::Store;
@@ -216,7 +216,7 @@ fn local_copy_into_the_same_store_sends_nothing_in_constant_exchanges() {
         &binary,
         &closure,
         &settings,
-        &ProgressLine::hidden(),
+        &SilentCopy,
     )
     .unwrap();
     assert_eq!(stats.closure_paths, 2);

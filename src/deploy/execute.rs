@@ -37,8 +37,8 @@ pub struct Reach {
     pub ssh: SshSettings,
     pub agent: AgentSettings,
     pub max_parallel: usize,
-    /// Draw per-host copy progress lines.
-    pub progress: bool,
+    /// Who hears per-host copy steps (the terminal's progress lines); `None`: nobody.
+    pub progress: Option<std::sync::Arc<dyn crate::transport::copy::CopyObserver>>,
 }
 
 /// One deploy (or site rollback) to run.
@@ -487,7 +487,7 @@ pub fn deploy(
         ssh: request.reach.ssh.clone(),
         max_parallel: request.reach.max_parallel,
         agent: request.reach.agent.clone(),
-        progress: request.reach.progress,
+        progress: request.reach.progress.clone(),
     };
     let mut copies = Vec::new();
     let mut copy_failed = BTreeMap::new();

@@ -9,7 +9,7 @@
 //! moment leaves the host's store valid and the next copy sends only the rest.
 use std::collections::HashSet;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -58,8 +58,8 @@ pub struct CopyOptions {
     pub max_parallel: usize,
     /// Store and state dirs of the agents on the hosts.
     pub agent: AgentSettings,
-    /// Show one progress line per host on stderr.
-    pub progress: bool,
+    /// Who hears each host's steps (the terminal's progress lines); `None`: nobody.
+    pub progress: Option<Arc<dyn CopyObserver>>,
 }
 
 /// What one copy to one host did.
@@ -187,7 +187,10 @@ pub fn copy_closure(
     options: &CopyOptions,
 ) -> Result<CopyReport, CopyError> {
     let prepared: std::sync::OnceLock<Result<Prepared<'_>, CopyError>> = std::sync::OnceLock::new();
-    let progress = Progress::new(options.progress);
+    let observer: &dyn CopyObserver = match &options.progress {
+        Some(observer) => observer.as_ref(),
+        None => &SilentCopy,
+    };
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<HostCopyReport>>> =
         hosts.iter().map(|_| Mutex::new(None)).collect();
@@ -197,7 +200,7 @@ pub fn copy_closure(
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(host) = hosts.get(i) else { break };
                 let started = Instant::now();
-                let line = progress.line(&host.name);
+                let line = observer.host(&host.name);
                 let transport = connect(host, &options.ssh).map_err(CopyError::from);
                 let connected = millis(started);
                 // Without what the copy needs there is nothing to report per host: the
@@ -212,7 +215,7 @@ pub fn copy_closure(
                         &ready.binary,
                         &ready.closure,
                         &options.agent,
-                        &line,
+                        line.as_ref(),
                         ready.cache.as_ref(),
                     )
                 });
@@ -221,7 +224,7 @@ pub fn copy_closure(
                     stats.milliseconds.prepare = waited;
                     stats
                 });
-                line.finish(&result);
+                line.finished(&result);
                 if let Ok(mut slot) = results[i].lock() {
                     *slot = Some(HostCopyReport {
                         host: host.name.clone(),
@@ -252,7 +255,7 @@ pub fn copy_to_host(
     binary: &AgentBinary,
     closure: &[StorePath],
     settings: &AgentSettings,
-    line: &ProgressLine,
+    line: &dyn HostCopyObserver,
 ) -> Result<HostCopyStats, CopyError> {
     copy_with_cache(transport, store, binary, closure, settings, line, None)
 }
@@ -263,11 +266,11 @@ fn copy_with_cache(
     binary: &AgentBinary,
     closure: &[StorePath],
     settings: &AgentSettings,
-    line: &ProgressLine,
+    line: &dyn HostCopyObserver,
     cache: Option<&StreamCache>,
 ) -> Result<HostCopyStats, CopyError> {
     let host = transport.host().to_string();
-    line.message("starting agent");
+    line.step("starting agent");
     let phase = Instant::now();
     let (mut connection, BootstrapReport { uploaded, bytes }) =
         start_agent(transport, binary, settings)?;
@@ -278,7 +281,7 @@ fn copy_with_cache(
         ..HostCopyStats::default()
     };
     stats.milliseconds.agent = millis(phase);
-    line.message("querying");
+    line.step("querying");
     let phase = Instant::now();
     let paths = closure.iter().map(|p| p.as_str().to_string()).collect();
     let answer = connection.request(&Request::QueryMissing { paths })?;
@@ -304,7 +307,7 @@ fn copy_with_cache(
         .collect();
     if !to_send.is_empty() {
         let phase = Instant::now();
-        line.start_stream(to_send.len() as u64, connection.bytes_sent_counter());
+        line.stream_started(to_send.len() as u64, connection.bytes_sent_counter());
         connection.send(&Request::Import {
             objects: to_send.len() as u64,
         })?;
@@ -317,7 +320,7 @@ fn copy_with_cache(
             None => stream_objects(store, &to_send, &mut sink),
         };
         let broke = sink.broke.take();
-        line.end_stream();
+        line.stream_ended();
         match (exported, broke) {
             // A broken pipe is the connection's fault, whatever the export made of it.
             (_, Some(e)) | (Err(StreamError::Io(e)), None) => {
@@ -453,95 +456,38 @@ impl StreamCache {
     }
 }
 
-/// One progress line per host on stderr, or nothing at all.
-pub struct Progress {
-    multi: Option<indicatif::MultiProgress>,
+/// Hears how a copy goes, host by host: the CLI draws it on the terminal
+/// (`cli::progress::CopyProgress`); the library draws nothing.
+pub trait CopyObserver: Send + Sync + std::fmt::Debug {
+    /// The copy to `host` starts; what this returns hears that host's steps.
+    fn host(&self, host: &str) -> Box<dyn HostCopyObserver>;
 }
 
-impl Progress {
-    /// `enabled` is false for `--json` and when stdout or stderr is not a terminal.
-    pub fn new(enabled: bool) -> Progress {
-        Progress {
-            multi: enabled.then(|| {
-                indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr())
-            }),
-        }
-    }
+/// Hears the steps of the copy to one host.
+pub trait HostCopyObserver: Send + Sync {
+    /// A step starts (`starting agent`, `querying`).
+    fn step(&self, text: &str);
+    /// `objects` objects start to stream; `sent` counts the bytes written to the host so far.
+    fn stream_started(&self, objects: u64, sent: Arc<AtomicU64>);
+    /// The stream ended, sent or broken.
+    fn stream_ended(&self);
+    /// The copy to this host ended with `result`.
+    fn finished(&self, result: &Result<HostCopyStats, CopyError>);
+}
 
-    /// A line for `host`.
-    pub fn line(&self, host: &str) -> ProgressLine {
-        let bar = self.multi.as_ref().map(|multi| {
-            let bar = multi.add(indicatif::ProgressBar::new_spinner());
-            let style = indicatif::ProgressStyle::with_template(
-                "{prefix:>12.bold} {msg} {bytes} ({binary_bytes_per_sec})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
-            bar.set_style(style);
-            bar.set_prefix(host.to_string());
-            bar
-        });
-        ProgressLine {
-            bar,
-            ticker: Mutex::new(None),
-        }
+/// Hears nothing: for callers with no one to tell (tests, library use).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SilentCopy;
+
+impl CopyObserver for SilentCopy {
+    fn host(&self, _host: &str) -> Box<dyn HostCopyObserver> {
+        Box::new(SilentCopy)
     }
 }
 
-/// The progress line of one host (inert when progress is off).
-pub struct ProgressLine {
-    bar: Option<indicatif::ProgressBar>,
-    ticker: Mutex<Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>>,
-}
-
-impl ProgressLine {
-    /// A line that shows nothing (for library callers without a terminal).
-    pub fn hidden() -> ProgressLine {
-        ProgressLine {
-            bar: None,
-            ticker: Mutex::new(None),
-        }
-    }
-
-    fn message(&self, text: &str) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(text.to_string());
-        }
-    }
-
-    fn start_stream(&self, objects: u64, sent: Arc<AtomicU64>) {
-        let Some(bar) = self.bar.clone() else { return };
-        bar.set_message(format!("{objects} objects"));
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop_ticker = Arc::clone(&stop);
-        let ticker = std::thread::spawn(move || {
-            while !stop_ticker.load(Ordering::Relaxed) {
-                bar.set_position(sent.load(Ordering::Relaxed));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            bar.set_position(sent.load(Ordering::Relaxed));
-        });
-        if let Ok(mut slot) = self.ticker.lock() {
-            *slot = Some((stop, ticker));
-        }
-    }
-
-    fn end_stream(&self) {
-        let taken = self.ticker.lock().ok().and_then(|mut slot| slot.take());
-        if let Some((stop, ticker)) = taken {
-            stop.store(true, Ordering::Relaxed);
-            let _ = ticker.join();
-        }
-    }
-
-    fn finish(&self, result: &Result<HostCopyStats, CopyError>) {
-        self.end_stream();
-        if let Some(bar) = &self.bar {
-            match result {
-                Ok(stats) => {
-                    bar.finish_with_message(format!("done, {} objects sent", stats.objects_sent))
-                }
-                Err(_) => bar.abandon_with_message("failed"),
-            }
-        }
-    }
+impl HostCopyObserver for SilentCopy {
+    fn step(&self, _text: &str) {}
+    fn stream_started(&self, _objects: u64, _sent: Arc<AtomicU64>) {}
+    fn stream_ended(&self) {}
+    fn finished(&self, _result: &Result<HostCopyStats, CopyError>) {}
 }

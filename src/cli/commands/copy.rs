@@ -1,32 +1,30 @@
 //! `ferry copy`: copy the closure of store paths to hosts (the copy protocol on its own).
-use std::io::IsTerminal;
-use std::path::PathBuf;
-
 use ferry_lang::inventory::HostEntry;
 use ferry_store::Store;
 use serde::Serialize;
 
+use crate::cli::args::{agent_settings, copy_progress, help_overrides, HostArgs};
+use crate::cli::error::{unless_hosts_failed, CommandError};
+use crate::cli::{output, progress};
 use crate::cli::{CommandResult, GlobalArgs};
-use crate::output::{self, CommandError, Exit};
-use crate::transport::bootstrap::AgentSettings;
 use crate::transport::copy::AgentSource;
-use crate::transport::ssh::SshSettings;
 use crate::transport::{copy_closure, CopyOptions};
 
+/// Arguments of `ferry copy`: the shared host arguments, with help that
+/// speaks of copying only (there is no site, so no lab default).
 #[derive(Debug, clap::Args)]
+#[command(mut_args(help_overrides(&[
+    ("ssh_config", "An ssh config file to use instead of ssh's defaults (`ssh -F`)"),
+    ("ssh_options", "An extra ssh option, as for `ssh -o` (repeatable)"),
+    ("max_parallel", "How many hosts to copy to at once"),
+])))]
 pub struct CopyArgs {
     /// Hosts to copy to, as `[USER@]HOST` (`localhost` uses no SSH).
     #[arg(long = "to", required = true, num_args = 1.., value_name = "[USER@]HOST")]
     pub to: Vec<String>,
-    /// An ssh config file to use instead of ssh's defaults (`ssh -F`).
-    #[arg(long, value_name = "FILE")]
-    pub ssh_config: Option<PathBuf>,
-    /// An extra ssh option, as for `ssh -o` (repeatable).
-    #[arg(long = "ssh-option", value_name = "KEY=VALUE")]
-    pub ssh_options: Vec<String>,
-    /// How many hosts to copy to at once.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
-    pub max_parallel: u16,
+    /// How to reach the hosts.
+    #[command(flatten)]
+    pub hosts: HostArgs,
     /// Print the result as JSON (and no progress).
     #[arg(long)]
     pub json: bool,
@@ -61,6 +59,7 @@ fn host_entry(target: &str) -> HostEntry {
     }
 }
 
+/// Copies the closure of the given paths to every `--to` host.
 pub fn run(global: &GlobalArgs, args: CopyArgs) -> CommandResult {
     let store = Store::open(&global.store_dir, &global.state_dir)
         .map_err(|e| CommandError::failure(store_report(&e)))?;
@@ -79,20 +78,14 @@ pub fn run(global: &GlobalArgs, args: CopyArgs) -> CommandResult {
         )));
     }
     let options = CopyOptions {
-        ssh: SshSettings {
-            config_file: args.ssh_config.clone(),
-            options: args.ssh_options.clone(),
-        },
-        max_parallel: usize::from(args.max_parallel),
-        agent: AgentSettings {
-            store_dir: global.store_dir.clone(),
-            state_dir: global.state_dir.clone(),
-        },
-        progress: !args.json && std::io::stderr().is_terminal() && std::io::stdout().is_terminal(),
+        ssh: args.hosts.ssh(),
+        max_parallel: usize::from(args.hosts.max_parallel),
+        agent: agent_settings(global),
+        progress: copy_progress(progress::enabled(args.json)),
     };
     let hosts: Vec<HostEntry> = args.to.iter().map(|t| host_entry(t)).collect();
     let report = copy_closure(&store, AgentSource::ThisFerry, &hosts, &roots, &options)
-        .map_err(|e| CommandError::failure(super::report(&e, e.hint())))?;
+        .map_err(|e| CommandError::failure(crate::cli::error::report(&e, e.hint())))?;
     let results: Vec<HostResult> = report
         .hosts
         .iter()
@@ -141,16 +134,11 @@ pub fn run(global: &GlobalArgs, args: CopyArgs) -> CommandResult {
         }
     }
     let failed = results.iter().filter(|r| !r.ok).count();
-    if failed == 0 {
-        Ok(Exit::Success)
-    } else {
-        Err(CommandError::failure(miette::miette!(
-            "the copy failed on {failed} of {} hosts",
-            results.len()
-        )))
-    }
+    unless_hosts_failed(failed, |n| {
+        format!("the copy failed on {n} of {} hosts", results.len())
+    })
 }
 
 fn store_report(e: &ferry_store::StoreError) -> miette::Report {
-    super::report(e, e.hint().map(str::to_string))
+    crate::cli::error::report(e, e.hint().map(str::to_string))
 }

@@ -1,45 +1,44 @@
-//! The CLI's path from a site file to built systems: load, select, build,
-//! with progress and error rendering. Shared by `build`, `closure`, `deploy`.
-use std::path::Path;
+//! The CLI's path from a site file to built systems: load (rendering every
+//! diagnostic), select, build with progress. Shared by `build`, `closure`,
+//! `plan`, `deploy` and every command that reads a site.
+use std::path::{Path, PathBuf};
 
 use ferry_lang::Site;
 use ferry_store::Store;
 
-use crate::build::{self, BuildOptions, LocatedBuildError, SiteBuild};
+use crate::build::{self, BuildOptions, SiteBuild};
+use crate::cli::args::BuildArgs;
+use crate::cli::error::CommandError;
+use crate::cli::output;
+use crate::cli::progress::{self, BuildProgress};
 use crate::cli::GlobalArgs;
-use crate::output::CommandError;
-use crate::progress::{self, BuildProgress};
 
-/// Build options every building command accepts.
-#[derive(Debug, Clone, clap::Args)]
-pub struct BuildArgs {
-    /// Only these classes (repeatable); default: all.
-    #[arg(long = "class", value_name = "CLASS")]
-    pub classes: Vec<String>,
-    /// Builds running at once (default: number of cores).
-    #[arg(long, short = 'j')]
-    pub jobs: Option<usize>,
-    /// Time limit of one builder, in seconds.
-    #[arg(long, default_value_t = 3600)]
-    pub build_timeout: u64,
+/// Parses and evaluates the site at `path` with ferry's inventory providers.
+/// Errors are bad input (exit 2); every diagnostic is printed first.
+pub fn load_site(path: &Path) -> Result<Site, CommandError> {
+    crate::site::load_site(path).map_err(|diagnostics| {
+        for report in diagnostics.reports() {
+            output::diagnostic(miette::Report::new(report));
+        }
+        let count = match diagnostics.items.len() {
+            1 => "1 error".to_string(),
+            n => format!("{n} errors"),
+        };
+        CommandError::input(miette::miette!(
+            "`{}` has {count}",
+            crate::site::site_file(path).display()
+        ))
+    })
 }
 
 /// A site, its store, and what was built for it.
 pub struct BuiltSite {
+    /// The evaluated site.
     pub site: Site,
+    /// The local store the systems were built into.
     pub store: Store,
+    /// The built systems, packages and files.
     pub result: SiteBuild,
-}
-
-/// Turns a build error into a report: bad input exits 2, a failed build 1.
-pub fn build_error(error: build::BuildError) -> CommandError {
-    let bad_input = error.is_bad_input();
-    let report = miette::Report::new(LocatedBuildError::from(error));
-    if bad_input {
-        CommandError::input(report)
-    } else {
-        CommandError::failure(report)
-    }
 }
 
 /// Loads the site at `path` and builds the selected classes.
@@ -49,9 +48,9 @@ pub fn load_and_build(
     args: &BuildArgs,
     json: bool,
 ) -> Result<BuiltSite, CommandError> {
-    let site = crate::site::load_site(path)?;
-    let store = crate::store_cli::open(global)?;
-    let classes = build::select_classes(&site, &args.classes).map_err(build_error)?;
+    let site = load_site(path)?;
+    let store = global.open_store()?;
+    let classes = build::select_classes(&site, &args.classes)?;
     let mut options = BuildOptions {
         timeout: std::time::Duration::from_secs(args.build_timeout),
         ..BuildOptions::default()
@@ -62,7 +61,7 @@ pub fn load_and_build(
     let progress = BuildProgress::new(progress::enabled(json));
     let result = build::build_site(&store, &site, &classes, &options, &progress);
     progress.finish();
-    let result = result.map_err(build_error)?;
+    let result = result?;
     Ok(BuiltSite {
         site,
         store,
@@ -73,10 +72,10 @@ pub fn load_and_build(
 /// The directory of the site file (where external policy programs run).
 /// A bare file name (`ferry deploy site.conf`) lives in `.`: an empty path
 /// would make every program fail to start ("No such file or directory").
-pub fn site_dir(path: &Path) -> std::path::PathBuf {
+pub fn site_dir(path: &Path) -> PathBuf {
     match crate::site::site_file(path).parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
+        _ => PathBuf::from("."),
     }
 }
 

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use crate::activate::supervisor::{self, LogConfig, SupervisorError};
+use crate::cli::error::{CommandError, Exit};
 use crate::cli::CommandResult;
-use crate::output::{CommandError, Exit};
 
 pub fn run(state_dir: &Path, log_max_bytes: u64, log_keep: u32) -> CommandResult {
     let config = LogConfig {

@@ -4,16 +4,19 @@ use std::path::PathBuf;
 
 use ferry_store::{ImportMode, PathInfo, Store, StorePath};
 
+use crate::cli::error::{CommandError, Exit};
+use crate::cli::output;
 use crate::cli::{CommandResult, GlobalArgs};
-use crate::output::{self, CommandError, Exit};
-use crate::store_cli;
 
+/// Arguments of `ferry store`.
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
+    /// What to do with the store.
     #[command(subcommand)]
     pub command: StoreCommand,
 }
 
+/// The verbs of `ferry store`.
 #[derive(Debug, clap::Subcommand)]
 pub enum StoreCommand {
     /// Add a file, directory or symlink to the store and print its store path.
@@ -52,8 +55,9 @@ pub enum StoreCommand {
     Import,
 }
 
+/// Runs one `ferry store` verb on the store of `--store-dir`.
 pub fn run(global: &GlobalArgs, args: StoreArgs) -> CommandResult {
-    let store = store_cli::open(global)?;
+    let store = global.open_store()?;
     match args.command {
         StoreCommand::Add { path, name } => add(&store, &path, name),
         StoreCommand::PathInfo { paths, json } => path_info(&store, &paths, json),
@@ -90,9 +94,7 @@ fn add(store: &Store, path: &std::path::Path, name: Option<String>) -> CommandRe
         probably_new: true,
         ..ferry_store::AddOptions::default()
     };
-    let added = store
-        .add_path_with(path, &name, &options)
-        .map_err(store_cli::error)?;
+    let added = store.add_path_with(path, &name, &options)?;
     output::line(added);
     Ok(Exit::Success)
 }
@@ -127,7 +129,7 @@ fn resolve(store: &Store, text: &str) -> Result<StorePath, CommandError> {
             .ok()
     }) {
         Some(path) => Ok(path),
-        None => Err(store_cli::error(error)),
+        None => Err(crate::cli::error::store_error(error)),
     }
 }
 
@@ -136,8 +138,7 @@ fn path_info(store: &Store, texts: &[String], json: bool) -> CommandResult {
     let infos: Vec<PathInfo> = paths
         .iter()
         .map(|p| store.path_info(p))
-        .collect::<Result<_, _>>()
-        .map_err(store_cli::error)?;
+        .collect::<Result<_, _>>()?;
     if json {
         output::json(&infos);
         return Ok(Exit::Success);
@@ -161,7 +162,7 @@ fn path_info(store: &Store, texts: &[String], json: bool) -> CommandResult {
 }
 
 fn verify(store: &Store, repair: bool, json: bool) -> CommandResult {
-    let report = store.verify(repair).map_err(store_cli::error)?;
+    let report = store.verify(repair)?;
     if json {
         output::json(&report);
     } else {
@@ -204,9 +205,7 @@ fn export(store: &Store, texts: &[String]) -> CommandResult {
         )));
     }
     let paths = parse_paths(store, texts)?;
-    store
-        .export_closure(&paths, output::raw())
-        .map_err(store_cli::error)?;
+    store.export_closure(&paths, output::raw())?;
     Ok(Exit::Success)
 }
 
@@ -218,9 +217,7 @@ fn import(store: &Store) -> CommandResult {
             "expected an archive on stdin, not a terminal"
         )));
     }
-    let report = store
-        .import(stdin.lock(), ImportMode::Atomic)
-        .map_err(store_cli::error)?;
+    let report = store.import(stdin.lock(), ImportMode::Atomic)?;
     for path in &report.paths {
         output::line(path);
     }

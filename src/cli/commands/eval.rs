@@ -3,9 +3,11 @@ use std::path::PathBuf;
 
 use ferry_lang::model::{Amount, Pause, Probe, Site};
 
+use crate::cli::error::Exit;
+use crate::cli::output;
 use crate::cli::CommandResult;
-use crate::output::{self, Exit};
 
+/// Arguments of `ferry eval`.
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
     /// The site file, or a directory holding `site.conf`.
@@ -15,8 +17,9 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
+/// Evaluates the site and prints it.
 pub fn run(args: EvalArgs) -> CommandResult {
-    let site = crate::site::load_site(&args.site)?;
+    let site = crate::cli::site::load_site(&args.site)?;
     if args.json {
         output::json(&site);
     } else {

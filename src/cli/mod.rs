@@ -1,17 +1,30 @@
 //! The command line: clap definitions and dispatch to `commands::<verb>`.
+//! Everything the binary does beyond the library lives below: shared
+//! arguments, site loading, the error → exit code mapping, output, progress
+//! and operator prompts.
+pub mod args;
+pub mod commands;
+pub mod error;
+pub mod output;
+pub mod progress;
+pub mod prompt;
+pub mod site;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use ferry_store::Store;
 
-use crate::commands;
-use crate::output::{self, Exit};
+pub use error::{CommandError, CommandResult, Exit};
 
 /// ferry: a functional, store-based fleet deployer.
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about, propagate_version = true)]
 pub struct Cli {
+    /// Options of every command.
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// The verb.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -37,6 +50,14 @@ pub struct GlobalArgs {
     pub state_dir: PathBuf,
 }
 
+impl GlobalArgs {
+    /// Opens the store of `--store-dir` / `--state-dir`.
+    pub fn open_store(&self) -> Result<Store, CommandError> {
+        Ok(Store::open(&self.store_dir, &self.state_dir)?)
+    }
+}
+
+/// The verbs of `ferry`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build every class's system (packages, files, manifest) into the local store.
@@ -94,9 +115,28 @@ pub enum Command {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let result = commands::run(cli);
+    let result = run(cli);
     output::finish(result)
 }
 
-/// The exit code for a command that returned normally.
-pub type CommandResult = Result<Exit, output::CommandError>;
+/// Dispatches a parsed command line to its verb.
+pub fn run(cli: Cli) -> CommandResult {
+    match cli.command {
+        Command::Completions { shell } => commands::completions::run(shell),
+        Command::Man { out_dir } => commands::man::run(out_dir.as_deref()),
+        Command::Store(args) => commands::store::run(&cli.global, args),
+        Command::Build(args) => commands::build::run(&cli.global, args),
+        Command::Closure(args) => commands::closure::run(&cli.global, args),
+        Command::Plan(args) => commands::plan::run(&cli.global, args),
+        Command::Deploy(args) => commands::deploy::run(&cli.global, args),
+        Command::Rollback(args) => commands::rollback::run(&cli.global, args),
+        Command::Generations(args) => commands::generations::run(&cli.global, args),
+        Command::Gc(args) => commands::gc::run(&cli.global, args),
+        Command::Check(args) => commands::check::run(args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Copy(args) => commands::copy::run(&cli.global, args),
+        Command::Lab(args) => commands::lab::run(&cli.global, args),
+        Command::Remote(args) => commands::remote::run(&cli.global, args),
+        Command::Status(args) => commands::status::run(&cli.global, args),
+    }
+}

@@ -2,8 +2,9 @@
 use clap::CommandFactory;
 use clap_complete::aot::{generate, Shell};
 
+use crate::cli::error::{CommandError, Exit};
+use crate::cli::output;
 use crate::cli::{Cli, CommandResult};
-use crate::output::{self, CommandError, Exit};
 
 /// Prints the completion script for `shell` on stdout.
 pub fn run(shell: Shell) -> CommandResult {

@@ -1,17 +1,35 @@
 //! The one component that draws progress on the terminal (stderr), with
-//! indicatif. Hidden when stdout is not a terminal or in `--json` mode.
+//! indicatif: builds, rollouts and copies. Hidden when stdout is not a
+//! terminal or in `--json` mode (where rollout events go to stdout as JSON).
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::build::{BuildObserver, NodeOutcome};
+use crate::transport::copy::{CopyError, CopyObserver, HostCopyObserver, HostCopyStats};
 
 /// Whether live progress should be drawn at all.
 pub fn enabled(json: bool) -> bool {
     !json && std::io::stdout().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Lines drawn on stderr when `visible`, else drawn nowhere.
+fn lines_on_stderr(visible: bool) -> MultiProgress {
+    let target = if visible {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    MultiProgress::with_draw_target(target)
+}
+
+/// The line style of `template`; a spinner if it does not parse (ours always do).
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
 /// Build progress: one spinner line per running build and a total bar.
@@ -23,18 +41,11 @@ pub struct BuildProgress {
 }
 
 impl BuildProgress {
+    /// Bars on stderr when `visible`, else nothing drawn.
     pub fn new(visible: bool) -> Self {
-        let target = if visible {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
-        let multi = MultiProgress::with_draw_target(target);
+        let multi = lines_on_stderr(visible);
         let total = multi.add(ProgressBar::new_spinner());
-        total.set_style(
-            ProgressStyle::with_template("{spinner} built {pos}, {msg} [{elapsed}]")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
+        total.set_style(style("{spinner} built {pos}, {msg} [{elapsed}]"));
         total.set_message("0 cached");
         if visible {
             total.enable_steady_tick(Duration::from_millis(120));
@@ -68,10 +79,7 @@ impl BuildObserver for BuildProgress {
             return;
         }
         let bar = self.multi.add(ProgressBar::new_spinner());
-        bar.set_style(
-            ProgressStyle::with_template("  {spinner} {msg} [{elapsed}]")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
+        bar.set_style(style("  {spinner} {msg} [{elapsed}]"));
         bar.set_message(format!("building {what}"));
         bar.enable_steady_tick(Duration::from_millis(120));
         self.running
@@ -115,14 +123,10 @@ pub struct DeployProgress {
 }
 
 impl DeployProgress {
+    /// Lines on stderr when `visible`, else nothing drawn.
     pub fn new(visible: bool) -> Self {
-        let target = if visible {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
         DeployProgress {
-            multi: MultiProgress::with_draw_target(target),
+            multi: lines_on_stderr(visible),
             lines: Mutex::new(HashMap::new()),
         }
     }
@@ -133,10 +137,7 @@ impl DeployProgress {
             .entry(host.to_string())
             .or_insert_with(|| {
                 let bar = self.multi.add(ProgressBar::new_spinner());
-                bar.set_style(
-                    ProgressStyle::with_template("{spinner} {prefix:<16} {msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                );
+                bar.set_style(style("{spinner} {prefix:<16} {msg}"));
                 bar.set_prefix(host.to_string());
                 bar.enable_steady_tick(Duration::from_millis(120));
                 bar
@@ -190,18 +191,103 @@ pub struct JsonEvents;
 
 impl crate::deploy::run::RolloutObserver for JsonEvents {
     fn batch(&self, index: usize, batch: &ferry_rollout::Batch, _tags: &[String]) {
-        crate::output::json_line(&serde_json::json!({
+        crate::cli::output::json_line(&serde_json::json!({
             "event": "batch", "index": index + 1, "kind": batch.kind, "group": batch.group, "hosts": batch.hosts
         }));
     }
 
     fn phase(&self, host: &str, phase: crate::deploy::run::Phase, detail: &str) {
-        crate::output::json_line(
+        crate::cli::output::json_line(
             &serde_json::json!({"event": "host", "host": host, "phase": phase, "detail": detail}),
         );
     }
 
     fn stopped(&self, reason: &str) {
-        crate::output::json_line(&serde_json::json!({"event": "stopped", "reason": reason}));
+        crate::cli::output::json_line(&serde_json::json!({"event": "stopped", "reason": reason}));
+    }
+}
+
+/// Copy progress: one line per host on stderr with its step, then the bytes
+/// streamed and their rate.
+#[derive(Debug)]
+pub struct CopyProgress {
+    multi: MultiProgress,
+}
+
+impl CopyProgress {
+    /// Draws on stderr; make one only when [`enabled`] says so.
+    pub fn new() -> CopyProgress {
+        CopyProgress {
+            multi: lines_on_stderr(true),
+        }
+    }
+}
+
+impl Default for CopyProgress {
+    fn default() -> Self {
+        CopyProgress::new()
+    }
+}
+
+impl CopyObserver for CopyProgress {
+    fn host(&self, host: &str) -> Box<dyn HostCopyObserver> {
+        let bar = self.multi.add(ProgressBar::new_spinner());
+        bar.set_style(style(
+            "{prefix:>12.bold} {msg} {bytes} ({binary_bytes_per_sec})",
+        ));
+        bar.set_prefix(host.to_string());
+        Box::new(CopyLine {
+            bar,
+            ticker: Mutex::new(None),
+        })
+    }
+}
+
+/// The line of one host's copy.
+struct CopyLine {
+    bar: ProgressBar,
+    /// While the stream runs: its stop flag and the thread that moves the bar.
+    ticker: Mutex<Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>>,
+}
+
+impl HostCopyObserver for CopyLine {
+    fn step(&self, text: &str) {
+        self.bar.set_message(text.to_string());
+    }
+
+    fn stream_started(&self, objects: u64, sent: Arc<AtomicU64>) {
+        let bar = self.bar.clone();
+        bar.set_message(format!("{objects} objects"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_ticker = Arc::clone(&stop);
+        let ticker = std::thread::spawn(move || {
+            while !stop_ticker.load(Ordering::Relaxed) {
+                bar.set_position(sent.load(Ordering::Relaxed));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            bar.set_position(sent.load(Ordering::Relaxed));
+        });
+        if let Ok(mut slot) = self.ticker.lock() {
+            *slot = Some((stop, ticker));
+        }
+    }
+
+    fn stream_ended(&self) {
+        let taken = self.ticker.lock().ok().and_then(|mut slot| slot.take());
+        if let Some((stop, ticker)) = taken {
+            stop.store(true, Ordering::Relaxed);
+            let _ = ticker.join();
+        }
+    }
+
+    fn finished(&self, result: &Result<HostCopyStats, CopyError>) {
+        // A copy that failed mid-stream never said the stream ended.
+        self.stream_ended();
+        match result {
+            Ok(stats) => self
+                .bar
+                .finish_with_message(format!("done, {} objects sent", stats.objects_sent)),
+            Err(_) => self.bar.abandon_with_message("failed"),
+        }
     }
 }

@@ -1,11 +1,14 @@
 //! `ferry closure SITE --requisites|--why PATH|--size`: what the site runs.
 use std::path::PathBuf;
 
+use crate::cli::args::BuildArgs;
+use crate::cli::error::{CommandError, Exit};
+use crate::cli::output;
+use crate::cli::site;
 use crate::cli::{CommandResult, GlobalArgs};
 use crate::closure::site_closure;
-use crate::output::{self, CommandError, Exit};
-use crate::site_build::{self, BuildArgs};
 
+/// Arguments of `ferry closure`.
 #[derive(Debug, clap::Args)]
 pub struct ClosureArgs {
     /// The site file, or a directory holding `site.conf`.
@@ -28,10 +31,12 @@ pub struct ClosureArgs {
     /// Number of paths and total size, per class and for the site.
     #[arg(long, conflicts_with_all = ["tree", "graph"])]
     pub size: bool,
+    /// How to build.
     #[command(flatten)]
     pub build: BuildArgs,
 }
 
+/// Builds the site and prints what its closure holds.
 pub fn run(global: &GlobalArgs, args: ClosureArgs) -> CommandResult {
     if !args.requisites && args.why.is_none() && !args.size {
         return Err(CommandError::input(miette::miette!(
@@ -39,15 +44,11 @@ pub fn run(global: &GlobalArgs, args: ClosureArgs) -> CommandResult {
             "say what to show: --requisites, --why PATH or --size"
         )));
     }
-    let built = site_build::load_and_build(global, &args.site, &args.build, args.json)?;
-    let closure = site_closure(&built.store, &built.site, &built.result.systems)
-        .map_err(crate::store_cli::error)?;
+    let built = site::load_and_build(global, &args.site, &args.build, args.json)?;
+    let closure = site_closure(&built.store, &built.site, &built.result.systems)?;
 
     if let Some(target) = &args.why {
-        let target = built
-            .store
-            .parse_path(target)
-            .map_err(crate::store_cli::error)?;
+        let target = built.store.parse_path(target)?;
         let chains = closure.why(&target);
         if chains.is_empty() {
             return Err(CommandError::failure(miette::miette!(

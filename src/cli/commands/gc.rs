@@ -1,10 +1,11 @@
 //! `ferry gc`: trim old generations if asked, then delete what no root reaches.
 use ferry_store::GcOptions;
 
+use crate::cli::error::Exit;
+use crate::cli::output;
 use crate::cli::{CommandResult, GlobalArgs};
-use crate::output::{self, Exit};
-use crate::store_cli;
 
+/// Arguments of `ferry gc`.
 #[derive(Debug, clap::Args)]
 pub struct GcArgs {
     /// First remove all but the newest N generations of every profile (never the current one).
@@ -18,13 +19,14 @@ pub struct GcArgs {
     pub json: bool,
 }
 
+/// Trims generations if asked, then deletes what no root reaches.
 pub fn run(global: &GlobalArgs, args: GcArgs) -> CommandResult {
-    let store = store_cli::open(global)?;
+    let store = global.open_store()?;
     let options = GcOptions {
         keep_generations: args.keep_generations,
         dry_run: args.dry_run,
     };
-    let report = store.gc(&options).map_err(store_cli::error)?;
+    let report = store.gc(&options)?;
     if args.json {
         output::json(&report);
         return Ok(Exit::Success);

@@ -1,29 +1,34 @@
 //! `ferry generations SITE [--on SEL]`: the site's generations on this
 //! deployer, or with `--on` each selected host's own generations.
-use std::path::PathBuf;
-
+use crate::cli::args::{help_overrides, HostArgs, TargetArgs};
+use crate::cli::error::{CommandError, Exit};
+use crate::cli::output;
 use crate::cli::{CommandResult, GlobalArgs};
-use crate::deploy::selector::select_on;
 use crate::deploy::site_generation::SiteGenerations;
-use crate::host_args::{self, HostArgs};
-use crate::output::{self, CommandError, Exit};
 
+/// Arguments of `ferry generations`.
 #[derive(Debug, clap::Args)]
+#[command(mut_args(help_overrides(&[(
+    "on",
+    "Ask these hosts for their own generations instead"
+)])))]
 pub struct GenerationsArgs {
-    /// The site file, or a directory holding `site.conf`.
-    pub site: PathBuf,
-    /// Ask these hosts for their own generations instead.
-    #[arg(long, value_name = "SELECTOR")]
-    pub on: Option<String>,
+    /// The site and, with `--on`, the hosts to ask.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    // No doc line: it would become `--json`'s help, which is empty today.
+    #[allow(missing_docs)]
     #[arg(long)]
     pub json: bool,
+    /// How to reach the hosts.
     #[command(flatten)]
     pub hosts: HostArgs,
 }
 
+/// Lists the site's generations, or with `--on` the hosts' own.
 pub fn run(global: &GlobalArgs, args: GenerationsArgs) -> CommandResult {
-    let site = crate::site::load_site(&args.site)?;
-    let Some(on) = args.on.as_deref() else {
+    let site = crate::cli::site::load_site(&args.target.site)?;
+    if args.target.on.is_none() {
         let generations = SiteGenerations::new(&global.state_dir, &site.name)
             .list()
             .map_err(CommandError::failure)?;
@@ -37,7 +42,7 @@ pub fn run(global: &GlobalArgs, args: GenerationsArgs) -> CommandResult {
                 output::line(format!(
                     "{:>4}  {}  {:<16} {state}",
                     g.number,
-                    crate::deploy_cli::date(g.created),
+                    crate::cli::output::date(g.created),
                     g.command
                 ));
                 for (host, record) in &g.hosts {
@@ -54,9 +59,9 @@ pub fn run(global: &GlobalArgs, args: GenerationsArgs) -> CommandResult {
             }
         }
         return Ok(Exit::Success);
-    };
-    let hosts = select_on(site.hosts(), Some(on)).map_err(CommandError::input)?;
-    let store = crate::store_cli::open(global)?;
-    let reach = host_args::reach(global, &site, &args.hosts, false);
+    }
+    let hosts = args.target.select(&site)?;
+    let store = global.open_store()?;
+    let reach = args.hosts.reach(global, &site, false);
     crate::deploy_cli::host_generations(&store, &hosts, &reach, args.json)
 }

@@ -1,43 +1,8 @@
-//! Everything ferry prints to stdout goes through here; errors are rendered with miette.
+//! Everything ferry prints goes through here (results on stdout, errors and
+//! diagnostics on stderr, rendered by miette), except live progress (`progress`).
 use std::io::Write;
 
-/// Process exit codes (DESIGN §10).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Everything asked for was done.
-    Success = 0,
-    /// Something failed (a build, a copy, a host).
-    Failure = 1,
-    /// Bad usage or bad input (a site file, an argument).
-    BadInput = 2,
-    /// A deploy finished, but at least one host was rolled back.
-    RolledBack = 3,
-}
-
-/// An error on its way to the user, with the exit code it ends the process with.
-#[derive(Debug)]
-pub struct CommandError {
-    pub exit: Exit,
-    pub report: miette::Report,
-}
-
-impl CommandError {
-    /// Bad input from the user: exit code 2.
-    pub fn input(report: impl Into<miette::Report>) -> Self {
-        CommandError {
-            exit: Exit::BadInput,
-            report: report.into(),
-        }
-    }
-
-    /// A failure while doing the work: exit code 1.
-    pub fn failure(report: impl Into<miette::Report>) -> Self {
-        CommandError {
-            exit: Exit::Failure,
-            report: report.into(),
-        }
-    }
-}
+use crate::cli::error::CommandResult;
 
 /// Prints one line of a command's result on stdout.
 pub fn line(text: impl std::fmt::Display) {
@@ -66,8 +31,13 @@ pub fn diagnostic(report: miette::Report) {
     eprintln!("{report:?}");
 }
 
+/// Asks the operator a yes/no question on stderr (the answer is read by `prompt`).
+pub fn question(text: &str) {
+    eprint!("{text} [y/N] ");
+}
+
 /// Renders the outcome of a command and returns the exit code.
-pub fn finish(result: Result<Exit, CommandError>) -> i32 {
+pub fn finish(result: CommandResult) -> i32 {
     match result {
         Ok(exit) => exit as i32,
         Err(error) => {
@@ -89,5 +59,37 @@ pub fn json_line(value: &impl serde::Serialize) {
         Ok(text) => line(text),
         // Our own output types always serialize; this is an invariant.
         Err(e) => unreachable!("output value does not serialize: {e}"),
+    }
+}
+
+/// `2026-11-24 04:12:09 UTC` for seconds since the epoch (no time zone database needed).
+pub fn date(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rest = secs % 86_400;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_civil_utc() {
+        assert_eq!(super::date(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::date(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(super::date(1_795_492_367), "2026-11-24 03:52:47 UTC");
     }
 }

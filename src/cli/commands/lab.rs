@@ -4,16 +4,20 @@ use std::path::{Path, PathBuf};
 use ferry_lang::inventory::{InventorySource, LabSpec};
 use serde::Serialize;
 
+use crate::cli::error::{CommandError, Exit};
+use crate::cli::output;
 use crate::cli::{CommandResult, GlobalArgs};
-use crate::lab::{self, LabError, LabOptions};
-use crate::output::{self, CommandError, Exit};
+use crate::lab::{self, LabOptions};
 
+/// Arguments of `ferry lab`.
 #[derive(Debug, clap::Args)]
 pub struct LabArgs {
+    /// What to do with the lab.
     #[command(subcommand)]
     pub action: LabAction,
 }
 
+/// The verbs of `ferry lab`.
 #[derive(Debug, clap::Subcommand)]
 pub enum LabAction {
     /// Start one network namespace, private store and sshd per lab host (root).
@@ -39,12 +43,13 @@ pub enum LabAction {
     },
 }
 
+/// Runs one `ferry lab` verb.
 pub fn run(global: &GlobalArgs, args: LabArgs) -> CommandResult {
     match args.action {
         LabAction::Up { site, private_dirs } => up(global, &site, private_dirs),
         LabAction::Down { site } => {
             let name = lab_name(&site)?;
-            let removed = lab::down(&name).map_err(lab_error)?;
+            let removed = lab::down(&name)?;
             output::line(if removed {
                 format!("lab `{name}` is down")
             } else {
@@ -56,39 +61,18 @@ pub fn run(global: &GlobalArgs, args: LabArgs) -> CommandResult {
     }
 }
 
-fn lab_error(e: LabError) -> CommandError {
-    let hint = match &e {
-        LabError::NotRoot => Some("run `sudo ferry lab …`".to_string()),
-        LabError::NoSshd => {
-            Some("install Debian's OpenSSH server: `apt-get install openssh-server`".to_string())
-        }
-        LabError::NotFound(_) => Some("start it with `ferry lab up SITE`".to_string()),
-        LabError::SubnetInUse { .. } => {
-            Some("set `subnet` in the site's `lab { … }` inventory".to_string())
-        }
-        _ => None,
-    };
-    match e {
-        LabError::BadLabName(_)
-        | LabError::BadHostName(_)
-        | LabError::DuplicateHost(_)
-        | LabError::Inventory(_) => CommandError::input(super::report(&e, hint)),
-        _ => CommandError::failure(super::report(&e, hint)),
-    }
-}
-
 /// The lab's name: the site's name when SITE is a site, else SITE itself
 /// (so a lab can be taken down even when its site no longer evaluates).
 fn lab_name(site: &Path) -> Result<String, CommandError> {
     if site.exists() {
-        Ok(crate::site::load_site(site)?.name)
+        Ok(crate::cli::site::load_site(site)?.name)
     } else {
         Ok(site.to_string_lossy().into_owned())
     }
 }
 
 fn lab_spec(site: &Path) -> Result<(String, LabSpec), CommandError> {
-    let loaded = crate::site::load_site(site)?;
+    let loaded = crate::cli::site::load_site(site)?;
     match loaded.inventory.source {
         Some(InventorySource::Lab(spec)) => Ok((loaded.name, spec)),
         other => Err(CommandError::input(miette::miette!(
@@ -136,7 +120,7 @@ fn up(global: &GlobalArgs, site: &Path, extra: Vec<PathBuf>) -> CommandResult {
         store_dir: global.store_dir.clone(),
         state_dir: global.state_dir.clone(),
     };
-    let lab = lab::up_with(&name, &spec, &options).map_err(lab_error)?;
+    let lab = lab::up_with(&name, &spec, &options)?;
     output::line(format!(
         "lab `{}` is up: {} hosts on {}",
         lab.name,
@@ -168,7 +152,7 @@ struct StatusJson {
 
 fn status(site: &Path, json: bool) -> CommandResult {
     let name = lab_name(site)?;
-    let (lab, hosts) = lab::status(&name).map_err(lab_error)?;
+    let (lab, hosts) = lab::status(&name)?;
     let all_up = hosts.iter().all(|h| h.ssh_answers);
     if json {
         output::json(&StatusJson {

@@ -1,17 +1,20 @@
 //! `ferry check SITE`: parse and evaluate a site, report every error.
 use std::path::PathBuf;
 
+use crate::cli::error::Exit;
+use crate::cli::output;
 use crate::cli::CommandResult;
-use crate::output::{self, Exit};
 
+/// Arguments of `ferry check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     /// The site file, or a directory holding `site.conf`.
     pub site: PathBuf,
 }
 
+/// Evaluates the site and prints a one-line summary.
 pub fn run(args: CheckArgs) -> CommandResult {
-    let site = crate::site::load_site(&args.site)?;
+    let site = crate::cli::site::load_site(&args.site)?;
     let services: usize = site.classes.values().map(|c| c.services.len()).sum();
     output::line(format!(
         "ok: site `{}` ({}): {} classes, {} services, {} hosts, {} packages, {} files",

@@ -1,14 +1,18 @@
 //! `ferry build SITE [--class C]…`: build every class's system into the local store.
 use std::path::PathBuf;
 
+use crate::cli::args::BuildArgs;
+use crate::cli::error::Exit;
+use crate::cli::output;
+use crate::cli::site;
 use crate::cli::{CommandResult, GlobalArgs};
-use crate::output::{self, Exit};
-use crate::site_build::{self, BuildArgs};
 
+/// Arguments of `ferry build`.
 #[derive(Debug, clap::Args)]
 pub struct BuildCommandArgs {
     /// The site file, or a directory holding `site.conf`.
     pub site: PathBuf,
+    /// How to build.
     #[command(flatten)]
     pub build: BuildArgs,
     /// Print the result as JSON (systems, packages, what was built or cached).
@@ -16,8 +20,9 @@ pub struct BuildCommandArgs {
     pub json: bool,
 }
 
+/// Builds the site and prints each class's system.
 pub fn run(global: &GlobalArgs, args: BuildCommandArgs) -> CommandResult {
-    let built = site_build::load_and_build(global, &args.site, &args.build, args.json)?;
+    let built = site::load_and_build(global, &args.site, &args.build, args.json)?;
     if args.json {
         output::json(&built.result);
     } else {

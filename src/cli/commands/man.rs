@@ -4,8 +4,9 @@ use std::path::Path;
 use clap::CommandFactory;
 use miette::miette;
 
+use crate::cli::error::{CommandError, Exit};
+use crate::cli::output;
 use crate::cli::{Cli, CommandResult};
-use crate::output::{self, CommandError, Exit};
 
 /// Prints ferry(1) on stdout, or with `out_dir` writes ferry(1) and one page
 /// per subcommand (`ferry-deploy.1`, …, which ferry(1) refers to) into it and

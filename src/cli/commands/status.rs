@@ -1,21 +1,26 @@
 //! `ferry status SITE`: what every selected host runs (generation, services, last health results, pending confirmation, last rollback), asked of each host's agent in parallel.
-use std::path::PathBuf;
-
 use serde::Serialize;
 
 use crate::activate::{HostStatus, Outcome};
+use crate::cli::args::{help_overrides, HostArgs, TargetArgs};
+use crate::cli::error::unless_hosts_failed;
+use crate::cli::output;
 use crate::cli::{CommandResult, GlobalArgs};
-use crate::deploy::selector::select_on;
-use crate::host_args::{self, HostArgs};
-use crate::output::{self, CommandError, Exit};
 
+/// Arguments of `ferry status`.
 #[derive(Debug, clap::Args)]
+#[command(mut_args(help_overrides(&[
+    ("site", "The site (a site file, or a directory holding `site.conf`)"),
+    (
+        "on",
+        "Only these hosts: names, classes, `class=C`, `host=H`, `KEY=VALUE` labels, comma-separated"
+    ),
+])))]
 pub struct StatusArgs {
-    /// The site (a site file, or a directory holding `site.conf`).
-    pub site: PathBuf,
-    /// Only these hosts: names, classes, `class=C`, `host=H`, `KEY=VALUE` labels, comma-separated.
-    #[arg(long, value_name = "SELECTOR")]
-    pub on: Option<String>,
+    /// The site and its hosts.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// How to reach the hosts.
     #[command(flatten)]
     pub hosts: HostArgs,
     /// Print the result as JSON.
@@ -33,11 +38,12 @@ struct HostResult {
     error: Option<String>,
 }
 
+/// Asks every selected host what it runs and prints it.
 pub fn run(global: &GlobalArgs, args: StatusArgs) -> CommandResult {
-    let site = crate::site::load_site(&args.site)?;
-    let hosts = select_on(site.hosts(), args.on.as_deref()).map_err(CommandError::input)?;
-    let store = crate::store_cli::open(global)?;
-    let reach = host_args::reach(global, &site, &args.hosts, false);
+    let site = crate::cli::site::load_site(&args.target.site)?;
+    let hosts = args.target.select(&site)?;
+    let store = global.open_store()?;
+    let reach = args.hosts.reach(global, &site, false);
     let answers = crate::deploy_cli::ask_each_host(&store, &hosts, &reach, |s| s.status())?;
     let results: Vec<HostResult> = hosts
         .iter()
@@ -65,14 +71,9 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> CommandResult {
         }
     }
     let unreachable = results.iter().filter(|r| !r.reachable).count();
-    if unreachable == 0 {
-        Ok(Exit::Success)
-    } else {
-        Err(CommandError::failure(miette::miette!(
-            "{unreachable} of {} hosts could not be asked",
-            results.len()
-        )))
-    }
+    unless_hosts_failed(unreachable, |n| {
+        format!("{n} of {} hosts could not be asked", results.len())
+    })
 }
 
 fn print_host(result: &HostResult) {

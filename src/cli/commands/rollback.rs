@@ -7,13 +7,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::build::system::ServiceSelection;
+use crate::cli::args::RolloutArgs;
+use crate::cli::error::CommandError;
 use crate::cli::{CommandResult, GlobalArgs};
 use crate::deploy::execute::DeployRequest;
 use crate::deploy::selector::select_on;
 use crate::deploy::site_generation::SiteGenerations;
-use crate::host_args::{self, HostArgs};
-use crate::output::CommandError;
 
+/// Arguments of `ferry rollback`.
 #[derive(Debug, clap::Args)]
 pub struct RollbackArgs {
     /// The site file, or a directory holding `site.conf`.
@@ -27,25 +28,26 @@ pub struct RollbackArgs {
     /// Only these hosts.
     #[arg(long, value_name = "SELECTOR")]
     pub on: Option<String>,
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    #[arg(long)]
-    pub json: bool,
-    /// Seconds a host waits for the deployer's confirmation before it rolls itself back.
-    #[arg(long, default_value_t = 30)]
-    pub confirm_timeout: u64,
+    /// How the rollout runs.
     #[command(flatten)]
-    pub hosts: HostArgs,
+    pub rollout: RolloutArgs,
 }
 
+/// Rolls the selected hosts back, site-wide or host by host.
 pub fn run(global: &GlobalArgs, args: RollbackArgs) -> CommandResult {
-    let site = crate::site::load_site(&args.site)?;
+    let site = crate::cli::site::load_site(&args.site)?;
     let hosts = select_on(site.hosts(), args.on.as_deref()).map_err(CommandError::input)?;
-    let visible = crate::progress::enabled(args.json);
-    let reach = host_args::reach(global, &site, &args.hosts, visible);
-    let store = crate::store_cli::open(global)?;
+    let visible = crate::cli::progress::enabled(args.rollout.json);
+    let reach = args.rollout.hosts.reach(global, &site, visible);
+    let store = global.open_store()?;
     if let Some(generation) = args.host_generation {
-        return crate::deploy_cli::host_rollback(&store, &hosts, &reach, generation, args.json);
+        return crate::deploy_cli::host_rollback(
+            &store,
+            &hosts,
+            &reach,
+            generation,
+            args.rollout.json,
+        );
     }
 
     let generations = SiteGenerations::new(&global.state_dir, &site.name);
@@ -70,9 +72,7 @@ pub fn run(global: &GlobalArgs, args: RollbackArgs) -> CommandResult {
         let Some(entry) = record.hosts.get(&host.name) else {
             continue;
         };
-        let path = store
-            .parse_path(&entry.system)
-            .map_err(crate::store_cli::error)?;
+        let path = store.parse_path(&entry.system)?;
         if !store.is_valid(&path) {
             return Err(CommandError::failure(miette::miette!(
                 "the system {path} of host `{}` in site generation {to} is no longer in this deployer's store",
@@ -84,14 +84,14 @@ pub fn run(global: &GlobalArgs, args: RollbackArgs) -> CommandResult {
     let request = DeployRequest {
         store: &store,
         site: &site,
-        site_dir: crate::site_build::site_dir(&args.site),
+        site_dir: crate::cli::site::site_dir(&args.site),
         hosts,
         targets,
         selection: ServiceSelection::default(),
         command: format!("rollback to {to}"),
         reach,
-        confirm_within: Duration::from_secs(args.confirm_timeout),
+        confirm_within: Duration::from_secs(args.rollout.confirm_timeout),
         dry_run: false,
     };
-    crate::deploy_cli::run_request(&request, args.yes, args.json)
+    super::deploy::run_request(&request, args.rollout.yes, args.rollout.json)
 }

@@ -4,8 +4,8 @@
 //! processes the agent and the activation code start on the host.
 use std::path::PathBuf;
 
+use crate::cli::error::{CommandError, Exit};
 use crate::cli::{CommandResult, GlobalArgs};
-use crate::output::{CommandError, Exit};
 use crate::remote::activation::{self, JobTarget};
 
 #[derive(Debug, clap::Args)]

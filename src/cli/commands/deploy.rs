@@ -1,0 +1,132 @@
+//! `ferry deploy SITE`: build, copy and activate under the site's rollout policy.
+//! Also runs site-wide rollbacks ([`run_request`]): confirm with the operator,
+//! run with live progress or JSON events, print the summary.
+use std::time::Duration;
+
+use crate::build::system::ServiceSelection;
+use crate::cli::args::{BuildArgs, RolloutArgs, TargetArgs};
+use crate::cli::error::{CommandError, Exit};
+use crate::cli::output;
+use crate::cli::progress::{self, DeployProgress, JsonEvents};
+use crate::cli::prompt::{ask, interactive, CliPauser};
+use crate::cli::site;
+use crate::cli::{CommandResult, GlobalArgs};
+use crate::deploy::execute::{deploy, DeployRequest};
+use crate::deploy::plan::class_targets;
+use crate::deploy::report::summary;
+use crate::deploy::run::RolloutObserver;
+
+/// Arguments of `ferry deploy`.
+#[derive(Debug, clap::Args)]
+pub struct DeployArgs {
+    /// The site and its hosts.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Upgrade only this service (repeatable); the others keep running their current definition.
+    #[arg(long = "only", value_name = "SERVICE")]
+    pub only: Vec<String>,
+    /// Leave this service as it is (repeatable).
+    #[arg(long = "skip", value_name = "SERVICE")]
+    pub skip: Vec<String>,
+    /// Plan only: show what would happen, copy and activate nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Build and copy the closures, activate nothing.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub copy_only: bool,
+    /// How the rollout runs.
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
+    /// How to build.
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+/// Builds the site and deploys it to the selected hosts.
+pub fn run(global: &GlobalArgs, args: DeployArgs) -> CommandResult {
+    let json = args.rollout.json;
+    let built = site::load_and_build(global, &args.target.site, &args.build, json)?;
+    let hosts = args.target.select(&built.site)?;
+    let visible = progress::enabled(json);
+    let reach = args.rollout.hosts.reach(global, &built.site, visible);
+    if args.copy_only {
+        return crate::deploy_cli::copy_only(&built, &hosts, &reach, json);
+    }
+    let selection = ServiceSelection {
+        only: args.only.clone(),
+        skip: args.skip.clone(),
+    };
+    check_services(&built.site, &selection)?;
+    let request = DeployRequest {
+        store: &built.store,
+        site: &built.site,
+        site_dir: site::site_dir(&args.target.site),
+        targets: class_targets(&hosts, &built.result.systems),
+        hosts,
+        selection,
+        command: "deploy".to_string(),
+        reach,
+        confirm_within: Duration::from_secs(args.rollout.confirm_timeout),
+        dry_run: args.dry_run,
+    };
+    run_request(&request, args.rollout.yes, json)
+}
+
+/// Runs a deploy request (a deploy or a site rollback) end to end and returns its exit code.
+pub fn run_request(request: &DeployRequest<'_>, yes: bool, json: bool) -> CommandResult {
+    if !json && !request.dry_run && !yes && interactive() {
+        let hosts: Vec<&str> = request.hosts.iter().map(|h| h.name.as_str()).collect();
+        if !ask(&format!(
+            "{} `{}` on {}?",
+            request.command,
+            request.site.name,
+            hosts.join(", ")
+        )) {
+            return Err(CommandError::failure(miette::miette!(
+                "cancelled; nothing was touched"
+            )));
+        }
+    }
+    let progress = DeployProgress::new(!json && progress::enabled(json));
+    let observer: &dyn RolloutObserver = if json { &JsonEvents } else { &progress };
+    let report = deploy(request, &CliPauser { yes }, observer);
+    progress.finish();
+    let report = report?;
+    if json {
+        output::json_line(&serde_json::json!({"event": "done", "report": report}));
+    } else {
+        if request.dry_run {
+            output::text(&report.plan.to_string());
+        }
+        output::text(&summary(&report));
+    }
+    Ok(Exit::of_deploy(report.exit_code()))
+}
+
+/// `--only`/`--skip` must name services of the site.
+fn check_services(
+    site: &ferry_lang::Site,
+    selection: &ServiceSelection,
+) -> Result<(), CommandError> {
+    let known: std::collections::BTreeSet<&String> = site
+        .classes
+        .values()
+        .flat_map(|c| c.services.keys())
+        .collect();
+    for name in selection.only.iter().chain(&selection.skip) {
+        if !known.contains(name) {
+            return Err(CommandError::input(miette::miette!(
+                help = format!(
+                    "the site's services: {}",
+                    known
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "no service is named `{name}`"
+            )));
+        }
+    }
+    Ok(())
+}
