@@ -19,7 +19,8 @@ use ferry_store::{Store, StorePath};
 
 use super::codec::{self, Request, Response};
 use super::connection::{AgentConnection, ConnectionError, Started};
-use super::{shell, Transport};
+use super::process::Transport;
+use super::shell;
 
 /// The store and state dirs the agent on a host uses (the store dir must be
 /// the deployer's: it is part of every path's hash).

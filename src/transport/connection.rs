@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::codec::{self, CodecError, Hello, Request, Response};
-use super::{RemoteProcess, Transport, TransportError};
+use super::process::{RemoteProcess, Transport, TransportError};
 
 /// Errors of talking to an agent.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,22 @@ pub enum ConnectionError {
     },
     #[error("installing the ferry agent on {host} failed: {detail}")]
     Bootstrap { host: String, detail: String },
+}
+
+impl ConnectionError {
+    /// What the user can do about it, when we know (for every caller: copy,
+    /// session).
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ConnectionError::Transport(t) => t.hint().map(str::to_string),
+            ConnectionError::VersionMismatch { .. } => Some(
+                "the host runs an agent from another ferry release; a fresh bootstrap normally \
+                 avoids this, so check which ferry binary the host runs"
+                    .to_string(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 fn stderr_suffix(stderr: &str) -> String {

@@ -19,10 +19,10 @@ use serde::Serialize;
 
 use super::bootstrap::{start_agent, AgentBinary, AgentSettings, BootstrapReport};
 use super::codec::{CodecError, DataStreamWriter, Request, Response};
+use super::connect;
 use super::connection::ConnectionError;
-use super::local::LocalTransport;
-use super::ssh::{SshSettings, SshTransport};
-use super::Transport;
+use super::process::Transport;
+use super::ssh::SshSettings;
 
 /// Errors of copying to one host.
 #[derive(Debug, thiserror::Error)]
@@ -39,12 +39,7 @@ impl CopyError {
     /// What the user can do about it, when we know.
     pub fn hint(&self) -> Option<String> {
         match self {
-            CopyError::Connection(ConnectionError::Transport(t)) => t.hint().map(str::to_string),
-            CopyError::Connection(ConnectionError::VersionMismatch { .. }) => Some(
-                "the host runs an agent from another ferry release; a fresh bootstrap normally \
-                 avoids this, so check which ferry binary the host runs"
-                    .to_string(),
-            ),
+            CopyError::Connection(e) => e.hint(),
             _ => None,
         }
     }
@@ -127,15 +122,6 @@ impl CopyReport {
     }
 }
 
-/// The transport for `host`: local for `localhost`, SSH for everything else.
-pub fn connect(host: &HostEntry, ssh: &SshSettings) -> Result<Box<dyn Transport>, ConnectionError> {
-    if host.address == "localhost" && host.user.is_none() && host.port.is_none() {
-        Ok(Box::new(LocalTransport::new()))
-    } else {
-        Ok(Box::new(SshTransport::connect(host, ssh)?))
-    }
-}
-
 /// The agent binary for [`copy_closure`]: one already in the store, or this ferry, added
 /// while the connections are being made.
 pub enum AgentSource<'a> {
@@ -174,6 +160,15 @@ impl<'a> Prepared<'a> {
             binary,
         })
     }
+
+    /// One host's share of the preparation.
+    fn inputs(&self) -> HostInputs<'_> {
+        HostInputs {
+            binary: &self.binary,
+            closure: &self.closure,
+            cache: self.cache.as_ref(),
+        }
+    }
 }
 
 /// Copies the closure of `roots` from `store` to every host in `hosts`,
@@ -209,11 +204,9 @@ pub fn copy_closure(
                     copy_with_cache(
                         transport.as_ref(),
                         store,
-                        &ready.binary,
-                        &ready.closure,
+                        ready.inputs(),
                         &options.agent,
                         &line,
-                        ready.cache.as_ref(),
                     )
                 });
                 let result = result.map(|mut stats| {
@@ -254,17 +247,32 @@ pub fn copy_to_host(
     settings: &AgentSettings,
     line: &ProgressLine,
 ) -> Result<HostCopyStats, CopyError> {
-    copy_with_cache(transport, store, binary, closure, settings, line, None)
+    let inputs = HostInputs {
+        binary,
+        closure,
+        cache: None,
+    };
+    copy_with_cache(transport, store, inputs, settings, line)
+}
+
+/// What one host's copy works from: the agent to start, the closure
+/// (dependencies first), and the streams shared between hosts, if any.
+struct HostInputs<'a> {
+    binary: &'a AgentBinary,
+    closure: &'a [StorePath],
+    cache: Option<&'a StreamCache>,
 }
 
 fn copy_with_cache(
     transport: &dyn Transport,
     store: &Store,
-    binary: &AgentBinary,
-    closure: &[StorePath],
+    HostInputs {
+        binary,
+        closure,
+        cache,
+    }: HostInputs<'_>,
     settings: &AgentSettings,
     line: &ProgressLine,
-    cache: Option<&StreamCache>,
 ) -> Result<HostCopyStats, CopyError> {
     let host = transport.host().to_string();
     line.message("starting agent");

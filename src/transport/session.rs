@@ -44,10 +44,10 @@ use ferry_store::Store;
 
 use super::bootstrap::{start_agent, AgentBinary, AgentSettings, BootstrapReport};
 use super::codec::{Request, Response};
+use super::connect;
 use super::connection::{AgentConnection, ConnectionError};
-use super::copy::connect;
+use super::process::Transport;
 use super::ssh::SshSettings;
-use super::Transport;
 use crate::activate::{ActivationReport, HostStatus};
 
 pub use super::codec::{ActivateRequest, GenerationInfo};
@@ -81,17 +81,12 @@ impl SessionError {
     /// What the user can do about it, when we know.
     pub fn hint(&self) -> Option<String> {
         match self {
-            SessionError::Connection(ConnectionError::Transport(t)) => t.hint().map(str::to_string),
-            SessionError::Connection(ConnectionError::VersionMismatch { .. }) => Some(
-                "the host runs an agent from another ferry release; a fresh bootstrap normally \
-                 avoids this, so check which ferry binary the host runs"
-                    .to_string(),
-            ),
             SessionError::Connection(ConnectionError::Agent { .. }) => Some(
                 "the host's activation log is <state_dir>/log/activation.log; `ferry status` \
                  shows what the host runs now"
                     .to_string(),
             ),
+            SessionError::Connection(e) => e.hint(),
             SessionError::AgentNotInStore { .. } => {
                 Some("add it with `AgentBinary::add_to_store` first".to_string())
             }
