@@ -7,7 +7,7 @@ use ferry_lang::inventory::InventorySource;
 use ferry_lang::Site;
 
 use crate::cli::GlobalArgs;
-use crate::deploy::execute::Reach;
+use crate::deploy::hosts::Reach;
 use crate::transport::bootstrap::AgentSettings;
 use crate::transport::ssh::SshSettings;
 

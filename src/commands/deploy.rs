@@ -2,14 +2,18 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ferry_lang::inventory::HostEntry;
+
 use crate::build::system::ServiceSelection;
 use crate::cli::{CommandResult, GlobalArgs};
 use crate::deploy::execute::DeployRequest;
+use crate::deploy::hosts::{copy_each_class, Reach};
 use crate::deploy::plan::class_targets;
 use crate::deploy::selector::select_on;
 use crate::host_args::{self, HostArgs};
-use crate::output::CommandError;
-use crate::site_build::{self, BuildArgs};
+use crate::output::{self, CommandError, Exit};
+use crate::site_build::{self, BuildArgs, BuiltSite};
+use crate::transport::bootstrap::AgentBinary;
 
 #[derive(Debug, clap::Args)]
 pub struct DeployArgs {
@@ -51,7 +55,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> CommandResult {
     let visible = crate::progress::enabled(args.json);
     let reach = host_args::reach(global, &built.site, &args.hosts, visible);
     if args.copy_only {
-        return crate::deploy_cli::copy_only(&built, &hosts, &reach, args.json);
+        return copy_only(&built, &hosts, &reach, args.json);
     }
     let selection = ServiceSelection {
         only: args.only.clone(),
@@ -99,4 +103,51 @@ fn check_services(
         }
     }
     Ok(())
+}
+
+/// `ferry deploy --copy-only`: every selected host gets its class's closure.
+fn copy_only(
+    built: &BuiltSite,
+    hosts: &[&HostEntry],
+    reach: &Reach,
+    json: bool,
+) -> Result<Exit, CommandError> {
+    let binary = AgentBinary::this_ferry(&built.store).map_err(crate::store_cli::error)?;
+    let mut all_ok = true;
+    copy_each_class(
+        &built.store,
+        &binary,
+        &built.result.systems,
+        hosts,
+        reach,
+        |class, system, report| {
+            for host in report.hosts {
+                match &host.result {
+                    Ok(stats) if json => output::json_line(
+                        &serde_json::json!({"host": host.host, "class": class, "system": system, "ok": true, "stats": stats}),
+                    ),
+                    Ok(stats) => output::line(format!(
+                        "{:<16} {class:<10} {} objects sent, {} ({} already there)",
+                        host.host,
+                        stats.objects_sent,
+                        crate::closure::human_size(stats.bytes_sent),
+                        stats.closure_paths - stats.objects_sent
+                    )),
+                    Err(e) => {
+                        all_ok = false;
+                        let reason = crate::transport::error_chain(e);
+                        if json {
+                            output::json_line(
+                                &serde_json::json!({"host": host.host, "class": class, "ok": false, "error": reason}),
+                            );
+                        } else {
+                            output::line(format!("{:<16} {class:<10} failed: {reason}", host.host));
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .map_err(|e| CommandError::failure(miette::miette!("{}", crate::transport::error_chain(&e))))?;
+    Ok(if all_ok { Exit::Success } else { Exit::Failure })
 }

@@ -2,7 +2,10 @@
 //! deployer, or with `--on` each selected host's own generations.
 use std::path::PathBuf;
 
+use ferry_lang::inventory::HostEntry;
+
 use crate::cli::{CommandResult, GlobalArgs};
+use crate::deploy::hosts::{ask_each_host, Reach};
 use crate::deploy::selector::select_on;
 use crate::deploy::site_generation::SiteGenerations;
 use crate::host_args::{self, HostArgs};
@@ -58,5 +61,41 @@ pub fn run(global: &GlobalArgs, args: GenerationsArgs) -> CommandResult {
     let hosts = select_on(site.hosts(), Some(on)).map_err(CommandError::input)?;
     let store = crate::store_cli::open(global)?;
     let reach = host_args::reach(global, &site, &args.hosts, false);
-    crate::deploy_cli::host_generations(&store, &hosts, &reach, args.json)
+    host_generations(&store, &hosts, &reach, args.json)
+}
+
+/// `ferry generations SITE --on SEL`: each host's own generations.
+fn host_generations(
+    store: &ferry_store::Store,
+    hosts: &[&HostEntry],
+    reach: &Reach,
+    json: bool,
+) -> Result<Exit, CommandError> {
+    let results = ask_each_host(store, hosts, reach, |session| session.generations())
+        .map_err(crate::store_cli::error)?;
+    let mut exit = Exit::Success;
+    for (host, result) in hosts.iter().zip(results) {
+        match result {
+            Ok(list) if json => {
+                output::json_line(&serde_json::json!({"host": host.name, "generations": list}))
+            }
+            Ok(list) => {
+                output::line(format!("{}:", host.name));
+                for g in list {
+                    let mark = if g.current { "(current)" } else { "" };
+                    output::line(format!(
+                        "  {:>4}  {}  {} {mark}",
+                        g.number,
+                        crate::deploy_cli::date(g.created),
+                        g.system
+                    ));
+                }
+            }
+            Err(reason) => {
+                exit = Exit::Failure;
+                output::line(format!("{}: unreachable: {reason}", host.name));
+            }
+        }
+    }
+    Ok(exit)
 }

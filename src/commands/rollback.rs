@@ -6,13 +6,17 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ferry_lang::inventory::HostEntry;
+
+use crate::activate::engine::Outcome;
 use crate::build::system::ServiceSelection;
 use crate::cli::{CommandResult, GlobalArgs};
 use crate::deploy::execute::DeployRequest;
+use crate::deploy::hosts::{ask_each_host, Reach};
 use crate::deploy::selector::select_on;
 use crate::deploy::site_generation::SiteGenerations;
 use crate::host_args::{self, HostArgs};
-use crate::output::CommandError;
+use crate::output::{self, CommandError, Exit};
 
 #[derive(Debug, clap::Args)]
 pub struct RollbackArgs {
@@ -45,7 +49,7 @@ pub fn run(global: &GlobalArgs, args: RollbackArgs) -> CommandResult {
     let reach = host_args::reach(global, &site, &args.hosts, visible);
     let store = crate::store_cli::open(global)?;
     if let Some(generation) = args.host_generation {
-        return crate::deploy_cli::host_rollback(&store, &hosts, &reach, generation, args.json);
+        return host_rollback(&store, &hosts, &reach, generation, args.json);
     }
 
     let generations = SiteGenerations::new(&global.state_dir, &site.name);
@@ -94,4 +98,45 @@ pub fn run(global: &GlobalArgs, args: RollbackArgs) -> CommandResult {
         dry_run: false,
     };
     crate::deploy_cli::run_request(&request, args.yes, args.json)
+}
+
+/// `ferry rollback --on SEL --host-generation G`: each host back to its own
+/// generation G, in parallel, without a policy (an operator's direct order).
+fn host_rollback(
+    store: &ferry_store::Store,
+    hosts: &[&HostEntry],
+    reach: &Reach,
+    generation: u64,
+    json: bool,
+) -> Result<Exit, CommandError> {
+    let results = ask_each_host(store, hosts, reach, |session| {
+        session.rollback_to(generation)
+    })
+    .map_err(crate::store_cli::error)?;
+    let mut worst = Exit::Success;
+    for (host, result) in hosts.iter().zip(results) {
+        let (ok, text) = match &result {
+            Ok(report) => match &report.outcome {
+                Outcome::Activated { generation } => {
+                    (Exit::Success, format!("now on generation {generation}"))
+                }
+                Outcome::RolledBack { reason, .. } => (
+                    Exit::RolledBack,
+                    format!("could not switch, stayed: {reason}"),
+                ),
+            },
+            Err(reason) => (Exit::Failure, format!("failed: {reason}")),
+        };
+        if ok != Exit::Success && worst != Exit::Failure {
+            worst = ok;
+        }
+        if json {
+            output::json_line(
+                &serde_json::json!({"host": host.name, "ok": ok == Exit::Success, "result": text}),
+            );
+        } else {
+            output::line(format!("{:<16} {text}", host.name));
+        }
+    }
+    Ok(worst)
 }

@@ -38,7 +38,8 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> CommandResult {
     let hosts = select_on(site.hosts(), args.on.as_deref()).map_err(CommandError::input)?;
     let store = crate::store_cli::open(global)?;
     let reach = host_args::reach(global, &site, &args.hosts, false);
-    let answers = crate::deploy_cli::ask_each_host(&store, &hosts, &reach, |s| s.status())?;
+    let answers = crate::deploy::hosts::ask_each_host(&store, &hosts, &reach, |s| s.status())
+        .map_err(crate::store_cli::error)?;
     let results: Vec<HostResult> = hosts
         .iter()
         .zip(answers)

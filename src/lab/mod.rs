@@ -23,7 +23,7 @@ pub mod sshd;
 pub mod status;
 pub mod teardown;
 
-pub use status::{status, HostStatus};
+pub use status::{status, LabHostStatus};
 pub use teardown::down;
 
 /// Where labs keep their files (keys, configs, per-host private dirs).

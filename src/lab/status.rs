@@ -9,7 +9,7 @@ use super::{load, network, sshd, Lab, LabError, LabHost};
 
 /// The state of one lab host.
 #[derive(Debug, Clone, Serialize)]
-pub struct HostStatus {
+pub struct LabHostStatus {
     pub name: String,
     pub class: String,
     pub address: String,
@@ -46,9 +46,9 @@ pub fn ssh_answers(address: &str) -> bool {
 }
 
 /// The status of every host of lab `name`.
-pub fn status(name: &str) -> Result<(Lab, Vec<HostStatus>), LabError> {
+pub fn status(name: &str) -> Result<(Lab, Vec<LabHostStatus>), LabError> {
     let lab = load(name)?;
-    let statuses = super::run_parallel(&lab.hosts, |host| HostStatus {
+    let statuses = super::run_parallel(&lab.hosts, |host| LabHostStatus {
         name: host.name.clone(),
         class: host.class.clone(),
         address: host.address.clone(),
