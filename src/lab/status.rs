@@ -10,8 +10,11 @@ use super::{load, network, sshd, Lab, LabError, LabHost};
 /// The state of one lab host.
 #[derive(Debug, Clone, Serialize)]
 pub struct LabHostStatus {
+    /// The host's name.
     pub name: String,
+    /// Its class.
     pub class: String,
+    /// Its address on the lab bridge.
     pub address: String,
     /// The host's network namespace exists.
     pub netns: bool,

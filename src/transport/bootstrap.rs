@@ -26,16 +26,20 @@ use super::shell;
 /// the deployer's: it is part of every path's hash).
 #[derive(Debug, Clone)]
 pub struct AgentSettings {
+    /// The host's store dir.
     pub store_dir: PathBuf,
+    /// The host's state dir (database, generations, logs).
     pub state_dir: PathBuf,
 }
 
 /// The deployer's executable as a store object, ready to be installed on hosts.
 #[derive(Debug, Clone)]
 pub struct AgentBinary {
+    /// Its store path (the same on every host).
     pub store_path: StorePath,
     /// Where its bytes are (the store path in the deployer's store).
     pub file: PathBuf,
+    /// Its size in bytes.
     pub size: u64,
     sha256: OnceLock<Result<String, String>>,
 }

@@ -67,30 +67,53 @@ const COMPRESSION_PROBE: usize = 64 << 10;
 /// Errors of reading or writing the wire format.
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
+    /// Reading or writing the connection failed.
     #[error("the connection broke: {0}")]
     Io(#[from] std::io::Error),
+    /// The peer closed the connection where more was expected.
     #[error("the peer closed the connection")]
     Closed,
+    /// A frame above [`MAX_FRAME`] was announced (refused before allocating).
     #[error("the peer sent a frame of {size} bytes, more than the limit of {MAX_FRAME}")]
-    FrameTooLarge { size: usize },
+    FrameTooLarge {
+        /// The announced size.
+        size: usize,
+    },
+    /// A message to send does not fit in one frame.
     #[error("a message of {size} bytes exceeds the frame limit of {MAX_FRAME}")]
-    MessageTooLarge { size: usize },
+    MessageTooLarge {
+        /// Its encoded size.
+        size: usize,
+    },
+    /// A frame's payload is not a message this ferry knows.
     #[error("the peer sent a message this ferry cannot decode: {0}")]
     Decode(String),
+    /// A message could not be encoded.
     #[error("a message could not be encoded: {0}")]
     Encode(String),
+    /// The handshake's bytes are not a handshake.
     #[error("the peer's handshake is malformed")]
     BadHandshake,
+    /// A data frame's kind byte is neither [`FRAME_RAW`] nor [`FRAME_ZSTD`].
     #[error("the peer sent a data frame of unknown kind {kind}")]
-    UnknownFrameKind { kind: u8 },
+    UnknownFrameKind {
+        /// The kind byte.
+        kind: u8,
+    },
+    /// A compressed data frame is corrupt or inflates beyond [`DATA_CHUNK`].
     #[error("the peer sent a compressed data frame that does not decompress to at most {DATA_CHUNK} bytes: {detail}")]
-    BadCompressedFrame { detail: String },
+    BadCompressedFrame {
+        /// The decompressor's complaint.
+        detail: String,
+    },
 }
 
 /// A side's identity in the handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello {
+    /// [`PROTOCOL_VERSION`] of the side.
     pub protocol: u32,
+    /// [`FERRY_VERSION`] of the side.
     pub version: String,
 }
 
@@ -148,19 +171,31 @@ pub enum Request {
     AgentStatus,
     /// Which of these paths (a whole closure) are missing? The agent pins the
     /// ones it has as temporary roots for the rest of the session.
-    QueryMissing { paths: Vec<String> },
+    QueryMissing {
+        /// The closure's store paths.
+        paths: Vec<String>,
+    },
     /// A store archive of `objects` objects follows as a data stream (its
     /// frames compressed where that pays); the agent answers once, after
     /// importing all of it.
-    Import { objects: u64 },
+    Import {
+        /// How many objects the archive holds.
+        objects: u64,
+    },
     /// Activate a system already in the host's store (secrets included);
     /// answered once the activation finished or rolled back.
     Activate(ActivateRequest),
     /// Magic rollback: the deployer reached the host again over a new
     /// connection; clears generation's pending confirmation.
-    Confirm { generation: u64 },
+    Confirm {
+        /// The generation to confirm.
+        generation: u64,
+    },
     /// Activate an earlier generation again (same sequence, same rollback).
-    RollbackTo { generation: u64 },
+    RollbackTo {
+        /// The generation to go back to.
+        generation: u64,
+    },
     /// What the host runs (converges an interrupted activation first).
     Status,
     /// The host's generations.
@@ -199,6 +234,7 @@ impl std::fmt::Debug for ActivateRequest {
 /// One generation of a host, as `Generations` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GenerationInfo {
+    /// Its number in the host's profile.
     pub number: u64,
     /// When it was registered, Unix seconds.
     pub created: u64,
@@ -211,33 +247,46 @@ pub struct GenerationInfo {
 /// What an agent answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
+    /// The answer to `AgentStatus`.
     AgentStatus {
+        /// The agent's executable is a valid path of the host's store.
         registered: bool,
+        /// The agent's executable.
         path: String,
     },
+    /// The answer to `QueryMissing`.
     Missing {
+        /// The paths the host does not have, in no particular order.
         paths: Vec<String>,
     },
+    /// The answer to `Import`, once everything is durable and valid.
     Imported {
+        /// How many objects became valid.
         objects: u64,
     },
     /// An `ActivationReport` as JSON (see the module doc for why JSON).
     Activation {
+        /// The report.
         report_json: String,
     },
+    /// The answer to `Confirm`.
     Confirmed {
+        /// False when nothing was waiting (already confirmed or rolled back).
         confirmed: bool,
     },
     /// A `HostStatus` as JSON.
     Status {
+        /// The status.
         status_json: String,
     },
     /// A list of [`GenerationInfo`] as JSON.
     Generations {
+        /// The list, oldest first.
         generations_json: String,
     },
     /// The request failed; the message says why, for the user.
     Error {
+        /// Why.
         message: String,
     },
 }
@@ -322,6 +371,7 @@ fn frame_head(kind: u8, body: usize) -> [u8; FRAME_HEAD] {
 }
 
 impl<W: Write> DataStreamWriter<W> {
+    /// A data stream written to `inner`.
     pub fn new(inner: W) -> Result<Self, CodecError> {
         let mut buffer = Vec::with_capacity(FRAME_HEAD + DATA_CHUNK);
         buffer.resize(FRAME_HEAD, 0);
@@ -437,6 +487,7 @@ pub struct DataStreamReader<R: Read> {
 }
 
 impl<R: Read> DataStreamReader<R> {
+    /// A data stream read from `inner`.
     pub fn new(inner: R) -> Self {
         DataStreamReader {
             inner,

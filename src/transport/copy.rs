@@ -27,12 +27,20 @@ use super::ssh::SshSettings;
 /// Errors of copying to one host.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
+    /// Reaching the agent or talking to it failed.
     #[error(transparent)]
     Connection(#[from] ConnectionError),
+    /// The deployer's own store could not be read.
     #[error("reading the local store: {0}")]
     Store(#[from] ferry_store::StoreError),
+    /// The object stream broke off.
     #[error("lost the connection to {host} while sending objects: {detail}")]
-    Stream { host: String, detail: String },
+    Stream {
+        /// The host as the user named it.
+        host: String,
+        /// Why, with what the host said when it said something.
+        detail: String,
+    },
 }
 
 impl CopyError {
@@ -48,6 +56,7 @@ impl CopyError {
 /// How to copy.
 #[derive(Debug, Clone)]
 pub struct CopyOptions {
+    /// SSH settings beyond what the inventory says.
     pub ssh: SshSettings,
     /// At most this many hosts are served at once.
     pub max_parallel: usize,
@@ -104,14 +113,18 @@ fn millis(since: Instant) -> u64 {
 /// The outcome for one host.
 #[derive(Debug)]
 pub struct HostCopyReport {
+    /// The host as the user named it.
     pub host: String,
+    /// What the copy did, or why it failed.
     pub result: Result<HostCopyStats, CopyError>,
+    /// How long the host's copy took, connecting included.
     pub elapsed: Duration,
 }
 
 /// The outcome for every host, in the order they were given.
 #[derive(Debug)]
 pub struct CopyReport {
+    /// One report per host.
     pub hosts: Vec<HostCopyReport>,
 }
 
@@ -125,7 +138,9 @@ impl CopyReport {
 /// The agent binary for [`copy_closure`]: one already in the store, or this ferry, added
 /// while the connections are being made.
 pub enum AgentSource<'a> {
+    /// This binary, already in the store.
     Ready(&'a AgentBinary),
+    /// This ferry, added to the store first.
     ThisFerry,
 }
 

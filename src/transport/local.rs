@@ -10,6 +10,7 @@ pub struct LocalTransport {
 }
 
 impl LocalTransport {
+    /// The transport of `localhost`.
     pub fn new() -> LocalTransport {
         LocalTransport {
             name: "localhost".to_string(),

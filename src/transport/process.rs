@@ -24,17 +24,30 @@ pub fn widen_pipe(fd: &impl std::os::fd::AsRawFd) {
 /// Errors of reaching a host or running a process there.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
+    /// The host could not be reached (or refused us).
     #[error("cannot connect to {host}: {detail}")]
     Connect {
+        /// The host as the user named it.
         host: String,
+        /// What went wrong, as the connecting tool said it.
         detail: String,
+        /// What the user can do about it, when we know.
         hint: Option<String>,
     },
+    /// The host was reached but the command did not start.
     #[error("cannot start a command on {host}: {detail}")]
-    Spawn { host: String, detail: String },
+    Spawn {
+        /// The host as the user named it.
+        host: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The connection broke while a process ran.
     #[error("lost the connection to {host}: {source}")]
     Io {
+        /// The host as the user named it.
         host: String,
+        /// The failed read or write.
         #[source]
         source: std::io::Error,
     },
@@ -70,14 +83,18 @@ pub trait Transport: Send + Sync {
 
 /// The part of a running process a transport keeps: how to wait for it and stop it.
 pub trait ProcessHandle: Send {
+    /// Waits until the process ended.
     fn wait(&mut self) -> std::io::Result<ExitStatus>;
+    /// Stops the process (one that already ended is fine).
     fn kill(&mut self);
 }
 
 /// A process running on a host, with its stdin and stdout as byte streams;
 /// its stderr is collected in the background for error messages.
 pub struct RemoteProcess {
+    /// The process's stdin; `None` once closed.
     pub stdin: Option<Box<dyn Write + Send>>,
+    /// The process's stdout.
     pub stdout: Box<dyn Read + Send>,
     stderr: Arc<Mutex<Vec<u8>>>,
     stderr_reader: Option<JoinHandle<()>>,

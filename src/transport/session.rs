@@ -58,21 +58,32 @@ pub const DEFAULT_CONFIRM_WITHIN_MS: u64 = 30_000;
 /// How to reach hosts and where their agents keep things.
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
+    /// SSH settings beyond what the inventory says.
     pub ssh: SshSettings,
+    /// Store and state dirs of the agents on the hosts.
     pub agent: AgentSettings,
 }
 
 /// Errors of a session with one host's agent.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
+    /// Reaching the agent or talking to it failed.
     #[error(transparent)]
     Connection(#[from] ConnectionError),
+    /// The agent binary to bootstrap is not valid in the deployer's store.
     #[error("the agent binary {path} is not a valid path of the deployer's store")]
-    AgentNotInStore { path: String },
+    AgentNotInStore {
+        /// Its store path.
+        path: String,
+    },
+    /// An answer's JSON did not decode.
     #[error("the agent on {host} sent a {what} this ferry cannot read: {detail}")]
     Decode {
+        /// The host as the user named it.
         host: String,
+        /// What the answer was (`status`, `activation report`, …).
         what: &'static str,
+        /// The decoder's complaint.
         detail: String,
     },
 }

@@ -31,8 +31,11 @@ mod targets;
 
 /// One deploy (or site rollback) to run.
 pub struct DeployRequest<'a> {
+    /// The deployer's store, holding every target system.
     pub store: &'a Store,
+    /// The evaluated site.
     pub site: &'a Site,
+    /// The site's directory (external policy programs are found from it).
     pub site_dir: PathBuf,
     /// The hosts to move (after `--on`), in inventory order.
     pub hosts: Vec<&'a HostEntry>,
@@ -42,6 +45,7 @@ pub struct DeployRequest<'a> {
     pub selection: ServiceSelection,
     /// What is recorded as the site generation's command.
     pub command: String,
+    /// How to reach the hosts.
     pub reach: Reach,
     /// Magic rollback deadline.
     pub confirm_within: Duration,
@@ -49,18 +53,32 @@ pub struct DeployRequest<'a> {
     pub dry_run: bool,
 }
 
+/// Why a deploy stopped as a whole (a single host's failure is in its result instead).
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum DeployError {
+    /// `--only`/`--skip` on a host that has no system to keep the other services from.
     #[error("host `{host}` runs no system yet, so `--only`/`--skip` has nothing to keep")]
     #[diagnostic(help("deploy every service to it first (without --only/--skip)"))]
-    PartialOnFreshHost { host: String },
+    PartialOnFreshHost {
+        /// The host.
+        host: String,
+    },
+    /// The partial system could not be written.
     #[error("cannot compose the partial system for host `{host}`: {reason}")]
-    Compose { host: String, reason: String },
+    Compose {
+        /// The host.
+        host: String,
+        /// Why, as text.
+        reason: String,
+    },
+    /// The rollout policy refused the plan, or its schedule failed its check.
     #[error(transparent)]
     #[diagnostic(transparent)]
     Policy(#[from] crate::rollout::PolicyError),
+    /// This ferry could not be added to the store as the agent.
     #[error("cannot add ferry's own executable to the store: {0}")]
     Agent(String),
+    /// The site generation could not be written.
     #[error("cannot record the site generation: {0}")]
     Record(#[from] super::site_generation::SiteGenerationError),
 }
@@ -78,20 +96,28 @@ impl DeployError {
 /// Per-host result of the copy step.
 #[derive(Debug, Clone, Serialize)]
 pub struct CopySummary {
+    /// The host.
     pub host: String,
+    /// It got the whole closure.
     pub ok: bool,
+    /// Objects that were missing on the host and were sent.
     pub objects_sent: u64,
+    /// Bytes written to the host's agent session.
     pub bytes_sent: u64,
+    /// Why the copy failed (the whole error chain).
     pub error: Option<String>,
 }
 
 /// Everything a deploy did.
 #[derive(Debug, Serialize)]
 pub struct DeployReport {
+    /// The plan and schedule the run followed.
     pub plan: DeployPlan,
     /// Hosts that could not be asked what they run (not touched).
     pub unreachable: BTreeMap<String, String>,
+    /// One summary per host a copy was made for.
     pub copies: Vec<CopySummary>,
+    /// What the rollout did to each host.
     pub outcome: RolloutOutcome,
     /// The site generation recorded (none for `--dry-run`).
     pub site_generation: Option<u64>,
