@@ -199,6 +199,7 @@ impl ServiceSelection {
         self.only.is_empty() && self.skip.is_empty()
     }
 
+    /// Whether `service` comes from the new system.
     pub fn takes(&self, service: &str) -> bool {
         (self.only.is_empty() || self.only.iter().any(|s| s == service))
             && !self.skip.iter().any(|s| s == service)
