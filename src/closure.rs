@@ -12,7 +12,9 @@ pub const CLOSURE_JSON_VERSION: u32 = 1;
 /// The closure of a site (or of some of its classes).
 #[derive(Debug, Serialize)]
 pub struct SiteClosure {
+    /// [`CLOSURE_JSON_VERSION`].
     pub version: u32,
+    /// The site's name.
     pub site: String,
     /// Per class: its system path and closure (dependencies first).
     pub classes: BTreeMap<String, ClassClosure>,
@@ -24,30 +26,46 @@ pub struct SiteClosure {
     pub total_size: u64,
 }
 
+/// One class's closure.
 #[derive(Debug, Serialize)]
 pub struct ClassClosure {
+    /// Its system object.
     pub system: StorePath,
+    /// Its closure, dependencies first.
     pub paths: Vec<StorePath>,
+    /// The closure's size in bytes.
     pub size: u64,
+    /// The hosts of the class.
     pub hosts: Vec<String>,
 }
 
+/// One path of the closure, with its metadata.
 #[derive(Debug, Serialize)]
 pub struct PathEntry {
+    /// The path.
     pub path: StorePath,
+    /// The paths it refers to.
     pub references: Vec<StorePath>,
+    /// Its size in bytes.
     pub size: u64,
     /// The classes whose closure holds this path.
     pub classes: Vec<String>,
 }
 
+/// A service of one class that needs a service of another.
 #[derive(Debug, Serialize)]
 pub struct ServiceEdgeEntry {
+    /// The dependent service.
     pub from: String,
+    /// The service it needs.
     pub to: String,
+    /// The dependent service's class.
     pub from_class: String,
+    /// The needed service's class.
     pub to_class: String,
+    /// The hosts running the dependent service.
     pub from_hosts: Vec<String>,
+    /// The hosts running the needed service.
     pub to_hosts: Vec<String>,
 }
 

@@ -4,7 +4,6 @@ pub mod build;
 pub mod cli;
 pub mod closure;
 pub mod deploy;
-pub mod deploy_cli;
 pub mod inventory;
 pub mod lab;
 pub mod remote;

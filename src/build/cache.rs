@@ -27,8 +27,11 @@ use super::BuildOptions;
 /// What one site build produced.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CachedBuild {
+    /// class → its system object.
     pub systems: BTreeMap<String, StorePath>,
+    /// The output of each package.
     pub packages: BTreeMap<PackageId, StorePath>,
+    /// The output of each file.
     pub files: BTreeMap<FileId, StorePath>,
     /// The store's invalidation count when all these paths were last seen valid.
     #[serde(default)]

@@ -9,9 +9,13 @@ use super::sandbox::SandboxError;
 /// A builder that ran and failed.
 #[derive(Debug)]
 pub struct BuilderFailure {
+    /// The package.
     pub package: String,
+    /// Where the site declares it.
     pub origin: Origin,
+    /// How the builder failed.
     pub reason: SandboxError,
+    /// The builder's log.
     pub log: PathBuf,
     /// The last lines of the log.
     pub tail: String,
@@ -20,44 +24,81 @@ pub struct BuilderFailure {
 /// A builder whose output the store refused (e.g. a self-reference).
 #[derive(Debug)]
 pub struct OutputFailure {
+    /// The package.
     pub package: String,
+    /// Where the site declares it.
     pub origin: Origin,
+    /// The builder's log.
     pub log: PathBuf,
+    /// Why the store refused it.
     pub source: ferry_store::StoreError,
 }
 
 /// Why a build did not produce every requested system.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// Something names a package or file the site does not define.
     #[error("{what} is not defined in this site")]
-    Unknown { what: String, origin: Origin },
-    #[error("packages depend on each other in a cycle: {}", chain.join(" → "))]
-    Cycle { chain: Vec<String>, origin: Origin },
-    #[error("the source of package `{package}` does not exist: {}", path.display())]
-    MissingSource {
-        package: String,
-        path: PathBuf,
+    Unknown {
+        /// What is named.
+        what: String,
+        /// Where.
         origin: Origin,
     },
+    /// Packages (or files) need each other.
+    #[error("packages depend on each other in a cycle: {}", chain.join(" → "))]
+    Cycle {
+        /// The cycle, in order.
+        chain: Vec<String>,
+        /// Where it starts.
+        origin: Origin,
+    },
+    /// A package's source directory does not exist.
+    #[error("the source of package `{package}` does not exist: {}", path.display())]
+    MissingSource {
+        /// The package.
+        package: String,
+        /// Its source path.
+        path: PathBuf,
+        /// Where the site declares it.
+        origin: Origin,
+    },
+    /// A package's source could not be added to the store.
     #[error("cannot add the source of package `{package}` ({}) to the store: {source}", path.display())]
     Source {
+        /// The package.
         package: String,
+        /// Its source path.
         path: PathBuf,
+        /// Where the site declares it.
         origin: Origin,
+        /// Why.
         #[source]
         source: Box<ferry_store::StoreError>,
     },
+    /// A builder ran and failed.
     #[error("package `{}` failed to build: {}", .0.package, .0.reason)]
     BuilderFailed(Box<BuilderFailure>),
+    /// The store refused a builder's output.
     #[error("the output of package `{}` cannot be stored: {}", .0.package, .0.source)]
     Output(Box<OutputFailure>),
+    /// A requested class is not in the site.
     #[error("unknown class `{class}`; the site has: {}", known.join(", "))]
-    UnknownClass { class: String, known: Vec<String> },
+    UnknownClass {
+        /// The class asked for.
+        class: String,
+        /// The site's classes.
+        known: Vec<String>,
+    },
+    /// The store failed.
     #[error(transparent)]
     Store(Box<ferry_store::StoreError>),
+    /// A class's system object could not be written.
     #[error("cannot write the system of class `{class}`: {source}")]
     System {
+        /// The class.
         class: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
@@ -162,6 +203,7 @@ impl Diagnostic for BuildError {
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
 pub struct LocatedBuildError {
+    /// The error.
     pub error: BuildError,
     source_text: Option<NamedSource<String>>,
     span: Option<SourceSpan>,

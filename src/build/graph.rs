@@ -7,7 +7,9 @@ use ferry_lang::model::{Class, FileId, Origin, PackageId, Probe, Site, Text};
 /// One thing to build.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum NodeKey {
+    /// A package to build.
     Package(PackageId),
+    /// A text file to write.
     File(FileId),
 }
 
@@ -24,7 +26,9 @@ impl NodeKey {
 /// Nodes in a fixed (sorted) order with their dependencies by index.
 #[derive(Debug, Clone)]
 pub struct BuildGraph {
+    /// The nodes, sorted.
     pub nodes: Vec<NodeKey>,
+    /// For each node, the indices of the nodes it needs.
     pub deps: Vec<Vec<usize>>,
 }
 
@@ -32,9 +36,19 @@ pub struct BuildGraph {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GraphError {
     /// Something names a package or file the site does not define.
-    Unknown { what: String, origin: Origin },
+    Unknown {
+        /// What is named.
+        what: String,
+        /// Where.
+        origin: Origin,
+    },
     /// Packages (or files) that need each other.
-    Cycle { chain: Vec<String>, origin: Origin },
+    Cycle {
+        /// The cycle, in order.
+        chain: Vec<String>,
+        /// Where it starts.
+        origin: Origin,
+    },
 }
 
 /// Every [`Text`] of a class that ends up in its system.

@@ -68,8 +68,11 @@ pub enum NodeOutcome {
 
 /// Watches a build as it runs (the CLI draws progress from this).
 pub trait BuildObserver: Sync {
+    /// A node started building.
     fn started(&self, _what: &str) {}
+    /// A node is done.
     fn finished(&self, _what: &str, _outcome: NodeOutcome) {}
+    /// A node failed.
     fn failed(&self, _what: &str) {}
 }
 
@@ -82,7 +85,9 @@ impl BuildObserver for Silent {}
 pub struct SiteBuild {
     /// The system object of each built class.
     pub systems: BTreeMap<String, StorePath>,
+    /// The output of each built package.
     pub packages: BTreeMap<PackageId, StorePath>,
+    /// The output of each written file.
     pub files: BTreeMap<FileId, StorePath>,
     /// What happened to each package (by package id).
     pub outcomes: BTreeMap<String, NodeOutcome>,

@@ -25,11 +25,17 @@ use ferry_store::RecipeId;
 /// How to build one store object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipe {
+    /// The output's name.
     pub name: String,
+    /// The builder script.
     pub builder: String,
+    /// The source's store path, if any.
     pub src: Option<String>,
+    /// The inputs' store paths.
     pub inputs: BTreeSet<String>,
+    /// Extra environment of the builder.
     pub env: BTreeMap<String, String>,
+    /// The builder's time limit in seconds.
     pub timeout_secs: u64,
 }
 

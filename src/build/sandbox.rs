@@ -57,16 +57,25 @@ pub struct BuilderRun {
     pub elapsed: Duration,
 }
 
+/// Why one builder run produced no output.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
+    /// The build directory could not be made.
     #[error("cannot prepare the build directory: {0}")]
     Prepare(#[source] io::Error),
+    /// The builder did not start.
     #[error("cannot start the builder: {0}")]
     Spawn(#[source] io::Error),
+    /// The builder exited unsuccessfully.
     #[error("builder exited with {status}")]
-    Failed { status: String },
+    Failed {
+        /// How it ended.
+        status: String,
+    },
+    /// The builder hit its time limit and was killed.
     #[error("builder ran longer than its time limit of {0:?} and was killed")]
     TimedOut(Duration),
+    /// The builder succeeded without creating `$out`.
     #[error("builder succeeded but did not create `$out`")]
     NoOutput,
 }

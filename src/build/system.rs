@@ -142,19 +142,28 @@ pub fn build_system(
     outputs: &Outputs,
     options: &BuildOptions,
 ) -> Result<StorePath, BuildError> {
+    let (manifest, references) = manifest(site, class, outputs, options);
+    add_system(store, &class.name, &manifest, &references)
+}
+
+/// Adds the system object of `class` with `manifest` (named `system-<class>`) to the store.
+fn add_system(
+    store: &Store,
+    class: &str,
+    manifest: &Manifest,
+    references: &[StorePath],
+) -> Result<StorePath, BuildError> {
     let io = |source| BuildError::System {
-        class: class.name.clone(),
+        class: class.to_string(),
         source,
     };
-    let (manifest, references) = manifest(site, class, outputs, options);
     let dir = tempfile::Builder::new()
         .prefix("system-")
         .tempdir_in(store.state_dir())
         .map_err(io)?;
     let root = dir.path().join("system");
-    write_system_dir(&root, &manifest).map_err(io)?;
-    let name = format!("system-{}", class.name);
-    Ok(store.add_path(&root, &name, &references)?)
+    write_system_dir(&root, manifest).map_err(io)?;
+    Ok(store.add_path(&root, &format!("system-{class}"), references)?)
 }
 
 /// Writes a system directory: `manifest.json` and links to its packages and files.
@@ -190,6 +199,7 @@ impl ServiceSelection {
         self.only.is_empty() && self.skip.is_empty()
     }
 
+    /// Whether `service` comes from the new system.
     pub fn takes(&self, service: &str) -> bool {
         (self.only.is_empty() || self.only.iter().any(|s| s == service))
             && !self.skip.iter().any(|s| s == service)
@@ -213,11 +223,6 @@ pub fn compose_system(
         })
     };
     let (old, new) = (load(current)?, load(target)?);
-    let class = new.class.clone();
-    let io = |source| BuildError::System {
-        class: class.clone(),
-        source,
-    };
     let mut services = BTreeMap::new();
     let names: std::collections::BTreeSet<&String> =
         old.services.keys().chain(new.services.keys()).collect();
@@ -245,11 +250,5 @@ pub fn compose_system(
         .chain(&manifest.files)
         .map(|p| store.parse_path(p))
         .collect::<Result<_, _>>()?;
-    let dir = tempfile::Builder::new()
-        .prefix("system-")
-        .tempdir_in(store.state_dir())
-        .map_err(io)?;
-    let root = dir.path().join("system");
-    write_system_dir(&root, &manifest).map_err(io)?;
-    Ok(store.add_path(&root, &format!("system-{}", manifest.class), &references)?)
+    add_system(store, &manifest.class, &manifest, &references)
 }

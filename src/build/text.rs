@@ -9,14 +9,18 @@ use ferry_store::StorePath;
 /// Built outputs that text may refer to.
 #[derive(Debug, Default, Clone)]
 pub struct Outputs {
+    /// Each built package's output.
     pub packages: BTreeMap<PackageId, StorePath>,
+    /// Each written file's output.
     pub files: BTreeMap<FileId, StorePath>,
 }
 
 /// A rendered string and the store paths it mentions (its references).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Rendered {
+    /// The text, with store paths in place.
     pub text: String,
+    /// The store paths it mentions.
     pub references: Vec<StorePath>,
 }
 

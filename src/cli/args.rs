@@ -10,7 +10,7 @@ use ferry_lang::Site;
 use crate::cli::error::CommandError;
 use crate::cli::progress::CopyProgress;
 use crate::cli::GlobalArgs;
-use crate::deploy::execute::Reach;
+use crate::deploy::hosts::Reach;
 use crate::deploy::selector::select_on;
 use crate::transport::bootstrap::AgentSettings;
 use crate::transport::copy::CopyObserver;

@@ -1,6 +1,7 @@
 //! Deploys across a site: plans, host selection, policies, the rollout loop,
-//! secrets delivery and site generations.
+//! sessions with many hosts, secrets delivery and site generations.
 pub mod execute;
+pub mod hosts;
 pub mod plan;
 pub mod policy;
 pub mod report;

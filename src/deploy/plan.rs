@@ -22,7 +22,9 @@ use super::site_generation::SiteGeneration;
 /// A store path that a deploy adds to or removes from a host, with its size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PathChange {
+    /// The store path.
     pub path: String,
+    /// Its size in bytes.
     pub size: u64,
 }
 
@@ -33,32 +35,47 @@ pub struct HostChange {
     pub added: Vec<PathChange>,
     /// Paths of the current closure the target no longer uses.
     pub removed: Vec<PathChange>,
+    /// Services that are new on the host.
     pub services_started: Vec<String>,
+    /// Services whose definition changes.
     pub services_restarted: Vec<String>,
+    /// Services the target no longer has.
     pub services_stopped: Vec<String>,
+    /// Services that stay as they are.
     pub services_unchanged: Vec<String>,
     /// Config files (by name) added, removed or changed.
     pub files_changed: Vec<String>,
 }
 
+/// One host's part of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HostPlan {
+    /// The host.
     pub name: String,
+    /// Its class.
     pub class: String,
+    /// Its inventory address.
     pub address: String,
+    /// What it runs now, when known.
     pub current_system: Option<String>,
+    /// What it moves to.
     pub target_system: String,
+    /// False when the target is what it runs already.
     pub changes: bool,
+    /// What moving changes.
     pub change: HostChange,
 }
 
 /// The whole plan of a deploy.
 #[derive(Debug, Serialize)]
 pub struct DeployPlan {
+    /// The site's name.
     pub site: String,
     /// The site generation the current systems come from, if any.
     pub based_on: Option<u64>,
+    /// Every host of the plan, in inventory order.
     pub hosts: Vec<HostPlan>,
+    /// The checked schedule of the changing hosts.
     pub schedule: RolloutSchedule,
     /// `from → to` service edges across classes, which fix the class order.
     pub cross_host: Vec<String>,
@@ -70,7 +87,9 @@ pub struct DeployPlan {
 /// What a host runs before a deploy, as far as the deployer knows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CurrentHost {
+    /// The system it runs; `None` before its first deploy.
     pub system: Option<String>,
+    /// The host's own generation of that system.
     pub generation: Option<u64>,
 }
 

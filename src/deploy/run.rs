@@ -17,14 +17,22 @@ use serde::Serialize;
 #[serde(tag = "result", rename_all = "kebab-case")]
 pub enum HostResult {
     /// Switched, healthy and confirmed: the host runs `generation` now.
-    Activated { generation: u64 },
+    Activated {
+        /// The host's new generation.
+        generation: u64,
+    },
     /// The host tried, failed, and went back by itself to `generation`.
     RolledBack {
+        /// The generation it went back to (`None`: it had none).
         generation: Option<u64>,
+        /// Why the activation failed.
         reason: String,
     },
     /// The host could not be asked, or its answer is unknown.
-    Failed { reason: String },
+    Failed {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl HostResult {
@@ -41,13 +49,19 @@ impl HostResult {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
+    /// Its batch has not started.
     Waiting,
+    /// The host is being switched (and confirmed).
     Activating,
+    /// The host runs its target.
     Done,
+    /// The host went back by itself.
     RolledBack,
+    /// The host could not be moved (or asked).
     Failed,
     /// Going back to its previous system because the run is rolled back.
     Reverting,
+    /// Back on its previous system because the run was rolled back.
     Reverted,
 }
 
@@ -77,18 +91,22 @@ pub trait HostExecutor: Sync {
 pub trait RolloutObserver: Sync {
     /// A batch starts; `tags` describe it (`canary`, `datacenter=eu1`).
     fn batch(&self, _index: usize, _batch: &Batch, _tags: &[String]) {}
+    /// A host enters `phase`; `detail` says more (a reason, a generation).
     fn phase(&self, _host: &str, _phase: Phase, _detail: &str) {}
+    /// The run stops early, for `reason`.
     fn stopped(&self, _reason: &str) {}
 }
 
 /// Waits between batches; returns false when the operator declined to go on.
 pub trait Pauser {
+    /// Pauses as `pause` says before `next`; false to stop the run.
     fn pause(&self, pause: &Pause, next: &Batch) -> bool;
 }
 
 /// One host's part in a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct HostRun {
+    /// What its activation did.
     pub result: HostResult,
     /// Set when the run was rolled back after this host had switched.
     pub reverted: Option<HostResult>,
@@ -111,6 +129,7 @@ impl HostRun {
 /// How a run ended.
 #[derive(Debug, Clone, Serialize)]
 pub struct RolloutOutcome {
+    /// host → its part, for every host the run reached.
     pub hosts: BTreeMap<String, HostRun>,
     /// Hosts to change that the run never reached.
     pub untouched: Vec<String>,

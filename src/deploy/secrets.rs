@@ -15,35 +15,70 @@ use crate::activate::Manifest;
 /// Why a secret could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
+    /// A system uses a secret the site does not declare.
     #[error(
         "secret {name} is used by the system of class {class} but the site does not declare it"
     )]
-    Undeclared { name: String, class: String },
+    Undeclared {
+        /// The secret.
+        name: String,
+        /// The class whose system uses it.
+        class: String,
+    },
+    /// The secret's file could not be read.
     #[error("secret {name}: cannot read the file {path}: {source}")]
     File {
+        /// The secret.
         name: String,
+        /// Its file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// The secret's environment variable is not set.
     #[error("secret {name}: the environment variable {var} is not set")]
-    EnvMissing { name: String, var: String },
+    EnvMissing {
+        /// The secret.
+        name: String,
+        /// Its environment variable.
+        var: String,
+    },
+    /// The secret's environment variable is not UTF-8.
     #[error("secret {name}: the environment variable {var} is not valid UTF-8")]
-    EnvNotUnicode { name: String, var: String },
+    EnvNotUnicode {
+        /// The secret.
+        name: String,
+        /// Its environment variable.
+        var: String,
+    },
+    /// The secret's command is empty.
     #[error("secret {name}: the command has no program to run")]
-    EmptyCommand { name: String },
+    EmptyCommand {
+        /// The secret.
+        name: String,
+    },
+    /// The secret's command did not start.
     #[error("secret {name}: cannot run {program}: {source}")]
     CommandStart {
+        /// The secret.
         name: String,
+        /// The command's program.
         program: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// The secret's command failed.
     #[error("secret {name}: {program} failed ({status}){}", stderr_suffix(stderr))]
     CommandFailed {
+        /// The secret.
         name: String,
+        /// The command's program.
         program: String,
+        /// How it ended.
         status: String,
+        /// What it wrote to stderr.
         stderr: String,
     },
 }

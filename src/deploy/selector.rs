@@ -19,11 +19,14 @@ pub struct Selector {
     terms: Vec<Term>,
 }
 
+/// A `--on` selector that does not parse.
 #[derive(Debug, thiserror::Error, miette::Diagnostic, PartialEq, Eq)]
 #[error("bad selector `{text}`: {reason}")]
 #[diagnostic(help("a selector is host or class names, `class=C`, `host=H` or labels `KEY=VALUE`, comma-separated; `*` matches anything"))]
 pub struct SelectorError {
+    /// The selector as given.
     pub text: String,
+    /// What is wrong with it.
     pub reason: String,
 }
 
@@ -40,6 +43,7 @@ fn glob(pattern: &str, text: &str) -> bool {
 }
 
 impl Selector {
+    /// Parses comma-separated terms: names, `class=C`, `host=H`, `KEY=VALUE` (with `*` globs).
     pub fn parse(text: &str) -> Result<Selector, SelectorError> {
         let bad = |reason: &str| SelectorError {
             text: text.to_string(),
@@ -69,6 +73,7 @@ impl Selector {
         Ok(Selector { terms })
     }
 
+    /// Whether any term matches `host`.
     pub fn matches(&self, host: &HostEntry) -> bool {
         self.terms.iter().any(|term| match term {
             Term::Name(n) => glob(n, &host.name) || glob(n, &host.class),

@@ -36,19 +36,24 @@ pub enum HostOutcome {
 /// One host in a site generation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostRecord {
+    /// The host's class.
     pub class: String,
     /// The system the host runs after this run.
     pub system: String,
     /// The host's own profile generation number, when known.
     pub host_generation: Option<u64>,
+    /// What this run did to the host.
     pub outcome: HostOutcome,
 }
 
 /// One recorded run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SiteGeneration {
+    /// The record's format version.
     pub version: u32,
+    /// Its number, counting up from 1 per site.
     pub number: u64,
+    /// The site's name.
     pub site: String,
     /// Seconds since the Unix epoch.
     pub created: u64,
@@ -56,28 +61,47 @@ pub struct SiteGeneration {
     pub command: String,
     /// True when every host ended on its target system.
     pub complete: bool,
+    /// host → what it runs after the run.
     pub hosts: BTreeMap<String, HostRecord>,
 }
 
+/// Errors of reading or writing site generations.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum SiteGenerationError {
+    /// A file or directory of the records could not be read or written.
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
+        /// What was being done (`read`, `list`, …).
         action: &'static str,
+        /// On what.
         path: PathBuf,
+        /// Why.
         #[source]
         source: io::Error,
     },
+    /// A record does not parse.
     #[error("site generation record {} is damaged: {source}", path.display())]
     Damaged {
+        /// The record.
         path: PathBuf,
+        /// Why.
         #[source]
         source: serde_json::Error,
     },
+    /// No such generation was recorded.
     #[error("site `{site}` has no generation {number}")]
-    NoSuchGeneration { site: String, number: u64 },
+    NoSuchGeneration {
+        /// The site.
+        site: String,
+        /// The generation asked for.
+        number: u64,
+    },
+    /// The site was never deployed from here.
     #[error("site `{site}` has no generations yet")]
-    NoGenerations { site: String },
+    NoGenerations {
+        /// The site.
+        site: String,
+    },
 }
 
 fn io_error<'a>(
@@ -99,6 +123,7 @@ pub struct SiteGenerations {
 }
 
 impl SiteGenerations {
+    /// The site generations of `site` under `state_dir`.
     pub fn new(state_dir: &Path, site: &str) -> SiteGenerations {
         SiteGenerations {
             site: site.to_string(),
@@ -121,6 +146,7 @@ impl SiteGenerations {
         Ok(numbers)
     }
 
+    /// Generation `number`.
     pub fn get(&self, number: u64) -> Result<SiteGeneration, SiteGenerationError> {
         let path = self.dir.join(number.to_string()).join("record.json");
         let text = match fs::read(&path) {
@@ -137,10 +163,12 @@ impl SiteGenerations {
             .map_err(|source| SiteGenerationError::Damaged { path, source })
     }
 
+    /// Every generation, oldest first.
     pub fn list(&self) -> Result<Vec<SiteGeneration>, SiteGenerationError> {
         self.numbers()?.into_iter().map(|n| self.get(n)).collect()
     }
 
+    /// The newest generation, if any.
     pub fn latest(&self) -> Result<Option<SiteGeneration>, SiteGenerationError> {
         match self.numbers()?.last() {
             Some(&n) => self.get(n).map(Some),

@@ -16,31 +16,49 @@ use std::path::Path;
 use ferry_lang::inventory::HostEntry;
 use serde::Deserialize;
 
+/// Errors of the TOML file inventory.
 #[derive(Debug, thiserror::Error)]
 pub enum FileInventoryError {
+    /// The file could not be read.
     #[error("cannot read `{path}`: {source}")]
     Read {
+        /// The file.
         path: String,
+        /// Why.
         source: std::io::Error,
     },
+    /// The file is not valid TOML of the expected shape.
     #[error("`{path}`:{line}:{column}: {message}")]
     Toml {
+        /// The file.
         path: String,
+        /// The line (1-based).
         line: usize,
+        /// The column (1-based).
         column: usize,
+        /// What is wrong.
         message: String,
     },
+    /// Two entries have the same host name.
     #[error("`{path}`: host `{name}` is listed twice (entries {first} and {second})")]
     Duplicate {
+        /// The file.
         path: String,
+        /// The host name.
         name: String,
+        /// The first entry (1-based).
         first: usize,
+        /// The second entry (1-based).
         second: usize,
     },
+    /// An entry has an empty required field.
     #[error("`{path}`: host entry {index} has an empty {field}")]
     Empty {
+        /// The file.
         path: String,
+        /// The entry (1-based).
         index: usize,
+        /// The field.
         field: &'static str,
     },
 }

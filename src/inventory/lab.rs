@@ -10,10 +10,13 @@ use ferry_lang::inventory::{HostEntry, LabSpec};
 /// The subnet a lab uses when the site names none.
 pub const DEFAULT_SUBNET: &str = "10.237.0.0/24";
 
+/// Errors of resolving a lab's hosts from its declaration.
 #[derive(Debug, thiserror::Error)]
 pub enum LabInventoryError {
+    /// The subnet is not an IPv4 /24.
     #[error("lab subnet `{0}` is not an IPv4 /24 network like `10.237.0.0/24`")]
     BadSubnet(String),
+    /// More hosts than a /24 holds.
     #[error("the lab has {0} hosts but a /24 subnet holds at most 253")]
     TooManyHosts(usize),
 }

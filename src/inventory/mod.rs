@@ -31,55 +31,104 @@ impl InventoryResolver for Providers {
 /// Errors of the exec and Ansible providers, and of checking hosts against a site.
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
+    /// The `exec` inventory names no command.
     #[error("the inventory command is empty")]
     EmptyCommand,
+    /// The inventory command did not start.
     #[error("cannot run inventory command `{command}` in {}: {source}", dir.display())]
     CommandStart {
+        /// The command line.
         command: String,
+        /// The directory it ran in.
         dir: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// The inventory command failed.
     #[error("inventory command `{command}` failed ({status}): {stderr}")]
     CommandFailed {
+        /// The command line.
         command: String,
+        /// How it ended.
         status: String,
+        /// What it wrote to stderr.
         stderr: String,
     },
+    /// The inventory command's output is not the expected JSON.
     #[error("inventory command `{command}` printed bad JSON: {detail}")]
-    BadJson { command: String, detail: String },
+    BadJson {
+        /// The command line.
+        command: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The Ansible inventory file could not be read.
     #[error("cannot read Ansible inventory {}: {source}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// A line of an INI Ansible inventory does not parse.
     #[error("Ansible inventory {}, line {line}: {detail}", path.display())]
     AnsibleSyntax {
+        /// The file.
         path: PathBuf,
+        /// The line (1-based).
         line: usize,
+        /// What is wrong.
         detail: String,
     },
+    /// A YAML Ansible inventory does not parse.
     #[error("Ansible inventory {}: {detail}", path.display())]
-    AnsibleYaml { path: PathBuf, detail: String },
+    AnsibleYaml {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A host is in no group (a group names the class).
     #[error("host `{host}` in {place} is in no group, so it has no class")]
-    NoClass { host: String, place: String },
+    NoClass {
+        /// The host.
+        host: String,
+        /// Where it is listed.
+        place: String,
+    },
+    /// A host is in several groups that could be its class.
     #[error("host `{host}` in {place} is in groups {groups}, so its class is ambiguous")]
     AmbiguousClass {
+        /// The host.
         host: String,
+        /// Where it is listed.
         place: String,
+        /// The groups, comma-separated.
         groups: String,
     },
+    /// A host is listed twice (host, where).
     #[error("host `{0}` appears twice in {1}")]
     DuplicateHost(String, String),
+    /// A host's group is not a valid class name.
     #[error("host `{host}` in {place} has class `{class}`, which is not a class name")]
     BadClass {
+        /// The host.
         host: String,
+        /// Where it is listed.
         place: String,
+        /// The group.
         class: String,
     },
+    /// A host has no address.
     #[error("host `{host}` in {place} has no address")]
-    NoAddress { host: String, place: String },
+    NoAddress {
+        /// The host.
+        host: String,
+        /// Where it is listed.
+        place: String,
+    },
 }
 
 /// The error's text for the evaluator's diagnostic, with the hint when there is one.

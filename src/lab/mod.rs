@@ -23,7 +23,7 @@ pub mod sshd;
 pub mod status;
 pub mod teardown;
 
-pub use status::{status, HostStatus};
+pub use status::{status, LabHostStatus};
 pub use teardown::down;
 
 /// Where labs keep their files (keys, configs, per-host private dirs).
@@ -32,48 +32,89 @@ pub const LAB_BASE: &str = "/run/ferry-lab";
 /// Errors of setting up, inspecting or tearing down a lab.
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
+    /// Not run as root.
     #[error("the lab needs root (namespaces, links and mounts); run it as root")]
     NotRoot,
+    /// The lab's name cannot name links and directories.
     #[error("lab name `{0}` is not usable: use 1-40 ASCII letters, digits, `-` or `_`")]
     BadLabName(String),
+    /// A host's name cannot name a namespace.
     #[error("lab host name `{0}` is not usable: use ASCII letters, digits, `-`, `_` or `.`")]
     BadHostName(String),
+    /// Two hosts share a name.
     #[error("the lab declares host `{0}` twice")]
     DuplicateHost(String),
+    /// The lab's declaration gives no usable hosts.
     #[error(transparent)]
     Inventory(#[from] LabInventoryError),
     #[error("lab subnet {subnet} is already used by lab `{other}`; give this lab another subnet")]
-    SubnetInUse { subnet: String, other: String },
+    /// Another running lab has the subnet.
+    SubnetInUse {
+        /// The subnet.
+        subnet: String,
+        /// The lab using it.
+        other: String,
+    },
     #[error("`{command}` failed: {stderr}")]
-    Command { command: String, stderr: String },
+    /// A command (`ip`, `mount`, …) failed.
+    Command {
+        /// The command line.
+        command: String,
+        /// What it wrote to stderr.
+        stderr: String,
+    },
     #[error("cannot run `{program}`: {source}")]
+    /// A program could not be started.
     Spawn {
+        /// The program.
         program: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
     #[error("{path}: {source}")]
+    /// A file of the lab could not be read or written.
     Io {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// sshd is not installed.
     #[error("the lab needs sshd at {}, which is not installed", sshd::SSHD)]
     NoSshd,
     #[error("sshd of lab host `{host}` did not start: {detail}")]
-    SshdStart { host: String, detail: String },
+    /// A host's sshd did not come up.
+    SshdStart {
+        /// The lab host.
+        host: String,
+        /// Why.
+        detail: String,
+    },
+    /// No such lab is up.
     #[error("no lab named `{0}` is running")]
     NotFound(String),
     #[error("lab state file {path} is unreadable: {detail}")]
-    BadState { path: PathBuf, detail: String },
+    /// The lab's `lab.json` does not parse.
+    BadState {
+        /// The state file.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
 }
 
 /// One host of a running lab.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabHost {
+    /// The host's name in the site.
     pub name: String,
+    /// Its class.
     pub class: String,
+    /// Its address on the lab bridge.
     pub address: String,
+    /// Its inventory labels.
     pub labels: BTreeMap<String, String>,
     /// The host's network namespace (`ip netns` name).
     pub netns: String,
@@ -84,17 +125,23 @@ pub struct LabHost {
 /// A running lab, as recorded in its `lab.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lab {
+    /// The lab's name (the site's name).
     pub name: String,
+    /// Its subnet, as the site declares it.
     pub subnet: String,
+    /// The bridge all its hosts hang on.
     pub bridge: String,
+    /// The bridge's (the deployer's) address in the subnet.
     pub bridge_address: String,
     /// Directories each host sees as its own (e.g. `/ferry`, `/nix`).
     pub private_dirs: Vec<PathBuf>,
-    /// ferry's store and state dirs on the hosts.
+    /// ferry's store dir on the hosts.
     pub store_dir: PathBuf,
+    /// ferry's state dir on the hosts.
     pub state_dir: PathBuf,
     /// Mount points `up` had to create (removed again by `down` when empty).
     pub created_mount_points: Vec<PathBuf>,
+    /// Its hosts.
     pub hosts: Vec<LabHost>,
 }
 

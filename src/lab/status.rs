@@ -9,9 +9,12 @@ use super::{load, network, sshd, Lab, LabError, LabHost};
 
 /// The state of one lab host.
 #[derive(Debug, Clone, Serialize)]
-pub struct HostStatus {
+pub struct LabHostStatus {
+    /// The host's name.
     pub name: String,
+    /// Its class.
     pub class: String,
+    /// Its address on the lab bridge.
     pub address: String,
     /// The host's network namespace exists.
     pub netns: bool,
@@ -46,9 +49,9 @@ pub fn ssh_answers(address: &str) -> bool {
 }
 
 /// The status of every host of lab `name`.
-pub fn status(name: &str) -> Result<(Lab, Vec<HostStatus>), LabError> {
+pub fn status(name: &str) -> Result<(Lab, Vec<LabHostStatus>), LabError> {
     let lab = load(name)?;
-    let statuses = super::run_parallel(&lab.hosts, |host| HostStatus {
+    let statuses = super::run_parallel(&lab.hosts, |host| LabHostStatus {
         name: host.name.clone(),
         class: host.class.clone(),
         address: host.address.clone(),

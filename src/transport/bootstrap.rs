@@ -19,22 +19,27 @@ use ferry_store::{Store, StorePath};
 
 use super::codec::{self, Request, Response};
 use super::connection::{AgentConnection, ConnectionError, Started};
-use super::{shell, Transport};
+use super::process::Transport;
+use super::shell;
 
 /// The store and state dirs the agent on a host uses (the store dir must be
 /// the deployer's: it is part of every path's hash).
 #[derive(Debug, Clone)]
 pub struct AgentSettings {
+    /// The host's store dir.
     pub store_dir: PathBuf,
+    /// The host's state dir (database, generations, logs).
     pub state_dir: PathBuf,
 }
 
 /// The deployer's executable as a store object, ready to be installed on hosts.
 #[derive(Debug, Clone)]
 pub struct AgentBinary {
+    /// Its store path (the same on every host).
     pub store_path: StorePath,
     /// Where its bytes are (the store path in the deployer's store).
     pub file: PathBuf,
+    /// Its size in bytes.
     pub size: u64,
     sha256: OnceLock<Result<String, String>>,
 }

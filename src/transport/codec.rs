@@ -67,30 +67,53 @@ const COMPRESSION_PROBE: usize = 64 << 10;
 /// Errors of reading or writing the wire format.
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
+    /// Reading or writing the connection failed.
     #[error("the connection broke: {0}")]
     Io(#[from] std::io::Error),
+    /// The peer closed the connection where more was expected.
     #[error("the peer closed the connection")]
     Closed,
+    /// A frame above [`MAX_FRAME`] was announced (refused before allocating).
     #[error("the peer sent a frame of {size} bytes, more than the limit of {MAX_FRAME}")]
-    FrameTooLarge { size: usize },
+    FrameTooLarge {
+        /// The announced size.
+        size: usize,
+    },
+    /// A message to send does not fit in one frame.
     #[error("a message of {size} bytes exceeds the frame limit of {MAX_FRAME}")]
-    MessageTooLarge { size: usize },
+    MessageTooLarge {
+        /// Its encoded size.
+        size: usize,
+    },
+    /// A frame's payload is not a message this ferry knows.
     #[error("the peer sent a message this ferry cannot decode: {0}")]
     Decode(String),
+    /// A message could not be encoded.
     #[error("a message could not be encoded: {0}")]
     Encode(String),
+    /// The handshake's bytes are not a handshake.
     #[error("the peer's handshake is malformed")]
     BadHandshake,
+    /// A data frame's kind byte is neither [`FRAME_RAW`] nor [`FRAME_ZSTD`].
     #[error("the peer sent a data frame of unknown kind {kind}")]
-    UnknownFrameKind { kind: u8 },
+    UnknownFrameKind {
+        /// The kind byte.
+        kind: u8,
+    },
+    /// A compressed data frame is corrupt or inflates beyond [`DATA_CHUNK`].
     #[error("the peer sent a compressed data frame that does not decompress to at most {DATA_CHUNK} bytes: {detail}")]
-    BadCompressedFrame { detail: String },
+    BadCompressedFrame {
+        /// The decompressor's complaint.
+        detail: String,
+    },
 }
 
 /// A side's identity in the handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello {
+    /// [`PROTOCOL_VERSION`] of the side.
     pub protocol: u32,
+    /// [`FERRY_VERSION`] of the side.
     pub version: String,
 }
 
@@ -148,19 +171,31 @@ pub enum Request {
     AgentStatus,
     /// Which of these paths (a whole closure) are missing? The agent pins the
     /// ones it has as temporary roots for the rest of the session.
-    QueryMissing { paths: Vec<String> },
+    QueryMissing {
+        /// The closure's store paths.
+        paths: Vec<String>,
+    },
     /// A store archive of `objects` objects follows as a data stream (its
     /// frames compressed where that pays); the agent answers once, after
     /// importing all of it.
-    Import { objects: u64 },
+    Import {
+        /// How many objects the archive holds.
+        objects: u64,
+    },
     /// Activate a system already in the host's store (secrets included);
     /// answered once the activation finished or rolled back.
     Activate(ActivateRequest),
     /// Magic rollback: the deployer reached the host again over a new
     /// connection; clears generation's pending confirmation.
-    Confirm { generation: u64 },
+    Confirm {
+        /// The generation to confirm.
+        generation: u64,
+    },
     /// Activate an earlier generation again (same sequence, same rollback).
-    RollbackTo { generation: u64 },
+    RollbackTo {
+        /// The generation to go back to.
+        generation: u64,
+    },
     /// What the host runs (converges an interrupted activation first).
     Status,
     /// The host's generations.
@@ -199,6 +234,7 @@ impl std::fmt::Debug for ActivateRequest {
 /// One generation of a host, as `Generations` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GenerationInfo {
+    /// Its number in the host's profile.
     pub number: u64,
     /// When it was registered, Unix seconds.
     pub created: u64,
@@ -211,33 +247,46 @@ pub struct GenerationInfo {
 /// What an agent answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
+    /// The answer to `AgentStatus`.
     AgentStatus {
+        /// The agent's executable is a valid path of the host's store.
         registered: bool,
+        /// The agent's executable.
         path: String,
     },
+    /// The answer to `QueryMissing`.
     Missing {
+        /// The paths the host does not have, in no particular order.
         paths: Vec<String>,
     },
+    /// The answer to `Import`, once everything is durable and valid.
     Imported {
+        /// How many objects became valid.
         objects: u64,
     },
     /// An `ActivationReport` as JSON (see the module doc for why JSON).
     Activation {
+        /// The report.
         report_json: String,
     },
+    /// The answer to `Confirm`.
     Confirmed {
+        /// False when nothing was waiting (already confirmed or rolled back).
         confirmed: bool,
     },
     /// A `HostStatus` as JSON.
     Status {
+        /// The status.
         status_json: String,
     },
     /// A list of [`GenerationInfo`] as JSON.
     Generations {
+        /// The list, oldest first.
         generations_json: String,
     },
     /// The request failed; the message says why, for the user.
     Error {
+        /// Why.
         message: String,
     },
 }
@@ -322,6 +371,7 @@ fn frame_head(kind: u8, body: usize) -> [u8; FRAME_HEAD] {
 }
 
 impl<W: Write> DataStreamWriter<W> {
+    /// A data stream written to `inner`.
     pub fn new(inner: W) -> Result<Self, CodecError> {
         let mut buffer = Vec::with_capacity(FRAME_HEAD + DATA_CHUNK);
         buffer.resize(FRAME_HEAD, 0);
@@ -437,6 +487,7 @@ pub struct DataStreamReader<R: Read> {
 }
 
 impl<R: Read> DataStreamReader<R> {
+    /// A data stream read from `inner`.
     pub fn new(inner: R) -> Self {
         DataStreamReader {
             inner,
@@ -551,257 +602,4 @@ impl<R: Read> Read for DataStreamReader<R> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_round_trip_through_frames() {
-        let mut wire = Vec::new();
-        let request = Request::QueryMissing {
-            paths: vec!["/ferry/store/a-x".into()],
-        };
-        write_message(&mut wire, &request).unwrap();
-        write_message(&mut wire, &Response::Imported { objects: 3 }).unwrap();
-        let mut r = &wire[..];
-        assert_eq!(read_message::<Request>(&mut r).unwrap(), request);
-        assert_eq!(
-            read_message::<Response>(&mut r).unwrap(),
-            Response::Imported { objects: 3 }
-        );
-        assert!(matches!(
-            read_message::<Response>(&mut r),
-            Err(CodecError::Closed)
-        ));
-    }
-
-    #[test]
-    fn oversized_frame_is_refused_before_allocating() {
-        let wire = (u32::MAX).to_le_bytes();
-        let err = read_frame(&mut &wire[..]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "the peer sent a frame of {} bytes, more than the limit of {MAX_FRAME}",
-                u32::MAX
-            )
-        );
-    }
-
-    #[test]
-    fn garbage_payload_is_a_decode_error() {
-        let mut wire = Vec::new();
-        write_frame(&mut wire, &[0xff, 0xff, 0xff]).unwrap();
-        assert!(matches!(
-            read_message::<Request>(&mut &wire[..]),
-            Err(CodecError::Decode(_))
-        ));
-    }
-
-    #[test]
-    fn data_stream_round_trips_and_ends() {
-        let data: Vec<u8> = (0..(3 * DATA_CHUNK + 17))
-            .map(|i| (i % 251) as u8)
-            .collect();
-        let mut writer = DataStreamWriter::new(Vec::new()).unwrap();
-        writer.write_all(&data).unwrap();
-        let mut wire = writer.finish().unwrap();
-        write_message(&mut wire, &Request::Bye).unwrap();
-        let mut r = &wire[..];
-        let mut reader = DataStreamReader::new(&mut r);
-        let mut back = Vec::new();
-        reader.read_to_end(&mut back).unwrap();
-        assert!(reader.ended());
-        assert_eq!(back, data);
-        assert_eq!(read_message::<Request>(&mut r).unwrap(), Request::Bye);
-    }
-
-    #[test]
-    fn drain_skips_to_the_next_message() {
-        let mut writer = DataStreamWriter::new(Vec::new()).unwrap();
-        writer.write_all(&vec![7u8; DATA_CHUNK + 5]).unwrap();
-        let mut wire = writer.finish().unwrap();
-        write_message(&mut wire, &Request::Bye).unwrap();
-        let mut r = &wire[..];
-        let mut reader = DataStreamReader::new(&mut r);
-        let mut first = [0u8; 10];
-        reader.read_exact(&mut first).unwrap();
-        reader.drain().unwrap();
-        assert_eq!(read_message::<Request>(&mut r).unwrap(), Request::Bye);
-    }
-
-    fn write_data_frame(w: &mut Vec<u8>, kind: u8, body: &[u8]) -> std::io::Result<()> {
-        w.write_all(&frame_head(kind, body.len()))?;
-        w.write_all(body)
-    }
-
-    /// Bytes no compressor can shrink (xorshift).
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut state = seed | 1;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect()
-    }
-
-    fn text(len: usize) -> Vec<u8> {
-        let mut text = Vec::new();
-        let mut i = 0;
-        while text.len() < len {
-            text.extend_from_slice(
-                format!("line {i}: a service's configuration text\n").as_bytes(),
-            );
-            i += 1;
-        }
-        text.truncate(len);
-        text
-    }
-
-    /// The frames of a data stream: (kind, body length), end frame excluded.
-    fn frames_of(mut wire: &[u8]) -> Vec<(u8, usize)> {
-        let mut frames = Vec::new();
-        loop {
-            let frame = read_frame(&mut wire).unwrap();
-            if frame.is_empty() {
-                return frames;
-            }
-            frames.push((frame[0], frame.len() - 1));
-        }
-    }
-
-    #[test]
-    fn incompressible_blocks_go_raw_without_inflating() {
-        let data = noise(3 * DATA_CHUNK + 100, 7);
-        let mut writer = DataStreamWriter::new(Vec::new()).unwrap();
-        writer.write_all(&data).unwrap();
-        let wire = writer.finish().unwrap();
-        assert_eq!(
-            frames_of(&wire),
-            vec![
-                (FRAME_RAW, DATA_CHUNK),
-                (FRAME_RAW, DATA_CHUNK),
-                (FRAME_RAW, DATA_CHUNK),
-                (FRAME_RAW, 100)
-            ]
-        );
-        // Five bytes of framing per block and the end frame, nothing more.
-        assert_eq!(wire.len(), data.len() + 4 * 5 + 4);
-        let mut back = Vec::new();
-        DataStreamReader::new(&wire[..])
-            .read_to_end(&mut back)
-            .unwrap();
-        assert_eq!(back, data);
-    }
-
-    #[test]
-    fn text_goes_compressed_and_mixed_streams_round_trip() {
-        let mut data = text(2 * DATA_CHUNK);
-        data.extend(noise(DATA_CHUNK, 3));
-        data.extend(text(DATA_CHUNK / 2));
-        let mut writer = DataStreamWriter::new(Vec::new()).unwrap();
-        writer.write_all(&data).unwrap();
-        let wire = writer.finish().unwrap();
-        let kinds: Vec<u8> = frames_of(&wire).iter().map(|f| f.0).collect();
-        assert_eq!(kinds, vec![FRAME_ZSTD, FRAME_ZSTD, FRAME_RAW, FRAME_ZSTD]);
-        assert!(wire.len() < DATA_CHUNK + DATA_CHUNK / 2, "{}", wire.len());
-        let mut back = Vec::new();
-        let mut reader = DataStreamReader::new(&wire[..]);
-        // Small reads cross frame boundaries of both kinds.
-        let mut piece = [0u8; 4099];
-        loop {
-            let n = reader.read(&mut piece).unwrap();
-            if n == 0 {
-                break;
-            }
-            back.extend_from_slice(&piece[..n]);
-        }
-        assert!(reader.ended());
-        assert_eq!(back, data);
-    }
-
-    #[test]
-    fn a_frame_inflating_past_the_block_size_is_refused() {
-        let bomb = zstd::bulk::compress(&vec![0u8; DATA_CHUNK + 1], 1).unwrap();
-        let mut wire = Vec::new();
-        write_data_frame(&mut wire, FRAME_ZSTD, &bomb).unwrap();
-        write_frame(&mut wire, &[]).unwrap();
-        let err = DataStreamReader::new(&wire[..])
-            .read_to_end(&mut Vec::new())
-            .unwrap_err();
-        assert!(
-            err.to_string().starts_with(
-                "the peer sent a compressed data frame that does not decompress to at most 1048576 bytes"
-            ),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn an_unknown_frame_kind_is_refused() {
-        let mut wire = Vec::new();
-        write_data_frame(&mut wire, 9, b"abc").unwrap();
-        let err = DataStreamReader::new(&wire[..])
-            .read_to_end(&mut Vec::new())
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "the peer sent a data frame of unknown kind 9"
-        );
-    }
-
-    #[test]
-    fn drain_skips_compressed_and_raw_frames() {
-        let mut data = text(DATA_CHUNK + 10);
-        data.extend(noise(DATA_CHUNK + 10, 5));
-        let mut writer = DataStreamWriter::new(Vec::new()).unwrap();
-        writer.write_all(&data).unwrap();
-        let mut wire = writer.finish().unwrap();
-        write_message(&mut wire, &Request::Bye).unwrap();
-        for consumed in [0, 10, DATA_CHUNK + 20] {
-            let mut r = &wire[..];
-            let mut reader = DataStreamReader::new(&mut r);
-            let mut first = vec![0u8; consumed];
-            reader.read_exact(&mut first).unwrap();
-            assert_eq!(first, data[..consumed]);
-            reader.drain().unwrap();
-            assert_eq!(read_message::<Request>(&mut r).unwrap(), Request::Bye);
-        }
-    }
-
-    #[test]
-    fn activation_messages_round_trip_and_hide_secret_values() {
-        let request = Request::Activate(ActivateRequest {
-            system: "/ferry/store/abc-system-web".into(),
-            host_env: [("FERRY_HOST_NAME".to_string(), "web1".to_string())].into(),
-            confirm_within_ms: Some(30_000),
-            secrets: [("db".to_string(), b"hunter2".to_vec())].into(),
-        });
-        let mut wire = Vec::new();
-        write_message(&mut wire, &request).unwrap();
-        write_message(&mut wire, &Request::Confirm { generation: 4 }).unwrap();
-        let report = Response::Activation {
-            report_json: r#"{"outcome":"activated","generation":3}"#.into(),
-        };
-        write_message(&mut wire, &report).unwrap();
-        let mut r = &wire[..];
-        assert_eq!(read_message::<Request>(&mut r).unwrap(), request);
-        assert_eq!(
-            read_message::<Request>(&mut r).unwrap(),
-            Request::Confirm { generation: 4 }
-        );
-        assert_eq!(read_message::<Response>(&mut r).unwrap(), report);
-        let shown = format!("{request:?}");
-        assert!(shown.contains("\"db\""), "{shown}");
-        assert!(!shown.contains("hunter2"), "{shown}");
-    }
-
-    #[test]
-    fn hello_round_trips() {
-        let mut wire = Vec::new();
-        write_hello(&mut wire, &Hello::ours()).unwrap();
-        assert_eq!(read_hello(&mut &wire[..]).unwrap(), Hello::ours());
-    }
-}
+mod tests;

@@ -4,51 +4,96 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::codec::{self, CodecError, Hello, Request, Response};
-use super::{RemoteProcess, Transport, TransportError};
+use super::process::{RemoteProcess, Transport, TransportError};
 
 /// Errors of talking to an agent.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
+    /// The host could not be reached, or the agent's process not started.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// Reading or writing the agent's messages failed.
     #[error(
         "talking to the agent on {host} failed: {source}{}",
         stderr_suffix(stderr)
     )]
     Codec {
+        /// The host as the user named it.
         host: String,
+        /// What failed.
         #[source]
         source: CodecError,
+        /// What the agent's process wrote to stderr.
         stderr: String,
     },
+    /// The agent speaks another protocol version.
     #[error(
         "the agent on {host} speaks protocol {} (ferry {}), but this ferry speaks protocol {} (ferry {})",
         theirs.protocol, theirs.version, ours.protocol, ours.version
     )]
     VersionMismatch {
+        /// The host as the user named it.
         host: String,
+        /// This ferry's handshake.
         ours: Hello,
+        /// The agent's handshake.
         theirs: Hello,
     },
+    /// The agent answered with an error.
     #[error("the agent on {host} refused: {message}")]
-    Agent { host: String, message: String },
+    Agent {
+        /// The host as the user named it.
+        host: String,
+        /// The agent's reason.
+        message: String,
+    },
+    /// The agent answered something other than the request's answer.
     #[error("the agent on {host} answered {got} where {expected} was expected")]
     Unexpected {
+        /// The host as the user named it.
         host: String,
+        /// The answer expected.
         expected: &'static str,
+        /// The answer received.
         got: String,
     },
+    /// Something other than the ferry agent answered.
     #[error(
         "{host} printed {output:?} instead of starting the ferry agent{}",
         stderr_suffix(stderr)
     )]
     NotAnAgent {
+        /// The host as the user named it.
         host: String,
+        /// What it printed instead of the greeting.
         output: String,
+        /// What it wrote to stderr.
         stderr: String,
     },
+    /// Uploading or registering the agent failed.
     #[error("installing the ferry agent on {host} failed: {detail}")]
-    Bootstrap { host: String, detail: String },
+    Bootstrap {
+        /// The host as the user named it.
+        host: String,
+        /// Why.
+        detail: String,
+    },
+}
+
+impl ConnectionError {
+    /// What the user can do about it, when we know (for every caller: copy,
+    /// session).
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ConnectionError::Transport(t) => t.hint().map(str::to_string),
+            ConnectionError::VersionMismatch { .. } => Some(
+                "the host runs an agent from another ferry release; a fresh bootstrap normally \
+                 avoids this, so check which ferry binary the host runs"
+                    .to_string(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 fn stderr_suffix(stderr: &str) -> String {

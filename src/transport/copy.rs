@@ -19,32 +19,35 @@ use serde::Serialize;
 
 use super::bootstrap::{start_agent, AgentBinary, AgentSettings, BootstrapReport};
 use super::codec::{CodecError, DataStreamWriter, Request, Response};
+use super::connect;
 use super::connection::ConnectionError;
-use super::local::LocalTransport;
-use super::ssh::{SshSettings, SshTransport};
-use super::Transport;
+use super::process::Transport;
+use super::ssh::SshSettings;
 
 /// Errors of copying to one host.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
+    /// Reaching the agent or talking to it failed.
     #[error(transparent)]
     Connection(#[from] ConnectionError),
+    /// The deployer's own store could not be read.
     #[error("reading the local store: {0}")]
     Store(#[from] ferry_store::StoreError),
+    /// The object stream broke off.
     #[error("lost the connection to {host} while sending objects: {detail}")]
-    Stream { host: String, detail: String },
+    Stream {
+        /// The host as the user named it.
+        host: String,
+        /// Why, with what the host said when it said something.
+        detail: String,
+    },
 }
 
 impl CopyError {
     /// What the user can do about it, when we know.
     pub fn hint(&self) -> Option<String> {
         match self {
-            CopyError::Connection(ConnectionError::Transport(t)) => t.hint().map(str::to_string),
-            CopyError::Connection(ConnectionError::VersionMismatch { .. }) => Some(
-                "the host runs an agent from another ferry release; a fresh bootstrap normally \
-                 avoids this, so check which ferry binary the host runs"
-                    .to_string(),
-            ),
+            CopyError::Connection(e) => e.hint(),
             _ => None,
         }
     }
@@ -53,6 +56,7 @@ impl CopyError {
 /// How to copy.
 #[derive(Debug, Clone)]
 pub struct CopyOptions {
+    /// SSH settings beyond what the inventory says.
     pub ssh: SshSettings,
     /// At most this many hosts are served at once.
     pub max_parallel: usize,
@@ -109,14 +113,18 @@ fn millis(since: Instant) -> u64 {
 /// The outcome for one host.
 #[derive(Debug)]
 pub struct HostCopyReport {
+    /// The host as the user named it.
     pub host: String,
+    /// What the copy did, or why it failed.
     pub result: Result<HostCopyStats, CopyError>,
+    /// How long the host's copy took, connecting included.
     pub elapsed: Duration,
 }
 
 /// The outcome for every host, in the order they were given.
 #[derive(Debug)]
 pub struct CopyReport {
+    /// One report per host.
     pub hosts: Vec<HostCopyReport>,
 }
 
@@ -127,19 +135,12 @@ impl CopyReport {
     }
 }
 
-/// The transport for `host`: local for `localhost`, SSH for everything else.
-pub fn connect(host: &HostEntry, ssh: &SshSettings) -> Result<Box<dyn Transport>, ConnectionError> {
-    if host.address == "localhost" && host.user.is_none() && host.port.is_none() {
-        Ok(Box::new(LocalTransport::new()))
-    } else {
-        Ok(Box::new(SshTransport::connect(host, ssh)?))
-    }
-}
-
 /// The agent binary for [`copy_closure`]: one already in the store, or this ferry, added
 /// while the connections are being made.
 pub enum AgentSource<'a> {
+    /// This binary, already in the store.
     Ready(&'a AgentBinary),
+    /// This ferry, added to the store first.
     ThisFerry,
 }
 
@@ -173,6 +174,15 @@ impl<'a> Prepared<'a> {
             cache,
             binary,
         })
+    }
+
+    /// One host's share of the preparation.
+    fn inputs(&self) -> HostInputs<'_> {
+        HostInputs {
+            binary: &self.binary,
+            closure: &self.closure,
+            cache: self.cache.as_ref(),
+        }
     }
 }
 
@@ -212,11 +222,9 @@ pub fn copy_closure(
                     copy_with_cache(
                         transport.as_ref(),
                         store,
-                        &ready.binary,
-                        &ready.closure,
+                        ready.inputs(),
                         &options.agent,
                         line.as_ref(),
-                        ready.cache.as_ref(),
                     )
                 });
                 let result = result.map(|mut stats| {
@@ -257,17 +265,32 @@ pub fn copy_to_host(
     settings: &AgentSettings,
     line: &dyn HostCopyObserver,
 ) -> Result<HostCopyStats, CopyError> {
-    copy_with_cache(transport, store, binary, closure, settings, line, None)
+    let inputs = HostInputs {
+        binary,
+        closure,
+        cache: None,
+    };
+    copy_with_cache(transport, store, inputs, settings, line)
+}
+
+/// What one host's copy works from: the agent to start, the closure
+/// (dependencies first), and the streams shared between hosts, if any.
+struct HostInputs<'a> {
+    binary: &'a AgentBinary,
+    closure: &'a [StorePath],
+    cache: Option<&'a StreamCache>,
 }
 
 fn copy_with_cache(
     transport: &dyn Transport,
     store: &Store,
-    binary: &AgentBinary,
-    closure: &[StorePath],
+    HostInputs {
+        binary,
+        closure,
+        cache,
+    }: HostInputs<'_>,
     settings: &AgentSettings,
     line: &dyn HostCopyObserver,
-    cache: Option<&StreamCache>,
 ) -> Result<HostCopyStats, CopyError> {
     let host = transport.host().to_string();
     line.step("starting agent");

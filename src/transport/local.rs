@@ -1,7 +1,7 @@
 //! The local transport: runs the same agent as a child process, no SSH (localhost and tests).
 use std::process::{Child, Command, Stdio};
 
-use super::{ProcessHandle, RemoteProcess, Transport, TransportError};
+use super::process::{ProcessHandle, RemoteProcess, Transport, TransportError};
 
 /// Runs scripts on this machine with `sh -c`, as the current user.
 #[derive(Debug, Clone)]
@@ -10,6 +10,7 @@ pub struct LocalTransport {
 }
 
 impl LocalTransport {
+    /// The transport of `localhost`.
     pub fn new() -> LocalTransport {
         LocalTransport {
             name: "localhost".to_string(),
@@ -42,10 +43,7 @@ impl Transport for LocalTransport {
     }
 
     fn spawn(&self, script: &str) -> Result<RemoteProcess, TransportError> {
-        let spawn_err = |detail: String| TransportError::Spawn {
-            host: self.name.clone(),
-            detail,
-        };
+        let spawn_err = TransportError::spawn_on(&self.name);
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(script)

@@ -44,10 +44,10 @@ use ferry_store::Store;
 
 use super::bootstrap::{start_agent, AgentBinary, AgentSettings, BootstrapReport};
 use super::codec::{Request, Response};
+use super::connect;
 use super::connection::{AgentConnection, ConnectionError};
-use super::copy::connect;
+use super::process::Transport;
 use super::ssh::SshSettings;
-use super::Transport;
 use crate::activate::{ActivationReport, HostStatus};
 
 pub use super::codec::{ActivateRequest, GenerationInfo};
@@ -58,21 +58,32 @@ pub const DEFAULT_CONFIRM_WITHIN_MS: u64 = 30_000;
 /// How to reach hosts and where their agents keep things.
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
+    /// SSH settings beyond what the inventory says.
     pub ssh: SshSettings,
+    /// Store and state dirs of the agents on the hosts.
     pub agent: AgentSettings,
 }
 
 /// Errors of a session with one host's agent.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
+    /// Reaching the agent or talking to it failed.
     #[error(transparent)]
     Connection(#[from] ConnectionError),
+    /// The agent binary to bootstrap is not valid in the deployer's store.
     #[error("the agent binary {path} is not a valid path of the deployer's store")]
-    AgentNotInStore { path: String },
+    AgentNotInStore {
+        /// Its store path.
+        path: String,
+    },
+    /// An answer's JSON did not decode.
     #[error("the agent on {host} sent a {what} this ferry cannot read: {detail}")]
     Decode {
+        /// The host as the user named it.
         host: String,
+        /// What the answer was (`status`, `activation report`, …).
         what: &'static str,
+        /// The decoder's complaint.
         detail: String,
     },
 }
@@ -81,17 +92,12 @@ impl SessionError {
     /// What the user can do about it, when we know.
     pub fn hint(&self) -> Option<String> {
         match self {
-            SessionError::Connection(ConnectionError::Transport(t)) => t.hint().map(str::to_string),
-            SessionError::Connection(ConnectionError::VersionMismatch { .. }) => Some(
-                "the host runs an agent from another ferry release; a fresh bootstrap normally \
-                 avoids this, so check which ferry binary the host runs"
-                    .to_string(),
-            ),
             SessionError::Connection(ConnectionError::Agent { .. }) => Some(
                 "the host's activation log is <state_dir>/log/activation.log; `ferry status` \
                  shows what the host runs now"
                     .to_string(),
             ),
+            SessionError::Connection(e) => e.hint(),
             SessionError::AgentNotInStore { .. } => {
                 Some("add it with `AgentBinary::add_to_store` first".to_string())
             }

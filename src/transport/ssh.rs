@@ -13,7 +13,10 @@ use std::sync::{Arc, OnceLock};
 use ferry_lang::inventory::HostEntry;
 use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 
-use super::{shell, ProcessHandle, RemoteProcess, Transport, TransportError};
+use super::process::{
+    error_chain, widen_pipe, ProcessHandle, RemoteProcess, Transport, TransportError,
+};
+use super::shell;
 
 /// How to reach hosts over SSH, beyond what the inventory says.
 #[derive(Debug, Clone, Default)]
@@ -100,7 +103,7 @@ impl SshTransport {
             runtime().map_err(|e| connect_err(format!("cannot start the async runtime: {e}")))?;
         let session = rt
             .block_on(builder.connect(&host.address))
-            .map_err(|e| connect_err(super::error_chain(&e)))?;
+            .map_err(|e| connect_err(error_chain(&e)))?;
         Ok(SshTransport {
             name,
             session: Arc::new(session),
@@ -208,10 +211,7 @@ impl Transport for SshTransport {
     }
 
     fn spawn(&self, script: &str) -> Result<RemoteProcess, TransportError> {
-        let spawn_err = |detail: String| TransportError::Spawn {
-            host: self.name.clone(),
-            detail,
-        };
+        let spawn_err = TransportError::spawn_on(&self.name);
         let rt = runtime().map_err(|e| spawn_err(e.to_string()))?;
         let session = Arc::clone(&self.session);
         let mut command = session.arc_raw_command(as_root(script));
@@ -221,7 +221,7 @@ impl Transport for SshTransport {
             .stderr(Stdio::piped());
         let mut child = rt
             .block_on(command.spawn())
-            .map_err(|e| spawn_err(super::error_chain(&e)))?;
+            .map_err(|e| spawn_err(error_chain(&e)))?;
         let fd = |io: Option<std::io::Result<OwnedFd>>| -> Result<std::fs::File, TransportError> {
             match io {
                 Some(Ok(fd)) => Ok(std::fs::File::from(fd)),
@@ -230,7 +230,7 @@ impl Transport for SshTransport {
             }
         };
         let stdin = fd(child.stdin().take().map(|s| s.into_owned_fd()))?;
-        super::widen_pipe(&stdin);
+        widen_pipe(&stdin);
         let stdout = fd(child.stdout().take().map(|s| s.into_owned_fd()))?;
         let stderr = fd(child.stderr().take().map(|s| s.into_owned_fd()))?;
         Ok(RemoteProcess::new(

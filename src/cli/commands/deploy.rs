@@ -10,11 +10,15 @@ use crate::cli::output;
 use crate::cli::progress::{self, DeployProgress, JsonEvents};
 use crate::cli::prompt::{ask, interactive, CliPauser};
 use crate::cli::site;
+use crate::cli::site::BuiltSite;
 use crate::cli::{CommandResult, GlobalArgs};
 use crate::deploy::execute::{deploy, DeployRequest};
+use crate::deploy::hosts::{copy_each_class, Reach};
 use crate::deploy::plan::class_targets;
 use crate::deploy::report::summary;
 use crate::deploy::run::RolloutObserver;
+use crate::transport::bootstrap::AgentBinary;
+use ferry_lang::inventory::HostEntry;
 
 /// Arguments of `ferry deploy`.
 #[derive(Debug, clap::Args)]
@@ -50,7 +54,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> CommandResult {
     let visible = progress::enabled(json);
     let reach = args.rollout.hosts.reach(global, &built.site, visible);
     if args.copy_only {
-        return crate::deploy_cli::copy_only(&built, &hosts, &reach, json);
+        return copy_only(&built, &hosts, &reach, json);
     }
     let selection = ServiceSelection {
         only: args.only.clone(),
@@ -129,4 +133,51 @@ fn check_services(
         }
     }
     Ok(())
+}
+
+/// `ferry deploy --copy-only`: every selected host gets its class's closure.
+fn copy_only(
+    built: &BuiltSite,
+    hosts: &[&HostEntry],
+    reach: &Reach,
+    json: bool,
+) -> Result<Exit, CommandError> {
+    let binary = AgentBinary::this_ferry(&built.store).map_err(crate::cli::error::store_error)?;
+    let mut all_ok = true;
+    copy_each_class(
+        &built.store,
+        &binary,
+        &built.result.systems,
+        hosts,
+        reach,
+        |class, system, report| {
+            for host in report.hosts {
+                match &host.result {
+                    Ok(stats) if json => output::json_line(
+                        &serde_json::json!({"host": host.host, "class": class, "system": system, "ok": true, "stats": stats}),
+                    ),
+                    Ok(stats) => output::line(format!(
+                        "{:<16} {class:<10} {} objects sent, {} ({} already there)",
+                        host.host,
+                        stats.objects_sent,
+                        crate::closure::human_size(stats.bytes_sent),
+                        stats.closure_paths - stats.objects_sent
+                    )),
+                    Err(e) => {
+                        all_ok = false;
+                        let reason = crate::transport::error_chain(e);
+                        if json {
+                            output::json_line(
+                                &serde_json::json!({"host": host.host, "class": class, "ok": false, "error": reason}),
+                            );
+                        } else {
+                            output::line(format!("{:<16} {class:<10} failed: {reason}", host.host));
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .map_err(|e| CommandError::failure(miette::miette!("{}", crate::transport::error_chain(&e))))?;
+    Ok(if all_ok { Exit::Success } else { Exit::Failure })
 }

@@ -4,7 +4,9 @@ use crate::cli::args::{help_overrides, HostArgs, TargetArgs};
 use crate::cli::error::{CommandError, Exit};
 use crate::cli::output;
 use crate::cli::{CommandResult, GlobalArgs};
+use crate::deploy::hosts::{ask_each_host, Reach};
 use crate::deploy::site_generation::SiteGenerations;
+use ferry_lang::inventory::HostEntry;
 
 /// Arguments of `ferry generations`.
 #[derive(Debug, clap::Args)]
@@ -63,5 +65,41 @@ pub fn run(global: &GlobalArgs, args: GenerationsArgs) -> CommandResult {
     let hosts = args.target.select(&site)?;
     let store = global.open_store()?;
     let reach = args.hosts.reach(global, &site, false);
-    crate::deploy_cli::host_generations(&store, &hosts, &reach, args.json)
+    host_generations(&store, &hosts, &reach, args.json)
+}
+
+/// `ferry generations SITE --on SEL`: each host's own generations.
+fn host_generations(
+    store: &ferry_store::Store,
+    hosts: &[&HostEntry],
+    reach: &Reach,
+    json: bool,
+) -> Result<Exit, CommandError> {
+    let results = ask_each_host(store, hosts, reach, |session| session.generations())
+        .map_err(crate::cli::error::store_error)?;
+    let mut exit = Exit::Success;
+    for (host, result) in hosts.iter().zip(results) {
+        match result {
+            Ok(list) if json => {
+                output::json_line(&serde_json::json!({"host": host.name, "generations": list}))
+            }
+            Ok(list) => {
+                output::line(format!("{}:", host.name));
+                for g in list {
+                    let mark = if g.current { "(current)" } else { "" };
+                    output::line(format!(
+                        "  {:>4}  {}  {} {mark}",
+                        g.number,
+                        output::date(g.created),
+                        g.system
+                    ));
+                }
+            }
+            Err(reason) => {
+                exit = Exit::Failure;
+                output::line(format!("{}: unreachable: {reason}", host.name));
+            }
+        }
+    }
+    Ok(exit)
 }

@@ -147,7 +147,7 @@ struct StatusJson {
     lab: String,
     subnet: String,
     ssh_config: PathBuf,
-    hosts: Vec<lab::HostStatus>,
+    hosts: Vec<lab::LabHostStatus>,
 }
 
 fn status(site: &Path, json: bool) -> CommandResult {

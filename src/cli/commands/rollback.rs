@@ -6,11 +6,17 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ferry_lang::inventory::HostEntry;
+
+use crate::activate::engine::Outcome;
 use crate::build::system::ServiceSelection;
 use crate::cli::args::RolloutArgs;
 use crate::cli::error::CommandError;
+use crate::cli::error::Exit;
+use crate::cli::output;
 use crate::cli::{CommandResult, GlobalArgs};
 use crate::deploy::execute::DeployRequest;
+use crate::deploy::hosts::{ask_each_host, Reach};
 use crate::deploy::selector::select_on;
 use crate::deploy::site_generation::SiteGenerations;
 
@@ -41,13 +47,7 @@ pub fn run(global: &GlobalArgs, args: RollbackArgs) -> CommandResult {
     let reach = args.rollout.hosts.reach(global, &site, visible);
     let store = global.open_store()?;
     if let Some(generation) = args.host_generation {
-        return crate::deploy_cli::host_rollback(
-            &store,
-            &hosts,
-            &reach,
-            generation,
-            args.rollout.json,
-        );
+        return host_rollback(&store, &hosts, &reach, generation, args.rollout.json);
     }
 
     let generations = SiteGenerations::new(&global.state_dir, &site.name);
@@ -94,4 +94,45 @@ pub fn run(global: &GlobalArgs, args: RollbackArgs) -> CommandResult {
         dry_run: false,
     };
     super::deploy::run_request(&request, args.rollout.yes, args.rollout.json)
+}
+
+/// `ferry rollback --on SEL --host-generation G`: each host back to its own
+/// generation G, in parallel, without a policy (an operator's direct order).
+fn host_rollback(
+    store: &ferry_store::Store,
+    hosts: &[&HostEntry],
+    reach: &Reach,
+    generation: u64,
+    json: bool,
+) -> Result<Exit, CommandError> {
+    let results = ask_each_host(store, hosts, reach, |session| {
+        session.rollback_to(generation)
+    })
+    .map_err(crate::cli::error::store_error)?;
+    let mut worst = Exit::Success;
+    for (host, result) in hosts.iter().zip(results) {
+        let (ok, text) = match &result {
+            Ok(report) => match &report.outcome {
+                Outcome::Activated { generation } => {
+                    (Exit::Success, format!("now on generation {generation}"))
+                }
+                Outcome::RolledBack { reason, .. } => (
+                    Exit::RolledBack,
+                    format!("could not switch, stayed: {reason}"),
+                ),
+            },
+            Err(reason) => (Exit::Failure, format!("failed: {reason}")),
+        };
+        if ok != Exit::Success && worst != Exit::Failure {
+            worst = ok;
+        }
+        if json {
+            output::json_line(
+                &serde_json::json!({"host": host.name, "ok": ok == Exit::Success, "result": text}),
+            );
+        } else {
+            output::line(format!("{:<16} {text}", host.name));
+        }
+    }
+    Ok(worst)
 }

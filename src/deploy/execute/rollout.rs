@@ -1,0 +1,143 @@
+//! Deploy phase 5, the rollout: the rollout loop's [`HostExecutor`] over agent
+//! sessions. A host is activated over one session and its new generation
+//! confirmed over a *new* one (magic rollback); a revert activates the host's
+//! generation from before the run.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ferry_lang::inventory::HostEntry;
+use ferry_lang::Site;
+use ferry_store::StorePath;
+
+use super::survey::Survey;
+use super::DeployRequest;
+use crate::activate::engine::Outcome;
+use crate::activate::manifest::Manifest;
+use crate::deploy::hosts::Sessions;
+use crate::deploy::plan::CurrentHost;
+use crate::deploy::run::{HostExecutor, HostResult};
+use crate::deploy::secrets::read_secrets;
+use crate::transport::session::{host_env, ActivateRequest};
+
+/// Activates hosts over SSH sessions; the rollout loop's [`HostExecutor`].
+pub(super) struct SessionExecutor<'a> {
+    sessions: &'a Sessions<'a>,
+    site: &'a Site,
+    hosts: BTreeMap<String, &'a HostEntry>,
+    targets: &'a BTreeMap<String, StorePath>,
+    current: &'a BTreeMap<String, CurrentHost>,
+    copy_failed: BTreeMap<String, String>,
+    confirm_within: Duration,
+}
+
+impl<'a> SessionExecutor<'a> {
+    /// Moves the surveyed, reachable hosts to `targets`, except those in
+    /// `copy_failed` (host → why its copy failed).
+    pub(super) fn new(
+        request: &DeployRequest<'a>,
+        sessions: &'a Sessions<'a>,
+        survey: &'a Survey<'a>,
+        targets: &'a BTreeMap<String, StorePath>,
+        copy_failed: BTreeMap<String, String>,
+    ) -> SessionExecutor<'a> {
+        SessionExecutor {
+            sessions,
+            site: request.site,
+            hosts: survey
+                .reachable
+                .iter()
+                .map(|h| (h.name.clone(), *h))
+                .collect(),
+            targets,
+            current: &survey.current,
+            copy_failed,
+            confirm_within: request.confirm_within,
+        }
+    }
+
+    fn activate_system(&self, host: &HostEntry, system: &StorePath) -> HostResult {
+        let failed = |reason: String| HostResult::Failed { reason };
+        let manifest = match Manifest::load(&self.sessions.store.real_path(system)) {
+            Ok(m) => m,
+            Err(e) => return failed(e.to_string()),
+        };
+        let secrets = match read_secrets(self.site, &manifest) {
+            Ok(s) => s,
+            Err(e) => return failed(e.to_string()),
+        };
+        let request = ActivateRequest {
+            system: system.to_string(),
+            host_env: host_env(host),
+            confirm_within_ms: Some(self.confirm_within.as_millis() as u64),
+            secrets,
+        };
+        let report = match self.sessions.run(host, |s| s.activate(&request)) {
+            Ok(report) => report,
+            Err(reason) => return failed(reason),
+        };
+        match report.outcome {
+            Outcome::Activated { generation } => self.confirm(host, generation),
+            rolled_back @ Outcome::RolledBack { .. } => host_result(rolled_back),
+        }
+    }
+
+    /// Magic rollback: confirm over a new connection, proving the deployer
+    /// can still reach the host after the switch.
+    fn confirm(&self, host: &HostEntry, generation: u64) -> HostResult {
+        let failed = |reason: String| HostResult::Failed { reason };
+        match self.sessions.run(host, |s| s.confirm(generation)) {
+            Ok(true) => HostResult::Activated { generation },
+            Ok(false) => failed(format!(
+                "generation {generation} was no longer waiting for confirmation"
+            )),
+            Err(e) => failed(format!("could not confirm generation {generation} ({e}); the host rolls itself back at its deadline")),
+        }
+    }
+}
+
+/// What a host's own activation report means to the rollout loop.
+fn host_result(outcome: Outcome) -> HostResult {
+    match outcome {
+        Outcome::Activated { generation } => HostResult::Activated { generation },
+        Outcome::RolledBack {
+            to_generation,
+            reason,
+        } => HostResult::RolledBack {
+            generation: to_generation,
+            reason,
+        },
+    }
+}
+
+impl HostExecutor for SessionExecutor<'_> {
+    fn activate(&self, name: &str) -> HostResult {
+        if let Some(reason) = self.copy_failed.get(name) {
+            return HostResult::Failed {
+                reason: format!("copy failed: {reason}"),
+            };
+        }
+        match (self.hosts.get(name), self.targets.get(name)) {
+            (Some(host), Some(target)) => self.activate_system(host, target),
+            _ => HostResult::Failed {
+                reason: "not part of this deploy".to_string(),
+            },
+        }
+    }
+
+    fn revert(&self, name: &str) -> HostResult {
+        let Some(host) = self.hosts.get(name) else {
+            return HostResult::Failed {
+                reason: "not part of this deploy".to_string(),
+            };
+        };
+        match self.current.get(name).and_then(|c| c.generation) {
+            Some(generation) => match self.sessions.run(host, |s| s.rollback_to(generation)) {
+                Ok(report) => host_result(report.outcome),
+                Err(reason) => HostResult::Failed { reason },
+            },
+            None => HostResult::Failed {
+                reason: "the host had no generation before this run to go back to".to_string(),
+            },
+        }
+    }
+}
