@@ -106,6 +106,8 @@ impl Store {
     }
 }
 
+/// One import's state: the stream, what verified so far, and the batch waiting for
+/// registration.
 struct Importer<'s, R: BufRead> {
     store: &'s Store,
     input: Input<R>,
