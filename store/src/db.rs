@@ -40,6 +40,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(300);
 /// What the store knows about one valid path.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PathInfo {
+    /// The valid path this record describes.
     pub path: StorePath,
     /// Sorted, without duplicates, never the path itself.
     pub references: Vec<StorePath>,
@@ -160,6 +161,7 @@ impl PathDb {
         Ok(connection)
     }
 
+    /// Whether `path` has a record (is valid); a failed query counts as not valid.
     pub fn exists(&self, path: &StorePath) -> bool {
         self.exist_many(std::slice::from_ref(path))
             .is_ok_and(|found| found.first() == Some(&true))

@@ -9,64 +9,125 @@ pub enum StoreError {
     /// An operating-system call failed on a concrete file.
     #[error("{action} {}: {source}", path.display())]
     Io {
+        /// What was being done, e.g. `write`.
         action: &'static str,
+        /// The file it was done to.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
     /// The store directory given is not usable as part of every hash.
     #[error("bad store directory {}: {reason}", path.display())]
-    BadStoreDir { path: PathBuf, reason: &'static str },
+    BadStoreDir {
+        /// The directory given.
+        path: PathBuf,
+        /// Why it is refused.
+        reason: &'static str,
+    },
     /// A store path string that does not parse.
     #[error("`{text}` is not a store path: {reason}")]
-    BadStorePath { text: String, reason: String },
+    BadStorePath {
+        /// The string given.
+        text: String,
+        /// Why it does not parse.
+        reason: String,
+    },
     /// A store object name that breaks the naming rules.
     #[error("`{name}` is not a valid store object name: {reason}")]
-    BadName { name: String, reason: &'static str },
+    BadName {
+        /// The name given.
+        name: String,
+        /// The rule it breaks.
+        reason: &'static str,
+    },
     /// A path that belongs to another store directory.
     #[error("{path} is not in this store (the store directory is {store_dir})")]
-    WrongStoreDir { path: String, store_dir: String },
+    WrongStoreDir {
+        /// The path given.
+        path: String,
+        /// This store's directory.
+        store_dir: String,
+    },
     /// A path that is not valid (not registered) in this store.
     #[error("{path} is not a valid path in this store")]
-    NotValid { path: String },
+    NotValid {
+        /// The path asked for.
+        path: String,
+    },
     /// A declared candidate reference that is not valid itself.
     #[error("reference {reference} of `{name}` is not a valid path in this store")]
-    InvalidReference { name: String, reference: String },
+    InvalidReference {
+        /// The name of the object being added.
+        name: String,
+        /// The candidate reference that is not valid.
+        reference: String,
+    },
     /// The object would contain its own (temporary) path.
     #[error("`{name}` refers to its own path {self_path} (in {})", file.display())]
     SelfReference {
+        /// The name of the object being added.
         name: String,
+        /// The temporary path it was made at.
         self_path: String,
+        /// The file that contains that path.
         file: PathBuf,
     },
     /// A file type the store cannot hold (device, FIFO, socket).
     #[error("{} is a {kind}, which a store object cannot contain", path.display())]
-    UnsupportedFileType { path: PathBuf, kind: &'static str },
+    UnsupportedFileType {
+        /// The file.
+        path: PathBuf,
+        /// What it is, e.g. `FIFO`.
+        kind: &'static str,
+    },
     /// A source file changed while it was being added.
     #[error("{} changed while it was being added", path.display())]
-    SourceChanged { path: PathBuf },
+    SourceChanged {
+        /// The source file that changed.
+        path: PathBuf,
+    },
     /// A store object on disk that no longer matches its metadata.
     #[error("store object {path} is corrupt: {reason}")]
-    CorruptObject { path: String, reason: String },
+    CorruptObject {
+        /// The object's store path (`<archive>` for an import stream as a whole).
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The metadata database failed (locked for too long, full disk, corrupt file…).
     #[error("store database {}: cannot {action}: {reason}", path.display())]
     Database {
+        /// What the database was asked to do.
         action: &'static str,
+        /// The database file.
         path: PathBuf,
+        /// The database's error.
         reason: String,
     },
     /// A metadata record that cannot be read back.
     #[error("metadata record {} is corrupt: {reason}", path.display())]
-    CorruptMetadata { path: PathBuf, reason: String },
+    CorruptMetadata {
+        /// Where the record lives.
+        path: PathBuf,
+        /// Why it cannot be read.
+        reason: String,
+    },
     /// The archive stream was refused.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     /// A recipe id that is not 64 hex digits.
     #[error("`{text}` is not a recipe id (64 hex digits)")]
-    BadRecipeId { text: String },
+    BadRecipeId {
+        /// The string given.
+        text: String,
+    },
     /// A GC root name that is not a plain file name.
     #[error("`{name}` is not a valid GC root name (a plain file name is needed)")]
-    BadRootName { name: String },
+    BadRootName {
+        /// The name given.
+        name: String,
+    },
 }
 
 impl StoreError {

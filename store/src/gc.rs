@@ -32,6 +32,7 @@ pub struct GcReport {
     pub bytes_freed: u64,
     /// Valid paths kept because a root reaches them.
     pub live: usize,
+    /// Whether this run only reported what it would delete.
     pub dry_run: bool,
 }
 

@@ -2,13 +2,14 @@
 //! scanning it in parallel, normalize it, make it durable, then register it.
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::db::PathInfo;
 use crate::error::{Result, StoreError};
 use crate::fsops;
 use crate::hash::canonical;
 use crate::hash::Digest;
+use crate::lock::LockGuard;
 use crate::path::{validate_name, StorePath};
 use crate::realisation::RecipeId;
 use crate::register::{StagedObject, Staging};
@@ -46,6 +47,28 @@ pub struct AddOptions<'a> {
     /// turns out to be valid already. Otherwise (the default, right for sources re-added on
     /// every build) a first pass only hashes, and nothing is written when the path exists.
     pub probably_new: bool,
+}
+
+impl AddOptions<'_> {
+    /// The candidates found (indices into `candidate_refs`) as a reference list: sorted,
+    /// without duplicates.
+    fn references(&self, found: impl IntoIterator<Item = usize>) -> Vec<StorePath> {
+        found
+            .into_iter()
+            .map(|i| self.candidate_refs[i].clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    /// The refusal of object `name` because `file` contains self-marker number `marker`.
+    fn self_reference(&self, name: &str, marker: usize, file: PathBuf) -> StoreError {
+        StoreError::SelfReference {
+            name: name.to_string(),
+            self_path: self.self_markers[marker].clone(),
+            file,
+        }
+    }
 }
 
 impl Store {
@@ -92,11 +115,8 @@ impl Store {
         name: &str,
         options: &AddOptions<'_>,
     ) -> Result<StorePath> {
-        validate_name(name)?;
-        let _shared = self.shared_lock()?;
-        self.check_candidates(name, options.candidate_refs)?;
+        let (_shared, plan) = self.begin_add(name, options)?;
         let tree = Tree::walk(source)?;
-        let plan = ScanPlan::new(options.candidate_refs, options.self_markers);
 
         // First pass: read and hash only. Sources are re-added on every build; when nothing
         // changed this is all it costs (no file is created), as with `nix-store --add`.
@@ -151,23 +171,26 @@ impl Store {
         if !fsync_each {
             staging.handle().syncfs()?;
         }
-        self.register_staged(
-            &staging,
-            PathInfo {
-                path: identity.path,
-                references: identity.references,
-                tree_digest: identity.tree_digest,
-                nar_size: identity.nar_size,
-                registration_time: 0,
-                deriver: options.deriver,
-                signatures: Vec::new(),
-            },
-        )
+        self.register_staged(&staging, identity, options.deriver)
     }
 
     /// Registers the one object staged as `STAGED_ENTRY` and returns its path.
-    fn register_staged(&self, staging: &Staging, info: PathInfo) -> Result<StorePath> {
-        let path = info.path.clone();
+    fn register_staged(
+        &self,
+        staging: &Staging,
+        identity: Identity,
+        deriver: Option<RecipeId>,
+    ) -> Result<StorePath> {
+        let path = identity.path.clone();
+        let info = PathInfo {
+            path: identity.path,
+            references: identity.references,
+            tree_digest: identity.tree_digest,
+            nar_size: identity.nar_size,
+            registration_time: 0,
+            deriver,
+            signatures: Vec::new(),
+        };
         self.register(
             staging,
             vec![StagedObject {
@@ -205,20 +228,15 @@ impl Store {
                 _ => continue,
             };
             if let Some(&marker) = markers.first() {
-                return Err(StoreError::SelfReference {
-                    name: name.to_string(),
-                    self_path: options.self_markers[marker].clone(),
-                    file: join_relative(source, &node.relative),
-                });
+                return Err(options.self_reference(
+                    name,
+                    marker,
+                    join_relative(source, &node.relative),
+                ));
             }
             found.extend(candidates);
         }
-        let references: Vec<StorePath> = found
-            .into_iter()
-            .map(|i| options.candidate_refs[i].clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let references = options.references(found);
         let file_results: Vec<_> = results
             .iter()
             .map(|r| r.as_ref().map(|f| (f.digest, f.len)))
@@ -241,27 +259,13 @@ impl Store {
         executable: bool,
         options: &AddOptions<'_>,
     ) -> Result<StorePath> {
-        validate_name(name)?;
-        let _shared = self.shared_lock()?;
-        self.check_candidates(name, options.candidate_refs)?;
-        let plan = ScanPlan::new(options.candidate_refs, options.self_markers);
+        let (_shared, plan) = self.begin_add(name, options)?;
         let mut scanner = Scanner::new(&plan);
         scanner.feed(bytes);
         if let Some(&marker) = scanner.found.markers.first() {
-            return Err(StoreError::SelfReference {
-                name: name.to_string(),
-                self_path: options.self_markers[marker].clone(),
-                file: name.into(),
-            });
+            return Err(options.self_reference(name, marker, name.into()));
         }
-        let references: Vec<StorePath> = scanner
-            .found
-            .candidates
-            .iter()
-            .map(|&i| options.candidate_refs[i].clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let references = options.references(scanner.found.candidates.iter().copied());
         let tree_digest = canonical::file_digest(executable, bytes);
         let path = canonical::object_path(&self.store_dir, name, &tree_digest, &references);
         if self.db.exists(&path) {
@@ -275,18 +279,23 @@ impl Store {
         fsops::normalize_fd(&file, fsops::file_mode(executable), &staged)?;
         file.sync_all().map_err(StoreError::io("fsync", &staged))?;
         let nar_size = canonical::file_node_size(bytes.len() as u64);
-        self.register_staged(
-            &staging,
-            PathInfo {
-                path,
-                references,
-                tree_digest,
-                nar_size,
-                registration_time: 0,
-                deriver: options.deriver,
-                signatures: Vec::new(),
-            },
-        )
+        let identity = Identity {
+            path,
+            references,
+            tree_digest,
+            nar_size,
+        };
+        self.register_staged(&staging, identity, options.deriver)
+    }
+
+    /// What every add does first: check the name, take the shared store lock (held by the
+    /// caller for the rest of the add), check the candidates, and plan the reference scan.
+    fn begin_add(&self, name: &str, options: &AddOptions<'_>) -> Result<(LockGuard, ScanPlan)> {
+        validate_name(name)?;
+        let shared = self.shared_lock()?;
+        self.check_candidates(name, options.candidate_refs)?;
+        let plan = ScanPlan::new(options.candidate_refs, options.self_markers);
+        Ok((shared, plan))
     }
 
     /// Every declared candidate must be a valid path of this store.

@@ -26,6 +26,7 @@
 //! a valid path is valid (a batch's records are committed in one transaction after its objects
 //! are durable, and their references were valid before or are in the same batch; GC and repair
 //! remove a referrer-closed set in one transaction). Objects are never modified in place.
+#![warn(missing_docs)]
 pub mod archive;
 mod closure;
 pub mod db;

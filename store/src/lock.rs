@@ -65,6 +65,8 @@ pub fn try_exclusive(path: &Path) -> Result<Option<LockGuard>> {
 /// Where the store-wide lock and the registration lock live.
 #[derive(Clone, Debug)]
 pub struct LockPaths {
+    /// The store-wide lock file (shared by most operations, exclusive for GC and repair).
     pub store: PathBuf,
+    /// The lock file the commit step of every ingest and import holds exclusively.
     pub registration: PathBuf,
 }

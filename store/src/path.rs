@@ -42,10 +42,12 @@ impl StoreDir {
         })
     }
 
+    /// The directory as text.
     pub fn as_str(&self) -> &str {
         &self.text
     }
 
+    /// The directory as a file-system path.
     pub fn as_path(&self) -> &Path {
         Path::new(&self.text)
     }
@@ -139,10 +141,12 @@ impl StorePath {
         &self.text
     }
 
+    /// The whole path as a file-system path.
     pub fn as_path(&self) -> &Path {
         Path::new(&self.text)
     }
 
+    /// The whole path as an owned file-system path.
     pub fn to_path_buf(&self) -> PathBuf {
         PathBuf::from(&self.text)
     }

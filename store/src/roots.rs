@@ -50,14 +50,17 @@ impl Drop for TempRoots {
 }
 
 impl Store {
+    /// Where GC root links live (`<state_dir>/gcroots`).
     pub fn gcroots_dir(&self) -> PathBuf {
         self.state_dir.join("gcroots")
     }
 
+    /// Where profile generation links live (`<state_dir>/profiles`).
     pub fn profiles_dir(&self) -> PathBuf {
         self.state_dir.join("profiles")
     }
 
+    /// Where site generation records live (`<state_dir>/sites`).
     pub fn sites_dir(&self) -> PathBuf {
         self.state_dir.join("sites")
     }

@@ -99,6 +99,7 @@ impl Store {
         self.store_dir.as_path().join(STAGING_DIR)
     }
 
+    /// The directory objects live in.
     pub fn store_dir(&self) -> &StoreDir {
         &self.store_dir
     }
@@ -139,6 +140,7 @@ impl Store {
         fsops::fsync_dir(&db_dir)
     }
 
+    /// The directory metadata, roots and profiles live in.
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
     }

@@ -18,7 +18,9 @@ use crate::tree::Tree;
 /// One path that failed verification.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct CorruptPath {
+    /// The path that failed.
     pub path: StorePath,
+    /// What is wrong with it.
     pub problem: String,
 }
 

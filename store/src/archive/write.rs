@@ -16,6 +16,7 @@ use crate::store::Store;
 /// What an export wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ExportStats {
+    /// Objects written.
     pub objects: u64,
     /// Bytes written to the stream.
     pub bytes: u64,

@@ -24,6 +24,7 @@ impl Digest {
         super::hex::decode32(text).map(Digest)
     }
 
+    /// The digest as 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
         super::hex::encode(&self.0)
     }
@@ -98,6 +99,7 @@ pub struct DirectoryHasher {
 }
 
 impl DirectoryHasher {
+    /// Starts the digest of a directory with `entry_count` entries.
     pub fn new(entry_count: u64) -> DirectoryHasher {
         let mut hasher = blake3::Hasher::new();
         hasher.update(&[TAG_DIRECTORY]);
@@ -105,12 +107,14 @@ impl DirectoryHasher {
         DirectoryHasher { hasher }
     }
 
+    /// Adds the next entry, in strictly increasing name order, with its node's digest.
     pub fn entry(&mut self, name: &[u8], child: &Digest) {
         self.hasher.update(&(name.len() as u64).to_le_bytes());
         self.hasher.update(name);
         self.hasher.update(&child.0);
     }
 
+    /// The directory's digest, once every entry is added.
     pub fn finish(self) -> Digest {
         Digest(*self.hasher.finalize().as_bytes())
     }
