@@ -82,6 +82,20 @@ pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     best.map(|(_, c)| format!("did you mean `{c}`?"))
 }
 
+/// The names in backticks, separated by commas (`` `a`, `b` ``), for
+/// hints that list what exists.
+pub(crate) fn quoted_list<I>(names: I) -> String
+where
+    I: IntoIterator,
+    I::Item: fmt::Display,
+{
+    names
+        .into_iter()
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A loaded source file, kept for rendering diagnostics.
 #[derive(Debug, Clone)]
 pub struct SourceFile {

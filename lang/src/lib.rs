@@ -60,5 +60,5 @@ pub fn evaluate_site(
 
 /// Parses one file alone (no imports, no evaluation); for tools and fuzzing.
 pub fn parse_source(text: &str) -> (ast::File, Vec<Diagnostic>) {
-    parse::parse_file(span::FileId(0), text)
+    parse::parse_file(span::SourceId(0), text)
 }

@@ -37,7 +37,7 @@ pub struct PackageId(pub String);
 /// A text file's site-wide name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct FileId(pub String);
+pub struct TextFileId(pub String);
 
 /// A string with context: literal text and references to things that only
 /// get a path later (the build step substitutes them).
@@ -54,7 +54,7 @@ pub enum TextPart {
     /// The store path of a package's output.
     Package(PackageId),
     /// The store path of a text file.
-    File(FileId),
+    File(TextFileId),
     /// The on-host path of a secret's file (outside the store, mode 0400).
     Secret(String),
 }
@@ -85,7 +85,7 @@ impl Text {
         })
     }
 
-    pub fn files(&self) -> impl Iterator<Item = &FileId> {
+    pub fn files(&self) -> impl Iterator<Item = &TextFileId> {
         self.parts.iter().filter_map(|p| match p {
             TextPart::File(id) => Some(id),
             _ => None,
@@ -126,7 +126,7 @@ pub struct Site {
     /// Every package the site uses (directly or as an input), by id.
     pub packages: BTreeMap<PackageId, Package>,
     /// Every text file the site uses, by id.
-    pub files: BTreeMap<FileId, TextFile>,
+    pub files: BTreeMap<TextFileId, TextFile>,
     /// Host classes by name.
     pub classes: BTreeMap<String, Class>,
     /// Secrets by name (sources only, never values).
@@ -153,9 +153,9 @@ impl Site {
     /// Everything a class's system needs in the store: the packages and
     /// files its services and settings mention, plus, transitively, the
     /// inputs of those packages and whatever those files mention.
-    pub fn class_closure(&self, class: &Class) -> (BTreeSet<PackageId>, BTreeSet<FileId>) {
+    pub fn class_closure(&self, class: &Class) -> (BTreeSet<PackageId>, BTreeSet<TextFileId>) {
         let mut packages: BTreeSet<PackageId> = class.packages.iter().cloned().collect();
-        let mut files: BTreeSet<FileId> = BTreeSet::new();
+        let mut files: BTreeSet<TextFileId> = BTreeSet::new();
         for service in class.services.values() {
             for text in service.texts() {
                 packages.extend(text.packages().cloned());
@@ -163,7 +163,7 @@ impl Site {
             }
         }
         let mut pending_packages: Vec<PackageId> = packages.iter().cloned().collect();
-        let mut pending_files: Vec<FileId> = files.iter().cloned().collect();
+        let mut pending_files: Vec<TextFileId> = files.iter().cloned().collect();
         while !pending_packages.is_empty() || !pending_files.is_empty() {
             while let Some(id) = pending_files.pop() {
                 let Some(file) = self.files.get(&id) else {
@@ -224,7 +224,7 @@ pub struct Package {
 /// A text file built straight into the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TextFile {
-    pub id: FileId,
+    pub id: TextFileId,
     /// The store object name.
     pub name: String,
     pub text: Text,

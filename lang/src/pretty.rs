@@ -5,6 +5,7 @@
 //! strings with all escapes. Parsing the output gives the same tree again
 //! (up to spans), which `tests/roundtrip.rs` checks on generated trees.
 use crate::ast::{Arg, ClassBody, ClassItem, Expr, ExprKind, File, Item, StrPart};
+use crate::parse::is_identifier;
 
 /// The source text of a whole file.
 pub fn file(file: &File) -> String {
@@ -120,14 +121,6 @@ fn print_class_body(out: &mut String, body: &ClassBody) {
         out.push('\n');
     }
     out.push('}');
-}
-
-fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn print_literal(out: &mut String, text: &str) {

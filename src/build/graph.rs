@@ -2,13 +2,13 @@
 //! classes need, and in which order they can be built.
 use std::collections::BTreeMap;
 
-use ferry_lang::model::{Class, FileId, Origin, PackageId, Probe, Site, Text};
+use ferry_lang::model::{Class, Origin, PackageId, Probe, Site, Text, TextFileId};
 
 /// One thing to build.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum NodeKey {
     Package(PackageId),
-    File(FileId),
+    File(TextFileId),
 }
 
 impl NodeKey {

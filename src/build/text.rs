@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ferry_lang::model::{FileId, PackageId, Text, TextPart};
+use ferry_lang::model::{PackageId, Text, TextFileId, TextPart};
 use ferry_store::StorePath;
 
 /// Built outputs that text may refer to.
 #[derive(Debug, Default, Clone)]
 pub struct Outputs {
     pub packages: BTreeMap<PackageId, StorePath>,
-    pub files: BTreeMap<FileId, StorePath>,
+    pub files: BTreeMap<TextFileId, StorePath>,
 }
 
 /// A rendered string and the store paths it mentions (its references).
