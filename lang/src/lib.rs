@@ -17,6 +17,8 @@
 //! Modules: [`parse`] (nom parser to [`ast`]), [`pretty`] (AST back to
 //! source), `eval` (lazy evaluator), [`model`] (the result), [`validate`]
 //! (service graph checks), [`diagnostics`].
+#![warn(missing_docs)]
+
 use std::path::{Path, PathBuf};
 
 pub mod ast;

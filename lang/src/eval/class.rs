@@ -219,34 +219,13 @@ impl Evaluator<'_> {
                     ServiceKind::LongRunning
                 }
             });
-        let (
-            Ok(exec),
-            Ok(env),
-            Ok(user),
-            Ok(state_dirs),
-            Ok(health),
-            Ok(pre_upgrade),
-            Ok(post_upgrade),
-            Ok(required),
-            Ok(mut secrets),
-            Ok(kind),
-            true,
-        ) = (
-            exec,
-            env,
-            user,
-            state_dirs,
-            health,
-            pre_upgrade,
-            post_upgrade,
-            required,
-            secrets,
-            kind,
-            fields_ok,
-        )
-        else {
+        // Every field was converted (and each problem reported) above; now
+        // one failure fails the service.
+        if !fields_ok {
             return Err(Reported);
-        };
+        }
+        let (exec, env, pre_upgrade, post_upgrade) = (exec?, env?, pre_upgrade?, post_upgrade?);
+        let mut secrets = secrets?;
         let texts = std::iter::once(&exec)
             .chain(env.values())
             .chain(pre_upgrade.iter())
@@ -254,15 +233,15 @@ impl Evaluator<'_> {
         add_mentioned_secrets(&mut secrets, texts);
         Ok(Service {
             name: name.name.clone(),
-            kind,
+            kind: kind?,
             exec,
             env,
-            user,
-            state_dirs,
-            health,
+            user: user?,
+            state_dirs: state_dirs?,
+            health: health?,
             pre_upgrade,
             post_upgrade,
-            requires: required,
+            requires: required?,
             secrets,
             origin: self.origin(name.span),
         })
