@@ -14,6 +14,7 @@ use crate::span::{line_column, Span};
 /// One problem in a site.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// What is wrong, in one line.
     pub message: String,
     /// Where the problem is; `None` for problems with no place in a file
     /// (e.g. the root file cannot be read).
@@ -27,6 +28,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// A diagnostic with `message` at `span`, with no label, hint or related places.
     pub fn new(message: impl Into<String>, span: Span) -> Diagnostic {
         Diagnostic {
             message: message.into(),
@@ -37,6 +39,7 @@ impl Diagnostic {
         }
     }
 
+    /// A diagnostic with no place in a file.
     pub fn without_span(message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             message: message.into(),
@@ -47,16 +50,19 @@ impl Diagnostic {
         }
     }
 
+    /// The diagnostic with `label` under its caret.
     pub fn label(mut self, label: impl Into<String>) -> Diagnostic {
         self.label = Some(label.into());
         self
     }
 
+    /// The diagnostic with `hint` as its advice.
     pub fn hint(mut self, hint: impl Into<String>) -> Diagnostic {
         self.hint = Some(hint.into());
         self
     }
 
+    /// The diagnostic with `hint` as its advice when there is one (else unchanged).
     pub fn maybe_hint(mut self, hint: Option<String>) -> Diagnostic {
         if hint.is_some() {
             self.hint = hint;
@@ -64,6 +70,7 @@ impl Diagnostic {
         self
     }
 
+    /// The diagnostic with one more place to show, labelled `label`.
     pub fn related(mut self, span: Span, label: impl Into<String>) -> Diagnostic {
         self.related.push((span, label.into()));
         self
@@ -82,18 +89,35 @@ pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     best.map(|(_, c)| format!("did you mean `{c}`?"))
 }
 
+/// The names in backticks, separated by commas (`` `a`, `b` ``), for
+/// hints that list what exists.
+pub(crate) fn quoted_list<I>(names: I) -> String
+where
+    I: IntoIterator,
+    I::Item: fmt::Display,
+{
+    names
+        .into_iter()
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A loaded source file, kept for rendering diagnostics.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
     /// The path as the loader resolved it (shown in messages).
     pub path: PathBuf,
+    /// The file's whole text.
     pub text: Arc<str>,
 }
 
 /// All problems found while evaluating a site, plus the sources they point into.
 #[derive(Debug, Clone)]
 pub struct Diagnostics {
+    /// The problems, in source order (those without a place first).
     pub items: Vec<Diagnostic>,
+    /// Every loaded file, indexed by [`crate::span::SourceId`].
     pub sources: Vec<SourceFile>,
 }
 
@@ -229,6 +253,7 @@ fn source_span(span: Span) -> SourceSpan {
 /// One diagnostic in miette's terms.
 #[derive(Debug, Clone)]
 pub struct DiagnosticReport {
+    /// The diagnostic's message.
     pub message: String,
     /// `file:line:column` of the primary span.
     pub location: Option<String>,

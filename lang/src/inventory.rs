@@ -15,11 +15,22 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum InventorySource {
     /// A static TOML file, path resolved relative to the declaring site file.
-    File { path: PathBuf },
+    File {
+        /// The file's absolute path.
+        path: PathBuf,
+    },
     /// An external program (argv) printing the inventory as JSON on stdout.
-    Exec { command: Vec<String>, dir: PathBuf },
+    Exec {
+        /// The program and its arguments.
+        command: Vec<String>,
+        /// The directory it runs in: that of the declaring site file.
+        dir: PathBuf,
+    },
     /// An Ansible inventory file (INI or YAML), groups map to classes.
-    Ansible { path: PathBuf },
+    Ansible {
+        /// The file's absolute path.
+        path: PathBuf,
+    },
     /// Hosts of the local lab (DESIGN §11); addresses are assigned by the lab.
     Lab(LabSpec),
 }
@@ -30,21 +41,27 @@ pub struct LabSpec {
     /// IPv4 subnet in CIDR form, e.g. `10.237.1.0/24`; `None` lets the lab pick
     /// one derived from the site name.
     pub subnet: Option<String>,
+    /// The lab's hosts, in declaration order.
     pub hosts: Vec<LabHostSpec>,
 }
 
 /// One lab host as declared in the site.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabHostSpec {
+    /// The host's name, unique in the site.
     pub name: String,
+    /// The class the host runs.
     pub class: String,
+    /// Free-form labels such as `datacenter = "eu1"`.
     pub labels: BTreeMap<String, String>,
 }
 
 /// One real host, after the inventory was resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostEntry {
+    /// The host's name, unique in the site.
     pub name: String,
+    /// The class the host runs.
     pub class: String,
     /// What `ssh` connects to: an IP address or a DNS name.
     pub address: String,

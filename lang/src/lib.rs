@@ -17,6 +17,8 @@
 //! Modules: [`parse`] (nom parser to [`ast`]), [`pretty`] (AST back to
 //! source), `eval` (lazy evaluator), [`model`] (the result), [`validate`]
 //! (service graph checks), [`diagnostics`].
+#![warn(missing_docs)]
+
 use std::path::{Path, PathBuf};
 
 pub mod ast;
@@ -60,5 +62,5 @@ pub fn evaluate_site(
 
 /// Parses one file alone (no imports, no evaluation); for tools and fuzzing.
 pub fn parse_source(text: &str) -> (ast::File, Vec<Diagnostic>) {
-    parse::parse_file(span::FileId(0), text)
+    parse::parse_file(span::SourceId(0), text)
 }

@@ -18,8 +18,11 @@ pub const MODEL_VERSION: u32 = 1;
 /// Where something was declared: file (as loaded), 1-based line and column.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
+    /// The file as the loader resolved it.
     pub file: PathBuf,
+    /// The 1-based line.
     pub line: u32,
+    /// The 1-based column, in characters.
     pub column: u32,
 }
 
@@ -37,15 +40,17 @@ pub struct PackageId(pub String);
 /// A text file's site-wide name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct FileId(pub String);
+pub struct TextFileId(pub String);
 
 /// A string with context: literal text and references to things that only
 /// get a path later (the build step substitutes them).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Text {
+    /// The pieces in order; concatenated once references have paths.
     pub parts: Vec<TextPart>,
 }
 
+/// One piece of a [`Text`]: literal text or a reference.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "value", rename_all = "lowercase")]
 pub enum TextPart {
@@ -54,12 +59,13 @@ pub enum TextPart {
     /// The store path of a package's output.
     Package(PackageId),
     /// The store path of a text file.
-    File(FileId),
+    File(TextFileId),
     /// The on-host path of a secret's file (outside the store, mode 0400).
     Secret(String),
 }
 
 impl Text {
+    /// A text of literal text only.
     pub fn literal(text: impl Into<String>) -> Text {
         Text {
             parts: vec![TextPart::Lit(text.into())],
@@ -78,6 +84,7 @@ impl Text {
         Some(out)
     }
 
+    /// The packages the text refers to, in order (with repeats).
     pub fn packages(&self) -> impl Iterator<Item = &PackageId> {
         self.parts.iter().filter_map(|p| match p {
             TextPart::Package(id) => Some(id),
@@ -85,13 +92,15 @@ impl Text {
         })
     }
 
-    pub fn files(&self) -> impl Iterator<Item = &FileId> {
+    /// The text files the text refers to, in order (with repeats).
+    pub fn files(&self) -> impl Iterator<Item = &TextFileId> {
         self.parts.iter().filter_map(|p| match p {
             TextPart::File(id) => Some(id),
             _ => None,
         })
     }
 
+    /// The names of the secrets the text refers to, in order (with repeats).
     pub fn secrets(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|p| match p {
             TextPart::Secret(name) => Some(name.as_str()),
@@ -119,19 +128,23 @@ impl Text {
 pub struct Site {
     /// [`MODEL_VERSION`].
     pub version: u32,
+    /// The site's name (`site = …`, else taken from the root file's path).
     pub name: String,
+    /// `environment = …`, or `default`.
     pub environment: String,
     /// The root site file.
     pub root: PathBuf,
     /// Every package the site uses (directly or as an input), by id.
     pub packages: BTreeMap<PackageId, Package>,
     /// Every text file the site uses, by id.
-    pub files: BTreeMap<FileId, TextFile>,
+    pub files: BTreeMap<TextFileId, TextFile>,
     /// Host classes by name.
     pub classes: BTreeMap<String, Class>,
     /// Secrets by name (sources only, never values).
     pub secrets: BTreeMap<String, Secret>,
+    /// Where the hosts come from and the hosts found.
     pub inventory: Inventory,
+    /// How a deploy proceeds across the hosts.
     pub rollout: RolloutPolicy,
     /// Service-level dependencies.
     pub graph: ServiceGraph,
@@ -143,6 +156,7 @@ impl Site {
         &self.inventory.hosts
     }
 
+    /// The service `reference` names, if the site has it.
     pub fn service(&self, reference: &ServiceRef) -> Option<&Service> {
         self.classes
             .get(&reference.class)?
@@ -153,9 +167,9 @@ impl Site {
     /// Everything a class's system needs in the store: the packages and
     /// files its services and settings mention, plus, transitively, the
     /// inputs of those packages and whatever those files mention.
-    pub fn class_closure(&self, class: &Class) -> (BTreeSet<PackageId>, BTreeSet<FileId>) {
+    pub fn class_closure(&self, class: &Class) -> (BTreeSet<PackageId>, BTreeSet<TextFileId>) {
         let mut packages: BTreeSet<PackageId> = class.packages.iter().cloned().collect();
-        let mut files: BTreeSet<FileId> = BTreeSet::new();
+        let mut files: BTreeSet<TextFileId> = BTreeSet::new();
         for service in class.services.values() {
             for text in service.texts() {
                 packages.extend(text.packages().cloned());
@@ -163,7 +177,7 @@ impl Site {
             }
         }
         let mut pending_packages: Vec<PackageId> = packages.iter().cloned().collect();
-        let mut pending_files: Vec<FileId> = files.iter().cloned().collect();
+        let mut pending_files: Vec<TextFileId> = files.iter().cloned().collect();
         while !pending_packages.is_empty() || !pending_files.is_empty() {
             while let Some(id) = pending_files.pop() {
                 let Some(file) = self.files.get(&id) else {
@@ -205,6 +219,7 @@ impl Site {
 /// How to build one package (a recipe's inputs, before store paths are known).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Package {
+    /// The package's site-wide name (its key in [`Site::packages`]).
     pub id: PackageId,
     /// The store object name of the output.
     pub name: String,
@@ -218,23 +233,29 @@ pub struct Package {
     pub builder: Text,
     /// Extra environment of the builder.
     pub env: BTreeMap<String, Text>,
+    /// Where the package was declared.
     pub origin: Origin,
 }
 
 /// A text file built straight into the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TextFile {
-    pub id: FileId,
+    /// The file's site-wide name (its key in [`Site::files`]).
+    pub id: TextFileId,
     /// The store object name.
     pub name: String,
+    /// The file's content.
     pub text: Text,
+    /// Whether the file is stored with its executable bit set.
     pub executable: bool,
+    /// Where the file was declared (or `text_file(…)` called).
     pub origin: Origin,
 }
 
 /// One host class, with its includes flattened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Class {
+    /// The class's name in the root file.
     pub name: String,
     /// Names of the classes included, directly or indirectly, in include order.
     pub includes: Vec<String>,
@@ -244,17 +265,21 @@ pub struct Class {
     pub packages: Vec<PackageId>,
     /// The hosts of this class, from the inventory.
     pub hosts: Vec<HostEntry>,
+    /// Where the class was declared.
     pub origin: Origin,
 }
 
 /// One service of a class.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Service {
+    /// The service's name, unique in its class.
     pub name: String,
+    /// Whether it stays up or runs once per activation.
     pub kind: ServiceKind,
     /// Command line, run by `/bin/sh -c` with `$STATE_DIRECTORY` set to the
     /// service's state directory (`<state_dir>/lib/<service>`, DESIGN §4).
     pub exec: Text,
+    /// Environment variables of the service's process.
     pub env: BTreeMap<String, Text>,
     /// The user it runs as; `None` means the agent's user.
     pub user: Option<String>,
@@ -270,6 +295,7 @@ pub struct Service {
     pub requires: Vec<ServiceRef>,
     /// Secrets this service reads (named or interpolated).
     pub secrets: Vec<String>,
+    /// Where the service was declared.
     pub origin: Origin,
 }
 
@@ -289,6 +315,7 @@ impl Service {
     }
 }
 
+/// How a service runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceKind {
@@ -301,7 +328,9 @@ pub enum ServiceKind {
 /// `class.service`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ServiceRef {
+    /// The class the service is in.
     pub class: String,
+    /// The service's name in that class.
     pub service: String,
 }
 
@@ -314,6 +343,7 @@ impl std::fmt::Display for ServiceRef {
 /// A health check with its timing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthCheck {
+    /// What is checked.
     pub probe: Probe,
     /// Per attempt.
     pub timeout_ms: u64,
@@ -323,34 +353,59 @@ pub struct HealthCheck {
     pub interval_ms: u64,
 }
 
+/// One way to tell whether a service is healthy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Probe {
     /// Passes when the command exits 0.
-    Command { command: Text },
+    Command {
+        /// The command line, run by `/bin/sh -c`.
+        command: Text,
+    },
     /// Passes when a TCP connection to `host:port` (default host 127.0.0.1) opens.
-    Tcp { host: String, port: u16 },
+    Tcp {
+        /// The host to connect to.
+        host: String,
+        /// The port to connect to (1–65535).
+        port: u16,
+    },
     /// Passes on an HTTP status 200–399.
-    Http { url: Text },
+    Http {
+        /// The URL fetched (`http://` or `https://`).
+        url: Text,
+    },
 }
 
 /// A secret: where the deployer reads it. The value never enters the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Secret {
+    /// The secret's name (its key in [`Site::secrets`]).
     pub name: String,
+    /// Where the deployer reads the value.
     pub source: SecretSource,
+    /// Where the secret was declared.
     pub origin: Origin,
 }
 
+/// Where the deployer reads a secret's value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum SecretSource {
     /// A file on the deployer (absolute, resolved relative to the declaring file).
-    File { path: PathBuf },
+    File {
+        /// The file's absolute path.
+        path: PathBuf,
+    },
     /// An environment variable of the deployer.
-    Env { var: String },
+    Env {
+        /// The variable's name.
+        var: String,
+    },
     /// A program on the deployer whose stdout is the secret.
-    Command { argv: Vec<String> },
+    Command {
+        /// The program and its arguments.
+        argv: Vec<String>,
+    },
 }
 
 /// The site's inventory: where hosts come from and what was found.
@@ -358,12 +413,14 @@ pub enum SecretSource {
 pub struct Inventory {
     /// `None` when the site declares no inventory (it then has no hosts).
     pub source: Option<InventorySource>,
+    /// The hosts the source gave, in its order.
     pub hosts: Vec<HostEntry>,
 }
 
 /// How a deploy proceeds across hosts (DESIGN §9).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RolloutPolicy {
+    /// In which order classes are deployed.
     pub order: RolloutOrder,
     /// Hosts deployed first, alone, before everything else (0 = no canary).
     pub canary: u32,
@@ -373,7 +430,9 @@ pub struct RolloutPolicy {
     pub group_by: Option<String>,
     /// Failures tolerated before `on_failure` applies.
     pub max_failures: Amount,
+    /// What happens once more hosts failed than `max_failures` allows.
     pub on_failure: OnFailure,
+    /// What happens between batches.
     pub pause: Pause,
     /// An external policy program (argv): reads the plan as JSON on stdin,
     /// prints the batches as JSON. Overrides the built-in ordering.
@@ -395,6 +454,7 @@ impl Default for RolloutPolicy {
     }
 }
 
+/// The order in which a rollout takes the classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RolloutOrder {
@@ -410,6 +470,7 @@ pub enum RolloutOrder {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "value", rename_all = "lowercase")]
 pub enum Amount {
+    /// This many hosts.
     Count(u32),
     /// 0–100.
     Percent(u8),
@@ -425,19 +486,27 @@ impl Amount {
     }
 }
 
+/// What a rollout does once too many hosts failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnFailure {
+    /// Stop deploying; hosts already switched keep the new system.
     Stop,
+    /// Stop deploying and roll back every host already switched in this run.
     Rollback,
+    /// Go on with the remaining hosts.
     Continue,
 }
 
+/// What a rollout does between two batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Pause {
+    /// Go straight on.
     None,
+    /// Wait this long.
     Duration {
+        /// The wait in milliseconds.
         ms: u64,
     },
     /// Wait for the operator to confirm between batches.
@@ -456,9 +525,12 @@ pub struct ServiceGraph {
     pub class_order: Vec<String>,
 }
 
+/// One `requires`: service `from` needs service `to` up first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceEdge {
+    /// The requiring service.
     pub from: ServiceRef,
+    /// The required service.
     pub to: ServiceRef,
     /// True when the two services are in different classes (so on different hosts).
     pub cross_class: bool,

@@ -4,7 +4,8 @@
 //! `!` are always parenthesized, durations are printed in milliseconds,
 //! strings with all escapes. Parsing the output gives the same tree again
 //! (up to spans), which `tests/roundtrip.rs` checks on generated trees.
-use crate::ast::{Arg, ClassBody, ClassItem, Expr, ExprKind, File, Item, StrPart};
+use crate::ast::{Arg, ClassBody, ClassItem, Expr, ExprKind, Field, File, Item, StrPart};
+use crate::parse::is_identifier;
 
 /// The source text of a whole file.
 pub fn file(file: &File) -> String {
@@ -84,11 +85,7 @@ fn print_item(out: &mut String, item: &Item) {
                 }
             }
         }
-        Item::Setting { name, value, .. } => {
-            out.push_str(&name.name);
-            out.push_str(" = ");
-            print_expr(out, value);
-        }
+        Item::Setting { name, value, .. } => print_binding(out, &name.name, value),
         Item::Every { body, .. } => {
             out.push_str("every class ");
             print_class_body(out, body);
@@ -107,27 +104,13 @@ fn print_class_body(out: &mut String, body: &ClassBody) {
             }
             ClassItem::Service { name, value, .. } => {
                 out.push_str("service ");
-                out.push_str(&name.name);
-                out.push_str(" = ");
-                print_expr(out, value);
+                print_binding(out, &name.name, value);
             }
-            ClassItem::Setting { name, value, .. } => {
-                out.push_str(&name.name);
-                out.push_str(" = ");
-                print_expr(out, value);
-            }
+            ClassItem::Setting { name, value, .. } => print_binding(out, &name.name, value),
         }
         out.push('\n');
     }
     out.push('}');
-}
-
-fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn print_literal(out: &mut String, text: &str) {
@@ -156,20 +139,7 @@ fn print_expr(out: &mut String, expr: &Expr) {
         ExprKind::Duration(ms) => out.push_str(&format!("{ms}ms")),
         ExprKind::Percent(p) => out.push_str(&format!("{p}%")),
         ExprKind::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        ExprKind::Str(parts) => {
-            out.push('"');
-            for part in parts {
-                match part {
-                    StrPart::Lit(text) => escape_into(out, text),
-                    StrPart::Interp(inner) => {
-                        out.push_str("${");
-                        print_expr(out, inner);
-                        out.push('}');
-                    }
-                }
-            }
-            out.push('"');
-        }
+        ExprKind::Str(parts) => print_string(out, parts),
         ExprKind::Var(name) => out.push_str(name),
         ExprKind::SelfClass => out.push_str("self"),
         ExprKind::List(items) => {
@@ -182,20 +152,7 @@ fn print_expr(out: &mut String, expr: &Expr) {
             }
             out.push(']');
         }
-        ExprKind::Record(fields) => {
-            out.push('{');
-            for (i, field) in fields.iter().enumerate() {
-                out.push_str(if i > 0 { ", " } else { " " });
-                if is_identifier(&field.name.name) {
-                    out.push_str(&field.name.name);
-                } else {
-                    print_literal(out, &field.name.name);
-                }
-                out.push_str(" = ");
-                print_expr(out, &field.value);
-            }
-            out.push_str(if fields.is_empty() { "}" } else { " }" });
-        }
+        ExprKind::Record(fields) => print_record(out, fields),
         ExprKind::Field(target, name) => {
             print_postfix_target(out, target);
             out.push('.');
@@ -209,21 +166,7 @@ fn print_expr(out: &mut String, expr: &Expr) {
         }
         ExprKind::Call(callee, args) => {
             print_postfix_target(out, callee);
-            out.push('(');
-            for (i, arg) in args.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                match arg {
-                    Arg::Positional(value) => print_expr(out, value),
-                    Arg::Named(name, value) => {
-                        out.push_str(&name.name);
-                        out.push_str(" = ");
-                        print_expr(out, value);
-                    }
-                }
-            }
-            out.push(')');
+            print_args(out, args);
         }
         ExprKind::If(cond, then, otherwise) => {
             out.push_str("(if ");
@@ -253,6 +196,60 @@ fn print_expr(out: &mut String, expr: &Expr) {
             print_class_body(out, body);
         }
     }
+}
+
+/// A string literal with its interpolations.
+fn print_string(out: &mut String, parts: &[StrPart]) {
+    out.push('"');
+    for part in parts {
+        match part {
+            StrPart::Lit(text) => escape_into(out, text),
+            StrPart::Interp(inner) => {
+                out.push_str("${");
+                print_expr(out, inner);
+                out.push('}');
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// `{ name = value, … }`, quoting names that are not identifiers.
+fn print_record(out: &mut String, fields: &[Field]) {
+    out.push('{');
+    for (i, field) in fields.iter().enumerate() {
+        out.push_str(if i > 0 { ", " } else { " " });
+        if is_identifier(&field.name.name) {
+            out.push_str(&field.name.name);
+        } else {
+            print_literal(out, &field.name.name);
+        }
+        out.push_str(" = ");
+        print_expr(out, &field.value);
+    }
+    out.push_str(if fields.is_empty() { "}" } else { " }" });
+}
+
+/// A call's `(arguments)`.
+fn print_args(out: &mut String, args: &[Arg]) {
+    out.push('(');
+    for (i, arg) in args.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        match arg {
+            Arg::Positional(value) => print_expr(out, value),
+            Arg::Named(name, value) => print_binding(out, &name.name, value),
+        }
+    }
+    out.push(')');
+}
+
+/// `name = value`.
+fn print_binding(out: &mut String, name: &str, value: &Expr) {
+    out.push_str(name);
+    out.push_str(" = ");
+    print_expr(out, value);
 }
 
 /// Targets of `.`, `[…]` and calls: numbers and compound expressions get parentheses.

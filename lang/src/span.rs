@@ -1,20 +1,25 @@
 //! Source positions: every syntax node carries a [`Span`] into the file it came from.
 use serde::{Deserialize, Serialize};
 
-/// Index of a loaded source file in the evaluator's source table.
+/// Index of a loaded source file in the evaluator's source table (and in
+/// [`crate::Diagnostics::sources`]); `SourceId(0)` is the root file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct FileId(pub u32);
+pub struct SourceId(pub u32);
 
 /// A byte range `start..end` in one source file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Span {
-    pub file: FileId,
+    /// The source file the range is in.
+    pub file: SourceId,
+    /// Byte offset of the first byte.
     pub start: u32,
+    /// Byte offset just past the last byte (never before `start`).
     pub end: u32,
 }
 
 impl Span {
-    pub fn new(file: FileId, start: usize, end: usize) -> Span {
+    /// The span `start..end` in `file` (an `end` before `start` becomes `start`).
+    pub fn new(file: SourceId, start: usize, end: usize) -> Span {
         // Source files are read whole into memory; a file over 4 GiB is refused
         // by the loader long before offsets could overflow.
         Span {
@@ -33,10 +38,12 @@ impl Span {
         }
     }
 
+    /// The number of bytes the span covers.
     pub fn len(self) -> usize {
         (self.end - self.start) as usize
     }
 
+    /// True when the span covers no byte (a position between two bytes).
     pub fn is_empty(self) -> bool {
         self.end == self.start
     }
@@ -45,7 +52,9 @@ impl Span {
 /// One line:column position (both 1-based, column counted in characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LineColumn {
+    /// The 1-based line number.
     pub line: u32,
+    /// The 1-based column, counted in characters from the line's start.
     pub column: u32,
 }
 

@@ -3,11 +3,11 @@
 use ferry_lang::ast::{
     Arg, BinaryOp, ClassBody, ClassItem, Expr, ExprKind, Field, File, Ident, Item, Param, StrPart,
 };
-use ferry_lang::span::{FileId, Span};
+use ferry_lang::span::{SourceId, Span};
 use proptest::prelude::*;
 
 const SPAN: Span = Span {
-    file: FileId(0),
+    file: SourceId(0),
     start: 0,
     end: 0,
 };
@@ -247,7 +247,7 @@ proptest! {
     #[test]
     fn printed_expressions_parse_back(expression in expr()) {
         let printed = ferry_lang::pretty::expr(&expression);
-        let parsed = ferry_lang::parse::parse_expr(FileId(0), &printed);
+        let parsed = ferry_lang::parse::parse_expr(SourceId(0), &printed);
         prop_assert!(parsed.is_ok(), "{printed}\n{parsed:?}");
         prop_assert_eq!(shape(&parsed.unwrap()), shape(&expression), "{}", printed);
     }

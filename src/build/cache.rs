@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use ferry_lang::model::{Class, FileId, PackageId, Site};
+use ferry_lang::model::{Class, PackageId, Site, TextFileId};
 use ferry_store::{Store, StorePath, TempRoots};
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +32,7 @@ pub struct CachedBuild {
     /// The output of each package.
     pub packages: BTreeMap<PackageId, StorePath>,
     /// The output of each file.
-    pub files: BTreeMap<FileId, StorePath>,
+    pub files: BTreeMap<TextFileId, StorePath>,
     /// The store's invalidation count when all these paths were last seen valid.
     #[serde(default)]
     pub seen_valid_at: Option<u64>,
@@ -62,7 +62,7 @@ pub fn key(
         site: &'a str,
         classes: &'a [&'a Class],
         packages: &'a BTreeMap<PackageId, ferry_lang::model::Package>,
-        files: &'a BTreeMap<FileId, ferry_lang::model::TextFile>,
+        files: &'a BTreeMap<TextFileId, ferry_lang::model::TextFile>,
         sources: &'a BTreeMap<PackageId, StorePath>,
         host_state_dir: &'a std::path::Path,
         timeout: u64,

@@ -2,7 +2,7 @@
 //! classes need, and in which order they can be built.
 use std::collections::BTreeMap;
 
-use ferry_lang::model::{Class, FileId, Origin, PackageId, Probe, Site, Text};
+use ferry_lang::model::{Class, Origin, PackageId, Probe, Site, Text, TextFileId};
 
 /// One thing to build.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -10,7 +10,7 @@ pub enum NodeKey {
     /// A package to build.
     Package(PackageId),
     /// A text file to write.
-    File(FileId),
+    File(TextFileId),
 }
 
 impl NodeKey {

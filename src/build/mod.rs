@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use ferry_lang::model::{Class, FileId, PackageId, Site};
+use ferry_lang::model::{Class, PackageId, Site, TextFileId};
 use ferry_store::{AddOptions, Store, StorePath, TempRoots};
 use serde::Serialize;
 
@@ -88,7 +88,7 @@ pub struct SiteBuild {
     /// The output of each built package.
     pub packages: BTreeMap<PackageId, StorePath>,
     /// The output of each written file.
-    pub files: BTreeMap<FileId, StorePath>,
+    pub files: BTreeMap<TextFileId, StorePath>,
     /// What happened to each package (by package id).
     pub outcomes: BTreeMap<String, NodeOutcome>,
     /// Keeps every output alive against a concurrent `ferry gc` until the
@@ -318,7 +318,7 @@ impl NodeRunner<'_> {
 
     fn write_file(
         &self,
-        id: &FileId,
+        id: &TextFileId,
         outputs: &Outputs,
     ) -> Result<(StorePath, NodeOutcome), BuildError> {
         let file = &self.site.files[id];

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ferry_lang::model::{FileId, PackageId, Text, TextPart};
+use ferry_lang::model::{PackageId, Text, TextFileId, TextPart};
 use ferry_store::StorePath;
 
 /// Built outputs that text may refer to.
@@ -12,7 +12,7 @@ pub struct Outputs {
     /// Each built package's output.
     pub packages: BTreeMap<PackageId, StorePath>,
     /// Each written file's output.
-    pub files: BTreeMap<FileId, StorePath>,
+    pub files: BTreeMap<TextFileId, StorePath>,
 }
 
 /// A rendered string and the store paths it mentions (its references).

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use super::value::{Builtin, Piece, Record, Value, SV};
 use super::{push_lit, record, EvalResult, Evaluator, Reported};
 use crate::ast::Ident;
-use crate::diagnostics::{suggest, Diagnostic};
+use crate::diagnostics::{quoted_list, suggest, Diagnostic};
 use crate::inventory::{InventorySource, LabHostSpec, LabSpec};
 use crate::span::Span;
 
@@ -64,16 +64,8 @@ impl Evaluator<'_> {
                 }
                 Some(i) => args[i] = Some(value),
                 None => {
-                    let hint = suggest(&arg.name, params.iter().copied()).unwrap_or_else(|| {
-                        format!(
-                            "`{name}` takes: {}",
-                            params
-                                .iter()
-                                .map(|p| format!("`{p}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    });
+                    let hint = suggest(&arg.name, params.iter().copied())
+                        .unwrap_or_else(|| format!("`{name}` takes: {}", quoted_list(params)));
                     return Err(self.error(
                         Diagnostic::new(
                             format!("`{name}` has no parameter `{}`", arg.name),
@@ -98,6 +90,8 @@ impl Evaluator<'_> {
         Ok(args)
     }
 
+    /// Calls a builtin with its arguments as written: checks them against
+    /// the builtin's signature, then computes its value.
     pub(crate) fn call_builtin(
         &mut self,
         builtin: Builtin,
@@ -126,68 +120,17 @@ impl Evaluator<'_> {
             Builtin::Tcp => Ok(Value::Tagged("health.tcp", Rc::new(given(&args)))),
             Builtin::Command => Ok(Value::Tagged("health.command", Rc::new(given(&args)))),
             Builtin::InventoryFile | Builtin::Ansible => {
-                let sv = first.ok_or(Reported)?;
-                let path = self.path_arg(&sv, call_span, builtin.name())?;
-                let kind = if builtin == Builtin::Ansible {
-                    "inventory.ansible"
-                } else {
-                    "inventory.file"
-                };
-                let fields = [(
-                    "path".to_string(),
-                    SV::new(Value::Path(Rc::new(path)), sv.span),
-                )];
-                Ok(Value::Tagged(kind, Rc::new(fields.into_iter().collect())))
+                self.inventory_file(builtin, first.ok_or(Reported)?, call_span)
             }
-            Builtin::Exec => {
-                let sv = first.ok_or(Reported)?;
-                self.argv(&sv, "the command of `exec`")?;
-                let dir = SV::new(
-                    Value::Path(Rc::new(self.resolve_path(call_span, "."))),
-                    call_span,
-                );
-                let fields = [("command".to_string(), sv), ("dir".to_string(), dir)];
-                Ok(Value::Tagged(
-                    "inventory.exec",
-                    Rc::new(fields.into_iter().collect()),
-                ))
-            }
+            Builtin::Exec => self.inventory_exec(first.ok_or(Reported)?, call_span),
             Builtin::Lab => Ok(Value::Tagged("inventory.lab", Rc::new(given(&args)))),
             Builtin::Hosts => self.hosts_of(first, call_span),
             Builtin::Map => {
                 let function = first.ok_or(Reported)?;
-                let list_sv = args[1].clone().ok_or(Reported)?;
-                let list = self.expect_list(&list_sv, "the second argument of `map`")?;
-                let mut out = Vec::with_capacity(list.len());
-                for item in list.iter() {
-                    let value = self.call(
-                        function.value.clone(),
-                        function.span,
-                        call_span,
-                        vec![item.clone()],
-                        Vec::new(),
-                    )?;
-                    out.push(SV::new(value, item.span));
-                }
-                Ok(Value::List(Rc::new(out)))
+                let list = args[1].clone().ok_or(Reported)?;
+                self.map(function, &list, call_span)
             }
-            Builtin::Join => {
-                let list_sv = first.ok_or(Reported)?;
-                let list = self.expect_list(&list_sv, "the first argument of `join`")?;
-                let separator = match &args[1] {
-                    Some(sv) => self.expect_text(sv, "the separator of `join`")?,
-                    None => Rc::new(Vec::new()),
-                };
-                let mut pieces = Vec::new();
-                for (i, item) in list.iter().enumerate() {
-                    if i > 0 {
-                        append(&mut pieces, &separator);
-                    }
-                    let text = self.expect_text(item, "an element joined by `join`")?;
-                    append(&mut pieces, &text);
-                }
-                Ok(Value::Text(Rc::new(pieces)))
-            }
+            Builtin::Join => self.join(&first.ok_or(Reported)?, args[1].as_ref()),
             Builtin::Length => {
                 let sv = first.ok_or(Reported)?;
                 match &sv.value {
@@ -206,36 +149,9 @@ impl Evaluator<'_> {
                 )))
             }
             Builtin::TextFile => {
-                let name_sv = first.ok_or(Reported)?;
-                let name = self.expect_literal(&name_sv, "the name of `text_file`")?;
-                let text_sv = args[1].clone().ok_or(Reported)?;
-                let text = self.expect_text(&text_sv, "the text of `text_file`")?;
-                let executable = match &args[2] {
-                    Some(sv) => self.expect_bool(sv, "`executable`")?,
-                    None => false,
-                };
-                // The same name and content from several calls is one file.
-                let existing = self.files.iter().position(|slot| {
-                    slot.name == name
-                        && slot
-                            .inline
-                            .as_ref()
-                            .is_some_and(|(t, x)| **t == *text && *x == executable)
-                });
-                let slot = match existing {
-                    Some(slot) => slot as u32,
-                    None => {
-                        self.files.push(super::DeclSlot {
-                            module: call_span.file.0,
-                            item: usize::MAX,
-                            name,
-                            name_span: call_span,
-                            inline: Some((text, executable)),
-                        });
-                        (self.files.len() - 1) as u32
-                    }
-                };
-                Ok(Value::File(slot))
+                let name = first.ok_or(Reported)?;
+                let text = args[1].clone().ok_or(Reported)?;
+                self.inline_text_file(&name, &text, args[2].as_ref(), call_span)
             }
             Builtin::ToString => {
                 let sv = first.ok_or(Reported)?;
@@ -244,6 +160,108 @@ impl Evaluator<'_> {
                 Ok(Value::Text(Rc::new(pieces)))
             }
         }
+    }
+
+    /// `file(path)` or `ansible(path)`: an inventory source read from a file.
+    fn inventory_file(&mut self, builtin: Builtin, sv: SV, call_span: Span) -> EvalResult<Value> {
+        let path = self.path_arg(&sv, call_span, builtin.name())?;
+        let kind = if builtin == Builtin::Ansible {
+            "inventory.ansible"
+        } else {
+            "inventory.file"
+        };
+        let fields = [(
+            "path".to_string(),
+            SV::new(Value::Path(Rc::new(path)), sv.span),
+        )];
+        Ok(Value::Tagged(kind, Rc::new(fields.into_iter().collect())))
+    }
+
+    /// `exec(command)`: an inventory program, run in the calling file's directory.
+    fn inventory_exec(&mut self, command: SV, call_span: Span) -> EvalResult<Value> {
+        self.argv(&command, "the command of `exec`")?;
+        let dir = SV::new(
+            Value::Path(Rc::new(self.resolve_path(call_span, "."))),
+            call_span,
+        );
+        let fields = [("command".to_string(), command), ("dir".to_string(), dir)];
+        Ok(Value::Tagged(
+            "inventory.exec",
+            Rc::new(fields.into_iter().collect()),
+        ))
+    }
+
+    /// `map(function, list)`: the function applied to each element.
+    fn map(&mut self, function: SV, list: &SV, call_span: Span) -> EvalResult<Value> {
+        let list = self.expect_list(list, "the second argument of `map`")?;
+        let mut out = Vec::with_capacity(list.len());
+        for item in list.iter() {
+            let value = self.call(
+                function.value.clone(),
+                function.span,
+                call_span,
+                vec![item.clone()],
+                Vec::new(),
+            )?;
+            out.push(SV::new(value, item.span));
+        }
+        Ok(Value::List(Rc::new(out)))
+    }
+
+    /// `join(list, separator)`: the strings of the list, one text.
+    fn join(&mut self, list: &SV, separator: Option<&SV>) -> EvalResult<Value> {
+        let list = self.expect_list(list, "the first argument of `join`")?;
+        let separator = match separator {
+            Some(sv) => self.expect_text(sv, "the separator of `join`")?,
+            None => Rc::new(Vec::new()),
+        };
+        let mut pieces = Vec::new();
+        for (i, item) in list.iter().enumerate() {
+            if i > 0 {
+                append(&mut pieces, &separator);
+            }
+            let text = self.expect_text(item, "an element joined by `join`")?;
+            append(&mut pieces, &text);
+        }
+        Ok(Value::Text(Rc::new(pieces)))
+    }
+
+    /// `text_file(name, text, executable)`: a file declared inline; the same
+    /// name and content from several calls is one file.
+    fn inline_text_file(
+        &mut self,
+        name_sv: &SV,
+        text_sv: &SV,
+        executable: Option<&SV>,
+        call_span: Span,
+    ) -> EvalResult<Value> {
+        let name = self.expect_literal(name_sv, "the name of `text_file`")?;
+        let text = self.expect_text(text_sv, "the text of `text_file`")?;
+        let executable = match executable {
+            Some(sv) => self.expect_bool(sv, "`executable`")?,
+            None => false,
+        };
+        let existing = self.files.iter().position(|slot| {
+            slot.name == name
+                && slot
+                    .inline
+                    .as_ref()
+                    .is_some_and(|(t, x)| **t == *text && *x == executable)
+        });
+        let slot = match existing {
+            Some(slot) => slot as u32,
+            None => {
+                self.files.push(super::DeclSlot {
+                    module: call_span.file.0,
+                    item: usize::MAX,
+                    name,
+                    name_span: call_span,
+                    inline: Some((text, executable)),
+                });
+                (self.files.len() - 1) as u32
+            }
+        };
+        Ok(Value::File(slot))
     }
 
     fn path_arg(

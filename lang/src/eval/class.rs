@@ -3,11 +3,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use super::site::RequireSite;
-use super::value::{ClassValue, Value, SV};
+use super::value::{ClassValue, Record, Value, SV};
 use super::{EvalResult, Evaluator, Reported};
 use crate::ast::{ClassItem, Ident};
 use crate::diagnostics::{suggest, Diagnostic};
-use crate::model::{Class, HealthCheck, PackageId, Probe, Service, ServiceKind, ServiceRef};
+use crate::model::{Class, HealthCheck, PackageId, Probe, Service, ServiceKind, ServiceRef, Text};
 use crate::span::Span;
 
 const SERVICE_FIELDS: &[&str] = &[
@@ -162,6 +162,9 @@ impl Evaluator<'_> {
         }
     }
 
+    /// Converts one service record of class `class_name` into a model
+    /// service, noting its `requires` in `requires`. Reports every problem
+    /// of every field before giving up.
     pub(super) fn convert_service(
         &mut self,
         class_name: &str,
@@ -178,171 +181,209 @@ impl Evaluator<'_> {
                 ))
             }
         };
-        let mut ok = self.check_fields(&record, SERVICE_FIELDS, "a service");
+        let fields_ok = self.check_fields(&record, SERVICE_FIELDS, "a service");
         let what = |field: &str| format!("`{field}` of service `{}`", name.name);
-        let exec = match record.get("exec") {
-            Some(exec) => self
-                .expect_text(exec, &what("exec"))
-                .map(|p| self.model_text(&p))
-                .ok(),
-            None => {
-                self.error(
-                    Diagnostic::new(format!("service `{}` has no `exec`", name.name), name.span)
-                        .hint(
-                        "every service needs the command it runs: `exec = \"${pkg}/bin/server\"`",
-                    ),
-                );
-                None
-            }
-        };
-        let env = match record.get("env") {
-            Some(env) => self.env_map(env, &what("env")).ok(),
-            None => Some(BTreeMap::new()),
-        };
-        let user = match record.get("user") {
-            Some(user) => self.expect_literal(user, &what("user")).map(Some).ok(),
-            None => Some(None),
-        };
-        let mut state_dirs = Vec::new();
-        if let Some(dirs) = record.get("state_dirs") {
-            match self.expect_list(dirs, &what("state_dirs")) {
-                Ok(list) => {
-                    for dir in list.iter() {
-                        match self.expect_literal(dir, "a state directory") {
-                            Ok(d)
-                                if d.is_empty()
-                                    || d.starts_with('/')
-                                    || d.split('/').any(|c| c == ".." || c == ".") =>
-                            {
-                                ok = false;
-                                self.error(
-                                    Diagnostic::new(format!("state directory `{d}` must be a relative path inside the service's state directory"), dir.span)
-                                        .hint("write a name like `\"data\"`; it is created under the service's state directory"),
-                                );
-                            }
-                            Ok(d) => state_dirs.push(d),
-                            Err(_) => ok = false,
-                        }
-                    }
-                }
-                Err(_) => ok = false,
-            }
-        }
-        let mut health = Vec::new();
-        if let Some(checks) = record.get("health") {
-            for check in self.one_or_many(checks).iter() {
-                match self.health_check(check) {
-                    Ok(h) => health.push(h),
-                    Err(_) => ok = false,
-                }
-            }
-        }
+        let exec = self.service_exec(&record, name, &what("exec"));
+        let env = record
+            .get("env")
+            .map_or(Ok(BTreeMap::new()), |env| self.env_map(env, &what("env")));
+        let user = record
+            .get("user")
+            .map(|user| self.expect_literal(user, &what("user")))
+            .transpose();
+        let state_dirs = record.get("state_dirs").map_or(Ok(Vec::new()), |dirs| {
+            self.state_dirs(dirs, &what("state_dirs"))
+        });
+        let health = record
+            .get("health")
+            .map_or(Ok(Vec::new()), |checks| self.health_checks(checks));
         let pre_upgrade = self.field_text(&record, "pre_upgrade", &what("pre_upgrade"));
         let post_upgrade = self.field_text(&record, "post_upgrade", &what("post_upgrade"));
         let from = ServiceRef {
             class: class_name.to_string(),
             service: name.name.clone(),
         };
-        let mut required = Vec::new();
-        if let Some(list_sv) = record.get("requires") {
-            for item in self.one_or_many(list_sv).iter() {
-                match &item.value {
-                    Value::ServiceRef(class, service) => {
-                        let to = ServiceRef {
-                            class: class.to_string(),
-                            service: service.to_string(),
-                        };
-                        if !required.contains(&to) {
-                            required.push(to.clone());
-                        }
-                        requires.push(RequireSite {
-                            from: from.clone(),
-                            to,
-                            span: item.span,
-                        });
-                    }
-                    Value::Class(c) => {
-                        ok = false;
-                        let class = c.name.as_deref().unwrap_or("the class").to_string();
-                        self.error(
-                            Diagnostic::new(
-                                format!("`requires` names services, but `{class}` is a class"),
-                                item.span,
-                            )
-                            .hint(format!("name one of its services: `{class}.<service>`")),
-                        );
-                    }
-                    _ => {
-                        ok = false;
-                        self.type_error(
-                            item,
-                            "an element of `requires`",
-                            "a service such as `db.postgres` or `self.app`",
-                        );
-                    }
-                }
-            }
-        }
-        let mut secrets: Vec<String> = Vec::new();
-        if let Some(list_sv) = record.get("secrets") {
-            for item in self.one_or_many(list_sv).iter() {
-                match item.value {
-                    Value::Secret(slot) => {
-                        self.used_secrets.insert(slot);
-                        secrets.push(self.secrets[slot as usize].name.clone());
-                    }
-                    _ => {
-                        ok = false;
-                        self.type_error(
-                            item,
-                            "an element of `secrets`",
-                            "a secret declared with `secret name { … }`",
-                        );
-                    }
-                }
-            }
-        }
-        let kind = match record.get("oneshot") {
-            Some(b) => match self.expect_bool(b, &what("oneshot")) {
-                Ok(true) => ServiceKind::Oneshot,
-                Ok(false) => ServiceKind::LongRunning,
-                Err(_) => {
-                    ok = false;
+        let required = record.get("requires").map_or(Ok(Vec::new()), |list| {
+            self.service_requires(&from, list, requires)
+        });
+        let secrets = record
+            .get("secrets")
+            .map_or(Ok(Vec::new()), |list| self.service_secrets(list));
+        let kind = record
+            .get("oneshot")
+            .map_or(Ok(false), |b| self.expect_bool(b, &what("oneshot")))
+            .map(|oneshot| {
+                if oneshot {
+                    ServiceKind::Oneshot
+                } else {
                     ServiceKind::LongRunning
                 }
-            },
-            None => ServiceKind::LongRunning,
-        };
-        let (Some(exec), Some(env), Some(user), Ok(pre_upgrade), Ok(post_upgrade), true) =
-            (exec, env, user, pre_upgrade, post_upgrade, ok)
-        else {
+            });
+        // Every field was converted (and each problem reported) above; now
+        // one failure fails the service.
+        if !fields_ok {
             return Err(Reported);
-        };
-        for text in std::iter::once(&exec)
+        }
+        let (exec, env, pre_upgrade, post_upgrade) = (exec?, env?, pre_upgrade?, post_upgrade?);
+        let mut secrets = secrets?;
+        let texts = std::iter::once(&exec)
             .chain(env.values())
             .chain(pre_upgrade.iter())
-            .chain(post_upgrade.iter())
-        {
-            for secret in text.secrets() {
-                if !secrets.iter().any(|s| s == secret) {
-                    secrets.push(secret.to_string());
-                }
-            }
-        }
+            .chain(post_upgrade.iter());
+        add_mentioned_secrets(&mut secrets, texts);
         Ok(Service {
             name: name.name.clone(),
-            kind,
+            kind: kind?,
             exec,
             env,
-            user,
-            state_dirs,
-            health,
+            user: user?,
+            state_dirs: state_dirs?,
+            health: health?,
             pre_upgrade,
             post_upgrade,
-            requires: required,
+            requires: required?,
             secrets,
             origin: self.origin(name.span),
         })
+    }
+
+    /// A service's `exec`, which every service must have.
+    fn service_exec(&mut self, record: &Record, name: &Ident, what: &str) -> EvalResult<Text> {
+        match record.get("exec") {
+            Some(exec) => {
+                let pieces = self.expect_text(exec, what)?;
+                Ok(self.model_text(&pieces))
+            }
+            None => Err(self.error(
+                Diagnostic::new(format!("service `{}` has no `exec`", name.name), name.span).hint(
+                    "every service needs the command it runs: `exec = \"${pkg}/bin/server\"`",
+                ),
+            )),
+        }
+    }
+
+    /// A service's `state_dirs`: relative paths that stay inside its state
+    /// directory. Reports every bad entry.
+    fn state_dirs(&mut self, dirs: &SV, what: &str) -> EvalResult<Vec<String>> {
+        let list = self.expect_list(dirs, what)?;
+        let mut state_dirs = Vec::new();
+        let mut failed = false;
+        for dir in list.iter() {
+            match self.expect_literal(dir, "a state directory") {
+                Ok(d)
+                    if d.is_empty()
+                        || d.starts_with('/')
+                        || d.split('/').any(|c| c == ".." || c == ".") =>
+                {
+                    failed = true;
+                    self.error(
+                        Diagnostic::new(format!("state directory `{d}` must be a relative path inside the service's state directory"), dir.span)
+                            .hint("write a name like `\"data\"`; it is created under the service's state directory"),
+                    );
+                }
+                Ok(d) => state_dirs.push(d),
+                Err(_) => failed = true,
+            }
+        }
+        if failed {
+            return Err(Reported);
+        }
+        Ok(state_dirs)
+    }
+
+    /// A service's `health`: one check or a list of them. Reports every bad one.
+    fn health_checks(&mut self, checks: &SV) -> EvalResult<Vec<HealthCheck>> {
+        let mut health = Vec::new();
+        let mut failed = false;
+        for check in self.one_or_many(checks).iter() {
+            match self.health_check(check) {
+                Ok(h) => health.push(h),
+                Err(_) => failed = true,
+            }
+        }
+        if failed {
+            return Err(Reported);
+        }
+        Ok(health)
+    }
+
+    /// A service's `requires` (one service or a list), without repeats; each
+    /// entry is also noted in `requires` with its span for later checks.
+    fn service_requires(
+        &mut self,
+        from: &ServiceRef,
+        list: &SV,
+        requires: &mut Vec<RequireSite>,
+    ) -> EvalResult<Vec<ServiceRef>> {
+        let mut required = Vec::new();
+        let mut failed = false;
+        for item in self.one_or_many(list).iter() {
+            match &item.value {
+                Value::ServiceRef(class, service) => {
+                    let to = ServiceRef {
+                        class: class.to_string(),
+                        service: service.to_string(),
+                    };
+                    if !required.contains(&to) {
+                        required.push(to.clone());
+                    }
+                    requires.push(RequireSite {
+                        from: from.clone(),
+                        to,
+                        span: item.span,
+                    });
+                }
+                Value::Class(c) => {
+                    failed = true;
+                    let class = c.name.as_deref().unwrap_or("the class").to_string();
+                    self.error(
+                        Diagnostic::new(
+                            format!("`requires` names services, but `{class}` is a class"),
+                            item.span,
+                        )
+                        .hint(format!("name one of its services: `{class}.<service>`")),
+                    );
+                }
+                _ => {
+                    failed = true;
+                    self.type_error(
+                        item,
+                        "an element of `requires`",
+                        "a service such as `db.postgres` or `self.app`",
+                    );
+                }
+            }
+        }
+        if failed {
+            return Err(Reported);
+        }
+        Ok(required)
+    }
+
+    /// The names of the secrets a service's `secrets` lists (one or a list).
+    fn service_secrets(&mut self, list: &SV) -> EvalResult<Vec<String>> {
+        let mut secrets: Vec<String> = Vec::new();
+        let mut failed = false;
+        for item in self.one_or_many(list).iter() {
+            match item.value {
+                Value::Secret(slot) => {
+                    self.used_secrets.insert(slot);
+                    secrets.push(self.secrets[slot as usize].name.clone());
+                }
+                _ => {
+                    failed = true;
+                    self.type_error(
+                        item,
+                        "an element of `secrets`",
+                        "a secret declared with `secret name { … }`",
+                    );
+                }
+            }
+        }
+        if failed {
+            return Err(Reported);
+        }
+        Ok(secrets)
     }
 
     pub(super) fn health_check(&mut self, sv: &SV) -> EvalResult<HealthCheck> {
@@ -430,5 +471,16 @@ impl Evaluator<'_> {
             retries,
             interval_ms,
         })
+    }
+}
+
+/// Adds to `secrets` each secret the texts mention that it does not list yet.
+fn add_mentioned_secrets<'t>(secrets: &mut Vec<String>, texts: impl Iterator<Item = &'t Text>) {
+    for text in texts {
+        for secret in text.secrets() {
+            if !secrets.iter().any(|s| s == secret) {
+                secrets.push(secret.to_string());
+            }
+        }
     }
 }

@@ -3,8 +3,8 @@ use std::rc::Rc;
 
 use super::value::{Piece, Record, Value, SV};
 use super::{EvalResult, Evaluator};
-use crate::diagnostics::{suggest, Diagnostic};
-use crate::model::{Amount, FileId, PackageId, Text, TextPart};
+use crate::diagnostics::{quoted_list, suggest, Diagnostic};
+use crate::model::{Amount, PackageId, Text, TextFileId, TextPart};
 
 impl Evaluator<'_> {
     pub(crate) fn type_error(&mut self, sv: &SV, what: &str, expected: &str) -> super::Reported {
@@ -130,16 +130,8 @@ impl Evaluator<'_> {
         for (name, sv) in record {
             if !known.contains(&name.as_str()) {
                 ok = false;
-                let hint = suggest(name, known.iter().copied()).unwrap_or_else(|| {
-                    format!(
-                        "{what} fields are: {}",
-                        known
-                            .iter()
-                            .map(|k| format!("`{k}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                });
+                let hint = suggest(name, known.iter().copied())
+                    .unwrap_or_else(|| format!("{what} fields are: {}", quoted_list(known)));
                 self.error(
                     Diagnostic::new(format!("unknown field `{name}` in {what}"), sv.span)
                         .label("unknown field")
@@ -162,7 +154,7 @@ impl Evaluator<'_> {
                 }
                 Piece::File(slot) => {
                     self.used_files.insert(*slot);
-                    TextPart::File(FileId(self.files[*slot as usize].name.clone()))
+                    TextPart::File(TextFileId(self.files[*slot as usize].name.clone()))
                 }
                 Piece::Secret(slot) => {
                     self.used_secrets.insert(*slot);

@@ -1,11 +1,11 @@
 //! Declarations the site uses: packages (with their inputs), text files and secrets.
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::value::Value;
+use super::value::{Piece, Record, Value};
 use super::{EvalResult, Evaluator, Reported};
 use crate::ast::Item;
 use crate::diagnostics::Diagnostic;
-use crate::model::{Package, PackageId, Secret, SecretSource, TextFile};
+use crate::model::{Package, PackageId, Secret, SecretSource, Text, TextFile};
 use crate::span::Span;
 
 const PACKAGE_FIELDS: &[&str] = &["name", "src", "inputs", "build", "env"];
@@ -17,7 +17,7 @@ impl Evaluator<'_> {
     pub(super) fn used_packages_closure(&mut self) -> BTreeMap<PackageId, Package> {
         let mut done: BTreeSet<u32> = BTreeSet::new();
         let mut packages: BTreeMap<PackageId, Package> = BTreeMap::new();
-        let mut first_slot: BTreeMap<String, u32> = BTreeMap::new();
+        let mut claimed: BTreeMap<String, Span> = BTreeMap::new();
         loop {
             // Files can mention packages and packages can mention files.
             self.used_files_closure();
@@ -25,20 +25,13 @@ impl Evaluator<'_> {
                 break;
             };
             done.insert(slot);
-            let name = self.packages[slot as usize].name.clone();
-            if let Some(&other) = first_slot.get(&name) {
-                let (a, b) = (
-                    self.packages[other as usize].name_span,
-                    self.packages[slot as usize].name_span,
-                );
-                self.error(
-                    Diagnostic::new(format!("the site uses two different packages named `{name}`"), b)
-                        .related(a, "the other one")
-                        .hint("package names are store names and must be unique among the packages a site uses; rename one"),
-                );
+            let (name, span) = {
+                let s = &self.packages[slot as usize];
+                (s.name.clone(), s.name_span)
+            };
+            if !self.claim_store_name(&mut claimed, name, span, "package") {
                 continue;
             }
-            first_slot.insert(name.clone(), slot);
             if let Ok(package) = self.package(slot) {
                 packages.insert(package.id.clone(), package);
             }
@@ -72,19 +65,7 @@ impl Evaluator<'_> {
         };
         let (record, _) = self.decl_body(module, item)?;
         let ok = self.check_fields(&record, PACKAGE_FIELDS, "a package");
-        let store_name = match record.get("name") {
-            Some(sv) => self.expect_literal(sv, "a package's `name`")?,
-            None => name.clone(),
-        };
-        if !valid_store_name(&store_name) {
-            return Err(self.error(
-                Diagnostic::new(
-                    format!("`{store_name}` is not a valid store name"),
-                    record.get("name").map_or(name_span, |s| s.span),
-                )
-                .hint("use ASCII letters, digits and `+-._?=`, not starting with `.`"),
-            ));
-        }
+        let store_name = self.store_name(&record, &name, name_span, "package")?;
         let src = match record.get("src") {
             Some(sv) => match &sv.value {
                 Value::Path(p) => Some((**p).clone()),
@@ -154,26 +135,19 @@ impl Evaluator<'_> {
         })
     }
 
-    pub(super) fn used_files_closure(&mut self) -> BTreeMap<crate::model::FileId, TextFile> {
+    pub(super) fn used_files_closure(&mut self) -> BTreeMap<crate::model::TextFileId, TextFile> {
         let mut files = BTreeMap::new();
         let mut done = BTreeSet::new();
-        let mut first_slot: BTreeMap<String, u32> = BTreeMap::new();
+        let mut claimed: BTreeMap<String, Span> = BTreeMap::new();
         while let Some(&slot) = self.used_files.iter().find(|s| !done.contains(*s)) {
             done.insert(slot);
-            let name = self.files[slot as usize].name.clone();
-            if let Some(&other) = first_slot.get(&name) {
-                let (a, b) = (
-                    self.files[other as usize].name_span,
-                    self.files[slot as usize].name_span,
-                );
-                self.error(
-                    Diagnostic::new(format!("the site uses two different files named `{name}`"), b)
-                        .related(a, "the other one")
-                        .hint("file names are store names and must be unique among the files a site uses; rename one"),
-                );
+            let (name, span) = {
+                let s = &self.files[slot as usize];
+                (s.name.clone(), s.name_span)
+            };
+            if !self.claim_store_name(&mut claimed, name, span, "file") {
                 continue;
             }
-            first_slot.insert(name, slot);
             if let Ok(file) = self.text_file(slot) {
                 files.insert(file.id.clone(), file);
             }
@@ -199,15 +173,9 @@ impl Evaluator<'_> {
                     name_span,
                 )));
             }
-            let text = self.model_text(&pieces);
-            if text.secrets().next().is_some() {
-                return Err(self.error(
-                    Diagnostic::new(format!("file `{name}` mentions a secret"), name_span)
-                        .hint("files go into the store, which is world-readable; pass secrets to services instead"),
-                ));
-            }
+            let text = self.file_text(&pieces, &name, name_span)?;
             return Ok(TextFile {
-                id: crate::model::FileId(name.clone()),
+                id: crate::model::TextFileId(name.clone()),
                 name,
                 text,
                 executable,
@@ -216,9 +184,66 @@ impl Evaluator<'_> {
         }
         let (record, _) = self.decl_body(module, item)?;
         let ok = self.check_fields(&record, FILE_FIELDS, "a file");
+        let store_name = self.store_name(&record, &name, name_span, "file")?;
+        let Some(text_sv) = record.get("text") else {
+            return Err(self.error(
+                Diagnostic::new(format!("file `{name}` has no `text`"), name_span)
+                    .hint("add `text = \"…\"`"),
+            ));
+        };
+        let pieces = self.expect_text(text_sv, "a file's `text`")?;
+        let text = self.file_text(&pieces, &name, text_sv.span)?;
+        let executable = match record.get("executable") {
+            Some(sv) => self.expect_bool(sv, "a file's `executable`")?,
+            None => false,
+        };
+        if !ok {
+            return Err(Reported);
+        }
+        Ok(TextFile {
+            id: crate::model::TextFileId(name),
+            name: store_name,
+            text,
+            executable,
+            origin: self.origin(name_span),
+        })
+    }
+
+    /// Claims `name` (declared at `span`) among the packages or the files
+    /// the site uses, as `kind` says. Their names are store names, so two
+    /// different declarations cannot share one: the second is reported and
+    /// false returned.
+    fn claim_store_name(
+        &mut self,
+        claimed: &mut BTreeMap<String, Span>,
+        name: String,
+        span: Span,
+        kind: &str,
+    ) -> bool {
+        if let Some(&first) = claimed.get(&name) {
+            self.error(
+                Diagnostic::new(format!("the site uses two different {kind}s named `{name}`"), span)
+                    .related(first, "the other one")
+                    .hint(format!("{kind} names are store names and must be unique among the {kind}s a site uses; rename one")),
+            );
+            return false;
+        }
+        claimed.insert(name, span);
+        true
+    }
+
+    /// The store name of the package or file (`kind`) declared as `name`:
+    /// its body's `name`, else `name`; it must follow the store's rules.
+    fn store_name(
+        &mut self,
+        record: &Record,
+        name: &str,
+        name_span: Span,
+        kind: &str,
+    ) -> EvalResult<String> {
         let store_name = match record.get("name") {
-            Some(sv) => self.expect_literal(sv, "a file's `name`")?,
-            None => name.clone(),
+            Some(sv) => self.expect_literal(sv, &format!("a {kind}'s `name`"))?,
+            None => name.to_string(),
         };
         if !valid_store_name(&store_name) {
             return Err(self.error(
@@ -229,34 +254,20 @@ impl Evaluator<'_> {
                 .hint("use ASCII letters, digits and `+-._?=`, not starting with `.`"),
             ));
         }
-        let Some(text_sv) = record.get("text") else {
-            return Err(self.error(
-                Diagnostic::new(format!("file `{name}` has no `text`"), name_span)
-                    .hint("add `text = \"…\"`"),
-            ));
-        };
-        let pieces = self.expect_text(text_sv, "a file's `text`")?;
-        let text = self.model_text(&pieces);
+        Ok(store_name)
+    }
+
+    /// The text of file `name` as model text; a secret in it is an error
+    /// at `span`, since files go into the world-readable store.
+    fn file_text(&mut self, pieces: &[Piece], name: &str, span: Span) -> EvalResult<Text> {
+        let text = self.model_text(pieces);
         if text.secrets().next().is_some() {
             return Err(self.error(
-                Diagnostic::new(format!("file `{name}` mentions a secret"), text_sv.span)
+                Diagnostic::new(format!("file `{name}` mentions a secret"), span)
                     .hint("files go into the store, which is world-readable; pass secrets to services instead"),
             ));
         }
-        let executable = match record.get("executable") {
-            Some(sv) => self.expect_bool(sv, "a file's `executable`")?,
-            None => false,
-        };
-        if !ok {
-            return Err(Reported);
-        }
-        Ok(TextFile {
-            id: crate::model::FileId(name),
-            name: store_name,
-            text,
-            executable,
-            origin: self.origin(name_span),
-        })
+        Ok(text)
     }
 
     pub(super) fn used_secrets(&mut self) -> BTreeMap<String, Secret> {

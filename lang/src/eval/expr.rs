@@ -5,7 +5,7 @@ use std::rc::Rc;
 use super::value::{Builtin, ClassValue, Closure, Local, Piece, Record, Value, SV, SYMBOLS};
 use super::{EvalResult, Evaluator, MAX_CALL_DEPTH};
 use crate::ast::{self, Arg, BinaryOp, Expr, ExprKind, StrPart};
-use crate::diagnostics::{suggest, Diagnostic};
+use crate::diagnostics::{quoted_list, suggest, Diagnostic};
 use crate::span::Span;
 
 impl Evaluator<'_> {
@@ -163,11 +163,7 @@ impl Evaluator<'_> {
                 Some(sv) => Ok(sv.value.clone()),
                 None => {
                     let hint = suggest(&name.name, record.keys().map(String::as_str));
-                    let fields = record
-                        .keys()
-                        .map(|k| format!("`{k}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let fields = quoted_list(record.keys());
                     Err(self.error(
                         Diagnostic::new(
                             format!("the record has no field `{}`", name.name),
@@ -324,12 +320,7 @@ impl Evaluator<'_> {
                         &name.name,
                         closure.params.iter().map(|p| p.name.name.as_str()),
                     );
-                    let params = closure
-                        .params
-                        .iter()
-                        .map(|p| format!("`{}`", p.name.name))
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let params = quoted_list(closure.params.iter().map(|p| &p.name.name));
                     return Err(self.error(
                         Diagnostic::new(
                             format!("`{}` has no parameter `{}`", closure.name, name.name),

@@ -8,8 +8,8 @@ use super::value::Value;
 use super::{Binding, BindingState, DeclSlot, EvalResult, Evaluator, LoadedSource, Module};
 use crate::ast::{self, Item};
 use crate::diagnostics::{Diagnostic, SourceFile};
-use crate::parse::parse_file;
-use crate::span::{FileId, Span};
+use crate::parse::{is_identifier, parse_file};
+use crate::span::{SourceId, Span};
 
 impl Evaluator<'_> {
     /// Loads, parses and registers a module and (eagerly) everything it imports,
@@ -28,7 +28,7 @@ impl Evaluator<'_> {
                     .chain([&path])
                     .map(|p| p.display().to_string())
                     .collect();
-                let span = import_span.unwrap_or(Span::new(FileId(0), 0, 0));
+                let span = import_span.unwrap_or(Span::new(SourceId(0), 0, 0));
                 return Err(self.error(
                     Diagnostic::new(format!("import cycle: {}", cycle.join(" → ")), span)
                         .label("this import closes the cycle")
@@ -47,7 +47,7 @@ impl Evaluator<'_> {
                 }));
             }
         };
-        let file = FileId(self.sources.len() as u32);
+        let file = SourceId(self.sources.len() as u32);
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
@@ -95,7 +95,7 @@ impl Evaluator<'_> {
     }
 
     /// Records a module's top-level names; reports duplicates.
-    pub(super) fn register(&mut self, file: FileId, ast: Rc<ast::File>, index: u32) -> Module {
+    pub(super) fn register(&mut self, file: SourceId, ast: Rc<ast::File>, index: u32) -> Module {
         let mut module = Module {
             file,
             ast: ast.clone(),
@@ -130,38 +130,17 @@ impl Evaluator<'_> {
                 },
                 Item::Let { name, .. } => (name.name.clone(), name.span),
                 Item::Package { name, .. } => {
-                    let slot = self.packages.len() as u32;
-                    self.packages.push(DeclSlot {
-                        module: index,
-                        item: item_index,
-                        name: name.name.clone(),
-                        name_span: name.span,
-                        inline: None,
-                    });
+                    let slot = declare(&mut self.packages, index, item_index, name);
                     self.bind_done(&mut module, name, item_index, Value::Package(slot));
                     continue;
                 }
                 Item::File { name, .. } => {
-                    let slot = self.files.len() as u32;
-                    self.files.push(DeclSlot {
-                        module: index,
-                        item: item_index,
-                        name: name.name.clone(),
-                        name_span: name.span,
-                        inline: None,
-                    });
+                    let slot = declare(&mut self.files, index, item_index, name);
                     self.bind_done(&mut module, name, item_index, Value::File(slot));
                     continue;
                 }
                 Item::Secret { name, .. } => {
-                    let slot = self.secrets.len() as u32;
-                    self.secrets.push(DeclSlot {
-                        module: index,
-                        item: item_index,
-                        name: name.name.clone(),
-                        name_span: name.span,
-                        inline: None,
-                    });
+                    let slot = declare(&mut self.secrets, index, item_index, name);
                     self.bind_done(&mut module, name, item_index, Value::Secret(slot));
                     continue;
                 }
@@ -239,18 +218,23 @@ impl Evaluator<'_> {
     }
 }
 
+/// Adds the package, file or secret `name` declared by item `item` of
+/// module `module` to `slots`; returns its slot.
+fn declare(slots: &mut Vec<DeclSlot>, module: u32, item: usize, name: &ast::Ident) -> u32 {
+    slots.push(DeclSlot {
+        module,
+        item,
+        name: name.name.clone(),
+        name_span: name.span,
+        inline: None,
+    });
+    (slots.len() - 1) as u32
+}
+
 /// The name an import binds when it has no `as`: the file name without extension.
 pub(super) fn import_name(path: &str) -> String {
     let file = path.rsplit('/').next().unwrap_or(path);
     file.split('.').next().unwrap_or(file).to_string()
-}
-
-pub(super) fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 pub(super) fn setting_name_span(item: &Item) -> Span {

@@ -22,7 +22,7 @@ use crate::ast::{self, Item};
 use crate::diagnostics::{Diagnostic, Diagnostics, SourceFile};
 use crate::inventory::{HostEntry, InventoryResolver};
 use crate::model::Origin;
-use crate::span::{FileId, Span};
+use crate::span::{SourceId, Span};
 use crate::SourceLoader;
 use value::{ClassValue, Closure, Piece, Value};
 
@@ -58,7 +58,7 @@ struct Binding {
 }
 
 pub(crate) struct Module {
-    pub file: FileId,
+    pub file: SourceId,
     pub ast: Rc<ast::File>,
     bindings: HashMap<String, Binding>,
     /// Top-level classes in declaration order.

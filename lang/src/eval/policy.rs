@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::value::{Value, SV};
 use super::Evaluator;
 use crate::ast::Item;
-use crate::diagnostics::{suggest, Diagnostic};
+use crate::diagnostics::{quoted_list, suggest, Diagnostic};
 use crate::model::{Class, Inventory, OnFailure, Pause, RolloutOrder, RolloutPolicy};
 
 const ROLLOUT_FIELDS: &[&str] = &[
@@ -55,11 +55,7 @@ impl Evaluator<'_> {
             match classes.get_mut(&host.class) {
                 Some(class) => class.hosts.push(host.clone()),
                 None => {
-                    let known = classes
-                        .keys()
-                        .map(|k| format!("`{k}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let known = quoted_list(classes.keys());
                     let hint = suggest(&host.class, classes.keys().map(String::as_str))
                         .unwrap_or_else(|| {
                             format!(
@@ -213,14 +209,7 @@ impl Evaluator<'_> {
             if known.is_empty() {
                 "the inventory's hosts have no labels; add `labels = { … }` to them".to_string()
             } else {
-                format!(
-                    "labels in the inventory: {}",
-                    known
-                        .iter()
-                        .map(|k| format!("`{k}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                format!("labels in the inventory: {}", quoted_list(&known))
             }
         });
         self.error(

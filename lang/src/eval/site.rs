@@ -9,7 +9,7 @@ use super::class::FlatClass;
 use super::value::{ClassValue, Value, SV};
 use super::{EvalResult, Evaluator};
 use crate::ast::Item;
-use crate::diagnostics::{suggest, Diagnostic, Diagnostics};
+use crate::diagnostics::{quoted_list, suggest, Diagnostic, Diagnostics};
 use crate::inventory::InventoryResolver;
 use crate::model::{Class, ServiceRef, Site, MODEL_VERSION};
 use crate::span::Span;
@@ -52,32 +52,10 @@ impl Evaluator<'_> {
         Some(self.eval_sv(value, 0, None))
     }
 
+    /// The whole site from the loaded modules: names, classes, inventory,
+    /// rollout, what the site uses, and the checks between them.
     fn assemble(&mut self, root: &Path) -> Site {
-        let default_name = match (
-            root.file_stem().and_then(|s| s.to_str()),
-            root.parent()
-                .and_then(|p| p.file_name())
-                .and_then(|s| s.to_str()),
-        ) {
-            (Some("site"), Some(dir)) => dir.to_string(),
-            (Some(stem), _) => stem.to_string(),
-            _ => "site".to_string(),
-        };
-        let name = match self.setting("site") {
-            Some(Ok(sv)) => match self.expect_literal(&sv, "`site`") {
-                Ok(name) if valid_site_name(&name) => name,
-                Ok(name) => {
-                    self.error(
-                        Diagnostic::new(format!("`{name}` cannot name a site"), sv.span).hint(
-                            "a site name becomes a directory name: use letters, digits, `-`, `_` and `.`",
-                        ),
-                    );
-                    default_name
-                }
-                Err(_) => default_name,
-            },
-            _ => default_name,
-        };
+        let name = self.site_name(root);
         let environment = match self.setting("environment") {
             Some(Ok(sv)) => self
                 .expect_literal(&sv, "`environment`")
@@ -88,38 +66,7 @@ impl Evaluator<'_> {
         let mut requires = Vec::new();
         let mut classes = BTreeMap::new();
         let class_names = self.modules[0].classes.clone();
-        let mut flats: Vec<(String, Span, FlatClass)> = Vec::new();
-        for class_name in &class_names {
-            let span = self.modules[0]
-                .ast
-                .items
-                .iter()
-                .find_map(|item| match item {
-                    Item::Class { name, .. } if name.name == *class_name => Some(name.span),
-                    _ => None,
-                });
-            let Some(span) = span else { continue };
-            let Ok(Value::Class(class)) = self.force(0, class_name, span) else {
-                continue;
-            };
-            let target: Rc<str> = Rc::from(class_name.as_str());
-            let mut flat = FlatClass::default();
-            self.with_self(target.clone(), |ev| ev.flatten(&class, &mut flat));
-            let every = self.modules[0].every.clone();
-            let ast = self.modules[0].ast.clone();
-            for item in every {
-                if let Item::Every { body, .. } = &ast.items[item] {
-                    let every_class = Rc::new(ClassValue {
-                        name: None,
-                        body: Rc::new(body.clone()),
-                        module: 0,
-                        locals: None,
-                    });
-                    self.with_self(target.clone(), |ev| ev.flatten(&every_class, &mut flat));
-                }
-            }
-            flats.push((class_name.clone(), span, flat));
-        }
+        let flats = self.flatten_classes(&class_names);
         // Services that were declared, even if they failed to convert: a
         // `requires` on one of them is not a second error.
         let declared: BTreeSet<ServiceRef> = flats
@@ -181,15 +128,79 @@ impl Evaluator<'_> {
         }
     }
 
+    /// The `site = …` setting, or a name taken from the root file's path
+    /// (its directory for `site.conf`, else the file's stem).
+    fn site_name(&mut self, root: &Path) -> String {
+        let default_name = match (
+            root.file_stem().and_then(|s| s.to_str()),
+            root.parent()
+                .and_then(|p| p.file_name())
+                .and_then(|s| s.to_str()),
+        ) {
+            (Some("site"), Some(dir)) => dir.to_string(),
+            (Some(stem), _) => stem.to_string(),
+            _ => "site".to_string(),
+        };
+        match self.setting("site") {
+            Some(Ok(sv)) => match self.expect_literal(&sv, "`site`") {
+                Ok(name) if valid_site_name(&name) => name,
+                Ok(name) => {
+                    self.error(
+                        Diagnostic::new(format!("`{name}` cannot name a site"), sv.span).hint(
+                            "a site name becomes a directory name: use letters, digits, `-`, `_` and `.`",
+                        ),
+                    );
+                    default_name
+                }
+                Err(_) => default_name,
+            },
+            _ => default_name,
+        }
+    }
+
+    /// Each root class with its includes and the `every class` items
+    /// followed, in declaration order, with the span of its name.
+    fn flatten_classes(&mut self, class_names: &[String]) -> Vec<(String, Span, FlatClass)> {
+        let mut flats = Vec::new();
+        for class_name in class_names {
+            let span = self.modules[0]
+                .ast
+                .items
+                .iter()
+                .find_map(|item| match item {
+                    Item::Class { name, .. } if name.name == *class_name => Some(name.span),
+                    _ => None,
+                });
+            let Some(span) = span else { continue };
+            let Ok(Value::Class(class)) = self.force(0, class_name, span) else {
+                continue;
+            };
+            let target: Rc<str> = Rc::from(class_name.as_str());
+            let mut flat = FlatClass::default();
+            self.with_self(target.clone(), |ev| ev.flatten(&class, &mut flat));
+            let every = self.modules[0].every.clone();
+            let ast = self.modules[0].ast.clone();
+            for item in every {
+                if let Item::Every { body, .. } = &ast.items[item] {
+                    let every_class = Rc::new(ClassValue {
+                        name: None,
+                        body: Rc::new(body.clone()),
+                        module: 0,
+                        locals: None,
+                    });
+                    self.with_self(target.clone(), |ev| ev.flatten(&every_class, &mut flat));
+                }
+            }
+            flats.push((class_name.clone(), span, flat));
+        }
+        flats
+    }
+
     fn check_requires(&mut self, classes: &BTreeMap<String, Class>, requires: &[RequireSite]) {
         for site in requires {
             match classes.get(&site.to.class) {
                 None => {
-                    let known = classes
-                        .keys()
-                        .map(|k| format!("`{k}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let known = quoted_list(classes.keys());
                     self.error(
                         Diagnostic::new(
                             format!(
@@ -215,12 +226,7 @@ impl Evaluator<'_> {
                             format!(
                                 "class `{}` has: {}",
                                 class.name,
-                                class
-                                    .services
-                                    .keys()
-                                    .map(|k| format!("`{k}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
+                                quoted_list(class.services.keys())
                             )
                         });
                     self.error(

@@ -172,11 +172,7 @@ impl<'s> P<'s> {
                 && matches!(expr.kind, ExprKind::Var(_) | ExprKind::Field(..))
             {
                 // `f { a = 1 }` calls `f` with named arguments.
-                let (after, record) = self.primary(at)?;
-                let ExprKind::Record(fields) = record.kind else {
-                    // `primary` on `{` always yields a record.
-                    unreachable!("a `{{` primary is a record")
-                };
+                let (after, fields) = self.record(at)?;
                 let args = fields
                     .into_iter()
                     .map(|f| Arg::Named(f.name, f.value))
@@ -231,6 +227,8 @@ impl<'s> P<'s> {
         }
     }
 
+    /// A value that needs no operator: a literal, a list, a record, a
+    /// parenthesized expression, a number, a word or `class { … }`.
     pub(super) fn primary(&self, input: &'s str) -> R<'s, Expr> {
         let start = skip(input);
         let Some(first) = start.chars().next() else {
@@ -248,141 +246,24 @@ impl<'s> P<'s> {
                 ))
             }
             '[' => {
-                let open = self.off(start);
-                let mut rest = &start[1..];
-                let mut items = Vec::new();
-                loop {
-                    if let Some(after) = self.punct(rest, "]") {
-                        return Ok((
-                            after,
-                            Expr {
-                                kind: ExprKind::List(items),
-                                span: self.span(start, after),
-                            },
-                        ));
-                    }
-                    if skip(rest).is_empty() {
-                        return self.close(rest, "]", open, "list").map(|(r, _)| {
-                            (
-                                r,
-                                Expr {
-                                    kind: ExprKind::List(Vec::new()),
-                                    span: self.span(start, r),
-                                },
-                            )
-                        });
-                    }
-                    let (after, item) = match self.expr(rest) {
-                        Ok(ok) => ok,
-                        Err(nom::Err::Error(_)) => {
-                            return fail(self.expected(rest, "a list element or `]`").related(
-                                open,
-                                open + 1,
-                                "list opened here",
-                            ))
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    items.push(item);
-                    rest = match self.punct(after, ",") {
-                        Some(after) => after,
-                        None => {
-                            let (after, ()) = self.close(after, "]", open, "list")?;
-                            return Ok((
-                                after,
-                                Expr {
-                                    kind: ExprKind::List(items),
-                                    span: self.span(start, after),
-                                },
-                            ));
-                        }
-                    };
-                }
+                let (rest, items) = self.list(start)?;
+                Ok((
+                    rest,
+                    Expr {
+                        kind: ExprKind::List(items),
+                        span: self.span(start, rest),
+                    },
+                ))
             }
             '{' => {
-                let open = self.off(start);
-                let mut rest = &start[1..];
-                let mut fields: Vec<Field> = Vec::new();
-                loop {
-                    let at = skip(rest);
-                    if let Some(after) = at.strip_prefix('}') {
-                        return Ok((
-                            after,
-                            Expr {
-                                kind: ExprKind::Record(fields),
-                                span: self.span(start, after),
-                            },
-                        ));
-                    }
-                    if at.is_empty() {
-                        return self.close(at, "}", open, "block").map(|(r, _)| {
-                            (
-                                r,
-                                Expr {
-                                    kind: ExprKind::Record(Vec::new()),
-                                    span: self.span(start, r),
-                                },
-                            )
-                        });
-                    }
-                    let (after, name) = if at.starts_with('"') {
-                        let (after, (parts, span)) = self.string(at)?;
-                        match parts.as_slice() {
-                            [StrPart::Lit(text)] => (
-                                after,
-                                Ident {
-                                    name: text.clone(),
-                                    span,
-                                },
-                            ),
-                            _ => {
-                                return fail(PError::at(
-                                    at,
-                                    span.len(),
-                                    "a quoted field name must be plain text",
-                                ))
-                            }
-                        }
-                    } else {
-                        match self.ident(at) {
-                            Ok(ok) => ok,
-                            Err(_) => {
-                                return fail(self.expected(at, "a field name or `}`").related(
-                                    open,
-                                    open + 1,
-                                    "block opened here",
-                                ))
-                            }
-                        }
-                    };
-                    if let Some(first) = fields.iter().find(|f| f.name.name == name.name) {
-                        return fail(
-                            PError::at(at, name.span.len(), format!("field `{}` is set twice", name.name))
-                                .related(first.name.span.start as usize, first.name.span.end as usize, "first set here")
-                                .hint("remove one of them (use `//` to override fields of another record)"),
-                        );
-                    }
-                    let Some(value_at) = self.assign(after) else {
-                        return fail(self.expected(
-                            after,
-                            &format!("`=` after the field name `{}`", name.name),
-                        ));
-                    };
-                    let (after, value) = match self.expr(value_at) {
-                        Ok(ok) => ok,
-                        Err(nom::Err::Error(_)) => {
-                            return fail(
-                                self.expected(value_at, &format!("a value for `{}`", name.name)),
-                            )
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    fields.push(Field { name, value });
-                    rest = self
-                        .punct(after, ",")
-                        .or_else(|| self.punct(after, ";"))
-                        .unwrap_or(after);
-                }
+                let (rest, fields) = self.record(start)?;
+                Ok((
+                    rest,
+                    Expr {
+                        kind: ExprKind::Record(fields),
+                        span: self.span(start, rest),
+                    },
+                ))
             }
             '(' => {
                 let open = self.off(start);
@@ -395,47 +276,168 @@ impl<'s> P<'s> {
             {
                 self.number(start)
             }
-            c if is_ident_start(c) => {
-                let (rest, word) = self.ident(start)?;
-                let kind = match word.name.as_str() {
-                    "true" => ExprKind::Bool(true),
-                    "false" => ExprKind::Bool(false),
-                    "self" => ExprKind::SelfClass,
-                    "class" => {
-                        let body_start = skip(rest);
-                        if !body_start.starts_with('{') {
-                            return Err(nom::Err::Error(self.expected(rest, "`{` after `class`")));
-                        }
-                        let (rest, body) = self.class_body(body_start)?;
-                        return Ok((
-                            rest,
-                            Expr {
-                                span: self.span(start, rest),
-                                kind: ExprKind::Class(body),
-                            },
-                        ));
-                    }
-                    "if" | "then" | "else" => {
-                        return Err(nom::Err::Error(
-                            PError::at(
-                                start,
-                                word.span.len(),
-                                format!("`{}` cannot start a value here", word.name),
-                            )
-                            .hint("put the `if … then … else …` in parentheses"),
-                        ))
-                    }
-                    _ => ExprKind::Var(word.name),
-                };
-                Ok((
-                    rest,
-                    Expr {
-                        kind,
-                        span: word.span,
-                    },
-                ))
-            }
+            c if is_ident_start(c) => self.word(start),
             _ => Err(nom::Err::Error(self.expected(start, "a value"))),
         }
+    }
+
+    /// The elements of `[a, b, …]`; `start` is at the `[`.
+    fn list(&self, start: &'s str) -> R<'s, Vec<Expr>> {
+        let open = self.off(start);
+        let mut rest = &start[1..];
+        let mut items = Vec::new();
+        loop {
+            if let Some(after) = self.punct(rest, "]") {
+                return Ok((after, items));
+            }
+            if skip(rest).is_empty() {
+                return self
+                    .close(rest, "]", open, "list")
+                    .map(|(r, _)| (r, Vec::new()));
+            }
+            let (after, item) = match self.expr(rest) {
+                Ok(ok) => ok,
+                Err(nom::Err::Error(_)) => {
+                    return fail(self.expected(rest, "a list element or `]`").related(
+                        open,
+                        open + 1,
+                        "list opened here",
+                    ))
+                }
+                Err(e) => return Err(e),
+            };
+            items.push(item);
+            rest = match self.punct(after, ",") {
+                Some(after) => after,
+                None => {
+                    let (after, ()) = self.close(after, "]", open, "list")?;
+                    return Ok((after, items));
+                }
+            };
+        }
+    }
+
+    /// The fields of `{ name = value, … }`; `start` is at the `{`.
+    pub(super) fn record(&self, start: &'s str) -> R<'s, Vec<Field>> {
+        let open = self.off(start);
+        let mut rest = &start[1..];
+        let mut fields: Vec<Field> = Vec::new();
+        loop {
+            let at = skip(rest);
+            if let Some(after) = at.strip_prefix('}') {
+                return Ok((after, fields));
+            }
+            if at.is_empty() {
+                return self
+                    .close(at, "}", open, "block")
+                    .map(|(r, _)| (r, Vec::new()));
+            }
+            let (after, name) = self.field_name(at, open)?;
+            if let Some(first) = fields.iter().find(|f| f.name.name == name.name) {
+                return fail(
+                    PError::at(
+                        at,
+                        name.span.len(),
+                        format!("field `{}` is set twice", name.name),
+                    )
+                    .related(
+                        first.name.span.start as usize,
+                        first.name.span.end as usize,
+                        "first set here",
+                    )
+                    .hint("remove one of them (use `//` to override fields of another record)"),
+                );
+            }
+            let Some(value_at) = self.assign(after) else {
+                return fail(
+                    self.expected(after, &format!("`=` after the field name `{}`", name.name)),
+                );
+            };
+            let (after, value) = match self.expr(value_at) {
+                Ok(ok) => ok,
+                Err(nom::Err::Error(_)) => {
+                    return fail(self.expected(value_at, &format!("a value for `{}`", name.name)))
+                }
+                Err(e) => return Err(e),
+            };
+            fields.push(Field { name, value });
+            rest = self
+                .punct(after, ",")
+                .or_else(|| self.punct(after, ";"))
+                .unwrap_or(after);
+        }
+    }
+
+    /// A record field's name: a word, or a plain quoted string; `open` is
+    /// where the record's `{` is.
+    fn field_name(&self, at: &'s str, open: usize) -> R<'s, Ident> {
+        if at.starts_with('"') {
+            let (after, (parts, span)) = self.string(at)?;
+            return match parts.as_slice() {
+                [StrPart::Lit(text)] => Ok((
+                    after,
+                    Ident {
+                        name: text.clone(),
+                        span,
+                    },
+                )),
+                _ => fail(PError::at(
+                    at,
+                    span.len(),
+                    "a quoted field name must be plain text",
+                )),
+            };
+        }
+        match self.ident(at) {
+            Ok(ok) => Ok(ok),
+            Err(_) => fail(self.expected(at, "a field name or `}`").related(
+                open,
+                open + 1,
+                "block opened here",
+            )),
+        }
+    }
+
+    /// A primary that starts with a letter: `true`, `false`, `self`,
+    /// `class { … }` or a variable.
+    fn word(&self, start: &'s str) -> R<'s, Expr> {
+        let (rest, word) = self.ident(start)?;
+        let kind = match word.name.as_str() {
+            "true" => ExprKind::Bool(true),
+            "false" => ExprKind::Bool(false),
+            "self" => ExprKind::SelfClass,
+            "class" => {
+                let body_start = skip(rest);
+                if !body_start.starts_with('{') {
+                    return Err(nom::Err::Error(self.expected(rest, "`{` after `class`")));
+                }
+                let (rest, body) = self.class_body(body_start)?;
+                return Ok((
+                    rest,
+                    Expr {
+                        span: self.span(start, rest),
+                        kind: ExprKind::Class(body),
+                    },
+                ));
+            }
+            "if" | "then" | "else" => {
+                return Err(nom::Err::Error(
+                    PError::at(
+                        start,
+                        word.span.len(),
+                        format!("`{}` cannot start a value here", word.name),
+                    )
+                    .hint("put the `if … then … else …` in parentheses"),
+                ))
+            }
+            _ => ExprKind::Var(word.name),
+        };
+        Ok((
+            rest,
+            Expr {
+                kind,
+                span: word.span,
+            },
+        ))
     }
 }

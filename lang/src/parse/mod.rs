@@ -12,7 +12,7 @@ use nom::{IResult, Parser};
 
 use crate::ast::{Expr, File, Ident};
 use crate::diagnostics::Diagnostic;
-use crate::span::{FileId, Span};
+use crate::span::{SourceId, Span};
 
 mod expr;
 mod item;
@@ -28,7 +28,7 @@ pub const SETTINGS: &[&str] = &["site", "environment", "inventory", "rollout"];
 pub const RESERVED: &[&str] = &["if", "then", "else", "true", "false", "self", "class"];
 
 /// Parses one file. Returns the items that parsed and every syntax error found.
-pub fn parse_file(file: FileId, src: &str) -> (File, Vec<Diagnostic>) {
+pub fn parse_file(file: SourceId, src: &str) -> (File, Vec<Diagnostic>) {
     let parser = P {
         src,
         file,
@@ -69,7 +69,7 @@ pub fn parse_file(file: FileId, src: &str) -> (File, Vec<Diagnostic>) {
 }
 
 /// Parses a single expression (used by tests and tools); the whole input must be one expression.
-pub fn parse_expr(file: FileId, src: &str) -> Result<Expr, Diagnostic> {
+pub fn parse_expr(file: SourceId, src: &str) -> Result<Expr, Diagnostic> {
     let parser = P {
         src,
         file,
@@ -206,6 +206,13 @@ pub(super) fn is_ident_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
+/// True when `name` is written like an identifier (a letter or `_`, then
+/// letters, digits and `_`), so it needs no quotes.
+pub(crate) fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(is_ident_start) && chars.all(is_ident_char)
+}
+
 pub(super) fn raw_ident(input: &str) -> R<'_, &str> {
     recognize((take_while1(is_ident_start), take_while(is_ident_char))).parse(input)
 }
@@ -238,7 +245,7 @@ pub(super) fn token_len(input: &str) -> usize {
 
 pub(super) struct P<'s> {
     pub src: &'s str,
-    pub file: FileId,
+    pub file: SourceId,
     /// Current expression nesting, bounded by [`MAX_NESTING`] so that
     /// hostile input cannot overflow the stack.
     pub depth: std::cell::Cell<usize>,
@@ -363,7 +370,7 @@ mod tests {
     use crate::ast::{ExprKind, Item, StrPart};
 
     fn string_parts(src: &str) -> Vec<StrPart> {
-        match parse_expr(FileId(0), src).unwrap().kind {
+        match parse_expr(SourceId(0), src).unwrap().kind {
             ExprKind::Str(parts) => parts,
             other => panic!("not a string: {other:?}"),
         }
@@ -392,7 +399,7 @@ mod tests {
     #[test]
     fn every_node_span_covers_its_text() {
         let src = "let x = f(a, b = [1, 2]).c";
-        let (file, errors) = parse_file(FileId(0), src);
+        let (file, errors) = parse_file(SourceId(0), src);
         assert!(errors.is_empty());
         let Item::Let { value, .. } = &file.items[0] else {
             panic!()
