@@ -4,14 +4,15 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::env::BASE_PATH;
 use super::manifest::{HealthCheck, HealthProbe};
+use super::process::{run_with_deadline, DeadlineError};
 
 /// Why one attempt of a check failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -126,71 +127,33 @@ fn probe_command(
     timeout: Duration,
     context: &CommandContext,
 ) -> Result<(), HealthFailure> {
-    let output_file = tempfile::tempfile().map_err(|e| HealthFailure::CommandSpawn {
-        message: format!("temporary file: {e}"),
-    })?;
-    let stderr_file = output_file
-        .try_clone()
-        .map_err(|e| HealthFailure::CommandSpawn {
-            message: format!("temporary file: {e}"),
-        })?;
     let mut command = Command::new("/bin/sh");
     command
         .arg("-c")
         .arg(cmd)
         .env_clear()
-        .env("PATH", super::supervisor::BASE_PATH)
-        .envs(&context.env)
-        .stdin(Stdio::null())
-        .stdout(
-            output_file
-                .try_clone()
-                .map_err(|e| HealthFailure::CommandSpawn {
-                    message: format!("temporary file: {e}"),
-                })?,
-        )
-        .stderr(stderr_file)
-        .process_group(0);
+        .env("PATH", BASE_PATH)
+        .envs(&context.env);
     if let Some(cwd) = context.cwd.as_deref().filter(|p| Path::new(p).is_dir()) {
         command.current_dir(cwd);
     }
-    let mut child = command.spawn().map_err(|e| HealthFailure::CommandSpawn {
-        message: e.to_string(),
+    let finished = run_with_deadline(command, timeout).map_err(|e| match e {
+        DeadlineError::TempFile(e) => HealthFailure::CommandSpawn {
+            message: format!("temporary file: {e}"),
+        },
+        DeadlineError::Spawn(e) | DeadlineError::Wait(e) => HealthFailure::CommandSpawn {
+            message: e.to_string(),
+        },
+        DeadlineError::TimedOut => HealthFailure::CommandTimeout {
+            timeout_ms: timeout.as_millis() as u64,
+        },
     })?;
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                // The command runs in its own group; kill all of it.
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(child.id() as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-                let _ = child.wait();
-                return Err(HealthFailure::CommandTimeout {
-                    timeout_ms: timeout.as_millis() as u64,
-                });
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => {
-                return Err(HealthFailure::CommandSpawn {
-                    message: e.to_string(),
-                })
-            }
-        }
-    };
-    if status.success() {
+    if finished.status.success() {
         return Ok(());
     }
-    let mut output = String::new();
-    let mut file = output_file;
-    use std::io::Seek;
-    let _ = file.seek(std::io::SeekFrom::Start(0));
-    let _ = file.take(64 * 1024).read_to_string(&mut output);
     Err(HealthFailure::CommandFailed {
-        status: status.to_string(),
-        output: last_chars(output.trim(), 300),
+        status: finished.status.to_string(),
+        output: finished.output_tail,
     })
 }
 

@@ -32,9 +32,11 @@
 //! ```
 pub mod backend;
 pub mod engine;
+pub mod env;
 pub mod generations;
 pub mod health;
 pub mod manifest;
+mod process;
 pub mod secrets;
 pub mod supervisor;
 

@@ -17,7 +17,9 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
+
+use ferry_store::durable::unix_ms;
 
 use fs2::FileExt;
 use nix::sys::signal::{killpg, Signal};
@@ -25,10 +27,8 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use super::backend::{BackendError, ServiceDefinition, ServiceState, ServiceStatus};
+use super::env::BASE_PATH;
 use super::manifest::RestartMode;
-
-/// `PATH` of services and hooks unless their environment sets one.
-pub const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Where the supervisor of a state dir keeps its files.
 #[derive(Debug, Clone)]
@@ -173,12 +173,6 @@ impl Entry {
             last_exit: self.last_exit.clone(),
         }
     }
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 struct Daemon {

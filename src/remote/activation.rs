@@ -17,8 +17,9 @@ use std::io::{self, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
+use ferry_store::durable::{io_err, since_epoch, unix_now_ms, unix_secs, IoError};
 use ferry_store::Store;
 use serde::{Deserialize, Serialize};
 
@@ -46,7 +47,7 @@ pub enum HostActivationError {
     #[error(transparent)]
     Activation(#[from] crate::activate::ActivationError),
     #[error(transparent)]
-    Secret(#[from] secrets::SecretError),
+    Secret(#[from] secrets::SecretInstallError),
     #[error(transparent)]
     Generations(#[from] crate::activate::generations::GenerationError),
     #[error(transparent)]
@@ -60,24 +61,10 @@ pub enum HostActivationError {
          secrets go only to hosts whose system uses them"
     )]
     UnreferencedSecret { name: String, system: String },
-    #[error("{action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("the activation process {detail}; see {log} on the host")]
     Job { detail: String, log: PathBuf },
-}
-
-fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> HostActivationError {
-    let path = path.to_path_buf();
-    move |source| HostActivationError::Io {
-        action,
-        path,
-        source,
-    }
 }
 
 /// What the detached activation process leaves for the agent.
@@ -123,7 +110,7 @@ fn read_host_env(state_dir: &Path) -> BTreeMap<String, String> {
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HostActivationError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-    Ok(crate::activate::engine::write_atomic(path, bytes)?)
+    Ok(ferry_store::durable::write_atomic(path, bytes)?)
 }
 
 fn as_response(result: Result<Response, HostActivationError>) -> Response {
@@ -216,10 +203,7 @@ fn run_job(
     let report_file = jobs.join(format!(
         "{}-{}.json",
         std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
+        since_epoch(SystemTime::now()).as_nanos()
     ));
     let mut args: Vec<String> = vec!["remote".into(), "activate".into()];
     match target {
@@ -330,15 +314,12 @@ fn spawn_detached(
             Ok(())
         });
     }
-    command.spawn().map_err(io_err("start", &exe))
+    Ok(command.spawn().map_err(io_err("start", &exe))?)
 }
 
 /// One line in the activation log (the process's stderr is that log).
 fn log_line(text: &str) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
+    let now = unix_now_ms();
     let _ = writeln!(
         io::stderr(),
         "[ferry-activate {now} pid {}] {text}",
@@ -414,10 +395,7 @@ pub fn run_watchdog(store_dir: &Path, state_dir: &Path) -> Result<(), HostActiva
         let Some(pending) = activator.pending() else {
             return Ok(());
         };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let now = unix_now_ms();
         if now < pending.deadline_ms {
             // Wake up at the deadline, or earlier to notice a confirmation
             // (then there is nothing left to watch).
@@ -462,11 +440,7 @@ pub fn generations(state_dir: &Path) -> Response {
             .into_iter()
             .map(|g| GenerationInfo {
                 number: g.number,
-                created: g
-                    .date
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
+                created: unix_secs(g.date),
                 system: g.system.to_string_lossy().into_owned(),
                 current: g.current,
             })

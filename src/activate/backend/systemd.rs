@@ -91,7 +91,7 @@ pub fn render_unit(def: &ServiceDefinition) -> String {
         let _ = writeln!(
             unit,
             "Environment={}",
-            quote_environment("PATH", crate::activate::supervisor::BASE_PATH)
+            quote_environment("PATH", crate::activate::env::BASE_PATH)
         );
     }
     for (key, value) in &def.env {
