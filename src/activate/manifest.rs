@@ -95,13 +95,13 @@ pub struct Requires {
     /// Services of other classes; the rollout orders hosts by these, the
     /// host itself does not wait for them.
     #[serde(default)]
-    pub remote: Vec<ServiceRef>,
+    pub remote: Vec<RemoteDependency>,
 }
 
-/// A service of another class.
+/// A service of another class that this host's services depend on.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServiceRef {
+pub struct RemoteDependency {
     pub class: String,
     pub service: String,
 }
@@ -622,7 +622,7 @@ mod tests {
         assert_eq!(m.services["webapp"].user.as_deref(), Some("webapp"));
         assert_eq!(
             m.services["webapp"].requires.remote,
-            [ServiceRef {
+            [RemoteDependency {
                 class: "db".into(),
                 service: "postgres".into()
             }]

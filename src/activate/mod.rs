@@ -38,6 +38,7 @@ pub mod health;
 pub mod manifest;
 mod process;
 pub mod secrets;
+pub mod service;
 pub mod supervisor;
 
 pub use engine::{

@@ -1,35 +1,12 @@
-//! The service-backend trait: install service definitions, start, stop,
-//! restart and query services by name. One implementation per file under
-//! `backend/`: ferry's own supervisor and systemd.
-pub mod supervisor;
-pub mod systemd;
-
+//! What a service is to a backend: its definition with host paths resolved,
+//! its state and status, and a backend's error. Shared by the backend trait
+//! and ferry's supervisor, which sits below it.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::manifest::RestartPolicy;
-
-pub use supervisor::SupervisorBackend;
-pub use systemd::SystemdBackend;
-
-/// The backend for this host: systemd when it is the running init (the
-/// check `sd_booted(3)` does: `/run/systemd/system` exists), else ferry's
-/// supervisor, started with `launcher` when needed.
-pub fn detect(
-    state_dir: &std::path::Path,
-    launcher: crate::activate::supervisor::SupervisorLauncher,
-) -> Box<dyn ServiceBackend> {
-    if std::path::Path::new("/run/systemd/system").is_dir() {
-        Box::new(SystemdBackend::new(std::path::Path::new(
-            "/etc/systemd/system",
-        )))
-    } else {
-        Box::new(SupervisorBackend::new(state_dir, launcher))
-    }
-}
 
 /// Everything a backend needs to run one service, with host paths resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,28 +98,4 @@ pub enum BackendError {
     },
     #[error("service {name} is not defined in this backend")]
     UnknownService { name: String },
-}
-
-/// Installs and controls services. Names refer to definitions installed by
-/// `define`; every operation acts on the named services in the order given.
-pub trait ServiceBackend {
-    /// A short name for reports (`supervisor`, `systemd`).
-    fn kind(&self) -> &'static str;
-    /// Installs or replaces definitions; running services keep running with
-    /// their old definition until restarted.
-    fn define(&mut self, services: &[ServiceDefinition]) -> Result<(), BackendError>;
-    /// Forgets definitions (stopping the services first).
-    fn remove(&mut self, names: &[String], grace: Duration) -> Result<(), BackendError>;
-    /// Starts services that are not running; a one-shot service runs to its
-    /// end and its failure is an error.
-    fn start(&mut self, names: &[String]) -> Result<(), BackendError>;
-    /// Stops services: SIGTERM to the whole process group, SIGKILL after `grace`.
-    fn stop(&mut self, names: &[String], grace: Duration) -> Result<(), BackendError>;
-    /// Stop, then start.
-    fn restart(&mut self, names: &[String], grace: Duration) -> Result<(), BackendError> {
-        self.stop(names, grace)?;
-        self.start(names)
-    }
-    /// The status of the named services (all known ones when `names` is empty).
-    fn status(&mut self, names: &[String]) -> Result<Vec<ServiceStatus>, BackendError>;
 }
