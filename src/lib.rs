@@ -1,5 +1,6 @@
 //! ferry: evaluate a site, build its closures, copy them to hosts and activate them.
 pub mod activate;
+pub mod agent;
 pub mod build;
 pub mod cli;
 pub mod closure;
@@ -11,7 +12,6 @@ pub mod inventory;
 pub mod lab;
 pub mod output;
 pub mod progress;
-pub mod remote;
 pub mod rollout;
 pub mod site;
 pub mod site_build;
