@@ -21,6 +21,7 @@ pub const SYSTEM_LINK: &str = "system";
 /// One generation of the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Generation {
+    /// Its number (`system-N-link`).
     pub number: u64,
     /// When the generation was registered (the link's own mtime).
     #[serde(with = "unix_seconds")]
@@ -38,17 +39,32 @@ mod unix_seconds {
     }
 }
 
+/// A profile or host-lock operation that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerationError {
     /// A file-system call failed.
     #[error(transparent)]
     Io(#[from] IoError),
+    /// No such generation.
     #[error("generation {number} does not exist on this host (see `ferry generations`)")]
-    Missing { number: u64 },
+    Missing {
+        /// The generation asked for.
+        number: u64,
+    },
+    /// The `system` link points somewhere unexpected.
     #[error("the system link {path} points to {target:?}, which is not a generation link")]
-    Corrupt { path: PathBuf, target: PathBuf },
+    Corrupt {
+        /// The `system` link.
+        path: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
+    /// The current generation cannot be deleted.
     #[error("generation {number} is the current one and cannot be deleted")]
-    DeleteCurrent { number: u64 },
+    DeleteCurrent {
+        /// The current generation.
+        number: u64,
+    },
 }
 
 /// The profiles directory of one host.
@@ -65,6 +81,7 @@ impl Profiles {
         Ok(Profiles { dir })
     }
 
+    /// The profiles directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -18,24 +18,72 @@ use super::process::{run_with_deadline, DeadlineError};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HealthFailure {
+    /// The command exited non-zero (`output`: the tail of what it printed).
     #[error("command exited with {status}{}", tail_suffix(output))]
-    CommandFailed { status: String, output: String },
+    CommandFailed {
+        /// Its exit status.
+        status: String,
+        /// The tail of its output.
+        output: String,
+    },
+    /// The command ran past its time limit and was killed.
     #[error("command did not finish within {timeout_ms} ms")]
-    CommandTimeout { timeout_ms: u64 },
+    CommandTimeout {
+        /// The time limit, in milliseconds.
+        timeout_ms: u64,
+    },
+    /// The command could not be started.
     #[error("command could not start: {message}")]
-    CommandSpawn { message: String },
+    CommandSpawn {
+        /// Why.
+        message: String,
+    },
+    /// The host name did not resolve.
     #[error("cannot resolve {address}: {message}")]
-    Resolve { address: String, message: String },
+    Resolve {
+        /// `host:port`.
+        address: String,
+        /// Why.
+        message: String,
+    },
+    /// The TCP connection was refused or failed.
     #[error("connection to {address} failed: {message}")]
-    Connect { address: String, message: String },
+    Connect {
+        /// `host:port`.
+        address: String,
+        /// Why.
+        message: String,
+    },
+    /// Nothing answered within the time limit.
     #[error("no answer from {address} within {timeout_ms} ms")]
-    Timeout { address: String, timeout_ms: u64 },
+    Timeout {
+        /// `host:port`.
+        address: String,
+        /// The time limit, in milliseconds.
+        timeout_ms: u64,
+    },
+    /// The HTTP status was not the expected one.
     #[error("HTTP status {got}, expected {expected}")]
-    Status { got: u16, expected: u16 },
+    Status {
+        /// The status answered.
+        got: u16,
+        /// The status expected.
+        expected: u16,
+    },
+    /// The HTTP answer could not be parsed.
     #[error("not an HTTP response: {message}")]
-    BadResponse { message: String },
+    BadResponse {
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The URL is not an `http://` URL this checker understands.
     #[error("URL {url:?} is not supported: {message}")]
-    BadUrl { url: String, message: String },
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 fn tail_suffix(output: &str) -> String {
@@ -53,12 +101,14 @@ pub struct HealthResult {
     pub service: String,
     /// A short description of the probe (`http http://…`, `tcp host:port`, `command …`).
     pub check: String,
+    /// How many attempts ran.
     pub attempts: u32,
     /// `None` when the check passed; else the last attempt's failure.
     pub failure: Option<HealthFailure>,
 }
 
 impl HealthResult {
+    /// Whether the check passed.
     pub fn passed(&self) -> bool {
         self.failure.is_none()
     }

@@ -102,7 +102,9 @@ pub struct Requires {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteDependency {
+    /// The other class.
     pub class: String,
+    /// The service in it.
     pub service: String,
 }
 
@@ -120,6 +122,7 @@ pub struct SecretRef {
 /// One health check: a probe, tried up to `1 + retries` times.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthCheck {
+    /// What is probed.
     #[serde(flatten)]
     pub probe: HealthProbe,
     /// Limit for one attempt, in milliseconds.
@@ -148,12 +151,24 @@ fn default_health_interval_ms() -> u64 {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HealthProbe {
     /// `/bin/sh -c cmd` must exit 0.
-    Command { cmd: String },
+    /// `/bin/sh -c cmd` must exit 0.
+    Command {
+        /// The shell command.
+        cmd: String,
+    },
     /// A TCP connection to `host:port` must succeed.
-    Tcp { host: String, port: u16 },
+    /// `host:port` must accept a TCP connection.
+    Tcp {
+        /// The host to connect to.
+        host: String,
+        /// The port.
+        port: u16,
+    },
     /// `GET url` (plain HTTP) must answer with `expect_status`.
     Http {
+        /// The `http://` URL to fetch.
         url: String,
+        /// The status the answer must have.
         #[serde(default = "default_expect_status")]
         expect_status: u16,
     },
@@ -167,13 +182,16 @@ fn default_expect_status() -> u16 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestartPolicy {
+    /// When a service is restarted.
     pub mode: RestartMode,
     /// Restarts within `window_ms` after which the service is `crash-looping`
     /// and no longer restarted.
     pub limit: u32,
+    /// The window in which crashes count towards a crash loop, in milliseconds.
     pub window_ms: u64,
     /// First restart delay; doubled per consecutive crash up to `backoff_max_ms`.
     pub backoff_ms: u64,
+    /// The longest pause between restarts, in milliseconds.
     pub backoff_max_ms: u64,
 }
 
@@ -204,32 +222,74 @@ pub enum RestartMode {
 /// A manifest that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
+    /// The manifest file could not be read.
     #[error("cannot read manifest {path}: {source}")]
     Read {
+        /// The manifest file.
         path: String,
+        /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },
+    /// The manifest is not valid JSON of the schema.
     #[error("manifest {path} is not valid: {source}")]
     Parse {
+        /// The manifest file.
         path: String,
+        /// What does not parse.
         #[source]
         source: serde_json::Error,
     },
+    /// A manifest version this ferry does not read.
     #[error("manifest version {found} is not supported (this ferry reads version {MANIFEST_VERSION}); deploy with a matching ferry")]
-    Version { found: u32 },
+    Version {
+        /// The version the manifest has.
+        found: u32,
+    },
+    /// A service name that is not allowed.
     #[error("service name {name:?} is not allowed: use letters, digits, '-', '_' and '.', not starting with '.'")]
-    ServiceName { name: String },
+    ServiceName {
+        /// The name.
+        name: String,
+    },
+    /// A local requirement naming no service of the class.
     #[error("service {service} requires {missing}, which this class does not have")]
-    MissingRequirement { service: String, missing: String },
+    MissingRequirement {
+        /// The service that requires it.
+        service: String,
+        /// The service it requires.
+        missing: String,
+    },
+    /// Local requirements that form a cycle.
     #[error("services require each other in a cycle: {}", cycle.join(" -> "))]
-    Cycle { cycle: Vec<String> },
+    Cycle {
+        /// The services in the cycle, in order.
+        cycle: Vec<String>,
+    },
+    /// A state dir that escapes the service's directory.
     #[error("service {service}: state dir {dir:?} must be a relative path without '..'")]
-    StateDir { service: String, dir: String },
+    StateDir {
+        /// The service.
+        service: String,
+        /// The state dir.
+        dir: String,
+    },
+    /// A secret name that is not a plain file name.
     #[error("service {service}: secret name {name:?} must be a plain file name")]
-    SecretName { service: String, name: String },
+    SecretName {
+        /// The service.
+        service: String,
+        /// The secret name.
+        name: String,
+    },
+    /// A user name that is not valid.
     #[error("service {service}: user name {user:?} is not a valid user name")]
-    UserName { service: String, user: String },
+    UserName {
+        /// The service.
+        service: String,
+        /// The user name.
+        user: String,
+    },
 }
 
 impl Manifest {

@@ -16,11 +16,21 @@ use super::manifest::{is_plain_name, Manifest};
 #[derive(Debug, thiserror::Error)]
 pub enum SecretInstallError {
     /// The name is not a plain file name.
+    /// The name is not a plain file name.
     #[error("secret name {name:?} must be a plain file name (letters, digits, '-', '_', '.')")]
-    Name { name: String },
+    Name {
+        /// The name.
+        name: String,
+    },
+    /// The owner the manifest names is not a user here.
     /// The owner the manifest names is not a user here.
     #[error("user {user} (owner of secret {name}) does not exist on this host")]
-    Owner { name: String, user: String },
+    Owner {
+        /// The secret.
+        name: String,
+        /// The user that does not exist.
+        user: String,
+    },
     /// A file-system call failed.
     #[error(transparent)]
     Io(#[from] IoError),

@@ -11,6 +11,7 @@ use super::manifest::RestartPolicy;
 /// Everything a backend needs to run one service, with host paths resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceDefinition {
+    /// The service's name (unique on the host).
     pub name: String,
     /// Run as `/bin/sh -c <exec>`.
     pub exec: String,
@@ -21,7 +22,9 @@ pub struct ServiceDefinition {
     pub user: Option<String>,
     /// The working directory: `<state_dir>/lib/<service>`.
     pub working_dir: PathBuf,
+    /// A one-shot task: runs to its end, is not restarted on success.
     pub oneshot: bool,
+    /// When and how fast it is restarted.
     pub restart: RestartPolicy,
 }
 
@@ -63,7 +66,9 @@ impl std::fmt::Display for ServiceState {
 /// One service's status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceStatus {
+    /// The service's name.
     pub name: String,
+    /// What it is doing.
     pub state: ServiceState,
     /// The main process, while there is one.
     pub pid: Option<u32>,
@@ -78,24 +83,47 @@ pub struct ServiceStatus {
 /// A backend that failed to do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
+    /// An I/O call failed.
     #[error("{action}: {source}")]
     Io {
+        /// What was being done.
         action: String,
+        /// Why it failed.
         #[source]
         source: std::io::Error,
     },
+    /// The supervisor answered with an error.
     #[error("the supervisor refused the request: {message}")]
-    Refused { message: String },
+    Refused {
+        /// The supervisor's message.
+        message: String,
+    },
+    /// The supervisor could not be started.
     #[error("the supervisor did not start: {message}")]
-    NotStarted { message: String },
+    NotStarted {
+        /// Why.
+        message: String,
+    },
+    /// The supervisor's answer does not parse.
     #[error("the supervisor's answer is not understood: {message}")]
-    Protocol { message: String },
+    Protocol {
+        /// What was not understood.
+        message: String,
+    },
+    /// A `systemctl` call failed.
     #[error("`{command}` failed ({status}): {stderr}")]
     Command {
+        /// The command line.
         command: String,
+        /// How it exited.
         status: String,
+        /// What it printed on stderr.
         stderr: String,
     },
+    /// A name with no installed definition.
     #[error("service {name} is not defined in this backend")]
-    UnknownService { name: String },
+    UnknownService {
+        /// The service.
+        name: String,
+    },
 }

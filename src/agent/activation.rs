@@ -44,40 +44,66 @@ const STALE_RESULT_AGE: Duration = Duration::from_secs(24 * 3600);
 /// Why an agent-side activation step failed (sent to the deployer as text).
 #[derive(Debug, thiserror::Error)]
 pub enum HostActivationError {
+    /// The activation could not run.
     #[error(transparent)]
     Activation(#[from] crate::activate::ActivationError),
+    /// A secret could not be written.
     #[error(transparent)]
     Secret(#[from] secrets::SecretInstallError),
+    /// The profiles could not be read.
     #[error(transparent)]
     Generations(#[from] crate::activate::generations::GenerationError),
+    /// A manifest could not be read.
     #[error(transparent)]
     Manifest(#[from] crate::activate::manifest::ManifestError),
+    /// The host's store failed.
     #[error(transparent)]
     Store(#[from] ferry_store::StoreError),
+    /// The system is not a valid path of this host's store.
     #[error("{system} is not a valid path of this host's store; copy its closure first")]
-    NotInStore { system: String },
+    NotInStore {
+        /// The system asked for.
+        system: String,
+    },
+    /// The deployer sent a secret the system does not use.
     #[error(
         "the deployer sent secret {name}, which no service of {system} references; \
          secrets go only to hosts whose system uses them"
     )]
-    UnreferencedSecret { name: String, system: String },
+    UnreferencedSecret {
+        /// The secret.
+        name: String,
+        /// The system being activated.
+        system: String,
+    },
+    /// A file-system call failed.
     #[error(transparent)]
     Io(#[from] IoError),
+    /// The detached activation process failed.
     #[error("the activation process {detail}; see {log} on the host")]
-    Job { detail: String, log: PathBuf },
+    Job {
+        /// What happened to the process.
+        detail: String,
+        /// Its log file on the host.
+        log: PathBuf,
+    },
 }
 
 /// What the detached activation process leaves for the agent.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct JobResult {
+    /// The activation's report, when it ran.
     pub report: Option<ActivationReport>,
+    /// Why it could not run.
     pub error: Option<String>,
 }
 
 /// What a detached activation process does.
 #[derive(Debug, Clone)]
 pub enum JobTarget {
+    /// Activate this system.
     System(PathBuf),
+    /// Activate this generation again (rollback).
     Generation(u64),
 }
 

@@ -129,6 +129,7 @@ pub struct SystemdBackend {
 }
 
 impl SystemdBackend {
+    /// A backend writing units into `unit_dir` (`/etc/systemd/system` on a host).
     pub fn new(unit_dir: &Path) -> SystemdBackend {
         SystemdBackend {
             unit_dir: unit_dir.to_path_buf(),

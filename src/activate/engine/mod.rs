@@ -78,11 +78,17 @@ impl Default for ActivationOptions {
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum Outcome {
     /// The new generation is current, its services run and are healthy.
-    Activated { generation: u64 },
+    /// Activated.
+    Activated {
+        /// The generation now current.
+        generation: u64,
+    },
     /// Something failed; the host is back on `to_generation` (`None`: the
     /// host had no generation before, and has none now).
     RolledBack {
+        /// The generation now current.
         to_generation: Option<u64>,
+        /// Why the activation did not stand.
         reason: String,
     },
 }
@@ -90,7 +96,9 @@ pub enum Outcome {
 /// One thing done to a service (or a hook run) during an activation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceAction {
+    /// The service acted on.
     pub service: String,
+    /// What was done.
     pub action: ActionKind,
     /// Unix milliseconds.
     pub at_ms: u64,
@@ -98,13 +106,19 @@ pub struct ServiceAction {
     pub error: Option<String>,
 }
 
+/// The kinds of [`ServiceAction`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ActionKind {
+    /// A pre-upgrade hook ran.
     PreUpgradeHook,
+    /// Stopped (removed or changed).
     Stop,
+    /// Started (changed or added).
     Start,
+    /// Forgotten by the backend (removed).
     Remove,
+    /// A post-upgrade hook ran.
     PostUpgradeHook,
     /// Stop during a rollback.
     RollbackStop,
@@ -115,10 +129,15 @@ pub enum ActionKind {
 /// Everything an activation did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivationReport {
+    /// How it ended.
     pub outcome: Outcome,
+    /// The generation current before (`None`: none).
     pub from_generation: Option<u64>,
+    /// The generation activated (or converged to, in a recovery).
     pub target_generation: Option<u64>,
+    /// What changed between the two manifests.
     pub diff: ManifestDiff,
+    /// Everything done to services, in order.
     pub actions: Vec<ServiceAction>,
     /// Health results of the target generation.
     pub health: Vec<HealthResult>,
@@ -128,38 +147,65 @@ pub struct ActivationReport {
     pub rollback_errors: Vec<String>,
     /// Set when this report is a recovery from an interrupted activation.
     pub recovered: bool,
+    /// When it started, Unix milliseconds.
     pub started_ms: u64,
+    /// When it ended, Unix milliseconds.
     pub finished_ms: u64,
 }
 
 impl ActivationReport {
+    /// Whether the new generation stands.
     pub fn activated(&self) -> bool {
         matches!(self.outcome, Outcome::Activated { .. })
     }
 }
 
+/// Why an activation could not run (as opposed to running and rolling back).
 #[derive(Debug, thiserror::Error)]
 pub enum ActivationError {
+    /// The profiles or the host lock failed.
     #[error(transparent)]
     Generations(#[from] GenerationError),
+    /// A manifest could not be used.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// The system is outside this host's store.
     #[error(
         "the system {system} is not inside the store {store}; copy it into the host's store first"
     )]
-    NotInStore { system: PathBuf, store: PathBuf },
+    NotInStore {
+        /// The system asked for.
+        system: PathBuf,
+        /// This host's store directory.
+        store: PathBuf,
+    },
+    /// The system path does not exist here.
     #[error("the system {system} does not exist on this host: {source}")]
     SystemMissing {
+        /// The system asked for.
         system: PathBuf,
+        /// Why it cannot be resolved.
         #[source]
         source: io::Error,
     },
+    /// Secrets the system needs were not sent.
     #[error("secrets {} are referenced by the new system but missing on this host; send them before activating", names.join(", "))]
-    MissingSecrets { names: Vec<String> },
+    MissingSecrets {
+        /// The secrets not on this host.
+        names: Vec<String>,
+    },
+    /// A service's user could not be created.
     #[error("cannot create user {user}: {message}")]
-    User { user: String, message: String },
+    User {
+        /// The user.
+        user: String,
+        /// What `useradd` said.
+        message: String,
+    },
+    /// The service backend failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// A file-system call failed.
     #[error(transparent)]
     Io(#[from] IoError),
 }
@@ -168,17 +214,24 @@ pub enum ActivationError {
 /// `deadline_ms`, else the host goes back to `previous_generation`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingConfirmation {
+    /// The generation waiting for confirmation.
     pub generation: u64,
+    /// Where the host goes back to without one.
     pub previous_generation: Option<u64>,
+    /// The deadline, Unix milliseconds.
     pub deadline_ms: u64,
 }
 
 /// What a host is running.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostStatus {
+    /// The current generation (`None`: never activated).
     pub generation: Option<u64>,
+    /// The current generation's system store path.
     pub system: Option<PathBuf>,
+    /// The current generation's services, as the backend sees them.
     pub services: Vec<super::backend::ServiceStatus>,
+    /// A magic-rollback record waiting for its confirmation.
     pub pending_confirmation: Option<PendingConfirmation>,
     /// The last activation's report (with its health results).
     pub last_activation: Option<ActivationReport>,
@@ -195,6 +248,7 @@ pub struct Activator {
     state_dir: PathBuf,
     store_dir: PathBuf,
     backend: Box<dyn ServiceBackend>,
+    /// The knobs every activation of this activator uses.
     pub options: ActivationOptions,
 }
 
@@ -237,6 +291,7 @@ pub fn ensure_user(name: &str) -> Result<(), ActivationError> {
 }
 
 impl Activator {
+    /// An activator for the host with this state dir, store and backend.
     pub fn new(
         state_dir: &Path,
         store_dir: &Path,
@@ -251,6 +306,7 @@ impl Activator {
         }
     }
 
+    /// The service backend, for direct queries.
     pub fn backend(&mut self) -> &mut dyn ServiceBackend {
         self.backend.as_mut()
     }

@@ -16,7 +16,9 @@ use super::protocol::{SupervisorPaths, SupervisorReply, SupervisorRequest};
 /// is appended as `--state-dir DIR`.
 #[derive(Debug, Clone)]
 pub struct SupervisorLauncher {
+    /// The program to run.
     pub program: PathBuf,
+    /// Its arguments before `--state-dir DIR`.
     pub args: Vec<String>,
 }
 
@@ -122,6 +124,7 @@ impl SupervisorClient {
         }
     }
 
+    /// The status of the named services (all when `names` is empty).
     pub fn status(&mut self, names: &[String]) -> Result<Vec<ServiceStatus>, BackendError> {
         match self.call(&SupervisorRequest::Status {
             names: names.to_vec(),

@@ -22,13 +22,18 @@ use super::log::{copy_output, ignore_not_found, LogConfig, LogFile};
 use super::protocol::{SupervisorPaths, SupervisorReply, SupervisorRequest};
 use super::spawn::{describe_exit, end_orphan_group, spawn_process};
 
+/// Why the supervisor daemon could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum SupervisorError {
     /// A file-system or socket call failed.
     #[error(transparent)]
     Io(#[from] IoError),
+    /// Another daemon holds the pidfile lock.
     #[error("another supervisor already runs for this state dir (pidfile {pidfile})")]
-    AlreadyRunning { pidfile: PathBuf },
+    AlreadyRunning {
+        /// The pidfile it holds.
+        pidfile: PathBuf,
+    },
 }
 
 /// What survives a restart of the supervisor itself

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 /// `keep` rotated files are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogConfig {
+    /// Rotate before a write would make the log larger than this.
     pub max_bytes: u64,
+    /// How many rotated files are kept.
     pub keep: u32,
 }
 
