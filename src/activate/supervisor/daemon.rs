@@ -10,7 +10,7 @@ use std::process::Child;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use ferry_store::durable::{io_err, unix_ms, IoError};
+use ferry_store::durable::{io_err, unix_ms, AtomicWrite, Fsync, IoError};
 use fs2::FileExt;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -120,12 +120,10 @@ impl Daemon {
         let Ok(text) = serde_json::to_vec(&record) else {
             return;
         };
-        let path = self.record_path();
-        let tmp = self.paths.dir.join(".services.json.tmp");
         // Best effort: losing this file only loses restart-after-crash.
-        if fs::write(&tmp, text).is_ok() {
-            let _ = fs::rename(&tmp, &path);
-        }
+        let _ = AtomicWrite::durable()
+            .sync(Fsync::Nothing)
+            .write(&self.record_path(), &text);
     }
 
     /// After a restart of the supervisor: ends the process groups its
