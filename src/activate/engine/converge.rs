@@ -2,9 +2,9 @@
 //! services running, whatever a failed or interrupted pass left behind.
 use std::collections::BTreeSet;
 
-use super::super::backend::{ServiceDefinition, ServiceState};
-use super::super::manifest::{self, Manifest};
 use super::{ActionKind, ActivationReport, Activator};
+use crate::activate::backend::{ServiceDefinition, ServiceState};
+use crate::activate::manifest::{self, Manifest};
 
 impl Activator {
     /// Brings the host to generation `target` (or to no generation) with its

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::fs;
 
-use super::super::backend::ServiceDefinition;
-use super::super::manifest::Service;
-use super::super::secrets;
 use super::Activator;
+use crate::activate::backend::ServiceDefinition;
+use crate::activate::manifest::Service;
+use crate::activate::secrets;
 
 impl Activator {
     /// The environment of a service: the manifest's, the host's facts, and

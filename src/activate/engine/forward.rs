@@ -7,13 +7,13 @@ use std::time::SystemTime;
 
 use ferry_store::durable::{remove_durably, unix_ms, unix_now_ms, write_atomic};
 
-use super::super::backend::ServiceDefinition;
-use super::super::manifest::{self, Manifest, ManifestDiff};
 use super::hooks::HookPhase;
 use super::{
     ActionKind, ActivationError, ActivationReport, Activator, Journal, Outcome,
     PendingConfirmation, ServiceAction, JOURNAL_FILE, PENDING_FILE,
 };
+use crate::activate::backend::ServiceDefinition;
+use crate::activate::manifest::{self, Manifest, ManifestDiff};
 
 impl Activator {
     /// Steps 2–5 from generation `from` to `target` (already registered).

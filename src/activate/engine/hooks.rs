@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use super::super::env::BASE_PATH;
-use super::super::manifest::{Manifest, Service};
-use super::super::process::{run_with_deadline, DeadlineError};
 use super::{ActionKind, ActivationReport, Activator};
+use crate::activate::env::BASE_PATH;
+use crate::activate::manifest::{Manifest, Service};
+use crate::activate::process::{run_with_deadline, DeadlineError};
 
 /// Which hooks of a service run, and when.
 #[derive(Debug, Clone, Copy)]

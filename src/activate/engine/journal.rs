@@ -4,11 +4,11 @@ use serde::{Deserialize, Serialize};
 
 use ferry_store::durable::write_atomic;
 
-use super::super::manifest::ManifestDiff;
 use super::{
     read_json, ActivationError, ActivationReport, Activator, Outcome, JOURNAL_FILE,
     LAST_REPORT_FILE,
 };
+use crate::activate::manifest::ManifestDiff;
 
 /// The record of an activation in progress (written before anything is
 /// stopped, removed when the host is consistent again).

@@ -11,6 +11,12 @@
 //! than a fully healthy new generation is reported as rolled back; a journal
 //! file exists exactly while the host may be between generations, and only
 //! an activation holding the host lock may see it without converging.
+//!
+//! This file holds the public types and entry points; the steps live beside
+//! it: `forward` (the way to a new generation), `hooks`, `verify` (settle and
+//! health checks), `converge` (the way back), `recover` (interrupted
+//! activations and magic rollback), `journal` (records on disk) and
+//! `definitions` (a manifest service as a backend definition).
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;

@@ -4,12 +4,12 @@ use std::time::SystemTime;
 
 use ferry_store::durable::{remove_durably, unix_ms, unix_now_ms};
 
-use super::super::generations::HostLock;
-use super::super::manifest::ManifestDiff;
 use super::{
     read_json, ActivationError, ActivationReport, Activator, Journal, Outcome, JOURNAL_FILE,
     PENDING_FILE,
 };
+use crate::activate::generations::HostLock;
+use crate::activate::manifest::ManifestDiff;
 
 impl Activator {
     /// Converges after an interrupted activation (the caller holds the lock).

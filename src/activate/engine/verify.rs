@@ -2,10 +2,10 @@
 //! new generation's health checks.
 use std::time::{Duration, Instant};
 
-use super::super::backend::ServiceState;
-use super::super::health::{self, CommandContext, HealthResult};
-use super::super::manifest::Manifest;
 use super::{ActivationReport, Activator};
+use crate::activate::backend::ServiceState;
+use crate::activate::health::{self, CommandContext, HealthResult};
+use crate::activate::manifest::Manifest;
 
 /// How long past the settle time a crashing service is watched for its
 /// crash loop to be declared (for an exact rollback reason).

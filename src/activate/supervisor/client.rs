@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::super::service::{BackendError, ServiceStatus};
 use super::protocol::{SupervisorPaths, SupervisorReply, SupervisorRequest};
+use crate::activate::service::{BackendError, ServiceStatus};
 
 /// How to start the supervisor daemon when it is not running: `program`
 /// with `args` (e.g. the ferry binary and `remote supervise`); the state dir

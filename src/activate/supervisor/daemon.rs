@@ -16,11 +16,11 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-use super::super::manifest::RestartMode;
-use super::super::service::{ServiceDefinition, ServiceState, ServiceStatus};
 use super::log::{copy_output, ignore_not_found, LogConfig, LogFile};
 use super::protocol::{SupervisorPaths, SupervisorReply, SupervisorRequest};
 use super::spawn::{describe_exit, end_orphan_group, spawn_process};
+use crate::activate::manifest::RestartMode;
+use crate::activate::service::{ServiceDefinition, ServiceState, ServiceStatus};
 
 /// Why the supervisor daemon could not run.
 #[derive(Debug, thiserror::Error)]

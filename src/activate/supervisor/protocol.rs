@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::super::service::{ServiceDefinition, ServiceStatus};
+use crate::activate::service::{ServiceDefinition, ServiceStatus};
 
 /// A request on the supervisor socket: one JSON object per line.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use super::super::env::BASE_PATH;
-use super::super::service::ServiceDefinition;
+use crate::activate::env::BASE_PATH;
+use crate::activate::service::ServiceDefinition;
 
 pub(super) fn describe_exit(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
