@@ -16,7 +16,7 @@ use ferry::activate::backend::{
     systemd, BackendError, ServiceBackend, ServiceDefinition, ServiceState, SystemdBackend,
 };
 use ferry::activate::manifest::{RestartMode, RestartPolicy};
-use ferry::activate::supervisor::{Request, SupervisorClient, SupervisorLauncher};
+use ferry::activate::supervisor::{SupervisorClient, SupervisorLauncher, SupervisorRequest};
 
 fn definition(name: &str, exec: &str, dir: &Path) -> ServiceDefinition {
     let working_dir = dir.join("lib").join(name);
@@ -394,7 +394,9 @@ fn shutdown_stops_every_service_and_the_daemon() {
     let service = host.pid_of("one").unwrap();
     let mut client = SupervisorClient::connect(&host.state).unwrap();
     let daemon = client.ping().unwrap();
-    client.call(&Request::Shutdown { grace_ms: 1000 }).unwrap();
+    client
+        .call(&SupervisorRequest::Shutdown { grace_ms: 1000 })
+        .unwrap();
     // Even when the caller removes the whole state dir right away.
     fs::remove_dir_all(&host.state).unwrap();
     assert!(wait_for(Duration::from_secs(5), || !alive(daemon)));

@@ -11,6 +11,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use ferry_store::durable::{io_err, IoError};
 use fs2::FileExt;
 use serde::Serialize;
 
@@ -20,6 +21,7 @@ pub const SYSTEM_LINK: &str = "system";
 /// One generation of the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Generation {
+    /// Its number (`system-N-link`).
     pub number: u64,
     /// When the generation was registered (the link's own mtime).
     #[serde(with = "unix_seconds")]
@@ -31,40 +33,38 @@ pub struct Generation {
 }
 
 mod unix_seconds {
-    use std::time::{SystemTime, UNIX_EPOCH};
+    use std::time::SystemTime;
     pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        let secs = t
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        s.serialize_u64(secs)
+        s.serialize_u64(ferry_store::durable::unix_secs(*t))
     }
 }
 
+/// A profile or host-lock operation that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerationError {
-    #[error("{action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    /// A file-system call failed.
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// No such generation.
     #[error("generation {number} does not exist on this host (see `ferry generations`)")]
-    Missing { number: u64 },
+    Missing {
+        /// The generation asked for.
+        number: u64,
+    },
+    /// The `system` link points somewhere unexpected.
     #[error("the system link {path} points to {target:?}, which is not a generation link")]
-    Corrupt { path: PathBuf, target: PathBuf },
+    Corrupt {
+        /// The `system` link.
+        path: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
+    /// The current generation cannot be deleted.
     #[error("generation {number} is the current one and cannot be deleted")]
-    DeleteCurrent { number: u64 },
-}
-
-fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> GenerationError {
-    let path = path.to_path_buf();
-    move |source| GenerationError::Io {
-        action,
-        path,
-        source,
-    }
+    DeleteCurrent {
+        /// The current generation.
+        number: u64,
+    },
 }
 
 /// The profiles directory of one host.
@@ -81,6 +81,7 @@ impl Profiles {
         Ok(Profiles { dir })
     }
 
+    /// The profiles directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -120,7 +121,7 @@ impl Profiles {
         match fs::remove_file(&path) {
             Ok(()) => self.sync_dir(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err("remove", &path)(e)),
+            Err(e) => Err(io_err("remove", &path)(e).into()),
         }
     }
 
@@ -130,7 +131,7 @@ impl Profiles {
         let target = match fs::read_link(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err("read link", &path)(e)),
+            Err(e) => return Err(io_err("read link", &path)(e).into()),
         };
         let number =
             target
@@ -150,7 +151,7 @@ impl Profiles {
             if e.kind() == io::ErrorKind::NotFound {
                 GenerationError::Missing { number }
             } else {
-                io_err("read link", &link)(e)
+                io_err("read link", &link)(e).into()
             }
         })
     }
@@ -179,7 +180,7 @@ impl Profiles {
                 Ok(m) => m,
                 // Deleted by a concurrent trim between listing and reading.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io_err("stat", &link)(e)),
+                Err(e) => return Err(io_err("stat", &link)(e).into()),
             };
             out.push(Generation {
                 number,
@@ -201,7 +202,7 @@ impl Profiles {
             if e.kind() == io::ErrorKind::NotFound {
                 GenerationError::Missing { number }
             } else {
-                io_err("remove", &link)(e)
+                io_err("remove", &link)(e).into()
             }
         })?;
         self.sync_dir()
@@ -240,20 +241,21 @@ impl Profiles {
 
     /// Points `name` at `target` via a temporary link and rename(2).
     fn replace_link(&self, name: &str, target: &Path) -> Result<(), GenerationError> {
-        let tmp = self.dir.join(format!(".tmp-{name}-{}", unique_suffix()));
+        let tmp = self.dir.join(format!(
+            ".tmp-{name}-{}",
+            ferry_store::durable::unique_suffix()
+        ));
         symlink(target, &tmp).map_err(io_err("create link", &tmp))?;
         let final_path = self.dir.join(name);
         if let Err(e) = fs::rename(&tmp, &final_path) {
             let _ = fs::remove_file(&tmp);
-            return Err(io_err("rename link onto", &final_path)(e));
+            return Err(io_err("rename link onto", &final_path)(e).into());
         }
         self.sync_dir()
     }
 
     fn sync_dir(&self) -> Result<(), GenerationError> {
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("fsync", &self.dir))
+        Ok(ferry_store::durable::sync_dir(&self.dir)?)
     }
 
     /// Removes temporary links left by a crash between symlink and rename.
@@ -266,22 +268,6 @@ impl Profiles {
         }
         Ok(())
     }
-}
-
-/// A suffix for temporary file names that no other process or call uses:
-/// pid, a per-process counter and the clock.
-pub(crate) fn unique_suffix() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{}-{}-{nanos:08x}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// `system-N-link` → N.
@@ -316,19 +302,19 @@ impl HostLock {
         match file.try_lock_exclusive() {
             Ok(()) => Ok(Some(HostLock { _file: file })),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(io_err("lock", &state_dir.join("activation.lock"))(e)),
+            Err(e) => Err(io_err("lock", &state_dir.join("activation.lock"))(e).into()),
         }
     }
 
     fn open(state_dir: &Path) -> Result<File, GenerationError> {
         fs::create_dir_all(state_dir).map_err(io_err("create", state_dir))?;
         let path = state_dir.join("activation.lock");
-        fs::OpenOptions::new()
+        Ok(fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(io_err("open", &path))
+            .map_err(io_err("open", &path))?)
     }
 }
 

@@ -4,37 +4,86 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::env::BASE_PATH;
 use super::manifest::{HealthCheck, HealthProbe};
+use super::process::{run_with_deadline, DeadlineError};
 
 /// Why one attempt of a check failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HealthFailure {
+    /// The command exited non-zero (`output`: the tail of what it printed).
     #[error("command exited with {status}{}", tail_suffix(output))]
-    CommandFailed { status: String, output: String },
+    CommandFailed {
+        /// Its exit status.
+        status: String,
+        /// The tail of its output.
+        output: String,
+    },
+    /// The command ran past its time limit and was killed.
     #[error("command did not finish within {timeout_ms} ms")]
-    CommandTimeout { timeout_ms: u64 },
+    CommandTimeout {
+        /// The time limit, in milliseconds.
+        timeout_ms: u64,
+    },
+    /// The command could not be started.
     #[error("command could not start: {message}")]
-    CommandSpawn { message: String },
+    CommandSpawn {
+        /// Why.
+        message: String,
+    },
+    /// The host name did not resolve.
     #[error("cannot resolve {address}: {message}")]
-    Resolve { address: String, message: String },
+    Resolve {
+        /// `host:port`.
+        address: String,
+        /// Why.
+        message: String,
+    },
+    /// The TCP connection was refused or failed.
     #[error("connection to {address} failed: {message}")]
-    Connect { address: String, message: String },
+    Connect {
+        /// `host:port`.
+        address: String,
+        /// Why.
+        message: String,
+    },
+    /// Nothing answered within the time limit.
     #[error("no answer from {address} within {timeout_ms} ms")]
-    Timeout { address: String, timeout_ms: u64 },
+    Timeout {
+        /// `host:port`.
+        address: String,
+        /// The time limit, in milliseconds.
+        timeout_ms: u64,
+    },
+    /// The HTTP status was not the expected one.
     #[error("HTTP status {got}, expected {expected}")]
-    Status { got: u16, expected: u16 },
+    Status {
+        /// The status answered.
+        got: u16,
+        /// The status expected.
+        expected: u16,
+    },
+    /// The HTTP answer could not be parsed.
     #[error("not an HTTP response: {message}")]
-    BadResponse { message: String },
+    BadResponse {
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The URL is not an `http://` URL this checker understands.
     #[error("URL {url:?} is not supported: {message}")]
-    BadUrl { url: String, message: String },
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 fn tail_suffix(output: &str) -> String {
@@ -52,12 +101,14 @@ pub struct HealthResult {
     pub service: String,
     /// A short description of the probe (`http http://…`, `tcp host:port`, `command …`).
     pub check: String,
+    /// How many attempts ran.
     pub attempts: u32,
     /// `None` when the check passed; else the last attempt's failure.
     pub failure: Option<HealthFailure>,
 }
 
 impl HealthResult {
+    /// Whether the check passed.
     pub fn passed(&self) -> bool {
         self.failure.is_none()
     }
@@ -126,71 +177,33 @@ fn probe_command(
     timeout: Duration,
     context: &CommandContext,
 ) -> Result<(), HealthFailure> {
-    let output_file = tempfile::tempfile().map_err(|e| HealthFailure::CommandSpawn {
-        message: format!("temporary file: {e}"),
-    })?;
-    let stderr_file = output_file
-        .try_clone()
-        .map_err(|e| HealthFailure::CommandSpawn {
-            message: format!("temporary file: {e}"),
-        })?;
     let mut command = Command::new("/bin/sh");
     command
         .arg("-c")
         .arg(cmd)
         .env_clear()
-        .env("PATH", super::supervisor::BASE_PATH)
-        .envs(&context.env)
-        .stdin(Stdio::null())
-        .stdout(
-            output_file
-                .try_clone()
-                .map_err(|e| HealthFailure::CommandSpawn {
-                    message: format!("temporary file: {e}"),
-                })?,
-        )
-        .stderr(stderr_file)
-        .process_group(0);
+        .env("PATH", BASE_PATH)
+        .envs(&context.env);
     if let Some(cwd) = context.cwd.as_deref().filter(|p| Path::new(p).is_dir()) {
         command.current_dir(cwd);
     }
-    let mut child = command.spawn().map_err(|e| HealthFailure::CommandSpawn {
-        message: e.to_string(),
+    let finished = run_with_deadline(command, timeout).map_err(|e| match e {
+        DeadlineError::TempFile(e) => HealthFailure::CommandSpawn {
+            message: format!("temporary file: {e}"),
+        },
+        DeadlineError::Spawn(e) | DeadlineError::Wait(e) => HealthFailure::CommandSpawn {
+            message: e.to_string(),
+        },
+        DeadlineError::TimedOut => HealthFailure::CommandTimeout {
+            timeout_ms: timeout.as_millis() as u64,
+        },
     })?;
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                // The command runs in its own group; kill all of it.
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(child.id() as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-                let _ = child.wait();
-                return Err(HealthFailure::CommandTimeout {
-                    timeout_ms: timeout.as_millis() as u64,
-                });
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => {
-                return Err(HealthFailure::CommandSpawn {
-                    message: e.to_string(),
-                })
-            }
-        }
-    };
-    if status.success() {
+    if finished.status.success() {
         return Ok(());
     }
-    let mut output = String::new();
-    let mut file = output_file;
-    use std::io::Seek;
-    let _ = file.seek(std::io::SeekFrom::Start(0));
-    let _ = file.take(64 * 1024).read_to_string(&mut output);
     Err(HealthFailure::CommandFailed {
-        status: status.to_string(),
-        output: last_chars(output.trim(), 300),
+        status: finished.status.to_string(),
+        output: finished.output_tail,
     })
 }
 

@@ -32,10 +32,13 @@
 //! ```
 pub mod backend;
 pub mod engine;
+pub mod env;
 pub mod generations;
 pub mod health;
 pub mod manifest;
+mod process;
 pub mod secrets;
+pub mod service;
 pub mod supervisor;
 
 pub use engine::{

@@ -2,40 +2,44 @@
 //! 0400 and the owner the manifest names, never into the store; and removal
 //! of secrets that no remaining generation references.
 use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+use ferry_store::durable::{io_err, AtomicWrite, IoError};
 
 use super::generations::Profiles;
 use super::manifest::{is_plain_name, Manifest};
 
+/// A secret that cannot be installed on (or pruned from) this host.
 #[derive(Debug, thiserror::Error)]
-pub enum SecretError {
+pub enum SecretInstallError {
+    /// The name is not a plain file name.
+    /// The name is not a plain file name.
     #[error("secret name {name:?} must be a plain file name (letters, digits, '-', '_', '.')")]
-    Name { name: String },
-    #[error("user {user} (owner of secret {name}) does not exist on this host")]
-    Owner { name: String, user: String },
-    #[error("{action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
+    Name {
+        /// The name.
+        name: String,
     },
+    /// The owner the manifest names is not a user here.
+    /// The owner the manifest names is not a user here.
+    #[error("user {user} (owner of secret {name}) does not exist on this host")]
+    Owner {
+        /// The secret.
+        name: String,
+        /// The user that does not exist.
+        user: String,
+    },
+    /// A file-system call failed.
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// The generations could not be listed.
     #[error(transparent)]
     Generations(#[from] super::generations::GenerationError),
+    /// A generation's manifest could not be read.
     #[error(transparent)]
     Manifest(#[from] super::manifest::ManifestError),
-}
-
-fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> SecretError {
-    let path = path.to_path_buf();
-    move |source| SecretError::Io {
-        action,
-        path,
-        source,
-    }
 }
 
 /// The directory holding a host's secrets.
@@ -55,9 +59,9 @@ pub fn write_secret(
     name: &str,
     value: &[u8],
     owner: Option<&str>,
-) -> Result<PathBuf, SecretError> {
+) -> Result<PathBuf, SecretInstallError> {
     if !is_plain_name(name) {
-        return Err(SecretError::Name { name: name.into() });
+        return Err(SecretInstallError::Name { name: name.into() });
     }
     let ids = match owner {
         None => None,
@@ -65,7 +69,7 @@ pub fn write_secret(
             let found = nix::unistd::User::from_name(user)
                 .ok()
                 .flatten()
-                .ok_or_else(|| SecretError::Owner {
+                .ok_or_else(|| SecretInstallError::Owner {
                     name: name.into(),
                     user: user.into(),
                 })?;
@@ -76,34 +80,13 @@ pub fn write_secret(
     fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
     // Only root (and owners through their own file) may look inside.
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o711)).map_err(io_err("chmod", &dir))?;
-    let tmp = dir.join(format!(
-        ".tmp-{name}-{}",
-        super::generations::unique_suffix()
-    ));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o400)
-            .open(&tmp)
-            .map_err(io_err("create", &tmp))?;
-        if let Some((uid, gid)) = ids {
-            nix::unistd::fchown(std::os::fd::AsRawFd::as_raw_fd(&file), Some(uid), Some(gid))
-                .map_err(|e| io_err("chown", &tmp)(io::Error::from(e)))?;
-        }
-        file.write_all(value).map_err(io_err("write", &tmp))?;
-        file.sync_all().map_err(io_err("fsync", &tmp))?;
-        let path = dir.join(name);
-        fs::rename(&tmp, &path).map_err(io_err("rename onto", &path))?;
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("fsync", &dir))?;
-        Ok(path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    let path = dir.join(name);
+    let mut write = AtomicWrite::durable().mode(0o400);
+    if let Some((uid, gid)) = ids {
+        write = write.owner(uid.as_raw(), gid.as_raw());
     }
-    result
+    write.write(&path, value)?;
+    Ok(path)
 }
 
 /// Secret names the manifest references that are not on this host.
@@ -118,7 +101,7 @@ pub fn missing_secrets(state_dir: &Path, manifest: &Manifest) -> Vec<String> {
 /// Deletes every secret no remaining generation's manifest references and
 /// returns the names deleted. A generation whose manifest cannot be read
 /// keeps every secret (losing a secret is worse than keeping one).
-pub fn prune_secrets(state_dir: &Path) -> Result<Vec<String>, SecretError> {
+pub fn prune_secrets(state_dir: &Path) -> Result<Vec<String>, SecretInstallError> {
     let profiles = Profiles::open(state_dir)?;
     let mut referenced = BTreeSet::new();
     for generation in profiles.list()? {
@@ -129,7 +112,7 @@ pub fn prune_secrets(state_dir: &Path) -> Result<Vec<String>, SecretError> {
     let entries = match fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err("list", &dir)(e)),
+        Err(e) => return Err(io_err("list", &dir)(e).into()),
     };
     let mut removed = Vec::new();
     for entry in entries {

@@ -11,8 +11,8 @@ use super::graph::{class_roots, NodeKey};
 use super::text::Outputs;
 use super::{BuildError, BuildOptions};
 use crate::activate::manifest::{
-    HealthCheck, HealthProbe, Hooks, Manifest, Requires, RestartPolicy, SecretRef,
-    Service as ManifestService, ServiceRef as ManifestServiceRef, MANIFEST_FILE, MANIFEST_VERSION,
+    HealthCheck, HealthProbe, Hooks, Manifest, RemoteDependency, Requires, RestartPolicy,
+    SecretRef, Service as ManifestService, MANIFEST_FILE, MANIFEST_VERSION,
 };
 
 /// The manifest of `class` (schema: `src/activate/MANIFEST.md`), with every
@@ -58,9 +58,9 @@ pub fn manifest(
             service.requires.iter().partition(|r| r.class == class.name);
         let mut local: Vec<String> = local.into_iter().map(|r| r.service.clone()).collect();
         local.sort();
-        let mut remote: Vec<ManifestServiceRef> = remote
+        let mut remote: Vec<RemoteDependency> = remote
             .into_iter()
-            .map(|r| ManifestServiceRef {
+            .map(|r| RemoteDependency {
                 class: r.class.clone(),
                 service: r.service.clone(),
             })

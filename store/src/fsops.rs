@@ -12,6 +12,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 
+use crate::durable::{AtomicWrite, Fsync};
 use crate::error::{errno, Result, StoreError};
 
 /// Every store object's files, directories and symlinks carry this modification time.
@@ -234,27 +235,18 @@ pub fn fsync_dir(path: &Path) -> Result<()> {
 /// Writes `bytes` to `dir/name` atomically: a temporary file, optionally fsynced, renamed into place.
 /// The caller fsyncs `dir` (once for many files) to make the rename durable.
 pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8], fsync: bool) -> Result<()> {
-    let temp = dir.join(format!(
-        "{}{}-{}",
-        crate::store::TEMP_PREFIX,
-        name,
-        rand::random::<u64>()
-    ));
-    let final_path = dir.join(name);
-    let result = (|| {
-        let mut file = File::create(&temp).map_err(StoreError::io("create", &temp))?;
-        file.write_all(bytes)
-            .map_err(StoreError::io("write", &temp))?;
-        if fsync {
-            file.sync_all().map_err(StoreError::io("fsync", &temp))?;
-        }
-        std::fs::rename(&temp, &final_path)
-            .map_err(StoreError::io("rename into place", &final_path))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
+    let sync = if fsync { Fsync::File } else { Fsync::Nothing };
+    AtomicWrite::durable()
+        .sync(sync)
+        .write(&dir.join(name), bytes)
+        .map_err(|e| {
+            // The store's own wording for the last step.
+            let action = match e.action {
+                "rename onto" => "rename into place",
+                other => other,
+            };
+            StoreError::io(action, e.path)(e.source)
+        })
 }
 
 /// Removes a file, symlink or whole tree, first making read-only store directories writable
@@ -279,10 +271,7 @@ pub fn remove_tree(path: &Path) -> Result<()> {
 
 /// Seconds since the Unix epoch (registration times).
 pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    crate::durable::unix_now_secs()
 }
 
 /// Moves a tree, copying across file systems when a rename cannot (the quarantine may live on

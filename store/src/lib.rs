@@ -30,6 +30,7 @@
 pub mod archive;
 mod closure;
 pub mod db;
+pub mod durable;
 pub mod error;
 mod fsops;
 mod gc;

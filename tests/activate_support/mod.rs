@@ -13,7 +13,7 @@ use ferry::activate::engine::{ActivationOptions, Activator};
 use ferry::activate::manifest::{
     HealthCheck, HealthProbe, Hooks, Manifest, Requires, RestartPolicy, Service, MANIFEST_VERSION,
 };
-use ferry::activate::supervisor::{Request, SupervisorClient, SupervisorLauncher};
+use ferry::activate::supervisor::{SupervisorClient, SupervisorLauncher, SupervisorRequest};
 
 pub const PYTHON: &str = "/usr/bin/python3";
 
@@ -95,7 +95,7 @@ impl Host {
 impl Drop for Host {
     fn drop(&mut self) {
         if let Ok(mut client) = SupervisorClient::connect(&self.state) {
-            let _ = client.call(&Request::Shutdown { grace_ms: 2000 });
+            let _ = client.call(&SupervisorRequest::Shutdown { grace_ms: 2000 });
         }
     }
 }

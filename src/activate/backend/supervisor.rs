@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{BackendError, ServiceBackend, ServiceDefinition, ServiceStatus};
-use crate::activate::supervisor::{Request, Response, SupervisorClient, SupervisorLauncher};
+use crate::activate::supervisor::{
+    SupervisorClient, SupervisorLauncher, SupervisorReply, SupervisorRequest,
+};
 
 /// Talks to the supervisor of one state dir.
 pub struct SupervisorBackend {
@@ -23,7 +25,7 @@ impl SupervisorBackend {
         }
     }
 
-    fn call(&mut self, request: &Request) -> Result<Response, BackendError> {
+    fn call(&mut self, request: &SupervisorRequest) -> Result<SupervisorReply, BackendError> {
         // One retry on a fresh connection: the daemon may have been
         // restarted since the last call.
         for attempt in 0..2 {
@@ -48,9 +50,9 @@ impl SupervisorBackend {
         })
     }
 
-    fn expect_ok(&mut self, request: &Request) -> Result<(), BackendError> {
+    fn expect_ok(&mut self, request: &SupervisorRequest) -> Result<(), BackendError> {
         match self.call(request)? {
-            Response::Ok => Ok(()),
+            SupervisorReply::Ok => Ok(()),
             other => Err(BackendError::Protocol {
                 message: format!("expected ok, got {other:?}"),
             }),
@@ -64,36 +66,36 @@ impl ServiceBackend for SupervisorBackend {
     }
 
     fn define(&mut self, services: &[ServiceDefinition]) -> Result<(), BackendError> {
-        self.expect_ok(&Request::Define {
+        self.expect_ok(&SupervisorRequest::Define {
             services: services.to_vec(),
         })
     }
 
     fn remove(&mut self, names: &[String], grace: Duration) -> Result<(), BackendError> {
-        self.expect_ok(&Request::Remove {
+        self.expect_ok(&SupervisorRequest::Remove {
             names: names.to_vec(),
             grace_ms: grace.as_millis() as u64,
         })
     }
 
     fn start(&mut self, names: &[String]) -> Result<(), BackendError> {
-        self.expect_ok(&Request::Start {
+        self.expect_ok(&SupervisorRequest::Start {
             names: names.to_vec(),
         })
     }
 
     fn stop(&mut self, names: &[String], grace: Duration) -> Result<(), BackendError> {
-        self.expect_ok(&Request::Stop {
+        self.expect_ok(&SupervisorRequest::Stop {
             names: names.to_vec(),
             grace_ms: grace.as_millis() as u64,
         })
     }
 
     fn status(&mut self, names: &[String]) -> Result<Vec<ServiceStatus>, BackendError> {
-        match self.call(&Request::Status {
+        match self.call(&SupervisorRequest::Status {
             names: names.to_vec(),
         })? {
-            Response::Status { services } => Ok(services),
+            SupervisorReply::Status { services } => Ok(services),
             other => Err(BackendError::Protocol {
                 message: format!("expected status, got {other:?}"),
             }),

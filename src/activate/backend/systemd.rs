@@ -4,10 +4,11 @@
 //! on a real host), and `systemctl daemon-reload/start/stop/show`.
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+
+use ferry_store::durable::{io_err, AtomicWrite, Fsync, IoError};
 
 use super::{BackendError, ServiceBackend, ServiceDefinition, ServiceState, ServiceStatus};
 use crate::activate::manifest::RestartMode;
@@ -91,7 +92,7 @@ pub fn render_unit(def: &ServiceDefinition) -> String {
         let _ = writeln!(
             unit,
             "Environment={}",
-            quote_environment("PATH", crate::activate::supervisor::BASE_PATH)
+            quote_environment("PATH", crate::activate::env::BASE_PATH)
         );
     }
     for (key, value) in &def.env {
@@ -129,6 +130,7 @@ pub struct SystemdBackend {
 }
 
 impl SystemdBackend {
+    /// A backend writing units into `unit_dir` (`/etc/systemd/system` on a host).
     pub fn new(unit_dir: &Path) -> SystemdBackend {
         SystemdBackend {
             unit_dir: unit_dir.to_path_buf(),
@@ -138,16 +140,18 @@ impl SystemdBackend {
 
     /// Writes one unit file atomically (temporary file + rename).
     pub fn write_unit(&self, def: &ServiceDefinition) -> Result<PathBuf, BackendError> {
-        let io = |action: String| move |source| BackendError::Io { action, source };
+        let as_backend = |e: IoError| BackendError::Io {
+            action: format!("{} {}", e.action, e.path.display()),
+            source: e.source,
+        };
         fs::create_dir_all(&self.unit_dir)
-            .map_err(io(format!("create {}", self.unit_dir.display())))?;
+            .map_err(io_err("create", &self.unit_dir))
+            .map_err(as_backend)?;
         let path = self.unit_dir.join(unit_name(&def.name));
-        let tmp = self.unit_dir.join(format!(".{}.tmp", unit_name(&def.name)));
-        let mut file = fs::File::create(&tmp).map_err(io(format!("create {}", tmp.display())))?;
-        file.write_all(render_unit(def).as_bytes())
-            .and_then(|_| file.sync_all())
-            .map_err(io(format!("write {}", tmp.display())))?;
-        fs::rename(&tmp, &path).map_err(io(format!("rename onto {}", path.display())))?;
+        AtomicWrite::durable()
+            .sync(Fsync::File)
+            .write(&path, render_unit(def).as_bytes())
+            .map_err(as_backend)?;
         Ok(path)
     }
 

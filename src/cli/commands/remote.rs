@@ -4,9 +4,9 @@
 //! processes the agent and the activation code start on the host.
 use std::path::PathBuf;
 
+use crate::agent::activation::{self, JobTarget};
 use crate::cli::error::{CommandError, Exit};
 use crate::cli::{CommandResult, GlobalArgs};
-use crate::remote::activation::{self, JobTarget};
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -66,7 +66,7 @@ pub fn run(global: &GlobalArgs, args: RemoteArgs) -> CommandResult {
     }
     if args.install_self {
         let expect = args.expect.unwrap_or_default();
-        crate::remote::install_self(
+        crate::agent::install_self(
             &global.store_dir,
             &global.state_dir,
             &expect.to_string_lossy(),
@@ -82,7 +82,7 @@ pub fn run(global: &GlobalArgs, args: RemoteArgs) -> CommandResult {
             "`ferry remote` needs --stdio, --install-self or a subcommand"
         )));
     }
-    crate::remote::serve_stdio(&global.store_dir, &global.state_dir).map_err(|e| {
+    crate::agent::serve_stdio(&global.store_dir, &global.state_dir).map_err(|e| {
         CommandError::failure(miette::miette!(
             "ferry agent: {}",
             crate::transport::error_chain(&e)

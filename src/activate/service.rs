@@ -1,39 +1,17 @@
-//! The service-backend trait: install service definitions, start, stop,
-//! restart and query services by name. One implementation per file under
-//! `backend/`: ferry's own supervisor and systemd.
-pub mod supervisor;
-pub mod systemd;
-
+//! What a service is to a backend: its definition with host paths resolved,
+//! its state and status, and a backend's error. Shared by the backend trait
+//! and ferry's supervisor, which sits below it.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::manifest::RestartPolicy;
 
-pub use supervisor::SupervisorBackend;
-pub use systemd::SystemdBackend;
-
-/// The backend for this host: systemd when it is the running init (the
-/// check `sd_booted(3)` does: `/run/systemd/system` exists), else ferry's
-/// supervisor, started with `launcher` when needed.
-pub fn detect(
-    state_dir: &std::path::Path,
-    launcher: crate::activate::supervisor::SupervisorLauncher,
-) -> Box<dyn ServiceBackend> {
-    if std::path::Path::new("/run/systemd/system").is_dir() {
-        Box::new(SystemdBackend::new(std::path::Path::new(
-            "/etc/systemd/system",
-        )))
-    } else {
-        Box::new(SupervisorBackend::new(state_dir, launcher))
-    }
-}
-
 /// Everything a backend needs to run one service, with host paths resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceDefinition {
+    /// The service's name (unique on the host).
     pub name: String,
     /// Run as `/bin/sh -c <exec>`.
     pub exec: String,
@@ -44,7 +22,9 @@ pub struct ServiceDefinition {
     pub user: Option<String>,
     /// The working directory: `<state_dir>/lib/<service>`.
     pub working_dir: PathBuf,
+    /// A one-shot task: runs to its end, is not restarted on success.
     pub oneshot: bool,
+    /// When and how fast it is restarted.
     pub restart: RestartPolicy,
 }
 
@@ -86,7 +66,9 @@ impl std::fmt::Display for ServiceState {
 /// One service's status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceStatus {
+    /// The service's name.
     pub name: String,
+    /// What it is doing.
     pub state: ServiceState,
     /// The main process, while there is one.
     pub pid: Option<u32>,
@@ -101,48 +83,47 @@ pub struct ServiceStatus {
 /// A backend that failed to do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
+    /// An I/O call failed.
     #[error("{action}: {source}")]
     Io {
+        /// What was being done.
         action: String,
+        /// Why it failed.
         #[source]
         source: std::io::Error,
     },
+    /// The supervisor answered with an error.
     #[error("the supervisor refused the request: {message}")]
-    Refused { message: String },
+    Refused {
+        /// The supervisor's message.
+        message: String,
+    },
+    /// The supervisor could not be started.
     #[error("the supervisor did not start: {message}")]
-    NotStarted { message: String },
+    NotStarted {
+        /// Why.
+        message: String,
+    },
+    /// The supervisor's answer does not parse.
     #[error("the supervisor's answer is not understood: {message}")]
-    Protocol { message: String },
+    Protocol {
+        /// What was not understood.
+        message: String,
+    },
+    /// A `systemctl` call failed.
     #[error("`{command}` failed ({status}): {stderr}")]
     Command {
+        /// The command line.
         command: String,
+        /// How it exited.
         status: String,
+        /// What it printed on stderr.
         stderr: String,
     },
+    /// A name with no installed definition.
     #[error("service {name} is not defined in this backend")]
-    UnknownService { name: String },
-}
-
-/// Installs and controls services. Names refer to definitions installed by
-/// `define`; every operation acts on the named services in the order given.
-pub trait ServiceBackend {
-    /// A short name for reports (`supervisor`, `systemd`).
-    fn kind(&self) -> &'static str;
-    /// Installs or replaces definitions; running services keep running with
-    /// their old definition until restarted.
-    fn define(&mut self, services: &[ServiceDefinition]) -> Result<(), BackendError>;
-    /// Forgets definitions (stopping the services first).
-    fn remove(&mut self, names: &[String], grace: Duration) -> Result<(), BackendError>;
-    /// Starts services that are not running; a one-shot service runs to its
-    /// end and its failure is an error.
-    fn start(&mut self, names: &[String]) -> Result<(), BackendError>;
-    /// Stops services: SIGTERM to the whole process group, SIGKILL after `grace`.
-    fn stop(&mut self, names: &[String], grace: Duration) -> Result<(), BackendError>;
-    /// Stop, then start.
-    fn restart(&mut self, names: &[String], grace: Duration) -> Result<(), BackendError> {
-        self.stop(names, grace)?;
-        self.start(names)
-    }
-    /// The status of the named services (all known ones when `names` is empty).
-    fn status(&mut self, names: &[String]) -> Result<Vec<ServiceStatus>, BackendError>;
+    UnknownService {
+        /// The service.
+        name: String,
+    },
 }

@@ -95,14 +95,16 @@ pub struct Requires {
     /// Services of other classes; the rollout orders hosts by these, the
     /// host itself does not wait for them.
     #[serde(default)]
-    pub remote: Vec<ServiceRef>,
+    pub remote: Vec<RemoteDependency>,
 }
 
-/// A service of another class.
+/// A service of another class that this host's services depend on.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServiceRef {
+pub struct RemoteDependency {
+    /// The other class.
     pub class: String,
+    /// The service in it.
     pub service: String,
 }
 
@@ -120,6 +122,7 @@ pub struct SecretRef {
 /// One health check: a probe, tried up to `1 + retries` times.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthCheck {
+    /// What is probed.
     #[serde(flatten)]
     pub probe: HealthProbe,
     /// Limit for one attempt, in milliseconds.
@@ -148,12 +151,24 @@ fn default_health_interval_ms() -> u64 {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HealthProbe {
     /// `/bin/sh -c cmd` must exit 0.
-    Command { cmd: String },
+    /// `/bin/sh -c cmd` must exit 0.
+    Command {
+        /// The shell command.
+        cmd: String,
+    },
     /// A TCP connection to `host:port` must succeed.
-    Tcp { host: String, port: u16 },
+    /// `host:port` must accept a TCP connection.
+    Tcp {
+        /// The host to connect to.
+        host: String,
+        /// The port.
+        port: u16,
+    },
     /// `GET url` (plain HTTP) must answer with `expect_status`.
     Http {
+        /// The `http://` URL to fetch.
         url: String,
+        /// The status the answer must have.
         #[serde(default = "default_expect_status")]
         expect_status: u16,
     },
@@ -167,13 +182,16 @@ fn default_expect_status() -> u16 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestartPolicy {
+    /// When a service is restarted.
     pub mode: RestartMode,
     /// Restarts within `window_ms` after which the service is `crash-looping`
     /// and no longer restarted.
     pub limit: u32,
+    /// The window in which crashes count towards a crash loop, in milliseconds.
     pub window_ms: u64,
     /// First restart delay; doubled per consecutive crash up to `backoff_max_ms`.
     pub backoff_ms: u64,
+    /// The longest pause between restarts, in milliseconds.
     pub backoff_max_ms: u64,
 }
 
@@ -204,32 +222,74 @@ pub enum RestartMode {
 /// A manifest that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
+    /// The manifest file could not be read.
     #[error("cannot read manifest {path}: {source}")]
     Read {
+        /// The manifest file.
         path: String,
+        /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },
+    /// The manifest is not valid JSON of the schema.
     #[error("manifest {path} is not valid: {source}")]
     Parse {
+        /// The manifest file.
         path: String,
+        /// What does not parse.
         #[source]
         source: serde_json::Error,
     },
+    /// A manifest version this ferry does not read.
     #[error("manifest version {found} is not supported (this ferry reads version {MANIFEST_VERSION}); deploy with a matching ferry")]
-    Version { found: u32 },
+    Version {
+        /// The version the manifest has.
+        found: u32,
+    },
+    /// A service name that is not allowed.
     #[error("service name {name:?} is not allowed: use letters, digits, '-', '_' and '.', not starting with '.'")]
-    ServiceName { name: String },
+    ServiceName {
+        /// The name.
+        name: String,
+    },
+    /// A local requirement naming no service of the class.
     #[error("service {service} requires {missing}, which this class does not have")]
-    MissingRequirement { service: String, missing: String },
+    MissingRequirement {
+        /// The service that requires it.
+        service: String,
+        /// The service it requires.
+        missing: String,
+    },
+    /// Local requirements that form a cycle.
     #[error("services require each other in a cycle: {}", cycle.join(" -> "))]
-    Cycle { cycle: Vec<String> },
+    Cycle {
+        /// The services in the cycle, in order.
+        cycle: Vec<String>,
+    },
+    /// A state dir that escapes the service's directory.
     #[error("service {service}: state dir {dir:?} must be a relative path without '..'")]
-    StateDir { service: String, dir: String },
+    StateDir {
+        /// The service.
+        service: String,
+        /// The state dir.
+        dir: String,
+    },
+    /// A secret name that is not a plain file name.
     #[error("service {service}: secret name {name:?} must be a plain file name")]
-    SecretName { service: String, name: String },
+    SecretName {
+        /// The service.
+        service: String,
+        /// The secret name.
+        name: String,
+    },
+    /// A user name that is not valid.
     #[error("service {service}: user name {user:?} is not a valid user name")]
-    UserName { service: String, user: String },
+    UserName {
+        /// The service.
+        service: String,
+        /// The user name.
+        user: String,
+    },
 }
 
 impl Manifest {
@@ -482,168 +542,4 @@ pub fn diff(old: Option<&Manifest>, new: &Manifest) -> ManifestDiff {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn service(exec: &str, requires: &[&str]) -> Service {
-        Service {
-            exec: exec.into(),
-            env: BTreeMap::new(),
-            user: None,
-            state_dirs: vec![],
-            health: vec![],
-            hooks: Hooks::default(),
-            requires: Requires {
-                local: requires.iter().map(|s| s.to_string()).collect(),
-                remote: vec![],
-            },
-            secrets: vec![],
-            oneshot: false,
-            restart: RestartPolicy::default(),
-        }
-    }
-
-    fn manifest(services: &[(&str, Service)]) -> Manifest {
-        Manifest {
-            version: MANIFEST_VERSION,
-            site: "demo".into(),
-            class: "web".into(),
-            services: services
-                .iter()
-                .map(|(n, s)| (n.to_string(), s.clone()))
-                .collect(),
-            packages: vec![],
-            files: vec![],
-        }
-    }
-
-    #[test]
-    fn start_order_puts_requirements_first_and_breaks_ties_by_name() {
-        let m = manifest(&[
-            ("web", service("w", &["db", "cache"])),
-            ("db", service("d", &[])),
-            ("cache", service("c", &["db"])),
-            ("zz", service("z", &[])),
-        ]);
-        assert_eq!(m.start_order().unwrap(), ["db", "zz", "cache", "web"]);
-    }
-
-    #[test]
-    fn a_cycle_is_refused_with_the_cycle_named() {
-        let m = manifest(&[
-            ("a", service("a", &["b"])),
-            ("b", service("b", &["c"])),
-            ("c", service("c", &["a"])),
-            ("d", service("d", &[])),
-        ]);
-        let err = m.validate().unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "services require each other in a cycle: a -> b -> c -> a"
-        );
-    }
-
-    #[test]
-    fn a_missing_local_requirement_is_refused() {
-        let m = manifest(&[("a", service("a", &["nope"]))]);
-        assert_eq!(
-            m.validate().unwrap_err().to_string(),
-            "service a requires nope, which this class does not have"
-        );
-    }
-
-    #[test]
-    fn diff_sorts_services_into_four_sets() {
-        let old = manifest(&[
-            ("keep", service("k", &[])),
-            ("edit", service("e1", &[])),
-            ("gone", service("g", &[])),
-        ]);
-        let mut edited = service("e1", &[]);
-        edited.env.insert("X".into(), "1".into());
-        let new = manifest(&[
-            ("keep", service("k", &[])),
-            ("edit", edited),
-            ("fresh", service("f", &[])),
-        ]);
-        let d = diff(Some(&old), &new);
-        assert_eq!(d.added, BTreeSet::from(["fresh".to_string()]));
-        assert_eq!(d.removed, BTreeSet::from(["gone".to_string()]));
-        assert_eq!(d.changed, BTreeSet::from(["edit".to_string()]));
-        assert_eq!(d.unchanged, BTreeSet::from(["keep".to_string()]));
-        let first = diff(None, &new);
-        assert_eq!(first.added.len(), 3);
-    }
-
-    #[test]
-    fn json_round_trips_and_is_deterministic() {
-        let mut s = service("exec /store/abc-web/bin/web", &[]);
-        s.health.push(HealthCheck {
-            probe: HealthProbe::Http {
-                url: "http://127.0.0.1:8080/".into(),
-                expect_status: 200,
-            },
-            timeout_ms: 500,
-            retries: 2,
-            interval_ms: 100,
-        });
-        s.env.insert("B".into(), "2".into());
-        s.env.insert("A".into(), "1".into());
-        let m = manifest(&[("web", s)]);
-        let text = m.to_json();
-        let back = Manifest::from_json(text.as_bytes()).unwrap();
-        assert_eq!(back, m);
-        assert_eq!(back.to_json(), text);
-        assert!(text.find("\"A\"").unwrap() < text.find("\"B\"").unwrap());
-        assert!(text.contains("\"kind\": \"http\""));
-    }
-
-    #[test]
-    fn minimal_manifest_gets_documented_defaults() {
-        let text = br#"{"version":1,"site":"s","class":"c","services":{"a":{"exec":"true","health":[{"kind":"tcp","host":"127.0.0.1","port":1}]}}}"#;
-        let m = Manifest::from_json(text).unwrap();
-        let a = &m.services["a"];
-        assert_eq!(a.restart, RestartPolicy::default());
-        assert_eq!(a.health[0].timeout_ms, 10_000);
-        assert_eq!(a.health[0].retries, 3);
-        assert!(!a.oneshot);
-    }
-
-    #[test]
-    fn the_example_in_manifest_md_is_a_valid_manifest() {
-        let doc = include_str!("MANIFEST.md");
-        let example = doc.split("## Example").nth(1).unwrap();
-        let json = example
-            .split("```json")
-            .nth(1)
-            .and_then(|rest| rest.split("```").next())
-            .unwrap();
-        let m = Manifest::from_json(json.as_bytes()).unwrap();
-        assert_eq!(m.services["webapp"].user.as_deref(), Some("webapp"));
-        assert_eq!(
-            m.services["webapp"].requires.remote,
-            [ServiceRef {
-                class: "db".into(),
-                service: "postgres".into()
-            }]
-        );
-    }
-
-    #[test]
-    fn other_versions_and_unknown_fields_are_refused() {
-        let v2 = br#"{"version":2,"site":"s","class":"c","whatever":[]}"#;
-        assert_eq!(
-            Manifest::from_json(v2).unwrap_err().to_string(),
-            "manifest version 2 is not supported (this ferry reads version 1); deploy with a matching ferry"
-        );
-        let bad_dir = br#"{"version":1,"site":"s","class":"c","services":{"a":{"exec":"x","state_dirs":["../etc"]}}}"#;
-        assert_eq!(
-            Manifest::from_json(bad_dir).unwrap_err().to_string(),
-            "service a: state dir \"../etc\" must be a relative path without '..'"
-        );
-        let typo =
-            br#"{"version":1,"site":"s","class":"c","services":{"a":{"exec":"x","ueser":"bob"}}}"#;
-        let err = Manifest::from_json(typo).unwrap_err().to_string();
-        assert!(err.contains("ueser"), "{err}");
-    }
-}
+mod tests;

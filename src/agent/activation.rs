@@ -17,8 +17,9 @@ use std::io::{self, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
+use ferry_store::durable::{io_err, since_epoch, unix_now_ms, unix_secs, IoError};
 use ferry_store::Store;
 use serde::{Deserialize, Serialize};
 
@@ -43,54 +44,66 @@ const STALE_RESULT_AGE: Duration = Duration::from_secs(24 * 3600);
 /// Why an agent-side activation step failed (sent to the deployer as text).
 #[derive(Debug, thiserror::Error)]
 pub enum HostActivationError {
+    /// The activation could not run.
     #[error(transparent)]
     Activation(#[from] crate::activate::ActivationError),
+    /// A secret could not be written.
     #[error(transparent)]
-    Secret(#[from] secrets::SecretError),
+    Secret(#[from] secrets::SecretInstallError),
+    /// The profiles could not be read.
     #[error(transparent)]
     Generations(#[from] crate::activate::generations::GenerationError),
+    /// A manifest could not be read.
     #[error(transparent)]
     Manifest(#[from] crate::activate::manifest::ManifestError),
+    /// The host's store failed.
     #[error(transparent)]
     Store(#[from] ferry_store::StoreError),
+    /// The system is not a valid path of this host's store.
     #[error("{system} is not a valid path of this host's store; copy its closure first")]
-    NotInStore { system: String },
+    NotInStore {
+        /// The system asked for.
+        system: String,
+    },
+    /// The deployer sent a secret the system does not use.
     #[error(
         "the deployer sent secret {name}, which no service of {system} references; \
          secrets go only to hosts whose system uses them"
     )]
-    UnreferencedSecret { name: String, system: String },
-    #[error("{action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
+    UnreferencedSecret {
+        /// The secret.
+        name: String,
+        /// The system being activated.
+        system: String,
     },
+    /// A file-system call failed.
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// The detached activation process failed.
     #[error("the activation process {detail}; see {log} on the host")]
-    Job { detail: String, log: PathBuf },
-}
-
-fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> HostActivationError {
-    let path = path.to_path_buf();
-    move |source| HostActivationError::Io {
-        action,
-        path,
-        source,
-    }
+    Job {
+        /// What happened to the process.
+        detail: String,
+        /// Its log file on the host.
+        log: PathBuf,
+    },
 }
 
 /// What the detached activation process leaves for the agent.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct JobResult {
+    /// The activation's report, when it ran.
     pub report: Option<ActivationReport>,
+    /// Why it could not run.
     pub error: Option<String>,
 }
 
 /// What a detached activation process does.
 #[derive(Debug, Clone)]
 pub enum JobTarget {
+    /// Activate this system.
     System(PathBuf),
+    /// Activate this generation again (rollback).
     Generation(u64),
 }
 
@@ -123,7 +136,7 @@ fn read_host_env(state_dir: &Path) -> BTreeMap<String, String> {
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HostActivationError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-    Ok(crate::activate::engine::write_atomic(path, bytes)?)
+    Ok(ferry_store::durable::write_atomic(path, bytes)?)
 }
 
 fn as_response(result: Result<Response, HostActivationError>) -> Response {
@@ -216,10 +229,7 @@ fn run_job(
     let report_file = jobs.join(format!(
         "{}-{}.json",
         std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
+        since_epoch(SystemTime::now()).as_nanos()
     ));
     let mut args: Vec<String> = vec!["remote".into(), "activate".into()];
     match target {
@@ -330,15 +340,12 @@ fn spawn_detached(
             Ok(())
         });
     }
-    command.spawn().map_err(io_err("start", &exe))
+    Ok(command.spawn().map_err(io_err("start", &exe))?)
 }
 
 /// One line in the activation log (the process's stderr is that log).
 fn log_line(text: &str) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
+    let now = unix_now_ms();
     let _ = writeln!(
         io::stderr(),
         "[ferry-activate {now} pid {}] {text}",
@@ -414,10 +421,7 @@ pub fn run_watchdog(store_dir: &Path, state_dir: &Path) -> Result<(), HostActiva
         let Some(pending) = activator.pending() else {
             return Ok(());
         };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let now = unix_now_ms();
         if now < pending.deadline_ms {
             // Wake up at the deadline, or earlier to notice a confirmation
             // (then there is nothing left to watch).
@@ -462,11 +466,7 @@ pub fn generations(state_dir: &Path) -> Response {
             .into_iter()
             .map(|g| GenerationInfo {
                 number: g.number,
-                created: g
-                    .date
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
+                created: unix_secs(g.date),
                 system: g.system.to_string_lossy().into_owned(),
                 current: g.current,
             })

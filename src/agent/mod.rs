@@ -19,22 +19,40 @@ use crate::transport::codec::{self, CodecError, DataStreamReader, Hello, Request
 /// Why the agent stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    /// The host's store failed.
     #[error(transparent)]
     Store(#[from] ferry_store::StoreError),
+    /// The protocol stream broke.
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// The deployer and this agent speak different protocols.
     #[error(
         "the deployer speaks protocol {} (ferry {}), but this agent speaks protocol {} (ferry {})",
         theirs.protocol, theirs.version, ours.protocol, ours.version
     )]
-    VersionMismatch { ours: Hello, theirs: Hello },
+    VersionMismatch {
+        /// This agent's greeting.
+        ours: Hello,
+        /// The deployer's greeting.
+        theirs: Hello,
+    },
+    /// `/proc/self/exe` could not be read.
     #[error("cannot find this agent's own executable: {0}")]
     OwnExecutable(std::io::Error),
+    /// The uploaded agent did not become the expected store path.
     #[error("the uploaded agent became {got} in this store, but the deployer expected {expected}")]
-    WrongSelfPath { got: String, expected: String },
+    WrongSelfPath {
+        /// The store path it became.
+        got: String,
+        /// The store path the deployer expected.
+        expected: String,
+    },
+    /// A file operation failed.
     #[error("{path}: {source}")]
     Io {
+        /// The path.
         path: String,
+        /// Why it failed.
         #[source]
         source: std::io::Error,
     },
