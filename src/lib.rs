@@ -1,4 +1,5 @@
 //! ferry: evaluate a site, build its closures, copy them to hosts and activate them.
+#![warn(missing_docs)]
 pub mod activate;
 pub mod agent;
 pub mod build;

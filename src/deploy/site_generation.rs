@@ -12,6 +12,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
+use ferry_store::durable::{io_err, IoError};
 use serde::{Deserialize, Serialize};
 
 /// Version of `record.json`.
@@ -69,16 +70,8 @@ pub struct SiteGeneration {
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum SiteGenerationError {
     /// A file or directory of the records could not be read or written.
-    #[error("cannot {action} {}: {source}", path.display())]
-    Io {
-        /// What was being done (`read`, `list`, …).
-        action: &'static str,
-        /// On what.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot {0}")]
+    Io(#[from] IoError),
     /// A record does not parse.
     #[error("site generation record {} is damaged: {source}", path.display())]
     Damaged {
@@ -104,17 +97,6 @@ pub enum SiteGenerationError {
     },
 }
 
-fn io_error<'a>(
-    action: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(io::Error) -> SiteGenerationError + 'a {
-    move |source| SiteGenerationError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 /// The site generations of one site.
 #[derive(Debug, Clone)]
 pub struct SiteGenerations {
@@ -136,7 +118,7 @@ impl SiteGenerations {
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_error("list", &self.dir)(e)),
+            Err(e) => return Err(io_err("list", &self.dir)(e).into()),
         };
         let mut numbers: Vec<u64> = entries
             .flatten()
@@ -157,7 +139,7 @@ impl SiteGenerations {
                     number,
                 })
             }
-            Err(e) => return Err(io_error("read", &path)(e)),
+            Err(e) => return Err(io_err("read", &path)(e).into()),
         };
         serde_json::from_slice(&text)
             .map_err(|source| SiteGenerationError::Damaged { path, source })
@@ -186,7 +168,7 @@ impl SiteGenerations {
         complete: bool,
         now: u64,
     ) -> Result<SiteGeneration, SiteGenerationError> {
-        fs::create_dir_all(&self.dir).map_err(io_error("create", &self.dir))?;
+        fs::create_dir_all(&self.dir).map_err(io_err("create", &self.dir))?;
         let number = self.numbers()?.last().copied().unwrap_or(0) + 1;
         let complete = complete
             && hosts.values().all(|h| {
@@ -207,25 +189,26 @@ impl SiteGenerations {
         let temp = tempfile::Builder::new()
             .prefix(".new-")
             .tempdir_in(&self.dir)
-            .map_err(io_error("create", &self.dir))?;
+            .map_err(io_err("create", &self.dir))?;
         let links = temp.path().join("hosts");
-        fs::create_dir(&links).map_err(io_error("create", &links))?;
+        fs::create_dir(&links).map_err(io_err("create", &links))?;
         for (host, record) in &generation.hosts {
-            symlink(&record.system, links.join(host)).map_err(io_error("link", &links))?;
+            symlink(&record.system, links.join(host)).map_err(io_err("link", &links))?;
         }
         let record_path = temp.path().join("record.json");
-        let mut file = fs::File::create(&record_path).map_err(io_error("write", &record_path))?;
-        let json = serde_json::to_vec_pretty(&generation)
-            .map_err(|e| io_error("write", &record_path)(io::Error::other(e)))?;
+        let mut file = fs::File::create(&record_path).map_err(io_err("write", &record_path))?;
+        let json = serde_json::to_vec_pretty(&generation).map_err(|e| {
+            SiteGenerationError::from(io_err("write", &record_path)(io::Error::other(e)))
+        })?;
         file.write_all(&json)
             .and_then(|_| file.sync_all())
-            .map_err(io_error("write", &record_path))?;
+            .map_err(io_err("write", &record_path))?;
         let final_dir = self.dir.join(number.to_string());
         let temp_path = temp.keep();
-        fs::rename(&temp_path, &final_dir).map_err(io_error("rename", &final_dir))?;
+        fs::rename(&temp_path, &final_dir).map_err(io_err("rename", &final_dir))?;
         fs::File::open(&self.dir)
             .and_then(|d| d.sync_all())
-            .map_err(io_error("sync", &self.dir))?;
+            .map_err(io_err("sync", &self.dir))?;
         Ok(generation)
     }
 }

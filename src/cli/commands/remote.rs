@@ -8,9 +8,13 @@ use crate::agent::activation::{self, JobTarget};
 use crate::cli::error::{CommandError, Exit};
 use crate::cli::{CommandResult, GlobalArgs};
 
+// Plain comments, not doc lines: clap would turn those into help text.
+// Arguments of `ferry remote`.
+#[allow(missing_docs)]
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct RemoteArgs {
+    // The host-side process to run instead of the agent.
     #[command(subcommand)]
     pub command: Option<RemoteCommand>,
     /// Serve the agent protocol on stdin/stdout.
@@ -24,6 +28,8 @@ pub struct RemoteArgs {
     pub expect: Option<PathBuf>,
 }
 
+// The detached host-side processes (a plain comment for the same reason).
+#[allow(missing_docs)]
 #[derive(Debug, clap::Subcommand)]
 pub enum RemoteCommand {
     /// Run this host's service supervisor daemon (started by activation).
@@ -60,6 +66,7 @@ pub enum RemoteCommand {
     Watchdog,
 }
 
+/// Runs the agent or one of its detached host-side processes.
 pub fn run(global: &GlobalArgs, args: RemoteArgs) -> CommandResult {
     if let Some(command) = args.command {
         return run_subcommand(global, command);

@@ -7,6 +7,7 @@ use crate::activate::supervisor::{self, LogConfig, SupervisorError};
 use crate::cli::error::{CommandError, Exit};
 use crate::cli::CommandResult;
 
+/// Runs the supervisor daemon until it is told to stop.
 pub fn run(state_dir: &Path, log_max_bytes: u64, log_keep: u32) -> CommandResult {
     let config = LogConfig {
         max_bytes: log_max_bytes,

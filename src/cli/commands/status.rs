@@ -129,10 +129,7 @@ fn print_host(result: &HostResult) {
         output::line("  an activation is running now; ask again when it ends");
     }
     if let Some(pending) = &status.pending_confirmation {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let now_ms = ferry_store::durable::unix_now_ms();
         let back_to = pending
             .previous_generation
             .map_or("no generation".to_string(), |n| format!("generation {n}"));

@@ -1,7 +1,6 @@
 //! Deploy phase 6, the record: what every host of the site runs after the
 //! run, written as the next site generation on the deployer.
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferry_lang::inventory::HostEntry;
 use ferry_store::StorePath;
@@ -10,13 +9,6 @@ use super::survey::Survey;
 use super::{DeployError, DeployRequest};
 use crate::deploy::run::{HostResult, RolloutOutcome};
 use crate::deploy::site_generation::{HostOutcome, HostRecord, SiteGeneration, SiteGenerations};
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// What one run did, as the record needs it.
 pub(super) struct RunResult<'a> {
@@ -41,7 +33,12 @@ pub(super) fn record(request: &DeployRequest<'_>, run: &RunResult<'_>) -> Result
     let complete = run.survey.unreachable.is_empty()
         && run.outcome.untouched.is_empty()
         && run.outcome.hosts.values().all(|h| h.on_target());
-    let recorded = generations.record(&request.command, records, complete, now_secs())?;
+    let recorded = generations.record(
+        &request.command,
+        records,
+        complete,
+        ferry_store::durable::unix_now_secs(),
+    )?;
     Ok(recorded.number)
 }
 
