@@ -31,19 +31,13 @@ impl Activator {
             None => None,
         };
         let diff = manifest::diff(old.as_ref(), &new);
-        let mut report = ActivationReport {
-            outcome: Outcome::Activated { generation: target },
-            from_generation: from,
-            target_generation: Some(target),
-            diff: diff.clone(),
-            actions: Vec::new(),
-            health: Vec::new(),
-            rollback_health: Vec::new(),
-            rollback_errors: Vec::new(),
-            recovered: false,
+        let mut report = ActivationReport::begin(
+            Outcome::Activated { generation: target },
+            from,
+            Some(target),
+            diff.clone(),
             started_ms,
-            finished_ms: 0,
-        };
+        );
         self.write_journal(&Journal {
             from_generation: from,
             target_generation: target,

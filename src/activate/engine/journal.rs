@@ -57,20 +57,18 @@ impl Activator {
         started_ms: u64,
     ) -> ActivationReport {
         ActivationReport {
-            outcome: Outcome::RolledBack {
-                to_generation: from,
-                reason: String::new(),
-            },
-            from_generation: from,
-            target_generation: target,
-            diff: ManifestDiff::default(),
-            actions: Vec::new(),
-            health: Vec::new(),
-            rollback_health: Vec::new(),
-            rollback_errors: Vec::new(),
             recovered: true,
-            started_ms,
             finished_ms: started_ms,
+            ..ActivationReport::begin(
+                Outcome::RolledBack {
+                    to_generation: from,
+                    reason: String::new(),
+                },
+                from,
+                target,
+                ManifestDiff::default(),
+                started_ms,
+            )
         }
     }
 }

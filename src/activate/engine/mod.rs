@@ -164,6 +164,29 @@ impl ActivationReport {
     pub fn activated(&self) -> bool {
         matches!(self.outcome, Outcome::Activated { .. })
     }
+
+    /// A report at the start of a transition: nothing done yet, not recovered, not finished.
+    pub(crate) fn begin(
+        outcome: Outcome,
+        from_generation: Option<u64>,
+        target_generation: Option<u64>,
+        diff: ManifestDiff,
+        started_ms: u64,
+    ) -> ActivationReport {
+        ActivationReport {
+            outcome,
+            from_generation,
+            target_generation,
+            diff,
+            actions: Vec::new(),
+            health: Vec::new(),
+            rollback_health: Vec::new(),
+            rollback_errors: Vec::new(),
+            recovered: false,
+            started_ms,
+            finished_ms: 0,
+        }
+    }
 }
 
 /// Why an activation could not run (as opposed to running and rolling back).

@@ -79,25 +79,19 @@ impl Activator {
         let profiles = self.profiles()?;
         let started_ms = unix_now_ms();
         let current = profiles.current()?;
-        let mut report = ActivationReport {
-            outcome: Outcome::RolledBack {
+        let mut report = ActivationReport::begin(
+            Outcome::RolledBack {
                 to_generation: pending.previous_generation,
                 reason: format!(
                     "generation {} was not confirmed before its deadline",
                     pending.generation
                 ),
             },
-            from_generation: current,
-            target_generation: pending.previous_generation,
-            diff: ManifestDiff::default(),
-            actions: Vec::new(),
-            health: Vec::new(),
-            rollback_health: Vec::new(),
-            rollback_errors: Vec::new(),
-            recovered: false,
+            current,
+            pending.previous_generation,
+            ManifestDiff::default(),
             started_ms,
-            finished_ms: 0,
-        };
+        );
         if current == Some(pending.generation) {
             let unconfirmed = self.manifest_of(pending.generation).ok();
             self.write_journal(&Journal {

@@ -126,14 +126,10 @@ impl SupervisorClient {
 
     /// The status of the named services (all when `names` is empty).
     pub fn status(&mut self, names: &[String]) -> Result<Vec<ServiceStatus>, BackendError> {
-        match self.call(&SupervisorRequest::Status {
+        self.call(&SupervisorRequest::Status {
             names: names.to_vec(),
-        })? {
-            SupervisorReply::Status { services } => Ok(services),
-            other => Err(BackendError::Protocol {
-                message: format!("expected status, got {other:?}"),
-            }),
-        }
+        })?
+        .into_statuses()
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::activate::service::{ServiceDefinition, ServiceStatus};
+use crate::activate::service::{BackendError, ServiceDefinition, ServiceStatus};
 
 /// A request on the supervisor socket: one JSON object per line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,6 +69,18 @@ pub enum SupervisorReply {
         /// Why.
         message: String,
     },
+}
+
+impl SupervisorReply {
+    /// The statuses of a `Status` request's reply; any other reply breaks the protocol.
+    pub fn into_statuses(self) -> Result<Vec<ServiceStatus>, BackendError> {
+        match self {
+            SupervisorReply::Status { services } => Ok(services),
+            other => Err(BackendError::Protocol {
+                message: format!("expected status, got {other:?}"),
+            }),
+        }
+    }
 }
 
 /// Where the supervisor of a state dir keeps its files.

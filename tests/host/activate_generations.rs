@@ -1,6 +1,6 @@
 //! Generations on disk: numbering, atomic switches that readers never see
 //! half-done, listing, trimming (never the current one) and the host lock.
-mod activate_support;
+use crate::activate_support;
 
 use std::fs;
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! The copy protocol against real lab hosts over real SSH (needs root).
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! what changed, every kind of failure rolls back with its reason, kill -9 at
 //! many points recovers, rollback to an old generation, state dirs, users,
 //! secrets and the magic-rollback confirmation record.
-mod activate_support;
+use crate::activate_support;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -544,7 +544,7 @@ fn spawn_child(host: &Host, system: &Path) -> std::process::Child {
 fn spawn_child_expecting(host: &Host, system: &Path, expect: &str) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
         .args([
-            "crash_child_activates",
+            "activate_engine::crash_child_activates",
             "--exact",
             "--ignored",
             "--nocapture",

@@ -1,5 +1,5 @@
 //! Host activation through the agent (`HostSession`) on real lab hosts over real SSH (needs root): upgrade, failed health check, magic rollback, a session killed mid-activation, secrets, generations.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

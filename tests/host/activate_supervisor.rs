@@ -3,7 +3,7 @@
 //! `systemd-analyze verify` (systemd itself cannot run in this container).
 //! Plus the daemon's own duties: surviving its parent, one per host, rotated
 //! logs, SIGKILL after the grace period.
-mod activate_support;
+use crate::activate_support;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -285,7 +285,7 @@ fn supervisor_survives_the_process_that_started_it() {
     let host = Host::new();
     let mut parent = Command::new(std::env::current_exe().unwrap())
         .args([
-            "supervisor_parent_child",
+            "activate_supervisor::supervisor_parent_child",
             "--exact",
             "--ignored",
             "--test-threads=1",
