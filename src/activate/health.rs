@@ -121,6 +121,8 @@ pub struct CommandContext {
     pub env: BTreeMap<String, String>,
     /// Working directory (the service's state dir), if it exists.
     pub cwd: Option<std::path::PathBuf>,
+    /// The class's package tree, seen as `/usr` by the command.
+    pub usr: Option<std::path::PathBuf>,
 }
 
 /// Describes a probe for reports.
@@ -186,6 +188,13 @@ fn probe_command(
         .envs(&context.env);
     if let Some(cwd) = context.cwd.as_deref().filter(|p| Path::new(p).is_dir()) {
         command.current_dir(cwd);
+    }
+    if let Some(tree) = &context.usr {
+        if let Err(e) = super::usr_tree::run_over(&mut command, tree, None) {
+            return Err(HealthFailure::CommandSpawn {
+                message: e.to_string(),
+            });
+        }
     }
     let finished = run_with_deadline(command, timeout).map_err(|e| match e {
         DeadlineError::TempFile(e) => HealthFailure::CommandSpawn {

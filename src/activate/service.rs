@@ -26,6 +26,10 @@ pub struct ServiceDefinition {
     pub oneshot: bool,
     /// When and how fast it is restarted.
     pub restart: RestartPolicy,
+    /// The class's package tree, seen read-only as `/usr`
+    /// ([`crate::activate::usr_tree`]); `None`: the host's `/usr`.
+    #[serde(default)]
+    pub usr: Option<PathBuf>,
 }
 
 /// What a service is doing.

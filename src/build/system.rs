@@ -130,6 +130,8 @@ pub fn manifest(
         services,
         packages,
         files,
+        // Classes get a package tree once Debian packages are built (issue 13).
+        usr: None,
     };
     (manifest, references)
 }
@@ -248,6 +250,7 @@ pub fn compose_system(
         .packages
         .iter()
         .chain(&manifest.files)
+        .chain(&manifest.usr)
         .map(|p| store.parse_path(p))
         .collect::<Result<_, _>>()?;
     add_system(store, &manifest.class, &manifest, &references)

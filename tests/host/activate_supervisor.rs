@@ -35,6 +35,7 @@ fn definition(name: &str, exec: &str, dir: &Path) -> ServiceDefinition {
             backoff_ms: 10,
             backoff_max_ms: 100,
         },
+        usr: None,
     }
 }
 

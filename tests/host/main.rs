@@ -6,3 +6,4 @@ mod activate_health;
 mod activate_supervisor;
 mod activate_support;
 mod agent_protocol;
+mod usr_tree;

@@ -101,6 +101,16 @@ pub fn render_unit(def: &ServiceDefinition) -> String {
     if let Some(user) = &def.user {
         let _ = writeln!(unit, "User={user}");
     }
+    if let Some(tree) = &def.usr {
+        // systemd gives the service its own mount namespace with the class's
+        // package tree on /usr, as ferry's supervisor does (usr_tree).
+        let _ = writeln!(
+            unit,
+            "BindReadOnlyPaths={}:{}",
+            escape_specifiers(&tree.display().to_string()),
+            crate::activate::usr_tree::USR
+        );
+    }
     let _ = writeln!(
         unit,
         "WorkingDirectory=-{}",

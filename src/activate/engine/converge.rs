@@ -125,7 +125,7 @@ impl Activator {
         };
         let definitions: Vec<ServiceDefinition> = order
             .iter()
-            .map(|n| self.definition(n, &manifest.services[n]))
+            .map(|n| self.definition(n, &manifest.services[n], manifest.usr.as_deref()))
             .collect();
         for name in &order {
             if let Err(e) = self.prepare_state_dirs(name, &manifest.services[name]) {

@@ -26,8 +26,13 @@ impl Activator {
         env
     }
 
-    /// The backend definition of one service.
-    pub(super) fn definition(&self, name: &str, service: &Service) -> ServiceDefinition {
+    /// The backend definition of one service of a system whose package tree is `usr`.
+    pub(super) fn definition(
+        &self,
+        name: &str,
+        service: &Service,
+        usr: Option<&str>,
+    ) -> ServiceDefinition {
         ServiceDefinition {
             name: name.to_string(),
             exec: service.exec.clone(),
@@ -36,6 +41,7 @@ impl Activator {
             working_dir: self.service_state_dir(name),
             oneshot: service.oneshot,
             restart: service.restart,
+            usr: usr.map(std::path::PathBuf::from),
         }
     }
 

@@ -166,7 +166,7 @@ impl Activator {
     fn define_started(&mut self, new: &Manifest, start_order: &[String]) -> Result<(), String> {
         let definitions: Vec<ServiceDefinition> = start_order
             .iter()
-            .map(|name| self.definition(name, &new.services[name]))
+            .map(|name| self.definition(name, &new.services[name], new.usr.as_deref()))
             .collect();
         for name in start_order {
             self.prepare_state_dirs(name, &new.services[name])?;

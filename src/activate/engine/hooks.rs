@@ -8,6 +8,7 @@ use super::{ActionKind, ActivationReport, Activator};
 use crate::activate::env::BASE_PATH;
 use crate::activate::manifest::{Manifest, Service};
 use crate::activate::process::{run_with_deadline, DeadlineError};
+use crate::activate::usr_tree;
 
 /// Which hooks of a service run, and when.
 #[derive(Debug, Clone, Copy)]
@@ -64,7 +65,7 @@ impl Activator {
         for name in order {
             let service = &new.services[name];
             for hook in phase.hooks(service) {
-                let result = self.run_hook(name, service, hook, &extra);
+                let result = self.run_hook(name, service, new.usr.as_deref(), hook, &extra);
                 Self::record(report, name, phase.action(), result.clone().err());
                 result.map_err(|e| format!("{} hook of {name} failed: {e}", phase.label()))?;
             }
@@ -78,11 +79,10 @@ impl Activator {
         &self,
         name: &str,
         service: &Service,
+        usr: Option<&str>,
         hook: &str,
         extra: &BTreeMap<String, String>,
     ) -> Result<(), String> {
-        use std::os::unix::process::CommandExt;
-
         self.prepare_state_dirs(name, service)?;
         let mut command = Command::new("/bin/sh");
         command
@@ -93,13 +93,18 @@ impl Activator {
             .envs(self.service_env(name, service))
             .envs(extra)
             .current_dir(self.service_state_dir(name));
-        if let Some(user) = &service.user {
-            let found = nix::unistd::User::from_name(user)
-                .ok()
-                .flatten()
-                .ok_or_else(|| format!("user {user} does not exist"))?;
-            command.uid(found.uid.as_raw()).gid(found.gid.as_raw());
-        }
+        let ids = match &service.user {
+            Some(user) => {
+                let found = nix::unistd::User::from_name(user)
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| format!("user {user} does not exist"))?;
+                Some((found.uid.as_raw(), found.gid.as_raw()))
+            }
+            None => None,
+        };
+        usr_tree::prepare(&mut command, usr.map(Path::new), ids)
+            .map_err(|e| format!("cannot run: {e}"))?;
         let timeout = self.options.hook_timeout;
         let finished = run_with_deadline(command, timeout).map_err(|e| match e {
             DeadlineError::TempFile(e) => format!("temporary file: {e}"),

@@ -198,6 +198,9 @@ pub enum ActivationError {
     /// A manifest could not be used.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// The system's package tree cannot serve as `/usr` here.
+    #[error(transparent)]
+    UsrTree(#[from] crate::activate::usr_tree::UsrTreeError),
     /// The system is outside this host's store.
     #[error(
         "the system {system} is not inside the store {store}; copy it into the host's store first"
@@ -465,6 +468,9 @@ impl Activator {
             });
         }
         let manifest = Manifest::load(system)?;
+        if let Some(usr) = &manifest.usr {
+            crate::activate::usr_tree::check(Path::new(usr))?;
+        }
         let missing = secrets::missing_secrets(&self.state_dir, &manifest);
         if !missing.is_empty() {
             return Err(ActivationError::MissingSecrets { names: missing });

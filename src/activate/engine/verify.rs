@@ -112,6 +112,7 @@ impl Activator {
             let context = CommandContext {
                 env: self.service_env(&name, service),
                 cwd: Some(self.service_state_dir(&name)),
+                usr: manifest.usr.as_ref().map(std::path::PathBuf::from),
             };
             for check in &service.health {
                 results.push(health::run_check(&name, check, &context));

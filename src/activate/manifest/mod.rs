@@ -35,6 +35,12 @@ pub struct Manifest {
     /// Store paths of every configuration file the system uses, sorted.
     #[serde(default)]
     pub files: Vec<String>,
+    /// The class's package tree: every service process, hook and command
+    /// health check sees it read-only as `/usr` (`usr_tree`). Absent: the
+    /// host's own `/usr` (and the field is left out of the JSON, so systems
+    /// without one keep their bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usr: Option<String>,
 }
 
 /// One long-running process (or one-shot task) of a class.
@@ -222,6 +228,12 @@ pub enum RestartMode {
 /// A manifest that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
+    /// The package tree is not an absolute path.
+    #[error("package tree `{path}` is not an absolute path")]
+    UsrTree {
+        /// The path as written.
+        path: String,
+    },
     /// The manifest file could not be read.
     #[error("cannot read manifest {path}: {source}")]
     Read {
@@ -352,6 +364,11 @@ impl Manifest {
             return Err(ManifestError::Version {
                 found: self.version,
             });
+        }
+        if let Some(usr) = &self.usr {
+            if !Path::new(usr).is_absolute() {
+                return Err(ManifestError::UsrTree { path: usr.clone() });
+            }
         }
         for (name, service) in &self.services {
             if !is_plain_name(name) {
@@ -526,10 +543,15 @@ pub fn diff(old: Option<&Manifest>, new: &Manifest) -> ManifestDiff {
     let mut result = ManifestDiff::default();
     let empty = BTreeMap::new();
     let old_services = old.map(|m| &m.services).unwrap_or(&empty);
+    // A new package tree changes every service's binaries, even where its
+    // definition reads the same.
+    let same_tree = old.is_none_or(|m| m.usr == new.usr);
     for (name, service) in &new.services {
         match old_services.get(name) {
             None => result.added.insert(name.clone()),
-            Some(previous) if previous == service => result.unchanged.insert(name.clone()),
+            Some(previous) if previous == service && same_tree => {
+                result.unchanged.insert(name.clone())
+            }
             Some(_) => result.changed.insert(name.clone()),
         };
     }

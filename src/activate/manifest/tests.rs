@@ -30,6 +30,7 @@ fn manifest(services: &[(&str, Service)]) -> Manifest {
             .collect(),
         packages: vec![],
         files: vec![],
+        usr: None,
     }
 }
 
@@ -161,4 +162,31 @@ fn other_versions_and_unknown_fields_are_refused() {
         br#"{"version":1,"site":"s","class":"c","services":{"a":{"exec":"x","ueser":"bob"}}}"#;
     let err = Manifest::from_json(typo).unwrap_err().to_string();
     assert!(err.contains("ueser"), "{err}");
+}
+
+#[test]
+fn a_new_package_tree_changes_every_service_that_stays() {
+    let old = manifest(&[("a", service("a", &[])), ("b", service("b", &[]))]);
+    let mut new = old.clone();
+    new.usr = Some("/ferry/store/abc-usr-web".into());
+    let d = diff(Some(&old), &new);
+    assert_eq!(d.changed.len(), 2);
+    assert!(d.unchanged.is_empty());
+    // The same tree again: nothing to restart.
+    assert_eq!(diff(Some(&new), &new).unchanged.len(), 2);
+}
+
+#[test]
+fn a_system_without_a_package_tree_keeps_its_json_bytes() {
+    let m = manifest(&[("a", service("a", &[]))]);
+    assert!(!m.to_json().contains("usr"));
+    let mut with_tree = m.clone();
+    with_tree.usr = Some("usr-relative".into());
+    assert!(matches!(
+        with_tree.validate(),
+        Err(ManifestError::UsrTree { .. })
+    ));
+    with_tree.usr = Some("/ferry/store/abc-usr-web".into());
+    let back = Manifest::from_json(with_tree.to_json().as_bytes()).unwrap();
+    assert_eq!(back.usr.as_deref(), Some("/ferry/store/abc-usr-web"));
 }

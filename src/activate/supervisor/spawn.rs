@@ -46,16 +46,19 @@ pub(super) fn spawn_process(def: &ServiceDefinition) -> Result<(Child, File), St
     } else {
         command.current_dir("/");
     }
+    let mut ids = None;
     if let Some(user) = &def.user {
         let found = nix::unistd::User::from_name(user)
             .map_err(|e| format!("looking up user {user}: {e}"))?
             .ok_or_else(|| format!("user {user} does not exist"))?;
-        command.uid(found.uid.as_raw()).gid(found.gid.as_raw());
+        ids = Some((found.uid.as_raw(), found.gid.as_raw()));
         if !def.env.contains_key("HOME") {
             command.env("HOME", &def.working_dir);
         }
         command.env("USER", user).env("LOGNAME", user);
     }
+    crate::activate::usr_tree::prepare(&mut command, def.usr.as_deref(), ids)
+        .map_err(|e| format!("package tree: {e}"))?;
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
         command.pre_exec(|| {

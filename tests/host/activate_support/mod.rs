@@ -112,6 +112,7 @@ pub fn manifest(services: Vec<(&str, Service)>) -> Manifest {
             .collect(),
         packages: vec![],
         files: vec![],
+        usr: None,
     }
 }
 

@@ -1,0 +1,164 @@
+//! Services, hooks and command health checks over a class's package tree:
+//! a tree unpacked from real Debian packages (dash, busybox, libc6) is
+//! their `/usr`, the host's own `/usr` (with its python3) is out of sight,
+//! and the deployer's namespace is untouched. Needs root (mount namespaces).
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::activate_support::*;
+use ferry::activate::backend::{systemd, ServiceDefinition, SystemdBackend};
+use ferry::activate::engine::{ActivationError, Outcome};
+use ferry::activate::manifest::{RestartMode, RestartPolicy};
+
+const MARKER: &str = "tree-marker";
+
+fn run(command: &mut Command) {
+    let out = command.output().expect("command runs");
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Unpacks the current Debian `dash`, `busybox` and `libc6` (fetched through
+/// this machine's apt configuration) into one merged-/usr tree: what a
+/// class's package tree holds, with a marker file the host does not have.
+fn package_tree(dir: &Path) -> PathBuf {
+    let debs = dir.join("debs");
+    let root = dir.join("root");
+    fs::create_dir_all(&debs).unwrap();
+    run(Command::new("apt-get")
+        .args(["download", "-q", "dash", "busybox", "libc6"])
+        .current_dir(&debs));
+    for deb in fs::read_dir(&debs).unwrap() {
+        run(Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(deb.unwrap().path())
+            .arg(&root));
+    }
+    // Debian 12 packages still ship /bin, /lib, /lib64; a merged-/usr host
+    // finds them under /usr.
+    for top in ["bin", "sbin", "lib", "lib64"] {
+        let from = root.join(top);
+        if from.is_dir() {
+            let into = root.join("usr").join(top);
+            fs::create_dir_all(&into).unwrap();
+            run(Command::new("cp").arg("-a").arg(from.join(".")).arg(&into));
+            fs::remove_dir_all(&from).unwrap();
+        }
+    }
+    let usr = root.join("usr");
+    fs::create_dir_all(usr.join("share")).unwrap();
+    fs::write(usr.join("share/ferry-marker"), format!("{MARKER}\n")).unwrap();
+    assert!(usr.join("bin/sh").exists(), "dash ships /bin/sh");
+    usr
+}
+
+#[test]
+fn services_hooks_and_health_checks_run_over_the_class_package_tree_needs_root() {
+    assert!(nix::unistd::geteuid().is_root(), "needs root (CI is root)");
+    let host = Host::new();
+    let tree = package_tree(host.root.path());
+    let mut service = service(
+        r#"read m < /usr/share/ferry-marker; echo "$m" > "$STATE_DIRECTORY/seen"
+           if [ -e /usr/bin/python3 ]; then echo visible > "$STATE_DIRECTORY/python"; fi
+           /usr/bin/busybox id -u > "$STATE_DIRECTORY/uid"
+           exec /usr/bin/busybox sleep 100000"#,
+    );
+    service.user = Some("nobody".into());
+    service.hooks.post_upgrade =
+        vec![r#"read m < /usr/share/ferry-marker; echo "$m" > "$STATE_DIRECTORY/hook""#.into()];
+    service.health = vec![command_check(
+        r#"read m < /usr/share/ferry-marker && [ "$m" = tree-marker ] && [ ! -e /usr/bin/python3 ]"#,
+        100,
+    )];
+    let mut manifest = manifest(vec![("app", service)]);
+    manifest.usr = Some(tree.display().to_string());
+    let system = host.system("tree", &manifest, &[]);
+
+    let report = host.activator().activate(&system).unwrap();
+    assert!(
+        matches!(report.outcome, Outcome::Activated { .. }),
+        "{report:?}"
+    );
+    let state = host.state.join("lib/app");
+    let read = |name: &str| fs::read_to_string(state.join(name)).unwrap_or_default();
+    assert_eq!(read("seen").trim(), MARKER);
+    assert_eq!(read("hook").trim(), MARKER);
+    assert!(!state.join("python").exists(), "the host's /usr leaked in");
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    assert_eq!(read("uid").trim(), nobody.uid.to_string());
+    // The running process is the tree's busybox, not the host's.
+    let pid = host.pid_of("app").expect("app runs");
+    let exe = fs::metadata(format!("/proc/{pid}/exe")).unwrap();
+    let tree_busybox = fs::metadata(tree.join("bin/busybox")).unwrap();
+    assert_eq!(
+        (exe.dev(), exe.ino()),
+        (tree_busybox.dev(), tree_busybox.ino())
+    );
+    // The deployer's own namespace still has its /usr.
+    assert!(Path::new(PYTHON).exists());
+    assert!(!Path::new("/usr/share/ferry-marker").exists());
+}
+
+#[test]
+fn a_system_whose_package_tree_is_missing_is_refused_before_anything_changes() {
+    let host = Host::new();
+    let mut manifest = manifest(vec![("app", sleeper("1"))]);
+    manifest.usr = Some(host.root.path().join("no-such-tree").display().to_string());
+    let system = host.system("missing-tree", &manifest, &[]);
+    let err = host.activator().activate(&system).unwrap_err();
+    assert!(matches!(err, ActivationError::UsrTree(_)), "{err:?}");
+    assert!(err.to_string().contains("is not a directory"), "{err}");
+    assert!(!host.state.join("profiles/system").exists());
+}
+
+#[test]
+fn systemd_units_mount_the_package_tree_read_only_on_usr() {
+    let dir = tempfile::tempdir().unwrap();
+    let units = dir.path().join("units");
+    let backend = SystemdBackend::new(&units);
+    let working_dir = dir.path().join("lib/app");
+    fs::create_dir_all(&working_dir).unwrap();
+    let def = ServiceDefinition {
+        name: "app".into(),
+        exec: "exec /usr/bin/busybox sleep 100".into(),
+        env: Default::default(),
+        user: None,
+        working_dir,
+        oneshot: false,
+        restart: RestartPolicy {
+            mode: RestartMode::OnFailure,
+            ..RestartPolicy::default()
+        },
+        usr: Some(PathBuf::from(
+            "/ferry/store/0000000000000000000000000000000-usr-web",
+        )),
+    };
+    let path = backend.write_unit(&def).unwrap();
+    assert_eq!(
+        path.file_name().unwrap(),
+        systemd::unit_name("app").as_str()
+    );
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains(
+            "BindReadOnlyPaths=/ferry/store/0000000000000000000000000000000-usr-web:/usr\n"
+        ),
+        "{text}"
+    );
+    let output = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .env("SYSTEMD_LOG_LEVEL", "notice")
+        .output()
+        .expect("systemd-analyze (Debian package systemd) is installed");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
