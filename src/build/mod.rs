@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod error;
 pub mod graph;
+pub mod package_tree;
 pub mod recipe;
 pub mod sandbox;
 pub mod scheduler;

@@ -11,8 +11,8 @@ use crate::activate_support::*;
 use ferry::activate::backend::{systemd, ServiceDefinition, SystemdBackend};
 use ferry::activate::engine::{ActivationError, Outcome};
 use ferry::activate::manifest::{RestartMode, RestartPolicy};
-
-const MARKER: &str = "tree-marker";
+use ferry::build::package_tree::{build_package_tree, PackageTree};
+use ferry_store::Store;
 
 fn run(command: &mut Command) {
     let out = command.output().expect("command runs");
@@ -23,56 +23,67 @@ fn run(command: &mut Command) {
     );
 }
 
-/// Unpacks the current Debian `dash`, `busybox` and `libc6` (fetched through
-/// this machine's apt configuration) into one merged-/usr tree: what a
-/// class's package tree holds, with a marker file the host does not have.
-fn package_tree(dir: &Path) -> PathBuf {
+/// The current Debian `dash`, `busybox` and `libc6` (fetched through this
+/// machine's apt configuration), each unpacked into a store object of its
+/// own, merged into a class's package tree by `build::package_tree`.
+fn package_tree(host: &Host) -> (PathBuf, PackageTree) {
+    let dir = host.root.path().join("packages");
     let debs = dir.join("debs");
-    let root = dir.join("root");
     fs::create_dir_all(&debs).unwrap();
     run(Command::new("apt-get")
         .args(["download", "-q", "dash", "busybox", "libc6"])
         .current_dir(&debs));
-    for deb in fs::read_dir(&debs).unwrap() {
-        run(Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(deb.unwrap().path())
-            .arg(&root));
+    let store = Store::open(&host.store, &host.root.path().join("deployer-var")).unwrap();
+    let mut packages = Vec::new();
+    let mut debs: Vec<PathBuf> = fs::read_dir(&debs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    debs.sort();
+    for deb in debs {
+        let name = deb.file_name().unwrap().to_string_lossy().into_owned();
+        let name = name.split('_').next().unwrap().to_string();
+        let root = dir.join(&name);
+        run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
+        packages.push(store.add_path(&root, &name, &[]).unwrap());
     }
-    // Debian 12 packages still ship /bin, /lib, /lib64; a merged-/usr host
-    // finds them under /usr.
-    for top in ["bin", "sbin", "lib", "lib64"] {
-        let from = root.join(top);
-        if from.is_dir() {
-            let into = root.join("usr").join(top);
-            fs::create_dir_all(&into).unwrap();
-            run(Command::new("cp").arg("-a").arg(from.join(".")).arg(&into));
-            fs::remove_dir_all(&from).unwrap();
-        }
-    }
-    let usr = root.join("usr");
-    fs::create_dir_all(usr.join("share")).unwrap();
-    fs::write(usr.join("share/ferry-marker"), format!("{MARKER}\n")).unwrap();
+    let tree = build_package_tree(&store, "test", &packages).unwrap();
+    let mut closure = store.closure(std::slice::from_ref(&tree.path)).unwrap();
+    closure.retain(|p| p != &tree.path);
+    closure.sort();
+    packages.sort();
+    assert_eq!(
+        closure, packages,
+        "the tree references exactly its packages"
+    );
+    let usr = store.real_path(&tree.path);
     assert!(usr.join("bin/sh").exists(), "dash ships /bin/sh");
-    usr
+    (usr, tree)
 }
 
 #[test]
 fn services_hooks_and_health_checks_run_over_the_class_package_tree_needs_root() {
     assert!(nix::unistd::geteuid().is_root(), "needs root (CI is root)");
     let host = Host::new();
-    let tree = package_tree(host.root.path());
+    let (tree, built) = package_tree(&host);
+    // The tree is links only: the packages stay in their own objects, and
+    // the tree references exactly them.
+    assert!(built.replaced.is_empty(), "{:?}", built.replaced);
+    assert!(built.left_out.contains_key("etc"), "{:?}", built.left_out);
+    assert!(fs::symlink_metadata(tree.join("bin/dash"))
+        .unwrap()
+        .is_symlink());
     let mut service = service(
-        r#"read m < /usr/share/ferry-marker; echo "$m" > "$STATE_DIRECTORY/seen"
+        r#"[ ! -e /usr/bin/python3 ] && [ -e /usr/share/doc/dash/copyright ] && echo tree > "$STATE_DIRECTORY/seen"
            if [ -e /usr/bin/python3 ]; then echo visible > "$STATE_DIRECTORY/python"; fi
            /usr/bin/busybox id -u > "$STATE_DIRECTORY/uid"
            exec /usr/bin/busybox sleep 100000"#,
     );
     service.user = Some("nobody".into());
     service.hooks.post_upgrade =
-        vec![r#"read m < /usr/share/ferry-marker; echo "$m" > "$STATE_DIRECTORY/hook""#.into()];
+        vec![r#"[ ! -e /usr/bin/python3 ] && echo tree > "$STATE_DIRECTORY/hook""#.into()];
     service.health = vec![command_check(
-        r#"read m < /usr/share/ferry-marker && [ "$m" = tree-marker ] && [ ! -e /usr/bin/python3 ]"#,
+        r#"[ -e /usr/share/doc/busybox/copyright ] && [ ! -e /usr/bin/python3 ]"#,
         100,
     )];
     let mut manifest = manifest(vec![("app", service)]);
@@ -86,14 +97,15 @@ fn services_hooks_and_health_checks_run_over_the_class_package_tree_needs_root()
     );
     let state = host.state.join("lib/app");
     let read = |name: &str| fs::read_to_string(state.join(name)).unwrap_or_default();
-    assert_eq!(read("seen").trim(), MARKER);
-    assert_eq!(read("hook").trim(), MARKER);
+    assert_eq!(read("seen").trim(), "tree");
+    assert_eq!(read("hook").trim(), "tree");
     assert!(!state.join("python").exists(), "the host's /usr leaked in");
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
     assert_eq!(read("uid").trim(), nobody.uid.to_string());
     // The running process is the tree's busybox, not the host's.
     let pid = host.pid_of("app").expect("app runs");
     let exe = fs::metadata(format!("/proc/{pid}/exe")).unwrap();
+    // (metadata follows the tree's link into busybox's own object)
     let tree_busybox = fs::metadata(tree.join("bin/busybox")).unwrap();
     assert_eq!(
         (exe.dev(), exe.ino()),
@@ -101,7 +113,8 @@ fn services_hooks_and_health_checks_run_over_the_class_package_tree_needs_root()
     );
     // The deployer's own namespace still has its /usr.
     assert!(Path::new(PYTHON).exists());
-    assert!(!Path::new("/usr/share/ferry-marker").exists());
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mountinfo.contains(built.path.name()), "{mountinfo}");
 }
 
 #[test]
