@@ -5,6 +5,7 @@
 //! assembles one system object per class ([`system`]). The same result is
 //! used to provision a fresh host and to reconfigure a running one.
 pub mod cache;
+pub mod elf_check;
 pub mod error;
 pub mod graph;
 pub mod package_tree;

@@ -11,8 +11,9 @@ use crate::activate_support::*;
 use ferry::activate::backend::{systemd, ServiceDefinition, SystemdBackend};
 use ferry::activate::engine::{ActivationError, Outcome};
 use ferry::activate::manifest::{RestartMode, RestartPolicy};
+use ferry::build::elf_check::{check_tree, Unresolved};
 use ferry::build::package_tree::{build_package_tree, PackageTree};
-use ferry_store::Store;
+use ferry_store::{Store, StorePath};
 
 fn run(command: &mut Command) {
     let out = command.output().expect("command runs");
@@ -23,23 +24,21 @@ fn run(command: &mut Command) {
     );
 }
 
-/// The current Debian `dash`, `busybox` and `libc6` (fetched through this
-/// machine's apt configuration), each unpacked into a store object of its
-/// own, merged into a class's package tree by `build::package_tree`.
-fn package_tree(host: &Host) -> (PathBuf, PackageTree) {
-    let dir = host.root.path().join("packages");
+/// The current Debian packages `names` (fetched through this machine's apt
+/// configuration), each unpacked into a store object of its own.
+fn package_objects(store: &Store, dir: &Path, names: &[&str]) -> Vec<StorePath> {
     let debs = dir.join("debs");
     fs::create_dir_all(&debs).unwrap();
     run(Command::new("apt-get")
-        .args(["download", "-q", "dash", "busybox", "libc6"])
+        .args(["download", "-q"])
+        .args(names)
         .current_dir(&debs));
-    let store = Store::open(&host.store, &host.root.path().join("deployer-var")).unwrap();
-    let mut packages = Vec::new();
     let mut debs: Vec<PathBuf> = fs::read_dir(&debs)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     debs.sort();
+    let mut packages = Vec::new();
     for deb in debs {
         let name = deb.file_name().unwrap().to_string_lossy().into_owned();
         let name = name.split('_').next().unwrap().to_string();
@@ -47,6 +46,15 @@ fn package_tree(host: &Host) -> (PathBuf, PackageTree) {
         run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
         packages.push(store.add_path(&root, &name, &[]).unwrap());
     }
+    packages
+}
+
+/// `dash`, `busybox`, `libc6` and libc6's dependency `libgcc-s1`, merged
+/// into a class's package tree by `build::package_tree`.
+fn package_tree(host: &Host) -> (PathBuf, PackageTree) {
+    let store = Store::open(&host.store, &host.root.path().join("deployer-var")).unwrap();
+    let dir = host.root.path().join("packages");
+    let mut packages = package_objects(&store, &dir, &["dash", "busybox", "libc6", "libgcc-s1"]);
     let tree = build_package_tree(&store, "test", &packages).unwrap();
     let mut closure = store.closure(std::slice::from_ref(&tree.path)).unwrap();
     closure.retain(|p| p != &tree.path);
@@ -59,6 +67,38 @@ fn package_tree(host: &Host) -> (PathBuf, PackageTree) {
     let usr = store.real_path(&tree.path);
     assert!(usr.join("bin/sh").exists(), "dash ships /bin/sh");
     (usr, tree)
+}
+
+#[test]
+fn every_elf_file_of_a_real_package_tree_resolves_inside_it() {
+    let host = Host::new();
+    let (tree, _) = package_tree(&host);
+    let report = check_tree(&tree).unwrap();
+    // dash, busybox, the loader, libc and libc6's other programs and modules.
+    assert!(report.checked >= 10, "{report:?}");
+    assert_eq!(report.unresolved, vec![]);
+}
+
+#[test]
+fn a_tree_without_libc_names_what_busybox_cannot_find() {
+    let host = Host::new();
+    let store = Store::open(&host.store, &host.root.path().join("deployer-var")).unwrap();
+    let packages = package_objects(&store, &host.root.path().join("packages"), &["busybox"]);
+    let tree = build_package_tree(&store, "no-libc", &packages).unwrap();
+    let report = check_tree(&store.real_path(&tree.path)).unwrap();
+    let missing = |what: &str| Unresolved {
+        file: "/usr/bin/busybox".into(),
+        missing: what.into(),
+    };
+    assert_eq!(report.checked, 1);
+    assert_eq!(
+        report.unresolved,
+        vec![
+            missing("interpreter /lib64/ld-linux-x86-64.so.2"),
+            missing("library libc.so.6"),
+            missing("library libresolv.so.2"),
+        ]
+    );
 }
 
 #[test]
