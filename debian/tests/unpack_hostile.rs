@@ -26,6 +26,11 @@ fn refused(temp: &Path, entries: &[RawEntry]) -> UnpackError {
     error
 }
 
+/// A path's bytes for a [`RawEntry`], which holds `'static` slices.
+fn leak(text: String) -> &'static [u8] {
+    Box::leak(text.into_bytes().into_boxed_slice())
+}
+
 #[test]
 fn parent_component_is_refused() {
     let temp = tempfile::tempdir().unwrap();
@@ -74,13 +79,7 @@ fn file_through_a_symlink_is_refused() {
     let temp = tempfile::tempdir().unwrap();
     let outside = temp.path().join("outside");
     fs::create_dir(&outside).unwrap();
-    let target: &'static [u8] = Box::leak(
-        outside
-            .display()
-            .to_string()
-            .into_bytes()
-            .into_boxed_slice(),
-    );
+    let target = leak(outside.display().to_string());
     let error = refused(
         temp.path(),
         &[
@@ -194,8 +193,12 @@ fn destination_must_be_fresh() {
 fn hostile_deb_registers_nothing_in_the_store() {
     let temp = tempfile::tempdir().unwrap();
     let store = Store::open(&temp.path().join("store"), &temp.path().join("state")).unwrap();
+    // The symlink points at a directory of the test's own, standing in for `/etc`, so that a
+    // regression cannot write into the machine's.
+    let outside = temp.path().join("etc");
+    fs::create_dir_all(outside.join("cron.d")).unwrap();
     let data = raw_tar(&[
-        RawEntry::Symlink(b"./etc", b"/etc"),
+        RawEntry::Symlink(b"./etc", leak(outside.display().to_string())),
         RawEntry::File(b"./etc/cron.d/evil", b"x"),
     ]);
     let deb = raw_deb(temp.path(), "evil", &data);
@@ -212,7 +215,7 @@ fn hostile_deb_registers_nothing_in_the_store() {
         "{error:?}"
     );
     assert!(store.all_valid_paths().unwrap().is_empty());
-    assert!(!Path::new("/etc/cron.d/evil").exists());
+    assert_eq!(fs::read_dir(outside.join("cron.d")).unwrap().count(), 0);
     // A well-formed hand-made deb with the same layout minus the escape is accepted.
     let data = raw_tar(&[
         RawEntry::Symlink(b"./etc", b"/etc"),
