@@ -446,7 +446,9 @@ fn agent(connect: Duration, idle: Duration) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
         .timeout_connect(Some(connect))
         .timeout_recv_response(Some(idle))
-        .timeout_recv_body(Some(idle))
+        // Per read, not in total: a big package on a slow link may take long, but never
+        // `idle` without a byte.
+        .timeout_per_read(Some(idle))
         .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
         .build();
     ureq::Agent::new_with_config(config)

@@ -182,6 +182,31 @@ fn size_mismatch_is_refused_and_leaves_nothing() {
 }
 
 #[test]
+fn transfer_that_breaks_off_is_an_error_and_leaves_nothing() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("repo");
+    let cache = temp.path().join("cache");
+    let server = HttpServer::serve(&repo);
+    let mut items = repository(&repo, &server.base_uri(), 1);
+    items[0].filename = format!("broken/{}", items[0].filename);
+    items[0].size += 1000;
+    let fetcher = Fetcher::new(&cache).unwrap();
+    let error = fetcher.fetch_all(&items, &NoProgress).unwrap_err();
+    match &error {
+        FetchError::Transfer { uri, reason } => {
+            assert!(uri.contains("/broken/pool/"), "{uri}");
+            assert_eq!(reason, "the connection closed early");
+        }
+        other => panic!("expected a broken transfer, got {other:?}"),
+    }
+    assert!(
+        cache_entries(&cache).is_empty(),
+        "{:?}",
+        cache_entries(&cache)
+    );
+}
+
+#[test]
 fn missing_file_is_an_http_404() {
     let temp = tempfile::tempdir().unwrap();
     let repo = temp.path().join("repo");

@@ -184,8 +184,8 @@ pub fn listing(root: &Path) -> Vec<String> {
     out
 }
 
-/// A minimal HTTP/1.1 server on 127.0.0.1 serving `GET /<path>` from a directory; every
-/// response closes its connection. Stops when dropped.
+/// A minimal HTTP/1.1 server on 127.0.0.1 serving `GET /<path>` from a directory (and
+/// `GET /broken/<path>` cut short); every response closes its connection. Stops when dropped.
 pub struct HttpServer {
     /// The port it listens on.
     pub port: u16,
@@ -269,6 +269,11 @@ fn answer(stream: TcpStream, root: &Path) -> std::io::Result<()> {
     }
     let path = request_line.split_whitespace().nth(1).unwrap_or("/");
     let relative = path.trim_start_matches('/');
+    // `broken/<path>` serves `<path>` but promises 1,000 bytes more: the transfer breaks off.
+    let (relative, extra) = match relative.strip_prefix("broken/") {
+        Some(rest) => (rest, 1000),
+        None => (relative, 0),
+    };
     let mut stream = stream;
     let file = if relative.split('/').any(|c| c == "..") {
         None
@@ -282,7 +287,7 @@ fn answer(stream: TcpStream, root: &Path) -> std::io::Result<()> {
             write!(
                 stream,
                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
+                body.len() + extra
             )?;
             stream.write_all(&body)?;
         }
