@@ -15,6 +15,9 @@ packages=(
   postgresql       # the demo's database class
   systemd          # systemd-analyze verify of generated units (systemd backend tests)
   passwd           # useradd: services run as the users their manifest names
+  dpkg-dev         # ferry-debian tests: dpkg-deb builds test packages, dpkg-scanpackages
+  xz-utils         # ferry-debian tests: xz-compressed .deb members
+  apt              # apt-cache: the real-package test reads the machine's apt lists
 )
 
 missing=()
@@ -34,6 +37,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   if command -v pg_ctlcluster >/dev/null 2>&1; then
     pg_ctlcluster 15 main stop 2>/dev/null || true
   fi
+fi
+
+# ferry-debian's real-package test (debian/tests/fetch_debian_busybox.rs) reads the apt
+# lists, and the mirror serves only current versions: refresh them on every run.
+if [ "$(id -u)" -eq 0 ]; then
+  apt-get update -qq
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
