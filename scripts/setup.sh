@@ -15,6 +15,10 @@ packages=(
   postgresql       # the demo's database class
   systemd          # systemd-analyze verify of generated units (systemd backend tests)
   passwd           # useradd: services run as the users their manifest names
+  mmdebstrap       # the Debian root image of `kind = "root"` lab hosts
+  gpg              # mmdebstrap: the archive keyrings (a Recommends, not pulled in here)
+  libdpkg-perl     # mmdebstrap: dpkg version handling (a Recommends, not pulled in here)
+  systemd-container # systemd-nspawn boots `kind = "root"` lab hosts
 )
 
 missing=()

@@ -44,6 +44,7 @@ impl Fleet {
         assert!(mounted.success(), "mount tmpfs on {}", root.display());
         let spec = LabSpec {
             subnet: Some(subnet.to_string()),
+            kind: Default::default(),
             hosts: (0..hosts)
                 .map(|i| LabHostSpec {
                     name: format!("h{i}"),
