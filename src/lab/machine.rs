@@ -241,8 +241,8 @@ pub fn boot(lab: &Lab, host: &LabHost, machine: &Machine) -> Result<(), LabError
         let source = lab.host_private_dir(&host.name, mount_point);
         command.arg(format!(
             "--bind={}:{}",
-            source.display(),
-            mount_point.display()
+            bind_escape(&source),
+            bind_escape(mount_point)
         ));
     }
     command
@@ -263,6 +263,14 @@ pub fn boot(lab: &Lab, host: &LabHost, machine: &Machine) -> Result<(), LabError
     // Reap it when it ends, so a process that ran `up` and `down` keeps no zombie.
     std::thread::spawn(move || child.wait());
     wait_for_sshd(host, machine, pid)
+}
+
+/// A path as one side of nspawn's `--bind=SOURCE:DEST`, where `:` separates
+/// and backslash escapes.
+fn bind_escape(path: &Path) -> String {
+    path.to_string_lossy()
+        .replace('\\', "\\\\")
+        .replace(':', "\\:")
 }
 
 fn wait_for_sshd(host: &LabHost, machine: &Machine, pid: u32) -> Result<(), LabError> {
@@ -375,4 +383,15 @@ fn wait_gone(pid: i32, bound: Duration) -> bool {
 /// Whether the machine's nspawn process is alive.
 pub fn running(machine: &Machine) -> bool {
     leader(machine).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_paths_escape_colons_and_backslashes() {
+        assert_eq!(bind_escape(Path::new("/ferry")), "/ferry");
+        assert_eq!(bind_escape(Path::new("/a:b\\c")), "/a\\:b\\\\c");
+    }
 }
