@@ -174,9 +174,13 @@ fn status(site: &Path, json: bool) -> CommandResult {
             lab.ssh_config().display()
         ));
         for h in &hosts {
+            // A root host's process is its machine, whose systemd runs its sshd.
+            let root = lab.kind == lab::LabKind::Root;
             let state = match (h.netns, h.sshd_running, h.ssh_answers) {
                 (_, _, true) => "ssh answers",
+                (true, true, false) if root => "the machine runs but its sshd does not answer",
                 (true, true, false) => "sshd runs but does not answer",
+                (true, false, _) if root => "the machine is not running",
                 (true, false, _) => "sshd is not running",
                 (false, _, _) => "namespace missing",
             };
