@@ -390,6 +390,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_machine_that_exits_is_reported_with_its_log_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let machine = Machine::plan(dir.path(), "fmtest00".into(), Path::new("/nonexistent"));
+        std::fs::create_dir_all(machine.dir()).unwrap();
+        let log: String = (1..=20).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(machine.log_file(), log).unwrap();
+        let host = LabHost {
+            name: "r1".into(),
+            class: "web".into(),
+            // Not an IP address: the probe fails without sending anything.
+            address: "no-such-address".into(),
+            labels: Default::default(),
+            netns: "ferry-t-r1".into(),
+            veth: "fvtest00".into(),
+            machine: Some(machine.clone()),
+        };
+        let mut exited = Command::new("true").spawn().unwrap();
+        exited.wait().unwrap();
+        let err = wait_for_sshd(&host, &machine, exited.id()).unwrap_err();
+        let lines: String = (6..=20).map(|i| format!("\nline {i}")).collect();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "sshd of lab host `r1` did not start: systemd-nspawn exited; last lines of {}:{lines}",
+                machine.log_file().display()
+            )
+        );
+    }
+
+    #[test]
     fn bind_paths_escape_colons_and_backslashes() {
         assert_eq!(bind_escape(Path::new("/ferry")), "/ferry");
         assert_eq!(bind_escape(Path::new("/a:b\\c")), "/a\\:b\\\\c");
