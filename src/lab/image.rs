@@ -8,7 +8,8 @@
 //!   mirror is named here), read when the image is built;
 //! - the cache only ever holds complete images: the tar and its unpacked
 //!   tree are made under temporary names and renamed into place, so
-//!   concurrent `lab up`s at worst build the same image twice;
+//!   an interrupted build leaves nothing that looks complete; builds are
+//!   serialised by a lock file, so concurrent `lab up`s build an image once;
 //! - the unpacked tree is the read-only lower layer every host of every lab
 //!   shares; hosts write only to their own overlay upper dir.
 use std::path::{Path, PathBuf};
@@ -84,6 +85,26 @@ impl RootImage {
             path: PathBuf::from(CACHE_DIR),
             source,
         })?;
+        // One builder at a time: labs coming up together wait for the first
+        // build instead of downloading the same packages side by side.
+        let lock_path = Path::new(CACHE_DIR).join(".lock");
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| LabError::Io {
+                path: lock_path.clone(),
+                source,
+            })?;
+        let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, errno)| LabError::Io {
+                path: lock_path,
+                source: errno.into(),
+            })?;
+        if tree.is_dir() {
+            return Ok(tree);
+        }
         let tar = self.tar();
         if !tar.is_file() {
             self.build(&tar)?;
