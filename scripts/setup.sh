@@ -18,6 +18,10 @@ packages=(
   dpkg-dev         # ferry-debian tests: dpkg-deb builds test packages, dpkg-scanpackages
   xz-utils         # ferry-debian tests: xz-compressed .deb members
   apt              # apt-cache: the real-package test reads the machine's apt lists
+  mmdebstrap       # the Debian root image of `kind = "root"` lab hosts
+  gpg              # mmdebstrap: the archive keyrings (a Recommends, not pulled in here)
+  libdpkg-perl     # mmdebstrap: dpkg version handling (a Recommends, not pulled in here)
+  systemd-container # systemd-nspawn boots `kind = "root"` lab hosts
 )
 
 missing=()

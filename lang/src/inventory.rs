@@ -41,8 +41,54 @@ pub struct LabSpec {
     /// IPv4 subnet in CIDR form, e.g. `10.237.1.0/24`; `None` lets the lab pick
     /// one derived from the site name.
     pub subnet: Option<String>,
+    /// What a lab host is: a namespace sharing the deployer's root, or a
+    /// booted machine with a root file system of its own.
+    #[serde(default, skip_serializing_if = "LabKind::is_default")]
+    pub kind: LabKind,
     /// The lab's hosts, in declaration order.
     pub hosts: Vec<LabHostSpec>,
+}
+
+/// The kinds of lab host, chosen with `kind = "…"` in `lab { … }`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabKind {
+    /// Network + mount namespace and an sshd, on the deployer's own root
+    /// file system: light, for scale (the default).
+    #[default]
+    Namespace,
+    /// A minimal Debian root of its own, booted with systemd in the host's
+    /// network namespace: the deployer's `/usr` is not visible.
+    Root,
+}
+
+impl LabKind {
+    /// Every kind, in the order the diagnostic lists them.
+    pub const ALL: [LabKind; 2] = [LabKind::Namespace, LabKind::Root];
+
+    /// The word the declaration uses for this kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabKind::Namespace => "namespace",
+            LabKind::Root => "root",
+        }
+    }
+
+    /// Whether this is the kind a lab gets when it names none.
+    pub fn is_default(&self) -> bool {
+        *self == LabKind::default()
+    }
+
+    /// The kind named `word`, if any.
+    pub fn from_word(word: &str) -> Option<LabKind> {
+        LabKind::ALL.into_iter().find(|k| k.as_str() == word)
+    }
+}
+
+impl std::fmt::Display for LabKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One lab host as declared in the site.

@@ -1,4 +1,8 @@
-//! The lab: a real SSH fleet on this machine, one network + mount namespace and one sshd per host (DESIGN §11).
+//! The lab: a real SSH fleet on this machine, one network namespace and one sshd per host (DESIGN §11).
+//!
+//! Two kinds of host ([`LabKind`]): `namespace` hosts run an sshd in a private
+//! mount namespace on the deployer's own root; `root` hosts boot systemd in a
+//! Debian root of their own ([`image`], [`machine`]).
 //!
 //! Invariants:
 //! - every lab lives under [`LAB_BASE`]`/<name>/`, and its `lab.json` records
@@ -12,11 +16,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub use ferry_lang::inventory::LabKind;
 use ferry_lang::inventory::{HostEntry, LabSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::lab::LabInventoryError;
 
+pub mod image;
+pub mod machine;
 pub mod mounts;
 pub mod network;
 pub mod sshd;
@@ -95,6 +102,23 @@ pub enum LabError {
     /// No such lab is up.
     #[error("no lab named `{0}` is running")]
     NotFound(String),
+    /// `systemd-nspawn` is not installed.
+    #[error("`root` lab hosts are booted with {}, which is not installed; install the `systemd-container` package", machine::NSPAWN)]
+    NoNspawn,
+    /// `mmdebstrap` is not installed (needed once, to build the root image).
+    #[error("the root image of `root` lab hosts is built with mmdebstrap, which is not installed; install the `mmdebstrap` package")]
+    NoMmdebstrap,
+    /// The machine has no apt sources to build a root image from.
+    #[error("no apt sources in /etc/apt/sources.list or /etc/apt/sources.list.d: `root` lab hosts are built from them")]
+    NoAptSources,
+    #[error("building the root image {} failed; mmdebstrap said:\n{log_tail}", image.display())]
+    /// `mmdebstrap` failed.
+    ImageBuild {
+        /// The image tar it was to make.
+        image: PathBuf,
+        /// The end of its output.
+        log_tail: String,
+    },
     #[error("lab state file {path} is unreadable: {detail}")]
     /// The lab's `lab.json` does not parse.
     BadState {
@@ -120,6 +144,9 @@ pub struct LabHost {
     pub netns: String,
     /// The root-namespace end of the host's veth pair.
     pub veth: String,
+    /// A `root` host's machine (its own root file system, booted); `None` for namespace hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<machine::Machine>,
 }
 
 /// A running lab, as recorded in its `lab.json`.
@@ -129,6 +156,9 @@ pub struct Lab {
     pub name: String,
     /// Its subnet, as the site declares it.
     pub subnet: String,
+    /// What its hosts are.
+    #[serde(default)]
+    pub kind: LabKind,
     /// The bridge all its hosts hang on.
     pub bridge: String,
     /// The bridge's (the deployer's) address in the subnet.
@@ -272,8 +302,10 @@ pub fn up_with(name: &str, spec: &LabSpec, options: &LabOptions) -> Result<Lab, 
     if !nix::unistd::Uid::effective().is_root() {
         return Err(LabError::NotRoot);
     }
-    if !Path::new(sshd::SSHD).exists() {
-        return Err(LabError::NoSshd);
+    match spec.kind {
+        LabKind::Namespace if !Path::new(sshd::SSHD).exists() => return Err(LabError::NoSshd),
+        LabKind::Root if !Path::new(machine::NSPAWN).exists() => return Err(LabError::NoNspawn),
+        _ => {}
     }
     let mut seen = std::collections::BTreeSet::new();
     for host in &spec.hosts {
@@ -287,7 +319,18 @@ pub fn up_with(name: &str, spec: &LabSpec, options: &LabOptions) -> Result<Lab, 
     let subnet = format!("{base}/24");
     check_subnet_free(name, &subnet)?;
 
-    let wanted = plan(name, spec, &entries, &subnet, options);
+    let image = match spec.kind {
+        LabKind::Namespace => None,
+        LabKind::Root => Some(image::RootImage::for_this_machine()?),
+    };
+    let wanted = plan(
+        name,
+        spec,
+        &entries,
+        &subnet,
+        options,
+        image.as_ref().map(|i| i.tree()).as_deref(),
+    );
     if let Ok(existing) = load(name) {
         if !same_shape(&existing, &wanted) {
             down(name)?;
@@ -311,6 +354,9 @@ pub fn up_with(name: &str, spec: &LabSpec, options: &LabOptions) -> Result<Lab, 
     // Record before making anything, so a failed `up` can still be taken down.
     save(&lab)?;
 
+    if let Some(image) = &image {
+        image.ensure()?;
+    }
     sshd::ensure_client_key(&lab)?;
     network::ensure_bridge(&lab)?;
     let results = run_parallel(&lab.hosts, |host| bring_up_host(&lab, host));
@@ -325,9 +371,18 @@ fn bring_up_host(lab: &Lab, host: &LabHost) -> Result<(), LabError> {
     }
     teardown::host(lab, host)?;
     mounts::ensure_host_dirs(lab, host)?;
-    sshd::ensure_host_files(lab, host)?;
-    network::add_host(lab, host)?;
-    sshd::start(lab, host)
+    match &host.machine {
+        None => {
+            sshd::ensure_host_files(lab, host)?;
+            network::add_host(lab, host)?;
+            sshd::start(lab, host)
+        }
+        Some(machine) => {
+            network::add_host(lab, host)?;
+            machine::prepare(lab, host, machine)?;
+            machine::boot(lab, host, machine)
+        }
+    }
 }
 
 /// Runs `job` for every host on a few threads: setup is mostly waiting on
@@ -363,12 +418,14 @@ fn plan(
     entries: &[HostEntry],
     subnet: &str,
     options: &LabOptions,
+    image: Option<&Path>,
 ) -> Lab {
     let tag = network::lab_tag(name);
     let base = subnet.trim_end_matches(".0/24");
     Lab {
         name: name.to_string(),
         subnet: subnet.to_string(),
+        kind: spec.kind,
         bridge: format!("fb{tag}"),
         bridge_address: format!("{base}.1"),
         private_dirs: options.private_dirs.clone(),
@@ -386,6 +443,13 @@ fn plan(
                 labels: declared.labels.clone(),
                 netns: format!("ferry-{name}-{}", entry.name),
                 veth: format!("fv{tag}{i:02x}"),
+                machine: image.map(|image| {
+                    machine::Machine::plan(
+                        &lab_dir(name).join("hosts").join(&entry.name),
+                        format!("fm{tag}{i:02x}"),
+                        image,
+                    )
+                }),
             })
             .collect(),
     }
@@ -393,6 +457,7 @@ fn plan(
 
 fn same_shape(a: &Lab, b: &Lab) -> bool {
     a.subnet == b.subnet
+        && a.kind == b.kind
         && a.hosts == b.hosts
         && a.private_dirs == b.private_dirs
         && a.store_dir == b.store_dir
@@ -475,6 +540,7 @@ mod tests {
     fn link_names_fit_ifnamsiz_and_differ_between_labs_and_hosts() {
         let spec = LabSpec {
             subnet: None,
+            kind: LabKind::Namespace,
             hosts: (0..253)
                 .map(|i| LabHostSpec {
                     name: format!("host-{i}"),
@@ -490,6 +556,7 @@ mod tests {
             &entries,
             "10.237.0.0/24",
             &LabOptions::default(),
+            None,
         );
         let b = plan(
             "another",
@@ -497,6 +564,7 @@ mod tests {
             &entries,
             "10.237.0.0/24",
             &LabOptions::default(),
+            None,
         );
         let mut names = std::collections::BTreeSet::new();
         for lab in [&a, &b] {

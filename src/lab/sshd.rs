@@ -39,6 +39,15 @@ fn host_key(lab: &Lab, host: &LabHost) -> PathBuf {
     lab.host_dir(&host.name).join("ssh_host_ed25519_key")
 }
 
+/// Makes the host's SSH key pair once (the lab's `known_hosts` records its
+/// public half); returns the private and public key files.
+pub fn ensure_host_key(lab: &Lab, host: &LabHost) -> Result<(PathBuf, PathBuf), LabError> {
+    let key = host_key(lab, host);
+    keygen(&key, &format!("{}@ferry-lab-{}", host.name, lab.name))?;
+    let public = key.with_extension("pub");
+    Ok((key, public))
+}
+
 fn pid_file(lab: &Lab, host: &LabHost) -> PathBuf {
     lab.host_dir(&host.name).join("sshd.pid")
 }
@@ -59,10 +68,7 @@ pub fn recorded_pid(lab: &Lab, host: &LabHost) -> Option<i32> {
 /// Writes the host key, `authorized_keys` and `sshd_config` of `host`.
 pub fn ensure_host_files(lab: &Lab, host: &LabHost) -> Result<(), LabError> {
     let dir = lab.host_dir(&host.name);
-    keygen(
-        &host_key(lab, host),
-        &format!("{}@ferry-lab-{}", host.name, lab.name),
-    )?;
+    ensure_host_key(lab, host)?;
     let client_pub = lab.client_key().with_extension("pub");
     let authorized = dir.join("authorized_keys");
     std::fs::copy(&client_pub, &authorized).map_err(io_err(&authorized))?;

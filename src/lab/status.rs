@@ -18,14 +18,19 @@ pub struct LabHostStatus {
     pub address: String,
     /// The host's network namespace exists.
     pub netns: bool,
-    /// The sshd process the lab started is alive.
+    /// The process the lab started for the host is alive: its sshd, or for
+    /// a `root` host its machine (whose systemd runs the sshd).
     pub sshd_running: bool,
     /// A TCP connection to port 22 got an SSH banner.
     pub ssh_answers: bool,
 }
 
-/// Whether the sshd that `up` started for `host` is still alive.
+/// Whether the sshd that `up` started for `host` is still alive (for a
+/// `root` host: its machine).
 pub fn sshd_running(lab: &Lab, host: &LabHost) -> bool {
+    if let Some(machine) = &host.machine {
+        return super::machine::running(machine);
+    }
     let Some(pid) = sshd::recorded_pid(lab, host) else {
         return false;
     };

@@ -13,10 +13,14 @@ fn netns_pids(netns: &str) -> Vec<i32> {
         .unwrap_or_default()
 }
 
-/// Kills every process in the host's namespace (sshd, sessions, agents), then
-/// removes its links and namespace. The host's mount namespace goes with
-/// its last process.
+/// Powers a `root` host's machine off and unmounts its root, kills every
+/// process left in the host's namespace (sshd, sessions, agents), then
+/// removes its links and namespace. A namespace host's mount namespace goes
+/// with its last process.
 pub fn host(_lab: &Lab, host: &LabHost) -> Result<(), LabError> {
+    if let Some(machine) = &host.machine {
+        super::machine::stop(machine)?;
+    }
     if network::netns_exists(&host.netns) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -59,6 +63,19 @@ pub fn down(name: &str) -> Result<bool, LabError> {
     let results = super::run_parallel(&lab.hosts, |h| host(&lab, h));
     results.into_iter().collect::<Result<Vec<()>, LabError>>()?;
     network::remove_bridge(&lab)?;
+    // Never remove a host dir through a root that is still mounted.
+    for h in &lab.hosts {
+        if let Some(machine) = h
+            .machine
+            .as_ref()
+            .filter(|m| super::machine::is_mounted(&m.root))
+        {
+            return Err(LabError::Command {
+                command: format!("umount {}", machine.root.display()),
+                stderr: "the host's root is still mounted".to_string(),
+            });
+        }
+    }
     let dir = lab.dir();
     std::fs::remove_dir_all(&dir).map_err(|source| LabError::Io { path: dir, source })?;
     remove_mount_points(&lab);

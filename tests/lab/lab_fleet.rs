@@ -9,6 +9,7 @@ use ferry_lang::inventory::{LabHostSpec, LabSpec};
 fn spec(subnet: &str, n: usize) -> LabSpec {
     LabSpec {
         subnet: Some(subnet.to_string()),
+        kind: Default::default(),
         hosts: (0..n)
             .map(|i| LabHostSpec {
                 name: format!("h{i}"),

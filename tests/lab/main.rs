@@ -6,4 +6,5 @@ mod copy_lab;
 mod demo;
 mod deploy_cli;
 mod lab_fleet;
+mod lab_root;
 mod rollout_lab;

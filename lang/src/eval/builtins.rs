@@ -6,7 +6,7 @@ use super::value::{Builtin, Piece, Record, Value, SV};
 use super::{push_lit, record, EvalResult, Evaluator, Reported};
 use crate::ast::Ident;
 use crate::diagnostics::{quoted_list, suggest, Diagnostic};
-use crate::inventory::{InventorySource, LabHostSpec, LabSpec};
+use crate::inventory::{InventorySource, LabHostSpec, LabKind, LabSpec};
 use crate::span::Span;
 
 /// Parameters of each builtin, in positional order; the first `required` must be given.
@@ -19,7 +19,7 @@ fn signature(builtin: Builtin) -> (&'static [&'static str], usize) {
         Builtin::InventoryFile => (&["path"], 1),
         Builtin::Exec => (&["command"], 1),
         Builtin::Ansible => (&["path"], 1),
-        Builtin::Lab => (&["hosts", "subnet"], 1),
+        Builtin::Lab => (&["hosts", "subnet", "kind"], 1),
         Builtin::Hosts => (&["class"], 0),
         Builtin::Map => (&["function", "list"], 2),
         Builtin::Join => (&["list", "separator"], 1),
@@ -407,6 +407,10 @@ impl Evaluator<'_> {
             Some(sv) => Some(self.expect_literal(sv, "the lab subnet")?),
             None => None,
         };
+        let kind = match fields.get("kind") {
+            Some(sv) => self.lab_kind(sv)?,
+            None => LabKind::default(),
+        };
         let hosts_sv = fields.get("hosts").cloned().ok_or(Reported)?;
         let list = self.expect_list(&hosts_sv, "the lab's `hosts`")?;
         let mut hosts = Vec::new();
@@ -420,7 +424,24 @@ impl Evaluator<'_> {
         if failed {
             return Err(Reported);
         }
-        Ok(LabSpec { subnet, hosts })
+        Ok(LabSpec {
+            subnet,
+            kind,
+            hosts,
+        })
+    }
+
+    fn lab_kind(&mut self, sv: &SV) -> EvalResult<LabKind> {
+        let word = self.expect_literal(sv, "the lab's `kind`")?;
+        match LabKind::from_word(&word) {
+            Some(kind) => Ok(kind),
+            None => Err(self.error(
+                Diagnostic::new(format!("unknown lab kind `{word}`"), sv.span).hint(
+                    "use `kind = \"namespace\"` (the default: namespaces on the deployer's root) \
+                     or `kind = \"root\"` (booted hosts with a Debian root of their own)",
+                ),
+            )),
+        }
     }
 
     fn lab_host(&mut self, entry: &SV) -> EvalResult<LabHostSpec> {

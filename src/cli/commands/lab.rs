@@ -20,7 +20,8 @@ pub struct LabArgs {
 /// The verbs of `ferry lab`.
 #[derive(Debug, clap::Subcommand)]
 pub enum LabAction {
-    /// Start one network namespace, private store and sshd per lab host (root).
+    /// Start the lab's hosts (root): per host a network namespace with a private
+    /// store and an sshd, or with `kind = "root"` a booted Debian root of its own.
     Up {
         /// The site file, or a directory holding `site.conf`.
         site: PathBuf,
@@ -127,6 +128,7 @@ fn up(global: &GlobalArgs, site: &Path, extra: Vec<PathBuf>) -> CommandResult {
         lab.hosts.len(),
         lab.subnet
     ));
+    output::line(format!("host kind: {}", lab.kind));
     for host in &lab.hosts {
         output::line(format!(
             "  {:<16} {:<12} {}",
@@ -145,6 +147,7 @@ fn up(global: &GlobalArgs, site: &Path, extra: Vec<PathBuf>) -> CommandResult {
 #[derive(Serialize)]
 struct StatusJson {
     lab: String,
+    kind: lab::LabKind,
     subnet: String,
     ssh_config: PathBuf,
     hosts: Vec<lab::LabHostStatus>,
@@ -157,21 +160,27 @@ fn status(site: &Path, json: bool) -> CommandResult {
     if json {
         output::json(&StatusJson {
             lab: lab.name.clone(),
+            kind: lab.kind,
             subnet: lab.subnet.clone(),
             ssh_config: lab.ssh_config(),
             hosts,
         });
     } else {
         output::line(format!(
-            "lab `{}` on {} (ssh config {})",
+            "lab `{}` of {} hosts on {} (ssh config {})",
             lab.name,
+            lab.kind,
             lab.subnet,
             lab.ssh_config().display()
         ));
         for h in &hosts {
+            // A root host's process is its machine, whose systemd runs its sshd.
+            let root = lab.kind == lab::LabKind::Root;
             let state = match (h.netns, h.sshd_running, h.ssh_answers) {
                 (_, _, true) => "ssh answers",
+                (true, true, false) if root => "the machine runs but its sshd does not answer",
                 (true, true, false) => "sshd runs but does not answer",
+                (true, false, _) if root => "the machine is not running",
                 (true, false, _) => "sshd is not running",
                 (false, _, _) => "namespace missing",
             };

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use ferry::lab::{self, Lab};
-use ferry_lang::inventory::{LabHostSpec, LabSpec};
+use ferry_lang::inventory::{LabHostSpec, LabKind, LabSpec};
 use ferry_store::{Store, StorePath};
 
 /// A lab plus the deployer's store that lives under the lab's private root
@@ -19,6 +19,11 @@ pub struct Fleet {
 
 impl Fleet {
     pub fn up(name: &str, subnet: &str, hosts: usize) -> Fleet {
+        Fleet::up_kind(name, subnet, hosts, LabKind::Namespace)
+    }
+
+    /// [`Fleet::up`] with hosts of `kind` (`Root`: each boots a Debian root of its own).
+    pub fn up_kind(name: &str, subnet: &str, hosts: usize, kind: LabKind) -> Fleet {
         // A stale lab of an earlier, killed run must not get in the way.
         let _ = lab::down(name);
         let tmp = tempfile::Builder::new()
@@ -44,6 +49,7 @@ impl Fleet {
         assert!(mounted.success(), "mount tmpfs on {}", root.display());
         let spec = LabSpec {
             subnet: Some(subnet.to_string()),
+            kind,
             hosts: (0..hosts)
                 .map(|i| LabHostSpec {
                     name: format!("h{i}"),
