@@ -15,6 +15,10 @@ packages=(
   postgresql       # the demo's database class
   systemd          # systemd-analyze verify of generated units (systemd backend tests)
   passwd           # useradd: services run as the users their manifest names
+  gpgv             # ferry-debian verifies InRelease signatures with it
+  gnupg            # ferry-debian's tests sign a throwaway test repository
+  dpkg-dev         # dpkg-deb --build for the test repository
+  apt-utils        # apt-ftparchive packages/release for the test repository
 )
 
 missing=()
@@ -33,6 +37,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # The Debian postgresql package starts a cluster; the demo runs its own.
   if command -v pg_ctlcluster >/dev/null 2>&1; then
     pg_ctlcluster 15 main stop 2>/dev/null || true
+  fi
+fi
+
+# ferry-debian resolves against apt's lists (its real-machine test needs them).
+if ! ls /var/lib/apt/lists/*_InRelease >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq
+  else
+    echo "setup: no apt lists; run \`apt-get update\` as root" >&2
+    exit 2
   fi
 fi
 
