@@ -195,3 +195,83 @@ fn roots_reject_qualifiers() {
     assert!("a:any".parse::<Root>().is_err());
     assert_eq!("a (>= 1)".parse::<Root>().unwrap().to_string(), "a (>= 1)");
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A random universe of up to 8 names with 1–3 versions each, relations among
+    /// them with constraints and alternatives, and some Provides.
+    fn universe_lines() -> impl Strategy<Value = Vec<String>> {
+        let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+        let alt = (0..8usize, 0..4usize, 1..4u32).prop_map(move |(n, op, v)| {
+            let op = ["", " (>= ", " (<< ", " (= "][op];
+            if op.is_empty() {
+                names[n].to_string()
+            } else {
+                format!("{}{op}{v})", names[n])
+            }
+        });
+        let rel = proptest::collection::vec(alt, 1..3).prop_map(|a| a.join(" | "));
+        let pkg = (
+            0..8usize,
+            1..4u32,
+            proptest::collection::vec(rel, 0..3),
+            proptest::option::of((0..8usize, any::<bool>())),
+        )
+            .prop_map(move |(n, v, deps, prov)| {
+                let prov = match prov {
+                    Some((p, true)) => format!("{} (= {v})", names[p]),
+                    Some((p, false)) => names[p].to_string(),
+                    None => String::new(),
+                };
+                format!("{} {v};{};{prov}", names[n], deps.join(", "))
+            });
+        proptest::collection::vec(pkg, 1..14)
+    }
+
+    proptest! {
+        #[test]
+        fn every_relation_of_a_closure_is_met_inside_it(lines in universe_lines(), root in 0..8usize) {
+            let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let u = universe(&refs);
+            let name = ["a", "b", "c", "d", "e", "f", "g", "h"][root];
+            let roots = roots(&[name]);
+            let r = match resolve(&u, &roots) {
+                Ok(r) => r,
+                // A failure must name the real problem, never an empty chain of nothing.
+                Err(ResolveError::UnknownPackage { name: n, .. }) => {
+                    prop_assert_eq!(n, name);
+                    prop_assert!(!u.knows(name));
+                    return Ok(());
+                }
+                Err(_) => return Ok(()),
+            };
+            let again = resolve(&u, &roots).unwrap();
+            prop_assert_eq!(&again, &r, "deterministic");
+            let mut names: Vec<&str> = r.packages.iter().map(|c| c.entry.name.as_str()).collect();
+            names.dedup();
+            prop_assert_eq!(names.len(), r.packages.len(), "one version per name");
+            let meets = |alt: &crate::relation::Alternative| {
+                r.packages.iter().any(|c| {
+                    let e = &c.entry;
+                    (e.name == alt.name && alt.constraint.as_ref().is_none_or(|k| k.admits(&e.version)))
+                        || e.provides.iter().flat_map(|p| &p.alternatives).any(|p| {
+                            p.name == alt.name
+                                && match (&alt.constraint, &p.constraint) {
+                                    (None, _) => true,
+                                    (Some(k), Some(v)) => k.admits(&v.version),
+                                    (Some(_), None) => false,
+                                }
+                        })
+                })
+            };
+            prop_assert!(meets(&roots[0].as_alternative()), "the root is met");
+            for c in &r.packages {
+                for rel in c.entry.depends.iter().chain(&c.entry.pre_depends) {
+                    prop_assert!(rel.alternatives.iter().any(meets), "{} of {} unmet", rel, c.entry.name);
+                }
+            }
+        }
+    }
+}
