@@ -84,6 +84,14 @@ pub enum LockError {
     /// Re-resolving failed.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    /// `--update PKG` names a package that is not in the lock.
+    #[error("{name} is not in the lock{}\n  hint: `ferry lock --update` with no names re-resolves everything", did_you_mean(.suggestions))]
+    NotLocked {
+        /// The name given.
+        name: String,
+        /// Close locked names.
+        suggestions: Vec<String>,
+    },
 }
 
 impl Lock {
@@ -145,6 +153,7 @@ impl Lock {
     ) -> Result<Lock, LockError> {
         let mut pins = BTreeMap::new();
         if let (Some(old), false) = (old, only.is_empty()) {
+            old.check_locked(only)?;
             for p in &old.packages {
                 if !only.contains(&p.name.as_str()) {
                     if let Ok(v) = p.version.parse::<Version>() {
@@ -164,6 +173,30 @@ impl Lock {
         wanted.sort();
         wanted.dedup();
         wanted == self.roots
+    }
+
+    /// Refuses names that are not locked packages, suggesting close ones.
+    fn check_locked(&self, names: &[&str]) -> Result<(), LockError> {
+        for &name in names {
+            if self.package(name).is_none() {
+                let mut close: Vec<(usize, &str)> = self
+                    .packages
+                    .iter()
+                    .map(|p| (strsim::levenshtein(name, &p.name), p.name.as_str()))
+                    .filter(|(d, _)| *d <= (name.len() / 4).max(2))
+                    .collect();
+                close.sort();
+                return Err(LockError::NotLocked {
+                    name: name.to_string(),
+                    suggestions: close
+                        .into_iter()
+                        .take(3)
+                        .map(|(_, n)| n.to_string())
+                        .collect(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The locked package called `name`.
@@ -223,6 +256,14 @@ impl Lock {
         tmp.as_file().sync_all().map_err(io)?;
         tmp.persist(path).map_err(|e| io(e.error))?;
         Ok(())
+    }
+}
+
+fn did_you_mean(s: &[String]) -> String {
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {}?)", s.join(", "))
     }
 }
 

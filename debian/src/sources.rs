@@ -24,6 +24,19 @@ pub struct Source {
     pub signed_by: Vec<PathBuf>,
 }
 
+impl Source {
+    /// The URL of a file of the suite: `path` under `dists/SUITE/` (`InRelease`,
+    /// `main/binary-amd64/Packages.xz`).
+    pub fn dists_url(&self, path: &str) -> String {
+        format!("{}/dists/{}/{path}", self.uri, self.suite)
+    }
+
+    /// The URL of a package's `Filename` (`pool/main/…`) in this repository.
+    pub fn pool_url(&self, filename: &str) -> String {
+        format!("{}/{}", self.uri, filename.trim_start_matches('/'))
+    }
+}
+
 /// apt's configuration as far as resolving needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AptConfig {

@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use thiserror::Error;
 
-use crate::control::{parse_packages, ControlError};
-use crate::lists::{read_inrelease, read_packages, ListsError};
+use crate::control::{parse_packages, ControlError, PackageEntry};
+use crate::lists::{decompress, read_inrelease, read_packages, ListsError};
 use crate::release::{Release, ReleaseError};
 use crate::sources::{AptConfig, Source};
 use crate::universe::{Origin, Universe};
@@ -55,6 +55,34 @@ pub enum SystemError {
     },
 }
 
+/// Why one index's bytes are refused.
+#[derive(Debug, Error)]
+pub enum IndexError {
+    /// The bytes do not match the verified Release.
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
+    /// The bytes do not decompress.
+    #[error(transparent)]
+    Lists(#[from] ListsError),
+    /// The index does not parse.
+    #[error(transparent)]
+    Control(Box<ControlError>),
+}
+
+/// The packages of an index file whose `bytes` (compressed as `path`'s name
+/// says, or plain) are checked against the verified `release` first: the path
+/// to hand over is the one the Release lists (`main/binary-amd64/Packages.xz`).
+/// A fetcher uses this for downloaded indexes; [`load_universe`] for apt's lists.
+pub fn verified_packages(
+    release: &Release,
+    path: &str,
+    bytes: &[u8],
+) -> Result<Vec<PackageEntry>, IndexError> {
+    release.check(path, bytes)?;
+    let plain = decompress(path, bytes)?;
+    parse_packages(&plain).map_err(|e| IndexError::Control(Box::new(e)))
+}
+
 /// Loads every source of `config` for `arch` from the lists directory `lists`,
 /// verifying at `now`. A source without lists is skipped and reported; a bad
 /// signature, an expired Release (when checked) or a hash mismatch is an error.
@@ -94,12 +122,15 @@ pub fn load_universe(
                 }
                 Err(e) => return Err(e.into()),
             };
-            release.check(&path, &bytes).map_err(release_error)?;
-            let entries = parse_packages(&bytes).map_err(|e| SystemError::Control {
-                uri: source.uri.clone(),
-                suite: source.suite.clone(),
-                path: path.clone(),
-                source: Box::new(e),
+            let entries = verified_packages(&release, &path, &bytes).map_err(|e| match e {
+                IndexError::Release(e) => release_error(e),
+                IndexError::Lists(e) => SystemError::Lists(e),
+                IndexError::Control(e) => SystemError::Control {
+                    uri: source.uri.clone(),
+                    suite: source.suite.clone(),
+                    path: path.clone(),
+                    source: e,
+                },
             })?;
             let origin = Origin {
                 suite: source.suite.clone(),

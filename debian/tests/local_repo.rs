@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-use ferry_debian::control::parse_packages;
-use ferry_debian::lists::decompress;
 use ferry_debian::lock::{diff, Change, Lock};
 use ferry_debian::release::{Release, ReleaseError};
 use ferry_debian::resolve::{resolve, Resolution, ResolveError, Root};
 use ferry_debian::sources::AptConfig;
+use ferry_debian::system::verified_packages;
 use ferry_debian::universe::{Origin, Universe};
 
 fn run(cmd: &mut Command) {
@@ -188,8 +187,15 @@ impl Repo {
         let index = release.index_for("main", "amd64").unwrap();
         assert_eq!(index.path, "main/binary-amd64/Packages.gz");
         let bytes = std::fs::read(self.repo().join("dists/stable").join(&index.path)).unwrap();
-        release.check(&index.path, &bytes).unwrap();
-        let entries = parse_packages(&decompress(&index.path, &bytes).unwrap()).unwrap();
+        let mut corrupt = bytes.clone();
+        corrupt[20] ^= 0xff;
+        let err = verified_packages(&release, &index.path, &corrupt).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("does not match the signed Release"),
+            "{err}"
+        );
+        let entries = verified_packages(&release, &index.path, &bytes).unwrap();
         let mut u = Universe::new("amd64");
         u.add_index(
             &Origin {

@@ -99,6 +99,11 @@ fn update_moves_only_the_named_packages() {
     let some = old.update(&v2, &r, &["lib"]).unwrap();
     assert_eq!(some.package("lib").unwrap().version, "2");
     assert_eq!(some.package("tool").unwrap().version, "1");
+    let err = old.update(&v2, &r, &["lbi"]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "lbi is not in the lock (did you mean lib?)\n  hint: `ferry lock --update` with no names re-resolves everything"
+    );
     let all = old.update(&v2, &r, &[]).unwrap();
     assert_eq!(all.package("tool").unwrap().version, "2");
     let changes: Vec<String> = diff(&old, &all).iter().map(Change::to_string).collect();

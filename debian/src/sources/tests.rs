@@ -60,6 +60,15 @@ fn reads_one_line_and_deb822_sources_with_keys() {
         ]
     );
     assert!(cfg.check_valid_until);
+    let s = &cfg.sources[0];
+    assert_eq!(
+        s.dists_url("InRelease"),
+        "http://repo.invalid/debian/dists/stable/InRelease"
+    );
+    assert_eq!(
+        s.pool_url("pool/main/a/a.deb"),
+        "http://repo.invalid/debian/pool/main/a/a.deb"
+    );
 }
 
 #[test]
