@@ -48,13 +48,22 @@ pub fn list_prefix(source: &Source) -> String {
         .uri
         .split_once("://")
         .map_or(source.uri.as_str(), |(_, r)| r);
-    let uri = uri.rsplit_once('@').map_or(uri, |(_, r)| r);
+    // Credentials live in the authority only (`user:pass@host`), never in the path.
+    let authority_end = uri.find('/').unwrap_or(uri.len());
+    let uri = match uri[..authority_end].rfind('@') {
+        Some(at) => &uri[at + 1..],
+        None => uri,
+    };
     let mut out = String::new();
     for c in format!("{uri}/dists/{}/", source.suite).chars() {
         match c {
             '/' => out.push('_'),
-            // apt's URItoFileName escapes these as %xx.
-            '_' | '%' | ' ' | '"' | '#' | '?' => out.push_str(&format!("%{:02x}", c as u32)),
+            // apt's URItoFileName quotes these (and blanks, controls) as %xx.
+            c if "\\|{}[]<>\"^~_=!@#$%&*".contains(c) || !c.is_ascii_graphic() => {
+                for b in c.to_string().bytes() {
+                    out.push_str(&format!("%{b:02x}"));
+                }
+            }
             c => out.push(c),
         }
     }
@@ -153,6 +162,10 @@ mod tests {
         assert_eq!(
             list_prefix(&source("https://u:p@repo.invalid:8080/a_b", "s")),
             "repo.invalid:8080_a%5fb_dists_s_"
+        );
+        assert_eq!(
+            list_prefix(&source("http://repo.invalid/~me/x y@z", "s")),
+            "repo.invalid_%7eme_x%20y%40z_dists_s_"
         );
     }
 

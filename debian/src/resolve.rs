@@ -3,6 +3,11 @@
 //! packages through `Provides`, the highest satisfying version, and packages already
 //! chosen satisfying later relations when they fit. `Recommends`/`Suggests` are not
 //! followed.
+//!
+//! Where apt would ask (a virtual package with several providers), the provider
+//! first by name is taken, so the answer is always the same. On this machine the
+//! closure of postgresql-15 equals what `apt-get install --no-install-recommends`
+//! picks from scratch (tests/real_apt.rs checks it).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
