@@ -22,6 +22,9 @@ packages=(
   gpg              # mmdebstrap: the archive keyrings (a Recommends, not pulled in here)
   libdpkg-perl     # mmdebstrap: dpkg version handling (a Recommends, not pulled in here)
   systemd-container # systemd-nspawn boots `kind = "root"` lab hosts
+  gpgv             # ferry-debian verifies InRelease signatures with it
+  gnupg            # ferry-debian's tests sign a throwaway test repository
+  apt-utils        # apt-ftparchive packages/release for the test repository
 )
 
 missing=()
@@ -36,6 +39,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  updated=1
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The Debian postgresql package starts a cluster; the demo runs its own.
   if command -v pg_ctlcluster >/dev/null 2>&1; then
@@ -43,10 +47,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
 fi
 
-# ferry-debian's real-package test (debian/tests/fetch_debian_busybox.rs) reads the apt
-# lists, and the mirror serves only current versions: refresh them on every run.
+# ferry-debian resolves against apt's lists, and the mirror serves only current
+# versions (its real-package tests fetch them): refresh the lists on every run.
 if [ "$(id -u)" -eq 0 ]; then
-  apt-get update -qq
+  [ -n "${updated:-}" ] || apt-get update -qq
+elif ! ls /var/lib/apt/lists/*_InRelease >/dev/null 2>&1; then
+  echo "setup: no apt lists; run \`apt-get update\` as root" >&2
+  exit 2
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

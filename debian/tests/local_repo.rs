@@ -1,0 +1,352 @@
+//! A local signed repository built with the real Debian tools (`dpkg-deb`,
+//! `apt-ftparchive`, `gpg`), resolved through the crate's verify → parse → resolve
+//! → lock path, as `ferry lock` does against a real mirror.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+use ferry_debian::lock::{diff, Change, Lock};
+use ferry_debian::release::{Release, ReleaseError};
+use ferry_debian::resolve::{resolve, Resolution, ResolveError, Root};
+use ferry_debian::sources::AptConfig;
+use ferry_debian::system::verified_packages;
+use ferry_debian::universe::{Origin, Universe};
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A throwaway repository with its signing key; the gpg agent is stopped on drop.
+struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Repo {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .args(["--kill", "gpg-agent"])
+            .env("GNUPGHOME", self.gnupg())
+            .status();
+    }
+}
+
+/// `name version arch depends provides`
+const PACKAGES: &[[&str; 5]] = &[
+    [
+        "app",
+        "1.0",
+        "amd64",
+        "libfoo (>= 2), mta | mail-transport-agent, libbar, virt-api (>= 2)",
+        "",
+    ],
+    ["libfoo", "1.0", "amd64", "libbase", ""],
+    ["libfoo", "2.0", "amd64", "libbase", ""],
+    ["libbar", "1.0", "amd64", "libfoo (>= 1)", ""],
+    ["libbase", "1.0", "all", "", ""],
+    ["postfix-test", "1.0", "amd64", "", "mail-transport-agent"],
+    ["impl-a", "1.0", "amd64", "", "virt-api (= 1)"],
+    ["impl-b", "1.0", "amd64", "", "virt-api (= 2.1)"],
+    ["top", "1.0", "amd64", "broken", ""],
+    ["broken", "1.0", "amd64", "libmissing (>= 3)", ""],
+    ["libmissing", "1.0", "amd64", "", ""],
+];
+
+impl Repo {
+    fn new() -> Repo {
+        let repo = Repo {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::create_dir_all(repo.gnupg()).unwrap();
+        let mut perms = std::fs::metadata(repo.gnupg()).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o700);
+        std::fs::set_permissions(repo.gnupg(), perms).unwrap();
+        run(repo.gpg().args([
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "ferry test <test@ferry.invalid>",
+            "ed25519",
+            "sign",
+            "never",
+        ]));
+        let keyring = repo.keyring();
+        run(repo.gpg().arg("--output").arg(&keyring).arg("--export"));
+        for [name, version, arch, depends, provides] in PACKAGES {
+            repo.add_package(name, version, arch, depends, provides);
+        }
+        repo.publish();
+        repo
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn gnupg(&self) -> PathBuf {
+        self.root().join("gnupg")
+    }
+
+    fn keyring(&self) -> PathBuf {
+        self.root().join("keyring.gpg")
+    }
+
+    fn repo(&self) -> PathBuf {
+        self.root().join("repo")
+    }
+
+    fn gpg(&self) -> Command {
+        let mut c = Command::new("gpg");
+        c.env("GNUPGHOME", self.gnupg())
+            .args(["--batch", "--quiet"]);
+        c
+    }
+
+    fn add_package(&self, name: &str, version: &str, arch: &str, depends: &str, provides: &str) {
+        let build = self.root().join(format!("build/{name}_{version}"));
+        std::fs::create_dir_all(build.join("DEBIAN")).unwrap();
+        std::fs::create_dir_all(build.join(format!("usr/share/{name}"))).unwrap();
+        std::fs::write(build.join(format!("usr/share/{name}/version")), version).unwrap();
+        let mut control = format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: ferry <test@ferry.invalid>\nDescription: test package\n"
+        );
+        if !depends.is_empty() {
+            control.push_str(&format!("Depends: {depends}\n"));
+        }
+        if !provides.is_empty() {
+            control.push_str(&format!("Provides: {provides}\n"));
+        }
+        std::fs::write(build.join("DEBIAN/control"), control).unwrap();
+        let pool = self.repo().join("pool/main");
+        std::fs::create_dir_all(&pool).unwrap();
+        let deb = pool.join(format!("{name}_{version}_{arch}.deb"));
+        run(Command::new("dpkg-deb")
+            .args(["--build", "--root-owner-group", "-Zgzip"])
+            .arg(&build)
+            .arg(&deb));
+    }
+
+    /// Writes Packages, Packages.gz, Release and the signed InRelease.
+    fn publish(&self) {
+        let repo = self.repo();
+        let index = repo.join("dists/stable/main/binary-amd64");
+        std::fs::create_dir_all(&index).unwrap();
+        let out = Command::new("apt-ftparchive")
+            .args(["packages", "pool"])
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        std::fs::write(index.join("Packages"), &out.stdout).unwrap();
+        run(Command::new("gzip")
+            .args(["-kf9n"])
+            .arg(index.join("Packages")));
+        let out = Command::new("apt-ftparchive")
+            .args([
+                "-o",
+                "APT::FTPArchive::Release::Suite=stable",
+                "-o",
+                "APT::FTPArchive::Release::Codename=stable",
+                "-o",
+                "APT::FTPArchive::Release::Architectures=amd64",
+                "-o",
+                "APT::FTPArchive::Release::Components=main",
+                "release",
+                "dists/stable",
+            ])
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let release = repo.join("dists/stable/Release");
+        std::fs::write(&release, &out.stdout).unwrap();
+        let inrelease = repo.join("dists/stable/InRelease");
+        run(self
+            .gpg()
+            .arg("--yes")
+            .arg("--output")
+            .arg(&inrelease)
+            .arg("--clearsign")
+            .arg(&release));
+    }
+
+    fn inrelease(&self) -> Vec<u8> {
+        std::fs::read(self.repo().join("dists/stable/InRelease")).unwrap()
+    }
+
+    /// What `ferry lock` does with a source: verify, pick the index, check, parse.
+    fn universe(&self, keyrings: &[PathBuf]) -> Universe {
+        let release =
+            Release::verify(&self.inrelease(), keyrings, true, SystemTime::now()).unwrap();
+        assert_eq!(release.suite.as_deref(), Some("stable"));
+        let index = release.index_for("main", "amd64").unwrap();
+        assert_eq!(index.path, "main/binary-amd64/Packages.gz");
+        let bytes = std::fs::read(self.repo().join("dists/stable").join(&index.path)).unwrap();
+        let mut corrupt = bytes.clone();
+        corrupt[20] ^= 0xff;
+        let err = verified_packages(&release, &index.path, &corrupt).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("does not match the signed Release"),
+            "{err}"
+        );
+        let entries = verified_packages(&release, &index.path, &bytes).unwrap();
+        let mut u = Universe::new("amd64");
+        u.add_index(
+            &Origin {
+                suite: "stable".into(),
+                component: "main".into(),
+            },
+            entries,
+        );
+        u
+    }
+
+    /// The keyrings as apt's configuration names them, read from a sources file.
+    fn configured_keyrings(&self) -> Vec<PathBuf> {
+        let sysroot = self.root().join("sysroot");
+        let etc = sysroot.join("etc/apt/sources.list.d");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::create_dir_all(sysroot.join("usr/share/keyrings")).unwrap();
+        std::fs::copy(
+            self.keyring(),
+            sysroot.join("usr/share/keyrings/ferry-test.gpg"),
+        )
+        .unwrap();
+        let text = format!(
+            "Types: deb\nURIs: file:{}\nSuites: stable\nComponents: main\nSigned-By: /usr/share/keyrings/ferry-test.gpg\n",
+            self.repo().display(),
+        );
+        std::fs::write(etc.join("test.sources"), text).unwrap();
+        let cfg = AptConfig::read(&self.root().join("sysroot")).unwrap();
+        assert_eq!(cfg.sources.len(), 1);
+        assert_eq!(cfg.sources[0].suite, "stable");
+        cfg.sources[0].signed_by.clone()
+    }
+}
+
+fn roots(names: &[&str]) -> Vec<Root> {
+    names.iter().map(|n| n.parse().unwrap()).collect()
+}
+
+fn versions(r: &Resolution) -> Vec<String> {
+    r.packages
+        .iter()
+        .map(|c| format!("{} {}", c.entry.name, c.entry.version))
+        .collect()
+}
+
+#[test]
+fn local_signed_repository_resolves_and_locks() {
+    let repo = Repo::new();
+    let keyrings = repo.configured_keyrings();
+    assert_eq!(
+        keyrings,
+        [repo
+            .root()
+            .join("sysroot/usr/share/keyrings/ferry-test.gpg")]
+    );
+    let u = repo.universe(&keyrings);
+    let closure = resolve(&u, &roots(&["app"])).unwrap();
+    // libfoo: the highest satisfying of two versions; mail-transport-agent and
+    // virt-api (>= 2) through (versioned) Provides; libbar's libfoo (>= 1) is met by
+    // the libfoo already chosen.
+    assert_eq!(
+        versions(&closure),
+        [
+            "app 1.0",
+            "impl-b 1.0",
+            "libbar 1.0",
+            "libbase 1.0",
+            "libfoo 2.0",
+            "postfix-test 1.0"
+        ]
+    );
+    let deb = repo.repo().join(&closure.packages[4].entry.filename);
+    let digest = ferry_debian::release::sha256_hex(&std::fs::read(&deb).unwrap());
+    assert_eq!(
+        digest, closure.packages[4].entry.sha256,
+        "the index's sha256 is the .deb's"
+    );
+
+    let lock_path = repo.root().join("site.lock");
+    let lock = Lock::resolve(&u, &roots(&["app"])).unwrap();
+    lock.write(&lock_path).unwrap();
+    let text = std::fs::read_to_string(&lock_path).unwrap();
+    assert!(
+        text.contains("filename = \"pool/main/libfoo_2.0_amd64.deb\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains("file:/") && !text.contains(&repo.repo().display().to_string()),
+        "no repository location in the lock:\n{text}"
+    );
+    assert!(Lock::read(&lock_path)
+        .unwrap()
+        .is_current_for(&roots(&["app"])));
+
+    // Publish libfoo 3.0 and a new libbar; update only libfoo.
+    repo.add_package("libfoo", "3.0", "amd64", "libbase", "");
+    repo.add_package("libbar", "1.1", "amd64", "libfoo (>= 1)", "");
+    repo.publish();
+    let u2 = repo.universe(&keyrings);
+    let updated = lock.update(&u2, &roots(&["app"]), &["libfoo"]).unwrap();
+    let changes: Vec<String> = diff(&lock, &updated)
+        .iter()
+        .map(Change::to_string)
+        .collect();
+    assert_eq!(changes, ["libfoo 2.0 → 3.0"]);
+    let all = lock.update(&u2, &roots(&["app"]), &[]).unwrap();
+    let changes: Vec<String> = diff(&lock, &all).iter().map(Change::to_string).collect();
+    assert_eq!(changes, ["libbar 1.0 → 1.1", "libfoo 2.0 → 3.0"]);
+}
+
+#[test]
+fn local_repository_errors_are_clear() {
+    let repo = Repo::new();
+    let u = repo.universe(&[repo.keyring()]);
+    let unknown = resolve(&u, &roots(&["libfo"])).unwrap_err();
+    assert!(matches!(unknown, ResolveError::UnknownPackage { .. }));
+    insta::assert_snapshot!("unknown_package", unknown.to_string());
+    let chain = resolve(&u, &roots(&["top"])).unwrap_err();
+    insta::assert_snapshot!("unsatisfiable_chain", chain.to_string());
+}
+
+#[test]
+fn tampered_or_foreign_signatures_are_refused() {
+    let repo = Repo::new();
+    let good = repo.inrelease();
+    let at = good
+        .windows(13)
+        .position(|w| w == b"Suite: stable")
+        .unwrap()
+        + 12;
+    let mut tampered = good.clone();
+    tampered[at] ^= 0x01;
+    let err = Release::verify(&tampered, &[repo.keyring()], true, SystemTime::now()).unwrap_err();
+    assert!(matches!(err, ReleaseError::BadSignature), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "bad signature on InRelease: the file was changed after signing"
+    );
+
+    let other = repo.root().join("other.gpg");
+    std::fs::write(&other, b"").unwrap();
+    let err = Release::verify(&good, &[other], true, SystemTime::now()).unwrap_err();
+    assert!(matches!(err, ReleaseError::NoKey { .. }), "{err}");
+
+    let err = Release::verify(
+        &good,
+        &[repo.root().join("absent.gpg")],
+        true,
+        SystemTime::now(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ReleaseError::NoKeyring(_)), "{err}");
+    Release::verify(&good, &[repo.keyring()], true, SystemTime::now()).unwrap();
+}
