@@ -26,6 +26,6 @@ pub mod release;
 pub mod resolve;
 pub mod sources;
 pub mod system;
-pub mod unpack;
 pub mod universe;
+pub mod unpack;
 pub mod version;
