@@ -25,33 +25,12 @@ impl DebControl {
     /// Parses one deb822 paragraph (a `control` file). Needs `Package`, `Version` and
     /// `Architecture`.
     pub fn parse(text: &str) -> Result<DebControl, DebError> {
-        let mut fields: Vec<(String, String)> = Vec::new();
-        for (number, line) in text.lines().enumerate() {
-            let bad = |reason| DebError::BadControl {
-                line: number + 1,
-                reason,
-            };
-            if line.trim().is_empty() {
-                if fields.is_empty() {
-                    continue;
-                }
-                // The paragraph ends; a binary package's control file has only one.
-                break;
-            }
-            if line.starts_with([' ', '\t']) {
-                let (_, value) = fields
-                    .last_mut()
-                    .ok_or(bad("a continuation line comes before any field"))?;
-                value.push('\n');
-                value.push_str(line.trim());
-                continue;
-            }
-            let (name, value) = line.split_once(':').ok_or(bad("a line has no `:`"))?;
-            if name.is_empty() || name.contains(char::is_whitespace) {
-                return Err(bad("a field name is empty or contains a space"));
-            }
-            fields.push((name.to_string(), value.trim().to_string()));
-        }
+        // A binary package's control file has one paragraph; later ones are ignored.
+        let fields = crate::deb822::parse(text)?
+            .into_iter()
+            .next()
+            .map(|paragraph| paragraph.fields().to_vec())
+            .unwrap_or_default();
         let get = |field: &'static str| {
             fields
                 .iter()
@@ -149,13 +128,8 @@ pub enum DebError {
     #[error("the control archive has no `control` file")]
     NoControlFile,
     /// The `control` file is not a deb822 paragraph.
-    #[error("the `control` file is malformed at line {line}: {reason}")]
-    BadControl {
-        /// The 1-based line.
-        line: usize,
-        /// What is wrong.
-        reason: &'static str,
-    },
+    #[error("the `control` file is malformed: {0}")]
+    BadControl(#[from] crate::deb822::Deb822Error),
     /// The `control` file lacks a required field.
     #[error("the `control` file has no `{field}` field")]
     MissingField {
@@ -309,7 +283,8 @@ mod tests {
         assert_eq!(control.architecture, "amd64");
         assert_eq!(
             control.field("description"),
-            Some("tiny utilities\nmore text\n.\nend")
+            // A lone `.` on a continuation line is an empty line (Debian policy §5.6.13).
+            Some("tiny utilities\nmore text\n\nend")
         );
     }
 
@@ -318,7 +293,10 @@ mod tests {
         let error = DebControl::parse("Package: a\nArchitecture: all\n").unwrap_err();
         assert!(matches!(error, DebError::MissingField { field: "Version" }));
         let error = DebControl::parse(" x\n").unwrap_err();
-        assert!(matches!(error, DebError::BadControl { line: 1, .. }));
+        assert!(matches!(
+            error,
+            DebError::BadControl(crate::deb822::Deb822Error::OrphanContinuation { line: 1 })
+        ));
     }
 
     #[test]
