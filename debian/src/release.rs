@@ -1,12 +1,10 @@
 //! Signed `InRelease` files: checking the signature with `gpgv` against the
 //! source's keyrings, then reading the suite, dates and the SHA256 index list.
 
-use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::deb822::{self, Deb822Error};
@@ -266,12 +264,7 @@ impl Release {
 
 /// Lower-case hex SHA256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .fold(String::with_capacity(64), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    crate::fetch::Sha256::of(bytes).to_string()
 }
 
 /// Parses Release dates, RFC 2822 as Debian writes them:
