@@ -58,7 +58,14 @@ impl Fleet {
                 })
                 .collect(),
         };
-        let lab = lab::up(name, &spec, &root).expect("lab up");
+        let lab = match lab::up(name, &spec, &root) {
+            Ok(lab) => lab,
+            Err(e) => {
+                // No Fleet exists yet to unmount it on drop.
+                let _ = Command::new("umount").arg("--lazy").arg(&root).status();
+                panic!("lab up: {e:?}");
+            }
+        };
         let store = Store::open(&root.join("store"), &root.join("var")).unwrap();
         Fleet {
             lab,
