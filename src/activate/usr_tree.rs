@@ -16,9 +16,11 @@ use std::process::Command;
 /// The mount point the tree replaces.
 pub const USR: &str = "/usr";
 
-/// The directories a merged-`/usr` host links into `/usr`; on a host where
-/// one of them is a real directory the tree would not answer for it.
-pub const MERGED: [&str; 4] = ["/bin", "/sbin", "/lib", "/lib64"];
+/// The top-level directories a merged-`/usr` host links into `/usr` (those
+/// of other architectures may be absent); on a host where one of them is a
+/// real directory the tree would not answer for it. Package trees and the
+/// ELF check lay out and resolve paths by the same list.
+pub const MERGED: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 
 /// Why a host cannot run processes over a package tree.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +29,7 @@ pub enum UsrTreeError {
     #[error("package tree {0} is not a directory on this host")]
     Missing(String),
     /// The host keeps one of `/bin`, `/sbin`, `/lib`, `/lib64` outside `/usr`.
-    #[error("{0} is not a link into /usr on this host (ferry needs a merged-/usr host to run a class's packages)")]
+    #[error("/{0} is not a link into /usr on this host (ferry needs a merged-/usr host to run a class's packages)")]
     NotMerged(&'static str),
 }
 
@@ -37,15 +39,16 @@ pub fn check(tree: &Path) -> Result<(), UsrTreeError> {
     if !tree.is_dir() {
         return Err(UsrTreeError::Missing(tree.display().to_string()));
     }
-    for dir in MERGED {
-        let target = std::fs::read_link(dir).ok();
+    for name in MERGED {
+        let dir = Path::new("/").join(name);
+        let target = std::fs::read_link(&dir).ok();
         let into_usr = target.is_some_and(|t| {
             let t = Path::new("/").join(t);
             t.starts_with(USR)
         });
-        // A missing /lib64 (other architectures) is fine: nothing can need it.
-        if !into_usr && Path::new(dir).exists() {
-            return Err(UsrTreeError::NotMerged(dir));
+        // A missing one (another architecture's) is fine: nothing can need it.
+        if !into_usr && dir.exists() {
+            return Err(UsrTreeError::NotMerged(name));
         }
     }
     Ok(())

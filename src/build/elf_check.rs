@@ -20,6 +20,8 @@ use object::elf;
 use object::read::elf::{ElfFile, FileHeader, ProgramHeader};
 use object::{Endianness, FileKind};
 
+use super::package_tree::tree_location;
+
 /// The directories the x86_64 Debian loader searches after an object's own run path.
 const DEFAULT_DIRS: [&str; 4] = [
     "/lib/x86_64-linux-gnu",
@@ -27,9 +29,6 @@ const DEFAULT_DIRS: [&str; 4] = [
     "/lib",
     "/usr/lib",
 ];
-
-/// The top-level directories a merged-`/usr` host links into `/usr`.
-const MERGED_TOP: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 
 /// Symlinks followed for one path before it counts as unresolvable (the kernel's limit).
 const MAX_LINKS: usize = 40;
@@ -215,15 +214,10 @@ impl View<'_> {
     /// Where a symlink-free absolute path as the host sees it really is.
     fn real(&self, seen: &Path) -> Option<PathBuf> {
         let relative = seen.strip_prefix("/").ok()?;
-        let mut parts = relative.components();
-        let top = match parts.next() {
-            Some(Component::Normal(top)) => top.to_str()?,
-            _ => return None,
-        };
-        if top == "usr" {
-            Some(self.tree.join(parts.as_path()))
-        } else if MERGED_TOP.contains(&top) {
-            Some(self.tree.join(relative))
+        if relative == Path::new("usr") {
+            Some(self.tree.to_path_buf())
+        } else if let Some(at) = tree_location(relative) {
+            Some(self.tree.join(at))
         } else {
             // Store paths (and the directories on the way to the store,
             // the tree's parent) are themselves; everything else is the host's.

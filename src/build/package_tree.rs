@@ -18,8 +18,7 @@ use std::path::{Component, Path, PathBuf};
 
 use ferry_store::{Store, StoreError, StorePath};
 
-/// The top-level directories of a package that a merged-`/usr` host finds under `/usr`.
-const MERGED_TOP: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+use crate::activate::usr_tree::MERGED;
 
 /// Why a package tree could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +98,7 @@ pub fn build_package_tree(
             let Some(at) = tree_location(relative) else {
                 if let Some(Component::Normal(top)) = relative.components().next() {
                     let top = top.to_string_lossy().into_owned();
-                    if top != "usr" && !MERGED_TOP.contains(&top.as_str()) {
+                    if top != "usr" && !MERGED.contains(&top.as_str()) {
                         left_out.entry(top).or_default().insert(label.clone());
                     }
                 }
@@ -131,8 +130,9 @@ pub fn build_package_tree(
     })
 }
 
-/// Where a package's path lands in the tree, if it is under `/usr` at all.
-fn tree_location(relative: &Path) -> Option<PathBuf> {
+/// Where a package's path lands in the tree, if it is under `/usr` at all
+/// (`usr` itself is the tree's root and has no place of its own).
+pub(crate) fn tree_location(relative: &Path) -> Option<PathBuf> {
     let mut components = relative.components();
     let Some(Component::Normal(top)) = components.next() else {
         return None;
@@ -141,7 +141,7 @@ fn tree_location(relative: &Path) -> Option<PathBuf> {
     if top == "usr" {
         let rest: PathBuf = components.collect();
         (!rest.as_os_str().is_empty()).then_some(rest)
-    } else if MERGED_TOP.contains(&top) {
+    } else if MERGED.contains(&top) {
         Some(relative.to_path_buf())
     } else {
         None
