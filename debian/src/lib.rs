@@ -4,7 +4,8 @@
 //! `InRelease` files ([`release`]), parsing `Packages` indexes ([`control`],
 //! [`deb822`], [`lists`], [`system`]), resolving a package's
 //! `Depends`/`Pre-Depends` closure the way apt does ([`universe`], [`relation`],
-//! [`version`], [`resolve`]) and locking the result ([`lock`]).
+//! [`version`], [`resolve`]) and locking the result ([`lock`]), from which
+//! each package group's closure and fetch items are read offline.
 //!
 //! Fetching: the `.deb`s a lock names ([`fetch`]) are read ([`deb`]), unpacked
 //! safely and deterministically ([`unpack`]) and added each as one store object

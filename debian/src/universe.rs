@@ -71,29 +71,52 @@ impl Universe {
             if entry.architecture != self.arch && entry.architecture != "all" {
                 continue;
             }
-            let dup = self.by_name.get(&entry.name).is_some_and(|ids| {
-                ids.iter()
-                    .any(|&i| self.candidates[i].entry.version == entry.version)
-            });
-            if dup {
-                continue;
-            }
-            let id = self.candidates.len();
-            self.by_name.entry(entry.name.clone()).or_default().push(id);
-            for rel in &entry.provides {
-                for alt in &rel.alternatives {
-                    let v = alt.constraint.as_ref().map(|c| c.version.clone());
-                    self.providers
-                        .entry(alt.name.clone())
-                        .or_default()
-                        .push((id, v));
-                }
-            }
-            self.candidates.push(Candidate {
+            self.insert(Candidate {
                 entry,
                 origin: origin.clone(),
             });
         }
+        self.sort();
+    }
+
+    /// A universe of exactly these candidates (a resolution's chosen packages), so
+    /// that which of them satisfies a relation is answered by the same matching the
+    /// resolver used.
+    pub(crate) fn of_candidates(arch: &str, candidates: &[Candidate]) -> Universe {
+        let mut u = Universe::new(arch);
+        for c in candidates {
+            u.insert(c.clone());
+        }
+        u.sort();
+        u
+    }
+
+    /// Adds a candidate unless its name and version are already there.
+    fn insert(&mut self, candidate: Candidate) {
+        let entry = &candidate.entry;
+        let dup = self.by_name.get(&entry.name).is_some_and(|ids| {
+            ids.iter()
+                .any(|&i| self.candidates[i].entry.version == entry.version)
+        });
+        if dup {
+            return;
+        }
+        let id = self.candidates.len();
+        self.by_name.entry(entry.name.clone()).or_default().push(id);
+        for rel in &entry.provides {
+            for alt in &rel.alternatives {
+                let v = alt.constraint.as_ref().map(|c| c.version.clone());
+                self.providers
+                    .entry(alt.name.clone())
+                    .or_default()
+                    .push((id, v));
+            }
+        }
+        self.candidates.push(candidate);
+    }
+
+    /// Restores the lookup orders: versions highest first, providers by name.
+    fn sort(&mut self) {
         let cands = &self.candidates;
         for ids in self.by_name.values_mut() {
             ids.sort_by(|&a, &b| cands[b].entry.version.cmp(&cands[a].entry.version));

@@ -1,12 +1,14 @@
 //! A local signed repository built with the real Debian tools (`dpkg-deb`,
 //! `apt-ftparchive`, `gpg`), resolved through the crate's verify → parse → resolve
-//! → lock path, as `ferry lock` does against a real mirror.
+//! → lock path, as `ferry lock` does against a real repository; then each package
+//! group's closure and fetch items read back from the lock file alone.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-use ferry_debian::lock::{diff, Change, Lock};
+use ferry_debian::fetch::Sha256;
+use ferry_debian::lock::{diff, Change, Lock, LockError};
 use ferry_debian::release::{Release, ReleaseError};
 use ferry_debian::resolve::{resolve, Resolution, ResolveError, Root};
 use ferry_debian::sources::AptConfig;
@@ -55,6 +57,8 @@ const PACKAGES: &[[&str; 5]] = &[
     ["top", "1.0", "amd64", "broken", ""],
     ["broken", "1.0", "amd64", "libmissing (>= 3)", ""],
     ["libmissing", "1.0", "amd64", "", ""],
+    ["db", "1.0", "amd64", "libfoo, libnone | libc-test", ""],
+    ["libc-test", "1.0", "amd64", "", ""],
 ];
 
 impl Repo {
@@ -209,6 +213,11 @@ impl Repo {
 
     /// The keyrings as apt's configuration names them, read from a sources file.
     fn configured_keyrings(&self) -> Vec<PathBuf> {
+        self.config().sources[0].signed_by.clone()
+    }
+
+    /// apt's configuration with this repository as its one source.
+    fn config(&self) -> AptConfig {
         let sysroot = self.root().join("sysroot");
         let etc = sysroot.join("etc/apt/sources.list.d");
         std::fs::create_dir_all(&etc).unwrap();
@@ -226,7 +235,7 @@ impl Repo {
         let cfg = AptConfig::read(&self.root().join("sysroot")).unwrap();
         assert_eq!(cfg.sources.len(), 1);
         assert_eq!(cfg.sources[0].suite, "stable");
-        cfg.sources[0].signed_by.clone()
+        cfg
     }
 }
 
@@ -289,6 +298,21 @@ fn local_signed_repository_resolves_and_locks() {
     assert!(Lock::read(&lock_path)
         .unwrap()
         .is_current_for(&roots(&["app"])));
+    let read = Lock::read(&lock_path).unwrap();
+    let depends = |name: &str| read.package(name).unwrap().depends.clone();
+    assert_eq!(
+        depends("app"),
+        ["impl-b", "libbar", "libfoo", "postfix-test"],
+        "virtual dependencies name their locked providers"
+    );
+    assert_eq!(depends("libbar"), ["libfoo"]);
+    assert_eq!(depends("libfoo"), ["libbase"]);
+    assert!(depends("libbase").is_empty() && depends("impl-b").is_empty());
+    assert_eq!(
+        read.package("impl-b").unwrap().provides,
+        ["virt-api"],
+        "provided names without their versions"
+    );
 
     // Publish libfoo 3.0 and a new libbar; update only libfoo.
     repo.add_package("libfoo", "3.0", "amd64", "libbase", "");
@@ -349,4 +373,67 @@ fn tampered_or_foreign_signatures_are_refused() {
     .unwrap_err();
     assert!(matches!(err, ReleaseError::NoKeyring(_)), "{err}");
     Release::verify(&good, &[repo.keyring()], true, SystemTime::now()).unwrap();
+}
+
+fn names(closure: &[&ferry_debian::lock::LockedPackage]) -> Vec<String> {
+    closure
+        .iter()
+        .map(|p| format!("{} {}", p.name, p.version))
+        .collect()
+}
+
+#[test]
+fn each_group_gets_its_closure_from_the_lock_file_alone() {
+    let repo = Repo::new();
+    let config = repo.config();
+    let u = repo.universe(&config.sources[0].signed_by);
+    // Two groups, resolved together: `db` and `app` share libfoo and libbase.
+    let site = roots(&["db", "app", "mail-transport-agent"]);
+    let lock_path = repo.root().join("site.lock");
+    Lock::resolve(&u, &site).unwrap().write(&lock_path).unwrap();
+    drop(u);
+
+    let lock = Lock::read(&lock_path).unwrap();
+    assert_eq!(
+        lock.package("db").unwrap().depends,
+        ["libc-test", "libfoo"],
+        "the alternative that exists"
+    );
+    let db = lock.closure_of(&roots(&["db"])).unwrap();
+    assert_eq!(
+        names(&db),
+        ["db 1.0", "libbase 1.0", "libc-test 1.0", "libfoo 2.0"]
+    );
+    assert_eq!(
+        names(&lock.closure_of(&roots(&["app"])).unwrap()),
+        [
+            "app 1.0",
+            "impl-b 1.0",
+            "libbar 1.0",
+            "libbase 1.0",
+            "libfoo 2.0",
+            "postfix-test 1.0"
+        ]
+    );
+    assert_eq!(
+        names(&lock.closure_of(&roots(&["mail-transport-agent"])).unwrap()),
+        ["postfix-test 1.0"],
+        "a virtual root is met by its locked provider"
+    );
+    assert_eq!(
+        names(&lock.closure_of(&roots(&["libfoo (>= 2)"])).unwrap()),
+        ["libbase 1.0", "libfoo 2.0"]
+    );
+    let stale = lock.closure_of(&roots(&["libfoo (>= 3)"])).unwrap_err();
+    assert!(matches!(stale, LockError::StaleRoot { .. }), "{stale}");
+
+    // Each .deb is found again through apt's configuration, and its bytes are the lock's.
+    for p in &db {
+        let item = p.fetch_item(&config).unwrap();
+        assert_eq!(item.base_uri, config.sources[0].uri);
+        let path = repo.repo().join(&item.filename);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(Sha256::of(&bytes), item.sha256, "{}", p.name);
+        assert_eq!(bytes.len() as u64, item.size);
+    }
 }

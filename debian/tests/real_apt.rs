@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
 
+use ferry_debian::lock::Lock;
 use ferry_debian::resolve::{resolve, Root};
 use ferry_debian::sources::AptConfig;
 use ferry_debian::system::{load_universe, APT_LISTS};
@@ -52,6 +53,24 @@ fn resolves_postgresql_15_from_the_machines_apt_lists() {
         apt_from_scratch("postgresql-15"),
         "apt picks the same closure"
     );
+
+    // The lock alone gives the same closure back, and apt's sources serve each .deb.
+    let lock = Lock::from_resolution(&closure, "amd64");
+    let from_lock: Vec<String> = lock
+        .closure_of(&roots)
+        .expect("the lock's edges are closed")
+        .iter()
+        .map(|p| format!("{} {}", p.name, p.version))
+        .collect();
+    assert_eq!(from_lock, ours, "the lock's edges reach the whole closure");
+    assert!(
+        !lock.package("postgresql-15").unwrap().depends.is_empty(),
+        "postgresql-15 has recorded dependencies"
+    );
+    for p in &lock.packages {
+        p.fetch_item(&config)
+            .expect("a configured source serves it");
+    }
 }
 
 /// What apt would install on a machine with nothing installed: a simulated

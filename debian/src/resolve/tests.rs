@@ -196,14 +196,17 @@ fn roots_reject_qualifiers() {
     assert_eq!("a (>= 1)".parse::<Root>().unwrap().to_string(), "a (>= 1)");
 }
 
-mod properties {
+pub(crate) mod properties {
     use super::*;
     use proptest::prelude::*;
 
+    /// The names [`universe_lines`] uses.
+    pub(crate) const NAMES: [&str; 8] = ["a", "b", "c", "d", "e", "f", "g", "h"];
+
     /// A random universe of up to 8 names with 1–3 versions each, relations among
     /// them with constraints and alternatives, and some Provides.
-    fn universe_lines() -> impl Strategy<Value = Vec<String>> {
-        let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    pub(crate) fn universe_lines() -> impl Strategy<Value = Vec<String>> {
+        let names = NAMES;
         let alt = (0..8usize, 0..4usize, 1..4u32).prop_map(move |(n, op, v)| {
             let op = ["", " (>= ", " (<< ", " (= "][op];
             if op.is_empty() {
@@ -235,7 +238,7 @@ mod properties {
         fn every_relation_of_a_closure_is_met_inside_it(lines in universe_lines(), root in 0..8usize) {
             let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
             let u = universe(&refs);
-            let name = ["a", "b", "c", "d", "e", "f", "g", "h"][root];
+            let name = NAMES[root];
             let roots = roots(&[name]);
             let r = match resolve(&u, &roots) {
                 Ok(r) => r,
