@@ -9,9 +9,9 @@
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
-use ferry_debian::fetch::{FetchItem, Fetcher, NoProgress};
+use ferry_debian::fetch::{Fetcher, NoProgress};
 use ferry_debian::lock::Lock;
-use ferry_debian::object::{add_fetched, ExpectedPackage};
+use ferry_debian::object::add_fetched;
 use ferry_debian::resolve::Root;
 use ferry_debian::sources::AptConfig;
 use ferry_debian::system::{load_universe, APT_LISTS};
@@ -46,45 +46,27 @@ fn main() -> Result<(), Error> {
     let lock = Lock::resolve(&system.universe, &roots)?;
     let resolved = started.elapsed();
 
-    let mut items = Vec::new();
-    for package in &lock.packages {
-        let source = config
-            .sources
-            .iter()
-            .find(|s| s.suite == package.suite && s.components.contains(&package.component))
-            .ok_or_else(|| {
-                format!(
-                    "no apt source serves {}/{}",
-                    package.suite, package.component
-                )
-            })?;
-        items.push(FetchItem {
-            base_uri: source.uri.clone(),
-            filename: package.filename.clone(),
-            sha256: package.sha256.parse()?,
-            size: package.size,
-        });
-    }
+    // As a build does: the group's closure and its fetch items from the lock alone.
+    let closure = lock.closure_of(&roots)?;
+    let items = closure
+        .iter()
+        .map(|p| p.fetch_item(&config))
+        .collect::<Result<Vec<_>, _>>()?;
     let fetched = Fetcher::new(&cache)?.fetch_all(&items, &NoProgress)?;
     let downloaded = started.elapsed();
 
     let store = Store::open(&store_dir, &state_dir)?;
     let scratch = state_dir.join("scratch");
     std::fs::create_dir_all(&scratch)?;
-    for (file, package) in fetched.iter().zip(&lock.packages) {
-        let expected = ExpectedPackage {
-            package: package.name.clone(),
-            version: package.version.clone(),
-            architecture: package.architecture.clone(),
-        };
-        add_fetched(&store, file, Some(&expected), &scratch)?;
+    for (file, package) in fetched.iter().zip(&closure) {
+        add_fetched(&store, file, Some(&package.expected()), &scratch)?;
         println!("{}={}", package.name, package.version);
     }
     let unpacked = started.elapsed();
-    let bytes: u64 = lock.packages.iter().map(|p| p.size).sum();
+    let bytes: u64 = closure.iter().map(|p| p.size).sum();
     eprintln!(
         "{} packages, {:.1} MB of .debs: indexes {:.2} s, resolve {:.3} s, fetch {:.2} s, unpack+add {:.2} s",
-        lock.packages.len(),
+        closure.len(),
         bytes as f64 / 1e6,
         loaded.as_secs_f64(),
         (resolved - loaded).as_secs_f64(),
