@@ -304,6 +304,19 @@ impl Lock {
         Self::update_from(Some(self), universe, roots, only)
     }
 
+    /// Re-resolves for `roots` (after the site's packages changed) keeping every
+    /// locked version that is still offered and still satisfies: only what is
+    /// new, or no longer fits, is chosen afresh.
+    pub fn keep(&self, universe: &Universe, roots: &[Root]) -> Result<Lock, LockError> {
+        let pins: BTreeMap<String, Version> = self
+            .packages
+            .iter()
+            .filter_map(|p| Some((p.name.clone(), p.version.parse::<Version>().ok()?)))
+            .collect();
+        let resolution = resolve_pinned(universe, roots, &pins)?;
+        Ok(Lock::from_resolution(&resolution, universe.arch()))
+    }
+
     fn update_from(
         old: Option<&Lock>,
         universe: &Universe,

@@ -233,6 +233,11 @@ pub struct Package {
     pub builder: Text,
     /// Extra environment of the builder.
     pub env: BTreeMap<String, Text>,
+    /// For `package NAME = debian(…)`: the Debian packages (names with
+    /// optional constraints, as written) whose closure, from the site's lock,
+    /// is the package. Such a package has no builder, `src`, inputs or env.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub debian: Vec<String>,
     /// Where the package was declared.
     pub origin: Origin,
 }

@@ -68,7 +68,12 @@ fn print_item(out: &mut String, item: &Item) {
                 _ => "secret ",
             });
             out.push_str(&name.name);
-            out.push(' ');
+            // `package x = debian(…)`: any body that is not a record is assigned.
+            out.push_str(if matches!(body.kind, ExprKind::Record(_)) {
+                " "
+            } else {
+                " = "
+            });
             print_expr(out, body);
         }
         Item::Class { name, value, .. } => {

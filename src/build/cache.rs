@@ -5,7 +5,8 @@
 //! The key is BLAKE3 (`derive_key("ferry site build v1", …)`) over the JSON
 //! of the selected classes and everything they use, the store paths of the
 //! ingested sources (content-addressed, so an edited source changes them) and
-//! the build options that reach outputs. A hit is used only when every path
+//! the sha256 of every locked Debian package it uses and the build options
+//! that reach outputs. A hit is used only when every path
 //! it names is still valid, after they were all pinned as temporary roots.
 //! Anything else falls back to the per-recipe path, which is always correct.
 //!
@@ -55,6 +56,7 @@ pub fn key(
     site: &Site,
     classes: &[&Class],
     sources: &BTreeMap<PackageId, StorePath>,
+    debian: &super::debian::Members,
     options: &BuildOptions,
 ) -> Option<String> {
     #[derive(Serialize)]
@@ -64,6 +66,7 @@ pub fn key(
         packages: &'a BTreeMap<PackageId, ferry_lang::model::Package>,
         files: &'a BTreeMap<TextFileId, ferry_lang::model::TextFile>,
         sources: &'a BTreeMap<PackageId, StorePath>,
+        debian: BTreeMap<&'a PackageId, Vec<&'a str>>,
         host_state_dir: &'a std::path::Path,
         timeout: u64,
     }
@@ -73,6 +76,11 @@ pub fn key(
         packages: &site.packages,
         files: &site.files,
         sources,
+        // The sha256 of every locked package: a new lock is a new build.
+        debian: debian
+            .iter()
+            .map(|(id, members)| (id, members.iter().map(|p| p.sha256.as_str()).collect()))
+            .collect(),
         host_state_dir: &options.host_state_dir,
         timeout: options.timeout.as_secs(),
     };

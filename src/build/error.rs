@@ -93,6 +93,9 @@ pub enum BuildError {
     /// The store failed.
     #[error(transparent)]
     Store(Box<ferry_store::StoreError>),
+    /// The site's Debian packages could not be made.
+    #[error(transparent)]
+    Debian(Box<super::debian::DebianError>),
     /// A class's system object could not be written.
     #[error("cannot write the system of class `{class}`: {source}")]
     System {
@@ -110,16 +113,23 @@ impl From<ferry_store::StoreError> for BuildError {
     }
 }
 
+impl From<super::debian::DebianError> for BuildError {
+    fn from(error: super::debian::DebianError) -> Self {
+        BuildError::Debian(Box::new(error))
+    }
+}
+
 impl BuildError {
     /// True when the site itself is wrong (exit 2), not the build (exit 1).
     pub fn is_bad_input(&self) -> bool {
+        use super::debian::DebianError as D;
         matches!(
             self,
             BuildError::Unknown { .. }
                 | BuildError::Cycle { .. }
                 | BuildError::MissingSource { .. }
                 | BuildError::UnknownClass { .. }
-        )
+        ) || matches!(self, BuildError::Debian(e) if matches!(**e, D::NoLock { .. } | D::BadRoot { .. } | D::Lock { .. } | D::NoShell { .. }))
     }
 
     fn origin(&self) -> Option<&Origin> {
@@ -130,6 +140,7 @@ impl BuildError {
             | BuildError::Source { origin, .. } => Some(origin),
             BuildError::BuilderFailed(failure) => Some(&failure.origin),
             BuildError::Output(failure) => Some(&failure.origin),
+            BuildError::Debian(error) => error.origin(),
             _ => None,
         }
     }
@@ -166,6 +177,7 @@ impl Diagnostic for BuildError {
             BuildError::UnknownClass { .. } => "build::unknown_class",
             BuildError::Store(_) => "build::store",
             BuildError::System { .. } => "build::system",
+            BuildError::Debian(_) => "build::debian",
         };
         Some(Box::new(code))
     }
@@ -193,6 +205,7 @@ impl Diagnostic for BuildError {
                 help
             }
             BuildError::Output(failure) => format!("full log: {}", failure.log.display()),
+            BuildError::Debian(error) => error.hint()?,
             _ => return None,
         };
         Some(Box::new(help))

@@ -5,6 +5,7 @@
 //! assembles one system object per class ([`system`]). The same result is
 //! used to provision a fresh host and to reconfigure a running one.
 pub mod cache;
+pub mod debian;
 pub mod elf_check;
 pub mod error;
 pub mod graph;
@@ -12,6 +13,7 @@ pub mod package_tree;
 pub mod recipe;
 pub mod sandbox;
 pub mod scheduler;
+pub mod site_lock;
 pub mod system;
 pub mod text;
 
@@ -41,6 +43,8 @@ pub struct BuildOptions {
     pub host_state_dir: PathBuf,
     /// Run builders without network when the platform allows it.
     pub isolate_network: bool,
+    /// The site's lock and where to fetch, for `debian(…)` packages.
+    pub debian: Option<debian::DebianInputs>,
 }
 
 impl Default for BuildOptions {
@@ -52,6 +56,7 @@ impl Default for BuildOptions {
             timeout: Duration::from_secs(3600),
             host_state_dir: PathBuf::from("/ferry/var"),
             isolate_network: true,
+            debian: None,
         }
     }
 }
@@ -66,6 +71,8 @@ pub enum NodeOutcome {
     Cached,
     /// A text file was written (always cheap; identical text gives the same path).
     Written,
+    /// A Debian package's tree was made from its locked packages.
+    Unpacked,
 }
 
 /// Watches a build as it runs (the CLI draws progress from this).
@@ -76,6 +83,10 @@ pub trait BuildObserver: Sync {
     fn finished(&self, _what: &str, _outcome: NodeOutcome) {}
     /// A node failed.
     fn failed(&self, _what: &str) {}
+    /// Who watches `.deb` downloads.
+    fn fetching(&self) -> &dyn ferry_debian::fetch::FetchObserver {
+        &ferry_debian::fetch::NoProgress
+    }
 }
 
 /// An observer that ignores everything.
@@ -140,8 +151,9 @@ pub fn build_site(
         graph::GraphError::Cycle { chain, origin } => BuildError::Cycle { chain, origin },
     })?;
     let sources = ingest_sources(store, site, &graph)?;
+    let members = debian::members(site, &graph, options.debian.as_ref())?;
     let mut roots = store.temp_roots(&[])?;
-    let cache_key = cache::key(site, classes, &sources, options);
+    let cache_key = cache::key(site, classes, &sources, &members, options);
     if let Some(hit) = cache_key
         .as_deref()
         .and_then(|key| cache::lookup(store, key, &mut roots))
@@ -160,12 +172,19 @@ pub fn build_site(
         });
     }
     let count_before = store.invalidation_count().ok();
+    let objects = match &options.debian {
+        Some(inputs) if !members.is_empty() => {
+            debian::realize(store, &members, inputs, observer.fetching(), &mut roots)?
+        }
+        _ => BTreeMap::new(),
+    };
     let run = NodeRunner {
         store,
         site,
         options,
         observer,
         sources: &sources,
+        debian: (&members, &objects),
         roots: Mutex::new(roots),
     };
 
@@ -195,7 +214,12 @@ pub fn build_site(
     let mut roots = run.roots.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut systems = BTreeMap::new();
     for class in classes {
-        let path = system::build_system(store, site, class, &outputs, options)?;
+        let reachable = debian::reachable_packages(&graph, &graph::class_roots(class));
+        let tree = debian::class_tree(store, &class.name, &reachable, &members, &objects)?;
+        if let Some(tree) = &tree {
+            roots.add(store, std::slice::from_ref(&tree.path))?;
+        }
+        let path = system::build_system(store, site, class, &outputs, tree.as_ref(), options)?;
         roots.add(store, std::slice::from_ref(&path))?;
         systems.insert(class.name.clone(), path);
     }
@@ -280,6 +304,8 @@ struct NodeRunner<'a> {
     options: &'a BuildOptions,
     observer: &'a dyn BuildObserver,
     sources: &'a BTreeMap<PackageId, StorePath>,
+    /// The locked packages of each `debian(…)` package, and their objects by sha256.
+    debian: (&'a debian::Members, &'a BTreeMap<String, StorePath>),
     /// One temporary-root file for every output of this build.
     roots: Mutex<TempRoots>,
 }
@@ -340,6 +366,10 @@ impl NodeRunner<'_> {
         outputs: &Outputs,
     ) -> Result<(StorePath, NodeOutcome), BuildError> {
         let package = &self.site.packages[id];
+        if let Some(members) = self.debian.0.get(id) {
+            let path = debian::package_output(self.store, &package.name, members, self.debian.1)?;
+            return Ok((path, NodeOutcome::Unpacked));
+        }
         let host_state = &self.options.host_state_dir;
         let builder = outputs.render(&package.builder, host_state);
         let mut references: BTreeSet<StorePath> = builder.references.iter().cloned().collect();

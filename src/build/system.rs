@@ -7,6 +7,7 @@ use std::os::unix::fs::symlink;
 use ferry_lang::model::{Class, Probe, ServiceKind, Site};
 use ferry_store::{Store, StorePath};
 
+use super::debian::ClassTree;
 use super::graph::{class_roots, NodeKey};
 use super::text::Outputs;
 use super::{BuildError, BuildOptions};
@@ -21,6 +22,7 @@ pub fn manifest(
     site: &Site,
     class: &Class,
     outputs: &Outputs,
+    tree: Option<&ClassTree>,
     options: &BuildOptions,
 ) -> (Manifest, Vec<StorePath>) {
     let host_state = &options.host_state_dir;
@@ -121,6 +123,7 @@ pub fn manifest(
     }
     packages.sort();
     files.sort();
+    references.extend(tree.map(|t| t.path.clone()));
     references.sort();
     references.dedup();
     let manifest = Manifest {
@@ -130,8 +133,8 @@ pub fn manifest(
         services,
         packages,
         files,
-        // Classes get a package tree once Debian packages are built (issue 13).
-        usr: None,
+        usr: tree.map(|t| t.path.to_string()),
+        debian: tree.map(|t| t.versions.clone()).unwrap_or_default(),
     };
     (manifest, references)
 }
@@ -142,9 +145,10 @@ pub fn build_system(
     site: &Site,
     class: &Class,
     outputs: &Outputs,
+    tree: Option<&ClassTree>,
     options: &BuildOptions,
 ) -> Result<StorePath, BuildError> {
-    let (manifest, references) = manifest(site, class, outputs, options);
+    let (manifest, references) = manifest(site, class, outputs, tree, options);
     add_system(store, &class.name, &manifest, &references)
 }
 

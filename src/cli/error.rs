@@ -106,6 +106,14 @@ impl From<StoreError> for CommandError {
     }
 }
 
+/// A lock that cannot be made or is missing or stale: bad input exits 2,
+/// unreadable apt sources or indexes 1.
+impl From<crate::build::site_lock::SiteLockError> for CommandError {
+    fn from(error: crate::build::site_lock::SiteLockError) -> Self {
+        CommandError::classified(error.is_bad_input(), report(&error, error.hint()))
+    }
+}
+
 /// A build error, located in the site: bad input exits 2, a failed build 1.
 impl From<BuildError> for CommandError {
     fn from(error: BuildError) -> Self {

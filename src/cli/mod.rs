@@ -48,9 +48,29 @@ pub struct GlobalArgs {
         default_value = "/ferry/var"
     )]
     pub state_dir: PathBuf,
+    /// The root whose apt configuration (`etc/apt`) and signed lists
+    /// (`var/lib/apt/lists`) name the Debian repositories.
+    #[arg(long, global = true, env = "FERRY_APT_ROOT", default_value = "/")]
+    pub apt_root: PathBuf,
+    /// Where downloaded `.deb` files are kept (by sha256, verified on every
+    /// use); default: `<state-dir>/cache/debian`.
+    #[arg(long, global = true, env = "FERRY_DEB_CACHE")]
+    pub deb_cache: Option<PathBuf>,
 }
 
 impl GlobalArgs {
+    /// Where downloaded `.deb` files are kept.
+    pub fn deb_cache(&self) -> PathBuf {
+        self.deb_cache
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("cache").join("debian"))
+    }
+
+    /// Where apt's configuration and lists are read.
+    pub fn apt(&self) -> crate::build::site_lock::AptRoot {
+        crate::build::site_lock::AptRoot(self.apt_root.clone())
+    }
+
     /// Opens the store of `--store-dir` / `--state-dir`.
     pub fn open_store(&self) -> Result<Store, CommandError> {
         Ok(Store::open(&self.store_dir, &self.state_dir)?)
@@ -62,6 +82,9 @@ impl GlobalArgs {
 pub enum Command {
     /// Build every class's system (packages, files, manifest) into the local store.
     Build(commands::build::BuildCommandArgs),
+    /// Resolve the site's Debian packages and pin them in its lock file
+    /// (`site.conf` → `site.lock`); `--update` moves them to newer versions.
+    Lock(commands::lock::LockArgs),
     /// Everything the site runs: store paths of every class and the service
     /// edges across hosts; or why a path is there, or how big it all is.
     Closure(commands::closure::ClosureArgs),
@@ -126,6 +149,7 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Man { out_dir } => commands::man::run(out_dir.as_deref()),
         Command::Store(args) => commands::store::run(&cli.global, args),
         Command::Build(args) => commands::build::run(&cli.global, args),
+        Command::Lock(args) => commands::lock::run(&cli.global, args),
         Command::Closure(args) => commands::closure::run(&cli.global, args),
         Command::Plan(args) => commands::plan::run(&cli.global, args),
         Command::Deploy(args) => commands::deploy::run(&cli.global, args),

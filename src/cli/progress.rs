@@ -38,6 +38,51 @@ pub struct BuildProgress {
     multi: MultiProgress,
     total: ProgressBar,
     running: Mutex<HashMap<String, ProgressBar>>,
+    fetch: FetchProgress,
+}
+
+/// `.deb` downloads: one bar of bytes over every package being fetched.
+struct FetchProgress {
+    multi: MultiProgress,
+    visible: bool,
+    bar: Mutex<Option<ProgressBar>>,
+    /// Bytes seen so far per item index.
+    done: Mutex<HashMap<usize, u64>>,
+}
+
+impl FetchProgress {
+    fn bar(&self) -> Option<ProgressBar> {
+        if !self.visible {
+            return None;
+        }
+        let mut bar = self.bar.lock().unwrap_or_else(|p| p.into_inner());
+        Some(
+            bar.get_or_insert_with(|| {
+                let bar = self.multi.add(ProgressBar::new(0));
+                bar.set_style(style(
+                    "  fetching Debian packages {bytes}/{total_bytes} ({bytes_per_sec}) [{elapsed}]",
+                ));
+                bar
+            })
+            .clone(),
+        )
+    }
+}
+
+impl ferry_debian::fetch::FetchObserver for FetchProgress {
+    fn started(&self, _index: usize, item: &ferry_debian::fetch::FetchItem) {
+        if let Some(bar) = self.bar() {
+            bar.inc_length(item.size);
+        }
+    }
+
+    fn progress(&self, index: usize, done: u64, _total: u64) {
+        let mut seen = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        let before = seen.insert(index, done).unwrap_or(0);
+        if let Some(bar) = self.bar() {
+            bar.inc(done.saturating_sub(before));
+        }
+    }
 }
 
 impl BuildProgress {
@@ -52,6 +97,12 @@ impl BuildProgress {
         }
         BuildProgress {
             visible,
+            fetch: FetchProgress {
+                multi: multi.clone(),
+                visible,
+                bar: Mutex::new(None),
+                done: Mutex::new(HashMap::new()),
+            },
             multi,
             total,
             running: Mutex::new(HashMap::new()),
@@ -67,6 +118,15 @@ impl BuildProgress {
 
     /// Removes the bars; call before printing results.
     pub fn finish(&self) {
+        if let Some(bar) = self
+            .fetch
+            .bar
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            bar.finish_and_clear();
+        }
         self.total.finish_and_clear();
         let _ = self.multi.clear();
     }
@@ -105,8 +165,12 @@ impl BuildObserver for BuildProgress {
                     + 1;
                 self.total.set_message(format!("{cached} cached"));
             }
-            NodeOutcome::Written => {}
+            NodeOutcome::Written | NodeOutcome::Unpacked => {}
         }
+    }
+
+    fn fetching(&self) -> &dyn ferry_debian::fetch::FetchObserver {
+        &self.fetch
     }
 
     fn failed(&self, what: &str) {

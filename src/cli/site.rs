@@ -51,8 +51,15 @@ pub fn load_and_build(
     let site = load_site(path)?;
     let store = global.open_store()?;
     let classes = build::select_classes(&site, &args.classes)?;
+    let debian = build::site_lock::inputs_for_build(
+        &site,
+        &crate::site::site_file(path),
+        &global.deb_cache(),
+        &global.apt(),
+    )?;
     let mut options = BuildOptions {
         timeout: std::time::Duration::from_secs(args.build_timeout),
+        debian,
         ..BuildOptions::default()
     };
     if let Some(jobs) = args.jobs {

@@ -45,6 +45,11 @@ pub struct HostChange {
     pub services_unchanged: Vec<String>,
     /// Config files (by name) added, removed or changed.
     pub files_changed: Vec<String>,
+    /// Debian package changes in the class's tree, `name old → new`,
+    /// `+ name version`, `- name version` (none on a first deploy).
+    pub packages_changed: Vec<String>,
+    /// Debian packages in the target's tree.
+    pub packages_total: usize,
 }
 
 /// One host's part of a plan.
@@ -207,8 +212,29 @@ pub fn host_change(store: &Store, current: Option<&StorePath>, target: &StorePat
                     .to_string()
             })
             .collect();
+        change.packages_total = new_manifest.debian.len();
+        if let Some(old) = &old_manifest {
+            change.packages_changed = package_changes(&old.debian, &new_manifest.debian);
+        }
     }
     change
+}
+
+/// What moved between two trees' Debian packages (name → version), by name.
+fn package_changes(
+    old: &std::collections::BTreeMap<String, String>,
+    new: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    names
+        .into_iter()
+        .filter_map(|name| match (old.get(name), new.get(name)) {
+            (Some(a), Some(b)) if a != b => Some(format!("{name} {a} → {b}")),
+            (None, Some(b)) => Some(format!("+ {name} {b}")),
+            (Some(a), None) => Some(format!("- {name} {a}")),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Plans moving `hosts` to `targets` (host → system).
@@ -319,6 +345,21 @@ impl fmt::Display for DeployPlan {
             writeln!(f, "  stop     {}", list(&c.services_stopped))?;
             if !c.files_changed.is_empty() {
                 writeln!(f, "  files    {}", c.files_changed.join(", "))?;
+            }
+            if c.packages_total > 0 {
+                let moved = match c.packages_changed.len() {
+                    0 if host.current_system.is_none() => "all new".to_string(),
+                    0 => "unchanged".to_string(),
+                    n => format!("{n} changed"),
+                };
+                writeln!(
+                    f,
+                    "  packages {} Debian packages, {moved}",
+                    c.packages_total
+                )?;
+                for line in &c.packages_changed {
+                    writeln!(f, "    {line}")?;
+                }
             }
         }
         if !self.cross_host.is_empty() {

@@ -27,6 +27,7 @@ fn signature(builtin: Builtin) -> (&'static [&'static str], usize) {
         Builtin::Range => (&["count"], 1),
         Builtin::ToString => (&["value"], 1),
         Builtin::TextFile => (&["name", "text", "executable"], 2),
+        Builtin::Debian => (&["packages"], 1),
     }
 }
 
@@ -153,6 +154,7 @@ impl Evaluator<'_> {
                 let text = args[1].clone().ok_or(Reported)?;
                 self.inline_text_file(&name, &text, args[2].as_ref(), call_span)
             }
+            Builtin::Debian => self.debian_source(&first.ok_or(Reported)?),
             Builtin::ToString => {
                 let sv = first.ok_or(Reported)?;
                 let mut pieces = Vec::new();
@@ -160,6 +162,42 @@ impl Evaluator<'_> {
                 Ok(Value::Text(Rc::new(pieces)))
             }
         }
+    }
+
+    /// `debian("pkg")` or `debian(["a", "b (>= 2)"])`: the packages (with
+    /// optional version constraints) a `package NAME = …` takes from the
+    /// deployer's apt sources. Only the syntax is checked here; `ferry lock`
+    /// resolves them.
+    fn debian_source(&mut self, sv: &SV) -> EvalResult<Value> {
+        let items = self.one_or_many(sv);
+        if items.is_empty() {
+            return Err(self.error(
+                Diagnostic::new("`debian` needs at least one package", sv.span)
+                    .hint("name a package: `debian(\"postgresql-15\")`"),
+            ));
+        }
+        let mut roots = Vec::new();
+        for item in items.iter() {
+            let text = self.expect_literal(item, "a Debian package")?;
+            if let Err(reason) = check_debian_root(&text) {
+                return Err(self.error(
+                    Diagnostic::new(format!("{text:?} is not a Debian package: {reason}"), item.span)
+                        .hint("write a package name with an optional constraint, like \"libpq5\" or \"libpq5 (>= 15)\""),
+                ));
+            }
+            roots.push(SV::new(
+                Value::Text(Rc::new(vec![Piece::Lit(text)])),
+                item.span,
+            ));
+        }
+        let fields = [(
+            "packages".to_string(),
+            SV::new(Value::List(Rc::new(roots)), sv.span),
+        )];
+        Ok(Value::Tagged(
+            "package.debian",
+            Rc::new(fields.into_iter().collect()),
+        ))
     }
 
     /// `file(path)` or `ansible(path)`: an inventory source read from a file.
@@ -491,4 +529,39 @@ fn append(pieces: &mut Vec<Piece>, more: &[Piece]) {
             other => pieces.push(other.clone()),
         }
     }
+}
+
+/// Checks the syntax of a Debian root, `name` or `name (op version)`: a
+/// name is lower-case letters, digits and `+ - .`, at least two characters,
+/// starting with a letter or digit (Debian policy §5.6.1); `op` is one of
+/// `<< <= = >= >>`.
+pub(crate) fn check_debian_root(text: &str) -> Result<(), &'static str> {
+    let (name, constraint) = match text.split_once('(') {
+        Some((name, rest)) => (name.trim(), Some(rest)),
+        None => (text.trim(), None),
+    };
+    let valid_name = name.len() >= 2
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+    if !valid_name {
+        return Err("a package name is lower-case letters, digits and `+-.`");
+    }
+    let Some(rest) = constraint else {
+        return Ok(());
+    };
+    let Some(inner) = rest.trim_end().strip_suffix(')') else {
+        return Err("the version constraint has no closing `)`");
+    };
+    let inner = inner.trim();
+    let op = ["<<", "<=", ">=", ">>", "="]
+        .into_iter()
+        .find(|op| inner.starts_with(op))
+        .ok_or("a constraint starts with `<<`, `<=`, `=`, `>=` or `>>`")?;
+    let version = inner[op.len()..].trim();
+    if version.is_empty() || version.contains(char::is_whitespace) || version.contains(['(', ')']) {
+        return Err("the constraint needs one version, like `(>= 15)`");
+    }
+    Ok(())
 }

@@ -12,6 +12,14 @@ const PACKAGE_FIELDS: &[&str] = &["name", "src", "inputs", "build", "env"];
 const FILE_FIELDS: &[&str] = &["name", "text", "executable"];
 const SECRET_FIELDS: &[&str] = &["file", "env", "command"];
 
+/// What a `package` declaration evaluates to.
+enum PackageBody {
+    /// `{ build = …, … }`.
+    Build(std::rc::Rc<Record>),
+    /// `debian(…)`: the roots as written.
+    Debian(Vec<String>),
+}
+
 impl Evaluator<'_> {
     /// Evaluates every used package, following inputs, until no new one appears.
     pub(super) fn used_packages_closure(&mut self) -> BTreeMap<PackageId, Package> {
@@ -63,7 +71,22 @@ impl Evaluator<'_> {
             let s = &self.packages[slot as usize];
             (s.module, s.item, s.name.clone(), s.name_span)
         };
-        let (record, _) = self.decl_body(module, item)?;
+        let (value, _) = self.package_body(module, item)?;
+        let record = match value {
+            PackageBody::Debian(roots) => {
+                return Ok(Package {
+                    id: PackageId(name.clone()),
+                    name,
+                    src: None,
+                    inputs: Vec::new(),
+                    builder: Text::default(),
+                    env: BTreeMap::new(),
+                    debian: roots,
+                    origin: self.origin(name_span),
+                })
+            }
+            PackageBody::Build(record) => record,
+        };
         let ok = self.check_fields(&record, PACKAGE_FIELDS, "a package");
         let store_name = self.store_name(&record, &name, name_span, "package")?;
         let src = match record.get("src") {
@@ -131,8 +154,41 @@ impl Evaluator<'_> {
             inputs,
             builder,
             env,
+            debian: Vec::new(),
             origin: self.origin(name_span),
         })
+    }
+
+    /// A package's body: a record to build, or a `debian(…)` source.
+    fn package_body(&mut self, module: u32, item: usize) -> EvalResult<(PackageBody, Span)> {
+        let ast = self.modules[module as usize].ast.clone();
+        let Item::Package { body, .. } = &ast.items[item] else {
+            return Err(Reported);
+        };
+        let saved = self.self_class_take();
+        let sv = self.eval_sv(body, module, None);
+        self.self_class_restore(saved);
+        let sv = sv?;
+        match &sv.value {
+            Value::Record(record) => Ok((PackageBody::Build(record.clone()), sv.span)),
+            Value::Tagged("package.debian", fields) => {
+                let roots = fields
+                    .get("packages")
+                    .and_then(|list| match &list.value {
+                        Value::List(items) => {
+                            Some(items.iter().filter_map(|i| i.value.literal()).collect())
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                Ok((PackageBody::Debian(roots), sv.span))
+            }
+            _ => Err(self.type_error(
+                &sv,
+                "a package",
+                "a record `{ build = … }` or `debian(\"pkg\")`",
+            )),
+        }
     }
 
     pub(super) fn used_files_closure(&mut self) -> BTreeMap<crate::model::TextFileId, TextFile> {

@@ -83,6 +83,7 @@ impl Value {
             Value::Symbol(_) => "a word",
             Value::Tagged(kind, _) => match *kind {
                 "health.http" | "health.tcp" | "health.command" => "a health check",
+                "package.debian" => "a Debian package source",
                 _ => "an inventory source",
             },
         }
@@ -151,6 +152,7 @@ pub enum Builtin {
     Range,
     ToString,
     TextFile,
+    Debian,
 }
 
 impl Builtin {
@@ -170,6 +172,7 @@ impl Builtin {
         ("range", Builtin::Range),
         ("to_string", Builtin::ToString),
         ("text_file", Builtin::TextFile),
+        ("debian", Builtin::Debian),
     ];
 
     pub fn name(self) -> &'static str {

@@ -97,13 +97,27 @@ impl<'s> P<'s> {
 
     /// `package name { … }`, `file name { … }` or `secret name { … }`, as
     /// `what` says; `rest` is after that word.
+    /// A package may also be `package name = expr` (`= debian("…")`).
     fn declaration(&self, start: &'s str, rest: &'s str, what: &str) -> R<'s, Item> {
         let (rest, name) = self.decl_name(rest, &format!("a name after `{what}`"))?;
         let body_start = skip(rest);
-        if !body_start.starts_with('{') {
-            return fail(self.expected(rest, &format!("`{{` to start the {what} `{}`", name.name)));
-        }
-        let (rest, body) = self.primary(body_start)?;
+        let (rest, body) = match self.assign(rest) {
+            Some(after) if what == "package" => self.expr(after)?,
+            _ if body_start.starts_with('{') => self.primary(body_start)?,
+            _ => {
+                let wanted = if what == "package" {
+                    format!("`{{` or `=` after the package `{}`", name.name)
+                } else {
+                    format!("`{{` to start the {what} `{}`", name.name)
+                };
+                let error = self.expected(rest, &wanted);
+                return fail(if what == "package" {
+                    error.hint("write `package NAME { build = \"…\" }` or `package NAME = debian(\"pkg\")`")
+                } else {
+                    error
+                });
+            }
+        };
         let span = self.span(start, rest);
         Ok((
             rest,

@@ -41,6 +41,10 @@ pub struct Manifest {
     /// without one keep their bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usr: Option<String>,
+    /// The Debian packages in `usr`: name → version (what `ferry plan`
+    /// compares). Left out of the JSON when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub debian: BTreeMap<String, String>,
 }
 
 /// One long-running process (or one-shot task) of a class.

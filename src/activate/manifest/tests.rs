@@ -31,6 +31,7 @@ fn manifest(services: &[(&str, Service)]) -> Manifest {
         packages: vec![],
         files: vec![],
         usr: None,
+        debian: Default::default(),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod eval;
 pub mod gc;
 pub mod generations;
 pub mod lab;
+pub mod lock;
 pub mod man;
 pub mod plan;
 pub mod remote;

@@ -113,6 +113,7 @@ pub fn manifest(services: Vec<(&str, Service)>) -> Manifest {
         packages: vec![],
         files: vec![],
         usr: None,
+        debian: Default::default(),
     }
 }
 
