@@ -40,6 +40,9 @@ step "0. a fresh lab: db1, web1, web2 (datacenter dc1) and web3 (dc2), each its 
 ferry lab down sites/demo >/dev/null 2>&1 || true
 ferry lab up sites/demo
 
+step "0b. pin the Debian packages the site runs (PostgreSQL 15, Python 3, busybox, …) from this machine's apt sources"
+for release in site v2 v3; do ferry lock "sites/demo/$release.conf" | tail -n 1; done
+
 step "1. deploy release 1: the db class before the web class, then one canary web host, then the rest"
 ferry plan sites/demo | tail -n 12
 ferry deploy sites/demo --yes | tee "$out"

@@ -3,6 +3,7 @@
 mod build_site;
 mod cli_completions;
 mod cli_site;
+mod debian_site;
 mod inventory_providers;
 mod regression;
 mod site_files;

@@ -61,6 +61,7 @@ rollout {{ batch = 1  on_failure = stop }}
             .unwrap()
         };
         write(release);
+        ok(&["lock", site.to_str().unwrap()]);
         let lab = LabSite {
             _dir: dir,
             site,

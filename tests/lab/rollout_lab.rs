@@ -64,12 +64,7 @@ import "{repo}/host-classes/std.conf"
 
 site = "{SITE}"
 
-package python3 {{
-  build = """
-    mkdir -p $out/bin
-    ln -s /usr/bin/python3 $out/bin/python3
-  """
-}}
+package python3 = debian("python3")
 
 class db {{
   include std.base
@@ -125,6 +120,11 @@ rollout {{
 fn write_site(dir: &Path, name: &str, release: &Release<'_>) -> PathBuf {
     let file = dir.join(format!("{name}.conf"));
     std::fs::write(&file, site_text(release)).unwrap();
+    // Every release asks for the same Debian packages: one lock each, made once.
+    if !file.with_extension("lock").exists() {
+        let out = ferry(&["lock", file.to_str().unwrap()]);
+        assert!(out.status.success(), "ferry lock: {}", text(&out));
+    }
     file
 }
 
