@@ -565,3 +565,33 @@ pub(crate) fn check_debian_root(text: &str) -> Result<(), &'static str> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod debian_root_tests {
+    use super::check_debian_root;
+
+    #[test]
+    fn debian_roots_are_names_with_an_optional_constraint() {
+        for ok in [
+            "busybox",
+            "libpq5 (>= 15)",
+            "g++-12",
+            "python3.11",
+            "libfoo (= 1:2.0~rc1-3)",
+        ] {
+            assert_eq!(check_debian_root(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "Busybox",
+            "busy box",
+            "libpq5 (>= 15",
+            "libpq5 (~ 15)",
+            "libpq5 (>= )",
+            "x (>= 1 2)",
+        ] {
+            assert!(check_debian_root(bad).is_err(), "{bad}");
+        }
+    }
+}
