@@ -18,17 +18,19 @@ fi
 ferry() { "$FERRY" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 fail() { echo "demo: $*" >&2; exit 1; }
-lab_ssh() { ssh -F /run/ferry-lab/demo/ssh_config "$@"; }
-# An HTTP GET from another lab host (db1), through the lab network.
-get() { lab_ssh db1 "busybox wget -q -O - http://$1:8080$2"; }
-psql_db() { lab_ssh db1 "/usr/lib/postgresql/15/bin/psql -h 127.0.0.1 -U postgres -tA -c \"$1\""; }
+
+# What the hosts run comes from their closures (each service sees only its
+# class's package tree on /usr); the demo probes them from the deployer,
+# across the lab bridge, with the deployer's own tools.
+get() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode().strip())' "http://$1:8080$2"; }
+psql_db() { /usr/lib/postgresql/15/bin/psql -h 10.237.1.2 -U postgres -tA -c "$1"; }
 web_hosts=(10.237.1.3 10.237.1.4 10.237.1.5)
 # Every web host answers GET / with this release.
 all_on_release() {
   local h answer
   for h in "${web_hosts[@]}"; do
     answer=$(get "$h" /)
-    echo "GET http://$h:8080/ from db1 → $answer"
+    echo "GET http://$h:8080/ → $answer"
     case "$answer" in *"release $1"*) ;; *) fail "web host $h does not answer with release $1";; esac
   done
 }
@@ -36,7 +38,7 @@ recorded() { sed -n 's/^recorded site generation \([0-9]*\)$/\1/p' "$1" | tail -
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
-step "0. a fresh lab: db1, web1, web2 (datacenter dc1) and web3 (dc2), each its own network namespace with a real sshd"
+step "0. a fresh lab: db1, web1, web2 (datacenter dc1) and web3 (dc2), each its own network namespace with a real sshd; services see only their class's package tree on /usr"
 ferry lab down sites/demo >/dev/null 2>&1 || true
 ferry lab up sites/demo
 

@@ -71,7 +71,10 @@ fn a_site_without_its_lock_is_refused_with_the_command_to_run() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("has no lock file"), "{err}");
-    assert!(err.contains(&format!("ferry lock {}", site.display())), "{err}");
+    assert!(
+        err.contains(&format!("ferry lock {}", site.display())),
+        "{err}"
+    );
 }
 
 #[test]
@@ -103,7 +106,11 @@ fn an_unknown_debian_package_names_close_ones() {
     let site = d.site(&site_text(r#""dash", "busybx""#));
     let out = d.ferry(&["lock", site.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("unknown package \"busybx\""), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown package \"busybx\""),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("busybox"), "{}", stderr(&out));
 }
 
@@ -114,7 +121,10 @@ fn a_malformed_debian_name_points_at_its_line_and_column() {
     let out = d.ferry(&["check", site.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("\"Busy Box\" is not a Debian package"), "{err}");
+    assert!(
+        err.contains("\"Busy Box\" is not a Debian package"),
+        "{err}"
+    );
     assert!(err.contains("site.conf:3:33"), "{err}");
 }
 
@@ -140,9 +150,16 @@ fn a_locked_site_builds_offline_from_a_store_that_holds_its_packages() {
     // The same lock with an empty store and no sources cannot fetch, and says so.
     let fresh = Deployer::new();
     std::fs::copy(&site, fresh.dir.path().join("site.conf")).unwrap();
-    std::fs::copy(site.with_extension("lock"), fresh.dir.path().join("site.lock")).unwrap();
+    std::fs::copy(
+        site.with_extension("lock"),
+        fresh.dir.path().join("site.lock"),
+    )
+    .unwrap();
     let out = fresh.ferry_with(
-        &["build", fresh.dir.path().join("site.conf").to_str().unwrap()],
+        &[
+            "build",
+            fresh.dir.path().join("site.conf").to_str().unwrap(),
+        ],
         &nowhere,
         &empty_cache,
     );
