@@ -187,9 +187,10 @@ pub fn lock_site(
         }
     };
     let empty = Lock {
-        packages: Vec::new(),
+        version: lock.version,
+        arch: lock.arch.clone(),
         roots: Vec::new(),
-        ..lock.clone()
+        packages: Vec::new(),
     };
     let changes = diff(old.as_ref().unwrap_or(&empty), &lock);
     lock.write(&path)?;

@@ -47,11 +47,8 @@ impl Evaluator<'_> {
         packages
     }
 
-    pub(super) fn decl_body(
-        &mut self,
-        module: u32,
-        item: usize,
-    ) -> EvalResult<(std::rc::Rc<super::value::Record>, Span)> {
+    /// The evaluated body of a `package`, `file` or `secret` declaration.
+    fn decl_value(&mut self, module: u32, item: usize) -> EvalResult<super::value::SV> {
         let ast = self.modules[module as usize].ast.clone();
         let body = match &ast.items[item] {
             Item::Package { body, .. } | Item::File { body, .. } | Item::Secret { body, .. } => {
@@ -62,7 +59,15 @@ impl Evaluator<'_> {
         let saved = self.self_class_take();
         let sv = self.eval_sv(body, module, None);
         self.self_class_restore(saved);
-        let sv = sv?;
+        sv
+    }
+
+    pub(super) fn decl_body(
+        &mut self,
+        module: u32,
+        item: usize,
+    ) -> EvalResult<(std::rc::Rc<super::value::Record>, Span)> {
+        let sv = self.decl_value(module, item)?;
         Ok((self.expect_record(&sv, "a declaration body")?, sv.span))
     }
 
@@ -161,14 +166,7 @@ impl Evaluator<'_> {
 
     /// A package's body: a record to build, or a `debian(…)` source.
     fn package_body(&mut self, module: u32, item: usize) -> EvalResult<(PackageBody, Span)> {
-        let ast = self.modules[module as usize].ast.clone();
-        let Item::Package { body, .. } = &ast.items[item] else {
-            return Err(Reported);
-        };
-        let saved = self.self_class_take();
-        let sv = self.eval_sv(body, module, None);
-        self.self_class_restore(saved);
-        let sv = sv?;
+        let sv = self.decl_value(module, item)?;
         match &sv.value {
             Value::Record(record) => Ok((PackageBody::Build(record.clone()), sv.span)),
             Value::Tagged("package.debian", fields) => {
