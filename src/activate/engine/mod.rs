@@ -165,6 +165,22 @@ impl ActivationReport {
         matches!(self.outcome, Outcome::Activated { .. })
     }
 
+    /// For an activation that rolled back but whose way back left problems (a
+    /// service of the restored generation that would not stop, start or pass
+    /// its health check): why the host is unwell. Such a host is neither on its
+    /// target nor safely back, so it counts as failed.
+    pub fn unwell_after_rollback(&self) -> Option<String> {
+        match &self.outcome {
+            Outcome::RolledBack { reason, .. } if !self.rollback_errors.is_empty() => {
+                Some(format!(
+                    "{reason}; rolling back left the host unwell: {}",
+                    self.rollback_errors.join("; ")
+                ))
+            }
+            _ => None,
+        }
+    }
+
     /// A report at the start of a transition: nothing done yet, not recovered, not finished.
     pub(crate) fn begin(
         outcome: Outcome,

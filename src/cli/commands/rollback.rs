@@ -112,11 +112,12 @@ fn host_rollback(
     let mut worst = Exit::Success;
     for (host, result) in hosts.iter().zip(results) {
         let (ok, text) = match &result {
-            Ok(report) => match &report.outcome {
-                Outcome::Activated { generation } => {
+            Ok(report) => match (&report.outcome, report.unwell_after_rollback()) {
+                (_, Some(unwell)) => (Exit::Failure, format!("failed: {unwell}")),
+                (Outcome::Activated { generation }, None) => {
                     (Exit::Success, format!("now on generation {generation}"))
                 }
-                Outcome::RolledBack { reason, .. } => (
+                (Outcome::RolledBack { reason, .. }, None) => (
                     Exit::RolledBack,
                     format!("could not switch, stayed: {reason}"),
                 ),

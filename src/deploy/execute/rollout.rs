@@ -11,7 +11,7 @@ use ferry_store::StorePath;
 
 use super::survey::Survey;
 use super::DeployRequest;
-use crate::activate::engine::Outcome;
+use crate::activate::engine::{ActivationReport, Outcome};
 use crate::activate::manifest::Manifest;
 use crate::deploy::hosts::Sessions;
 use crate::deploy::plan::CurrentHost;
@@ -77,7 +77,7 @@ impl<'a> SessionExecutor<'a> {
         };
         match report.outcome {
             Outcome::Activated { generation } => self.confirm(host, generation),
-            rolled_back @ Outcome::RolledBack { .. } => host_result(rolled_back),
+            Outcome::RolledBack { .. } => host_result(&report),
         }
     }
 
@@ -96,15 +96,20 @@ impl<'a> SessionExecutor<'a> {
 }
 
 /// What a host's own activation report means to the rollout loop.
-fn host_result(outcome: Outcome) -> HostResult {
-    match outcome {
-        Outcome::Activated { generation } => HostResult::Activated { generation },
+fn host_result(report: &ActivationReport) -> HostResult {
+    if let Some(reason) = report.unwell_after_rollback() {
+        return HostResult::Failed { reason };
+    }
+    match &report.outcome {
+        Outcome::Activated { generation } => HostResult::Activated {
+            generation: *generation,
+        },
         Outcome::RolledBack {
             to_generation,
             reason,
         } => HostResult::RolledBack {
-            generation: to_generation,
-            reason,
+            generation: *to_generation,
+            reason: reason.clone(),
         },
     }
 }
@@ -132,12 +137,55 @@ impl HostExecutor for SessionExecutor<'_> {
         };
         match self.current.get(name).and_then(|c| c.generation) {
             Some(generation) => match self.sessions.run(host, |s| s.rollback_to(generation)) {
-                Ok(report) => host_result(report.outcome),
+                Ok(report) => host_result(&report),
                 Err(reason) => HostResult::Failed { reason },
             },
             None => HostResult::Failed {
                 reason: "the host had no generation before this run to go back to".to_string(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activate::manifest::ManifestDiff;
+
+    fn rolled_back(problems: &[&str]) -> ActivationReport {
+        let mut report = ActivationReport::begin(
+            Outcome::RolledBack {
+                to_generation: Some(2),
+                reason: "health check of app failed".into(),
+            },
+            Some(2),
+            Some(3),
+            ManifestDiff::default(),
+            0,
+        );
+        report.rollback_errors = problems.iter().map(|p| p.to_string()).collect();
+        report
+    }
+
+    #[test]
+    fn a_rollback_that_leaves_the_host_unwell_counts_as_failed() {
+        let result = host_result(&rolled_back(&[
+            "health check of app after rollback: HTTP status 500, expected 200",
+        ]));
+        assert_eq!(
+            result,
+            HostResult::Failed {
+                reason: "health check of app failed; rolling back left the host unwell: \
+                         health check of app after rollback: HTTP status 500, expected 200"
+                    .into()
+            }
+        );
+        assert_eq!(
+            host_result(&rolled_back(&[])),
+            HostResult::RolledBack {
+                generation: Some(2),
+                reason: "health check of app failed".into()
+            }
+        );
     }
 }
