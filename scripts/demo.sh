@@ -38,7 +38,7 @@ recorded() { sed -n 's/^recorded site generation \([0-9]*\)$/\1/p' "$1" | tail -
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
-step "0. a fresh lab: db1, web1, web2 (datacenter dc1) and web3 (dc2), each its own network namespace with a real sshd; services see only their class's package tree on /usr"
+step "0. a fresh lab: db1, web1, web2 (datacenter dc1) and web3 (dc2), each a Debian root of its own booting real systemd, with no PostgreSQL or Python; services see only their class's package tree on /usr"
 ferry lab down sites/demo >/dev/null 2>&1 || true
 ferry lab up sites/demo
 

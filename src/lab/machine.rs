@@ -21,7 +21,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-use super::{image, sshd, status, Lab, LabError, LabHost};
+use super::{cgroup, image, sshd, status, Lab, LabError, LabHost};
 
 /// The program that boots the machines.
 pub const NSPAWN: &str = "/usr/bin/systemd-nspawn";
@@ -237,6 +237,7 @@ pub fn boot(lab: &Lab, host: &LabHost, machine: &Machine) -> Result<(), LabError
             "--resolv-conf=off",
             "--timezone=off",
         ]);
+    cgroup::enter(&mut command, &machine.name)?;
     for mount_point in &lab.private_dirs {
         let source = lab.host_private_dir(&host.name, mount_point);
         command.arg(format!(
@@ -358,6 +359,7 @@ pub fn stop(machine: &Machine) -> Result<(), LabError> {
             }
         }
     }
+    cgroup::remove(&machine.name)?;
     if is_mounted(&machine.root) {
         nix::mount::umount2(&machine.root, nix::mount::MntFlags::empty())
             .or_else(|_| nix::mount::umount2(&machine.root, nix::mount::MntFlags::MNT_DETACH))

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::inventory::lab::LabInventoryError;
 
+pub mod cgroup;
 pub mod image;
 pub mod machine;
 pub mod mounts;

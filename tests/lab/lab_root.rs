@@ -190,11 +190,15 @@ class app {{
   service tick {{
     exec = "/bin/sh -c 'cat ${{text_file("greeting", "hello from the closure")}} > /run/tick-seen; exec sleep 100000'"
   }}
+  service ticker {{
+    exec = "sleep 100001; true"
+    user = "ferry-ticker"
+  }}
 }}
 inventory = lab {{
   subnet = "10.237.184.0/24"
   kind = "root"
-  hosts = [ {{ name = "r1", class = app }} ]
+  hosts = [ {{ name = "r1", class = app }}, {{ name = "r2", class = app }} ]
 }}
 "#
             ),
@@ -233,7 +237,8 @@ impl Drop for RootSite {
 }
 
 #[test]
-fn copy_and_deploy_to_a_root_host_run_the_service_under_its_systemd_needs_root() {
+fn copy_and_deploy_to_a_root_host_run_the_service_under_its_systemd_and_create_its_user_needs_root()
+{
     let _ = lab::down(SITE);
     let site = RootSite::new();
     let up = site.ok(&["lab", "up", site.site()]);
@@ -273,7 +278,29 @@ fn copy_and_deploy_to_a_root_host_run_the_service_under_its_systemd_needs_root()
         "valid"
     );
 
+    // The Debian root has no such user: activation creates it.
+    assert_eq!(
+        ssh_stdout(&config, "r1", "getent passwd ferry-ticker || echo none"),
+        "none"
+    );
     site.ok(&["deploy", site.site()]);
+    let entry = ssh_stdout(&config, "r1", "getent passwd ferry-ticker");
+    let fields: Vec<&str> = entry.split(':').collect();
+    assert_eq!(fields.len(), 7, "{entry}");
+    assert!(
+        fields[2].parse::<u32>().unwrap() < 1000,
+        "a system user: {entry}"
+    );
+    assert_eq!(fields[6], "/usr/sbin/nologin", "{entry}");
+    let ticker_pid = ssh_stdout(
+        &config,
+        "r1",
+        "systemctl show -p MainPID --value ferry-ticker.service",
+    );
+    assert_eq!(
+        ssh_stdout(&config, "r1", &format!("stat -c %U /proc/{ticker_pid}")),
+        "ferry-ticker"
+    );
     let unit = "ferry-tick.service";
     assert_eq!(
         ssh_stdout(&config, "r1", &format!("systemctl is-active {unit}")),
@@ -311,7 +338,32 @@ fn copy_and_deploy_to_a_root_host_run_the_service_under_its_systemd_needs_root()
     }
     assert_eq!(seen, "hello from the closure");
 
+    // Each machine has a control group of its own: stopping a unit on r1 ends
+    // all of its processes (the shell and its child), while the unit of the
+    // same name on r2 keeps running. With one group shared by both machines,
+    // r1's systemd could not kill the group and left the child running.
+    let sleepers = |host: &str| {
+        ssh_stdout(
+            &config,
+            host,
+            "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done 2>/dev/null | grep -c '^sleep 100001' || true",
+        )
+    };
+    assert_eq!((sleepers("r1"), sleepers("r2")), ("1".into(), "1".into()));
+    let stop = ssh(&config, "r1", "systemctl stop ferry-ticker.service");
+    assert!(stop.status.success(), "{}", text(&stop));
+    assert_eq!((sleepers("r1"), sleepers("r2")), ("0".into(), "1".into()));
+    let groups: Vec<PathBuf> = lab
+        .hosts
+        .iter()
+        .filter_map(|h| h.machine.as_ref())
+        .flat_map(|m| lab::cgroup::groups(&m.name))
+        .collect();
+    assert!(!groups.is_empty());
+    assert!(groups.iter().all(|g| g.exists()), "{groups:?}");
+
     site.ok(&["lab", "down", site.site()]);
+    assert!(groups.iter().all(|g| !g.exists()), "{groups:?}");
     assert!(!lab.dir().exists());
     assert_eq!(mounts_under(&lab.dir()), Vec::<String>::new());
 }
