@@ -4,14 +4,15 @@
 //! `closure --cache DIR --store DIR --state DIR PACKAGE…` reads this
 //! machine's apt configuration and lists, resolves the roots, fetches every
 //! `.deb` (verified against the signed indexes' sha256) into the cache,
-//! and adds each as one store object. It prints `name=version` per package on
-//! stdout and where the time went on stderr.
+//! and adds each as one store object while the other downloads go on
+//! (`object::fetch_and_add`, as a build does). It prints `name=version` per
+//! package on stdout and where the time went on stderr.
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
 use ferry_debian::fetch::{Fetcher, NoProgress};
 use ferry_debian::lock::Lock;
-use ferry_debian::object::add_fetched;
+use ferry_debian::object::{default_unpack_jobs, fetch_and_add, WantedDeb};
 use ferry_debian::resolve::Root;
 use ferry_debian::sources::AptConfig;
 use ferry_debian::system::{load_universe, APT_LISTS};
@@ -48,30 +49,39 @@ fn main() -> Result<(), Error> {
 
     // As a build does: the group's closure and its fetch items from the lock alone.
     let closure = lock.closure_of(&roots)?;
-    let items = closure
+    let debs = closure
         .iter()
-        .map(|p| p.fetch_item(&config))
-        .collect::<Result<Vec<_>, _>>()?;
-    let fetched = Fetcher::new(&cache)?.fetch_all(&items, &NoProgress)?;
-    let downloaded = started.elapsed();
-
+        .map(|p| {
+            Ok(WantedDeb {
+                item: p.fetch_item(&config)?,
+                expected: p.expected(),
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
     let store = Store::open(&store_dir, &state_dir)?;
     let scratch = state_dir.join("scratch");
     std::fs::create_dir_all(&scratch)?;
-    for (file, package) in fetched.iter().zip(&closure) {
-        add_fetched(&store, file, Some(&package.expected()), &scratch)?;
+    let fetcher = Fetcher::new(&cache)?;
+    fetch_and_add(
+        &store,
+        &fetcher,
+        &debs,
+        &scratch,
+        default_unpack_jobs(),
+        &NoProgress,
+    )?;
+    for package in &closure {
         println!("{}={}", package.name, package.version);
     }
-    let unpacked = started.elapsed();
+    let added = started.elapsed();
     let bytes: u64 = closure.iter().map(|p| p.size).sum();
     eprintln!(
-        "{} packages, {:.1} MB of .debs: indexes {:.2} s, resolve {:.3} s, fetch {:.2} s, unpack+add {:.2} s",
+        "{} packages, {:.1} MB of .debs: indexes {:.2} s, resolve {:.3} s, fetch+unpack+add {:.2} s",
         closure.len(),
         bytes as f64 / 1e6,
         loaded.as_secs_f64(),
         (resolved - loaded).as_secs_f64(),
-        (downloaded - resolved).as_secs_f64(),
-        (unpacked - downloaded).as_secs_f64(),
+        (added - resolved).as_secs_f64(),
     );
     Ok(())
 }

@@ -7,24 +7,63 @@
 //!   hashed, and only a verified file is renamed into place. A failed fetch leaves nothing.
 //! - A file already in the cache (size and sha256 right) is not fetched again, so a complete
 //!   cache needs no network at all.
+//! - A transient failure (no connection, a reset or cut transfer, a timeout, HTTP 5xx or 429,
+//!   a body shorter than promised) is retried a few times with a growing pause, each attempt
+//!   from scratch; a permanent one (HTTP 404, a wrong sha256, a body too long) never is.
+//! - Transfers to one host share a pool of kept-alive connections (one per job) and one
+//!   name lookup, so a closure of many small packages does not pay a handshake per package.
 //! - Nothing here prints: progress goes to a [`FetchObserver`].
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256 as Sha256Hasher};
 
 mod digest;
+mod resolver;
 pub use digest::{BadSha256, Sha256, Sha256Reader};
+use resolver::{CachingResolver, HostCache};
 
 /// How many files are fetched at once unless the caller says otherwise.
 pub const DEFAULT_JOBS: usize = 8;
 
 /// Bytes read per step (and so the progress granularity).
 pub(crate) const CHUNK: usize = 64 * 1024;
+
+/// How a transient failure is retried: `attempts` in all, the first pause `base_delay`, each
+/// later one twice the one before, never more than `max_delay`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (at least 1).
+    pub attempts: u32,
+    /// The pause before the second attempt.
+    pub base_delay: Duration,
+    /// The longest pause.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 4 attempts, pausing 0.2 s, 0.4 s, then 0.8 s: enough for a mirror that drops a
+    /// connection now and then, short enough that a dead one fails within seconds.
+    fn default() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 4,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The pause after failed attempt number `attempt` (1-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(16);
+        self.base_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
 
 /// One file to fetch: what a lock records for a package, plus the repository it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +116,8 @@ pub struct FetchedFile {
 
 /// Receives progress of a [`Fetcher::fetch_all`]; called from the fetching threads. `index` is
 /// the item's position in the list given. All methods do nothing by default.
+///
+/// After [`FetchObserver::retrying`], the item's `progress` starts again from 0.
 pub trait FetchObserver: Sync {
     /// Item `index` is being looked up (cache first, then its repository).
     fn started(&self, index: usize, item: &FetchItem) {
@@ -89,6 +130,11 @@ pub trait FetchObserver: Sync {
     /// Item `index` is in the cache, verified.
     fn finished(&self, index: usize, file: &FetchedFile) {
         let _ = (index, file);
+    }
+    /// Attempt number `attempt` (1-based) of item `index` failed with the transient `error`;
+    /// it is tried again after a pause.
+    fn retrying(&self, index: usize, attempt: u32, error: &FetchError) {
+        let _ = (index, attempt, error);
     }
     /// Item `index` failed.
     fn failed(&self, index: usize, error: &FetchError) {
@@ -183,12 +229,36 @@ pub enum FetchError {
         /// The error.
         source: io::Error,
     },
+    /// Every attempt failed with a transient error (or the last with a permanent one).
+    #[error("{last} (gave up after {attempts} attempts)")]
+    Attempts {
+        /// The file's URI.
+        uri: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// Why the last one failed.
+        last: Box<FetchError>,
+    },
 }
 
 impl FetchError {
+    /// Whether trying again may succeed: the connection or the server failed, not the file.
+    /// A body shorter than expected counts (a transfer cut short); one longer does not (that
+    /// file is not the locked one), nor does a short one the server declared complete (the
+    /// fetcher checks that, as only the response knows).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FetchError::Unreachable { .. } | FetchError::Transfer { .. } => true,
+            FetchError::Http { status, .. } => *status >= 500 || matches!(status, 408 | 429),
+            FetchError::SizeMismatch { more, .. } => !more,
+            _ => false,
+        }
+    }
+
     /// What the user can do about it, where there is something.
     pub fn hint(&self) -> Option<&'static str> {
         Some(match self {
+            FetchError::Attempts { last, .. } => return last.hint(),
             FetchError::Unreachable { .. } => "check the network and the URIs in /etc/apt/sources.list.d/; with a complete cache or store, nothing needs fetching",
             FetchError::Http { status: 404, .. } => "the repository no longer serves this version: update the lock (`ferry lock SITE --update`)",
             FetchError::SizeMismatch { .. } | FetchError::HashMismatch { .. } => "the repository's file differs from the lock: update the lock if the repository changed, otherwise suspect the mirror",
@@ -246,30 +316,50 @@ impl DebCache {
 pub struct Fetcher {
     cache: DebCache,
     jobs: usize,
+    timeouts: (Duration, Duration),
+    retry: RetryPolicy,
+    hosts: Arc<HostCache>,
     agent: ureq::Agent,
 }
 
 impl Fetcher {
     /// A fetcher into the cache at `cache_dir` (created if needed), [`DEFAULT_JOBS`] at a time,
-    /// giving up on a connection after 30 s and on a silent transfer after 60 s.
+    /// giving up on a connection after 30 s and on a silent transfer after 60 s, retrying as
+    /// [`RetryPolicy::default`] says.
     pub fn new(cache_dir: &Path) -> Result<Fetcher, FetchError> {
-        Ok(Fetcher {
+        let mut fetcher = Fetcher {
             cache: DebCache::open(cache_dir)?,
             jobs: DEFAULT_JOBS,
-            agent: agent(Duration::from_secs(30), Duration::from_secs(60)),
-        })
+            timeouts: (Duration::from_secs(30), Duration::from_secs(60)),
+            retry: RetryPolicy::default(),
+            hosts: Arc::default(),
+            agent: ureq::Agent::new_with_defaults(),
+        };
+        fetcher.agent = fetcher.make_agent();
+        Ok(fetcher)
     }
 
     /// The same fetcher with at most `jobs` (at least 1) transfers at once.
     pub fn with_jobs(mut self, jobs: usize) -> Fetcher {
         self.jobs = jobs.max(1);
+        self.agent = self.make_agent();
         self
     }
 
     /// The same fetcher with other timeouts: `connect` for opening a connection, `idle` for
     /// any single wait for the server.
     pub fn with_timeouts(mut self, connect: Duration, idle: Duration) -> Fetcher {
-        self.agent = agent(connect, idle);
+        self.timeouts = (connect, idle);
+        self.agent = self.make_agent();
+        self
+    }
+
+    /// The same fetcher retrying transient failures as `retry` says.
+    pub fn with_retries(mut self, retry: RetryPolicy) -> Fetcher {
+        self.retry = RetryPolicy {
+            attempts: retry.attempts.max(1),
+            ..retry
+        };
         self
     }
 
@@ -278,16 +368,48 @@ impl Fetcher {
         &self.cache
     }
 
-    /// Fetches every item (cache first), at most `jobs` at once. One result per item, in the
-    /// order given; a failure of one item does not stop the others.
-    pub fn fetch_each(
+    /// How many transfers run at once.
+    pub fn jobs(&self) -> usize {
+        self.jobs
+    }
+
+    /// The HTTP agent: rustls, redirects followed, error statuses as errors, bounded waits,
+    /// and room in the pool for one idle connection per job to each host, so that every
+    /// worker finds its connection again for its next item.
+    fn make_agent(&self) -> ureq::Agent {
+        let (connect, idle) = self.timeouts;
+        let config = ureq::Agent::config_builder()
+            .timeout_connect(Some(connect))
+            .timeout_recv_response(Some(idle))
+            // Per read, not in total: a big package on a slow link may take long, but never
+            // `idle` without a byte.
+            .timeout_per_read(Some(idle))
+            .max_idle_connections(self.jobs.max(DEFAULT_JOBS) * 4)
+            .max_idle_connections_per_host(self.jobs)
+            .max_idle_age(Duration::from_secs(60))
+            .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+            .build();
+        let resolver = CachingResolver::new(
+            ureq::unversioned::resolver::DefaultResolver::default(),
+            self.hosts.clone(),
+        );
+        ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            resolver,
+        )
+    }
+
+    /// Fetches every item (cache first), at most `jobs` at once, handing each result to `then`
+    /// (on the fetching thread, in the order the items finish) as soon as it is there. A
+    /// failure of one item does not stop the others.
+    pub fn fetch_each_then(
         &self,
         items: &[FetchItem],
         observer: &dyn FetchObserver,
-    ) -> Vec<Result<FetchedFile, FetchError>> {
+        then: &(dyn Fn(usize, Result<FetchedFile, FetchError>) + Sync),
+    ) {
         let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<Option<Result<FetchedFile, FetchError>>>> =
-            Mutex::new((0..items.len()).map(|_| None).collect());
         let workers = self.jobs.min(items.len());
         std::thread::scope(|scope| {
             for _ in 0..workers {
@@ -299,12 +421,26 @@ impl Fetcher {
                         Ok(file) => observer.finished(index, file),
                         Err(error) => observer.failed(index, error),
                     }
-                    // A poisoned lock means another worker panicked; its panic is re-raised
-                    // when the scope ends, so the value stored here no longer matters.
-                    if let Ok(mut slots) = results.lock() {
-                        slots[index] = Some(result);
-                    }
+                    then(index, result);
                 });
+            }
+        });
+    }
+
+    /// Fetches every item (cache first), at most `jobs` at once. One result per item, in the
+    /// order given; a failure of one item does not stop the others.
+    pub fn fetch_each(
+        &self,
+        items: &[FetchItem],
+        observer: &dyn FetchObserver,
+    ) -> Vec<Result<FetchedFile, FetchError>> {
+        let results: Mutex<Vec<Option<Result<FetchedFile, FetchError>>>> =
+            Mutex::new((0..items.len()).map(|_| None).collect());
+        self.fetch_each_then(items, observer, &|index, result| {
+            // A poisoned lock means another worker panicked; its panic is re-raised when the
+            // scope ends, so the value stored here no longer matters.
+            if let Ok(mut slots) = results.lock() {
+                slots[index] = Some(result);
             }
         });
         results
@@ -355,13 +491,7 @@ impl Fetcher {
             })?;
             self.store_verified(&uri, item, file, &progress)?
         } else if uri.starts_with("http://") || uri.starts_with("https://") {
-            let response = self
-                .agent
-                .get(&uri)
-                .call()
-                .map_err(|e| request_error(&uri, e))?;
-            let body = response.into_body().into_reader();
-            self.store_verified(&uri, item, body, &progress)?
+            self.download(index, &uri, item, observer)?
         } else {
             return Err(FetchError::UnsupportedScheme { uri });
         };
@@ -371,6 +501,59 @@ impl Fetcher {
             size: item.size,
             source: FetchSource::Downloaded,
         })
+    }
+
+    /// Downloads one file over HTTP(S), retrying transient failures as `self.retry` says; each
+    /// attempt starts over with a fresh temp file.
+    fn download(
+        &self,
+        index: usize,
+        uri: &str,
+        item: &FetchItem,
+        observer: &dyn FetchObserver,
+    ) -> Result<PathBuf, FetchError> {
+        let progress = |done| observer.progress(index, done, item.size);
+        let mut attempt = 1;
+        loop {
+            // A body that is shorter than the lock says but as long as the server declared
+            // is the repository's file, not a cut transfer: trying again cannot help.
+            let mut complete = false;
+            let result = self
+                .agent
+                .get(uri)
+                .call()
+                .map_err(|e| request_error(uri, e))
+                .and_then(|response| {
+                    let declared = response.body().content_length();
+                    let body = response.into_body().into_reader();
+                    let stored = self.store_verified(uri, item, body, &progress);
+                    if let Err(FetchError::SizeMismatch { got, .. }) = &stored {
+                        complete = declared == Some(*got);
+                    }
+                    stored
+                });
+            let error = match result {
+                Ok(path) => return Ok(path),
+                Err(error) => error,
+            };
+            if !error.is_transient() || complete || attempt >= self.retry.attempts {
+                if attempt == 1 {
+                    return Err(error);
+                }
+                return Err(FetchError::Attempts {
+                    uri: uri.to_string(),
+                    attempts: attempt,
+                    last: Box::new(error),
+                });
+            }
+            observer.retrying(index, attempt, &error);
+            if matches!(error, FetchError::Unreachable { .. }) {
+                // The host may have moved: look it up again.
+                self.hosts.forget();
+            }
+            std::thread::sleep(self.retry.delay(attempt));
+            attempt += 1;
+        }
     }
 
     /// Streams `body` into a temp file in the cache while hashing it; renames it into place
@@ -439,19 +622,6 @@ impl Fetcher {
             .map_err(cache_error("sync", dir))?;
         Ok(target)
     }
-}
-
-/// The HTTP agent: rustls, redirects followed, error statuses as errors, bounded waits.
-fn agent(connect: Duration, idle: Duration) -> ureq::Agent {
-    let config = ureq::Agent::config_builder()
-        .timeout_connect(Some(connect))
-        .timeout_recv_response(Some(idle))
-        // Per read, not in total: a big package on a slow link may take long, but never
-        // `idle` without a byte.
-        .timeout_per_read(Some(idle))
-        .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
-        .build();
-    ureq::Agent::new_with_config(config)
 }
 
 /// The local path a `file:` URI names (`file:///srv/x` or `file:/srv/x`); percent escapes

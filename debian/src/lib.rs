@@ -9,7 +9,9 @@
 //!
 //! Fetching: the `.deb`s a lock names ([`fetch`]) are read ([`deb`]), unpacked
 //! safely and deterministically ([`unpack`]) and added each as one store object
-//! ([`object`]). No maintainer script is ever run or even extracted.
+//! ([`object`]); `object::fetch_and_add` does all three at once, unpacking each
+//! `.deb` in memory as it arrives while the others download. No maintainer script
+//! is ever run or even extracted.
 //!
 //! The crate does no printing: every fallible step returns its own module's typed
 //! error (`SourcesError`, `ReleaseError`, `ResolveError`, `FetchError`, `UnpackError`, …).

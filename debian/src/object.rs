@@ -9,15 +9,21 @@
 //!   same path.
 //! - Each added package is recorded as a realisation keyed by [`deb_recipe_id`], so
 //!   [`find_deb_object`] finds it again from the lock's sha256 alone (no `.deb` needed).
+//! - [`fetch_and_add`] gives every package the same store path as [`add_deb`]: the same
+//!   checks, the same tree, only unpacked in memory and imported instead of copied from disk.
 use std::fs::File;
-use std::io::{self, BufReader};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use ferry_store::{AddOptions, RecipeId, Store, StoreError, StorePath};
 
 use crate::deb::{DebArchive, DebControl};
-use crate::fetch::{FetchedFile, Sha256, Sha256Reader};
-use crate::unpack::{unpack_tar, UnpackError, UnpackReport};
+use crate::fetch::{FetchError, FetchedFile, Sha256, Sha256Reader};
+use crate::unpack::{unpack_tar, unpack_tar_in_memory, MemoryTree, UnpackError, UnpackReport};
+
+mod pipeline;
+mod stream;
+pub use pipeline::{default_unpack_jobs, fetch_and_add, FetchAddError, WantedDeb, MEMORY_LIMIT};
 
 /// The BLAKE3 key-derivation context of [`deb_recipe_id`].
 pub const DEB_RECIPE_CONTEXT: &str = "ferry debian deb object v1";
@@ -108,6 +114,9 @@ pub enum ObjectError {
     /// The store refused the add or the realisation.
     #[error(transparent)]
     Store(Box<StoreError>),
+    /// The `.deb` could not be fetched ([`fetch_and_add`]).
+    #[error(transparent)]
+    Fetch(Box<FetchError>),
 }
 
 impl From<StoreError> for ObjectError {
@@ -175,14 +184,6 @@ pub fn add_deb(
     expected: Option<&ExpectedPackage>,
     scratch: &Path,
 ) -> Result<DebObject, ObjectError> {
-    let read_error = |source| ObjectError::Read {
-        deb: deb.to_path_buf(),
-        source,
-    };
-    let unpack_error = |source| ObjectError::Unpack {
-        deb: deb.to_path_buf(),
-        source,
-    };
     let temp = tempfile::Builder::new()
         .prefix(".ferry-deb-")
         .tempdir_in(scratch)
@@ -191,8 +192,61 @@ pub fn add_deb(
             source,
         })?;
     let tree = temp.path().join("tree");
+    let (control, report) = read_verified(deb, sha256, expected, |data| unpack_tar(data, &tree))?;
+    let name = object_name(&control.package, &control.version)?;
+    let options = AddOptions {
+        probably_new: true,
+        ..AddOptions::default()
+    };
+    let path = store.add_path_with(&tree, &name, &options)?;
+    store.set_realisation(&deb_recipe_id(sha256), &path)?;
+    Ok(DebObject {
+        path,
+        control,
+        report,
+    })
+}
+
+/// A `.deb` unpacked into memory, verified, not yet in the store.
+pub(crate) struct UnpackedDeb {
+    pub(crate) control: DebControl,
+    pub(crate) tree: MemoryTree,
+}
+
+/// Like [`add_deb`] up to the unpack, but into memory: refuses what [`add_deb`] refuses, and
+/// fails with [`UnpackError::OverMemoryLimit`] inside [`ObjectError::Unpack`] when the files
+/// hold more than `limit` bytes.
+pub(crate) fn unpack_deb_in_memory(
+    deb: &Path,
+    sha256: &Sha256,
+    expected: Option<&ExpectedPackage>,
+    limit: u64,
+) -> Result<UnpackedDeb, ObjectError> {
+    let (control, (tree, _report)) = read_verified(deb, sha256, expected, |data| {
+        unpack_tar_in_memory(data, limit)
+    })?;
+    Ok(UnpackedDeb { control, tree })
+}
+
+/// Reads the `.deb` at `deb` once, hashing every byte while its control file is checked
+/// against `expected` and its data archive is handed to `unpack`; refuses it unless its
+/// sha256 is `sha256`. Whatever `unpack` made must be thrown away on an error.
+fn read_verified<T>(
+    deb: &Path,
+    sha256: &Sha256,
+    expected: Option<&ExpectedPackage>,
+    unpack: impl FnOnce(&mut dyn Read) -> Result<T, UnpackError>,
+) -> Result<(DebControl, T), ObjectError> {
+    let read_error = |source| ObjectError::Read {
+        deb: deb.to_path_buf(),
+        source,
+    };
+    let unpack_error = |source| ObjectError::Unpack {
+        deb: deb.to_path_buf(),
+        source,
+    };
     let file = File::open(deb).map_err(read_error)?;
-    let reader = Sha256Reader::new(BufReader::new(file));
+    let reader = Sha256Reader::new(BufReader::with_capacity(256 * 1024, file));
     // A damaged file is reported as a wrong digest rather than as whatever broke first.
     let or_mismatch = |error: ObjectError| check_file(deb, sha256).err().unwrap_or(error);
     let mut archive = DebArchive::new(reader)
@@ -206,8 +260,8 @@ pub fn add_deb(
     if let Some(expected) = expected {
         check_control(deb, &control, expected).map_err(or_mismatch)?;
     }
-    let report = {
-        let (_, data) = archive
+    let unpacked = {
+        let (_, mut data) = archive
             .data()
             .map_err(|source| UnpackError::Deb {
                 path: deb.to_path_buf(),
@@ -215,7 +269,7 @@ pub fn add_deb(
             })
             .map_err(unpack_error)
             .map_err(or_mismatch)?;
-        unpack_tar(data, &tree)
+        unpack(&mut data)
             .map_err(unpack_error)
             .map_err(or_mismatch)?
     };
@@ -228,18 +282,7 @@ pub fn add_deb(
             size,
         });
     }
-    let name = object_name(&control.package, &control.version)?;
-    let options = AddOptions {
-        probably_new: true,
-        ..AddOptions::default()
-    };
-    let path = store.add_path_with(&tree, &name, &options)?;
-    store.set_realisation(&deb_recipe_id(sha256), &path)?;
-    Ok(DebObject {
-        path,
-        control,
-        report,
-    })
+    Ok((control, unpacked))
 }
 
 /// Refuses a file whose sha256 is not `sha256` (or that cannot be read).

@@ -12,6 +12,9 @@
 //!   §1), so the same archive gives the same store object everywhere.
 //! - Device nodes and FIFOs are skipped and listed; anything else unknown is refused.
 //! - On any refusal or error the destination is removed: nothing is left behind.
+//! - The same checks hold whether the tree goes to a directory ([`unpack_tar`]) or into memory
+//!   ([`unpack_tar_in_memory`]): both take every entry through one [`Unpacker`], which only
+//!   hands checked, relative paths to its sink.
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
@@ -22,8 +25,16 @@ use std::path::{Path, PathBuf};
 
 use crate::deb::{DebArchive, DebControl, DebError};
 
+mod memory;
+pub use memory::{MemoryEntries, MemoryNode, MemoryTree};
+
 /// The longest entry name the store can hold.
 const MAX_NAME_LEN: usize = 255;
+
+/// The most components an entry's path may have. Real packages stay far below (a few dozen);
+/// the limit keeps hostile archives from making trees that recursive code (hashing, the
+/// store's archive stream, whose limit is 512) could not walk.
+pub const MAX_DEPTH: usize = 256;
 
 /// The longest symlink target the store can hold.
 const MAX_TARGET_LEN: usize = 4095;
@@ -160,6 +171,20 @@ pub enum UnpackError {
         /// The entry's path.
         path: PathBuf,
     },
+    /// A path with more components than [`MAX_DEPTH`].
+    #[error("refusing an entry whose path has {depth} components (at most {MAX_DEPTH} are allowed): `{}…`", shortened(path))]
+    TooDeep {
+        /// The entry's path as archived.
+        path: PathBuf,
+        /// How many components it has.
+        depth: usize,
+    },
+    /// An in-memory unpack ([`unpack_tar_in_memory`]) would hold more than its limit.
+    #[error("the unpacked files are larger than {limit} bytes, the most unpacked in memory")]
+    OverMemoryLimit {
+        /// The limit given, in bytes.
+        limit: u64,
+    },
     /// An entry type that is not a file, directory, link, device or FIFO.
     #[error("refusing entry `{}`: unsupported tar entry type {kind}", path.display())]
     UnsupportedEntry {
@@ -188,6 +213,28 @@ pub fn unpack_deb(deb: &Path, dest: &Path) -> Result<(DebControl, UnpackReport),
     Ok((control, report))
 }
 
+/// The first 64 bytes of a long path, for a message.
+fn shortened(path: &Path) -> String {
+    let bytes = path.as_os_str().as_bytes();
+    String::from_utf8_lossy(&bytes[..bytes.len().min(64)]).into_owned()
+}
+
+/// Unpacks the tar stream `reader` into memory, with the same checks and the same result as
+/// [`unpack_tar`] (hard links become copies, as the store keeps them anyway). Refuses with
+/// [`UnpackError::OverMemoryLimit`] once the files' contents would exceed `limit` bytes.
+pub fn unpack_tar_in_memory(
+    reader: impl Read,
+    limit: u64,
+) -> Result<(MemoryTree, UnpackReport), UnpackError> {
+    let mut unpacker = Unpacker {
+        sink: memory::MemorySink::new(limit),
+        kinds: HashMap::new(),
+        report: UnpackReport::default(),
+    };
+    unpacker.run(reader)?;
+    Ok((unpacker.sink.into_tree(), unpacker.report))
+}
+
 /// Unpacks the tar stream `reader` into `dest`, which must not exist (its parent must). On
 /// error, `dest` is removed again.
 pub fn unpack_tar(reader: impl Read, dest: &Path) -> Result<UnpackReport, UnpackError> {
@@ -207,7 +254,7 @@ pub fn unpack_tar(reader: impl Read, dest: &Path) -> Result<UnpackReport, Unpack
         }
     }
     let mut unpacker = Unpacker {
-        dest,
+        sink: DirSink { dest },
         kinds: HashMap::new(),
         report: UnpackReport::default(),
     };
@@ -230,15 +277,75 @@ enum Kind {
     Symlink,
 }
 
-/// The state of one unpack.
-struct Unpacker<'a> {
+/// Where an [`Unpacker`] puts what passed its checks. Paths are relative to the tree's root,
+/// plain (no `.`, `..` or empty components), and their parents are directories made before.
+trait Sink {
+    /// Makes the directory `relative`.
+    fn create_dir(&mut self, relative: &Path) -> Result<(), UnpackError>;
+    /// Makes the regular file `relative` from `content` (`size` bytes, as the archive says);
+    /// returns the bytes written.
+    fn write_file(
+        &mut self,
+        relative: &Path,
+        content: &mut dyn Read,
+        size: u64,
+        executable: bool,
+    ) -> Result<u64, UnpackError>;
+    /// Makes the symlink `relative` → `target` (checked: not empty, not too long).
+    fn symlink(&mut self, relative: &Path, target: &[u8]) -> Result<(), UnpackError>;
+    /// Makes `relative` a hard link to (or a copy of) the regular file `source`, made before.
+    fn hard_link(&mut self, relative: &Path, source: &Path) -> Result<(), UnpackError>;
+}
+
+/// A [`Sink`] writing into a directory made for this unpack.
+struct DirSink<'a> {
     dest: &'a Path,
-    /// Every path created, relative to `dest` (the root is not listed).
+}
+
+impl Sink for DirSink<'_> {
+    fn create_dir(&mut self, relative: &Path) -> Result<(), UnpackError> {
+        let target = self.dest.join(relative);
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&target)
+            .map_err(io_error("create directory", &target))?;
+        // The umask may have narrowed the mode; the tree must not depend on it.
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))
+            .map_err(io_error("set the mode of", &target))
+    }
+
+    fn write_file(
+        &mut self,
+        relative: &Path,
+        content: &mut dyn Read,
+        _size: u64,
+        executable: bool,
+    ) -> Result<u64, UnpackError> {
+        write_file(content, &self.dest.join(relative), executable)
+    }
+
+    fn symlink(&mut self, relative: &Path, target: &[u8]) -> Result<(), UnpackError> {
+        let path = self.dest.join(relative);
+        std::os::unix::fs::symlink(OsStr::from_bytes(target), &path)
+            .map_err(io_error("create symlink", &path))
+    }
+
+    fn hard_link(&mut self, relative: &Path, source: &Path) -> Result<(), UnpackError> {
+        let target = self.dest.join(relative);
+        std::fs::hard_link(self.dest.join(source), &target)
+            .map_err(io_error("create hard link", &target))
+    }
+}
+
+/// The state of one unpack.
+struct Unpacker<S> {
+    sink: S,
+    /// Every path created, relative to the root (the root is not listed).
     kinds: HashMap<PathBuf, Kind>,
     report: UnpackReport,
 }
 
-impl Unpacker<'_> {
+impl<S: Sink> Unpacker<S> {
     /// Unpacks every entry of the stream.
     fn run(&mut self, reader: impl Read) -> Result<(), UnpackError> {
         let tar_error = |source| UnpackError::Tar { source };
@@ -289,25 +396,27 @@ impl Unpacker<'_> {
         if mode & 0o7000 != 0 && !matches!(kind, tar::EntryType::Symlink | tar::EntryType::Link) {
             self.report.dropped_mode_bits.push((relative.clone(), mode));
         }
-        let target = self.dest.join(&relative);
         match kind {
             tar::EntryType::Directory => {
-                self.create_dir(&target)?;
+                self.create_dir(&relative)?;
                 self.kinds.insert(relative, Kind::Directory);
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let written = write_file(&mut entry, &target, mode & 0o111 != 0)?;
+                let size = entry.size();
+                let written =
+                    self.sink
+                        .write_file(&relative, &mut entry, size, mode & 0o111 != 0)?;
                 self.report.files += 1;
                 self.report.bytes += written;
                 self.kinds.insert(relative, Kind::File);
             }
             tar::EntryType::Symlink => {
                 let link = entry.link_name_bytes().unwrap_or_default().into_owned();
-                self.symlink(relative, &link, &target)?;
+                self.symlink(relative, &link)?;
             }
             tar::EntryType::Link => {
                 let link = entry.link_name_bytes().unwrap_or_default().into_owned();
-                self.hard_link(relative, &link, &target)?;
+                self.hard_link(relative, &link)?;
             }
             other => {
                 return Err(UnpackError::UnsupportedEntry {
@@ -344,7 +453,7 @@ impl Unpacker<'_> {
                     })
                 }
                 None => {
-                    self.create_dir(&self.dest.join(ancestor))?;
+                    self.create_dir(ancestor)?;
                     self.kinds.insert(ancestor.to_path_buf(), Kind::Directory);
                 }
             }
@@ -353,25 +462,14 @@ impl Unpacker<'_> {
     }
 
     /// Creates one directory, `0755`.
-    fn create_dir(&mut self, target: &Path) -> Result<(), UnpackError> {
-        std::fs::DirBuilder::new()
-            .mode(0o755)
-            .create(target)
-            .map_err(io_error("create directory", target))?;
-        // The umask may have narrowed the mode; the tree must not depend on it.
-        std::fs::set_permissions(target, std::fs::Permissions::from_mode(0o755))
-            .map_err(io_error("set the mode of", target))?;
+    fn create_dir(&mut self, relative: &Path) -> Result<(), UnpackError> {
+        self.sink.create_dir(relative)?;
         self.report.directories += 1;
         Ok(())
     }
 
     /// Creates symlink `relative` → `link` (kept as data, never followed).
-    fn symlink(
-        &mut self,
-        relative: PathBuf,
-        link: &[u8],
-        target: &Path,
-    ) -> Result<(), UnpackError> {
+    fn symlink(&mut self, relative: PathBuf, link: &[u8]) -> Result<(), UnpackError> {
         let bad = |reason| UnpackError::BadSymlink {
             path: relative.clone(),
             reason,
@@ -382,8 +480,8 @@ impl Unpacker<'_> {
         if link.len() > MAX_TARGET_LEN {
             return Err(bad("its target is longer than 4095 bytes"));
         }
+        self.sink.symlink(&relative, link)?;
         let link = Path::new(OsStr::from_bytes(link));
-        std::os::unix::fs::symlink(link, target).map_err(io_error("create symlink", target))?;
         if link.is_absolute() {
             self.report
                 .absolute_symlinks
@@ -395,12 +493,7 @@ impl Unpacker<'_> {
     }
 
     /// Creates hard link `relative` to the regular file `link` unpacked before.
-    fn hard_link(
-        &mut self,
-        relative: PathBuf,
-        link: &[u8],
-        target: &Path,
-    ) -> Result<(), UnpackError> {
+    fn hard_link(&mut self, relative: PathBuf, link: &[u8]) -> Result<(), UnpackError> {
         let link = PathBuf::from(OsStr::from_bytes(link));
         let bad = |reason| UnpackError::BadHardLink {
             path: relative.clone(),
@@ -416,8 +509,7 @@ impl Unpacker<'_> {
                 "its target is not a regular file earlier in the archive",
             ));
         }
-        let from = self.dest.join(&source);
-        std::fs::hard_link(&from, target).map_err(io_error("create hard link", target))?;
+        self.sink.hard_link(&relative, &source)?;
         self.report.hard_links += 1;
         self.kinds.insert(relative, Kind::File);
         Ok(())
@@ -425,12 +517,22 @@ impl Unpacker<'_> {
 }
 
 /// An archive path made relative and plain: `./` and `.` components dropped; refuses
-/// absolute paths, `..` and names over 255 bytes.
+/// absolute paths, `..`, names over 255 bytes and more than [`MAX_DEPTH`] components.
 fn normalize(raw: &Path) -> Result<PathBuf, UnpackError> {
     let bytes = raw.as_os_str().as_bytes();
     if bytes.starts_with(b"/") {
         return Err(UnpackError::AbsolutePath {
             path: raw.to_path_buf(),
+        });
+    }
+    let depth = bytes
+        .split(|&b| b == b'/')
+        .filter(|c| !matches!(*c, b"" | b"."))
+        .count();
+    if depth > MAX_DEPTH {
+        return Err(UnpackError::TooDeep {
+            path: raw.to_path_buf(),
+            depth,
         });
     }
     let mut relative = PathBuf::new();
@@ -456,7 +558,7 @@ fn normalize(raw: &Path) -> Result<PathBuf, UnpackError> {
 /// Writes a regular file's content to `target` (created new, never through a symlink) and
 /// gives it mode `0444` or `0555`. Returns the bytes written.
 fn write_file(
-    content: &mut impl Read,
+    content: &mut (impl Read + ?Sized),
     target: &Path,
     executable: bool,
 ) -> Result<u64, UnpackError> {

@@ -6,7 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use ferry_debian::object::{add_deb, ObjectError};
-use ferry_debian::unpack::{unpack_tar, SpecialKind, UnpackError};
+use ferry_debian::unpack::{
+    unpack_tar, unpack_tar_in_memory, MemoryNode, SpecialKind, UnpackError, MAX_DEPTH,
+};
 use ferry_store::Store;
 use fixtures_deb::{digest_of, raw_deb, raw_tar, RawEntry};
 
@@ -241,4 +243,109 @@ fn malformed_debs_are_refused_with_the_reason() {
     let error = add_deb(&store, &not_ar, &sha, None, temp.path()).unwrap_err();
     assert!(error.to_string().contains("not a valid .deb"), "{error}");
     assert!(store.all_valid_paths().unwrap().is_empty());
+}
+
+/// A tar with one file at `depth` components (`d/d/…/f`), its long name in a GNU long-name
+/// entry, as the `tar` crate writes names over 100 bytes.
+fn deep_tar(depth: usize) -> Vec<u8> {
+    let path = format!("{}f", "d/".repeat(depth - 1));
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o644);
+    header.set_size(1);
+    builder.append_data(&mut header, &path, &b"x"[..]).unwrap();
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn path_deeper_than_the_limit_is_refused() {
+    let temp = tempfile::tempdir().unwrap();
+    let sandbox = temp.path().join("sandbox");
+    fs::create_dir_all(&sandbox).unwrap();
+    let dest = sandbox.join("dest");
+    let error = unpack_tar(&deep_tar(MAX_DEPTH + 1)[..], &dest).unwrap_err();
+    match &error {
+        UnpackError::TooDeep { depth, .. } => assert_eq!(*depth, MAX_DEPTH + 1),
+        other => panic!("expected a refusal for depth, got {other:?}"),
+    }
+    assert!(
+        error.to_string().starts_with(
+            "refusing an entry whose path has 257 components (at most 256 are allowed): `d/d/d/"
+        ),
+        "{error}"
+    );
+    assert!(!dest.exists());
+    assert_eq!(fs::read_dir(&sandbox).unwrap().count(), 0);
+    // In memory too, before anything is held.
+    let error = unpack_tar_in_memory(&deep_tar(MAX_DEPTH + 1)[..], 1 << 20).unwrap_err();
+    assert!(matches!(error, UnpackError::TooDeep { .. }), "{error:?}");
+}
+
+#[test]
+fn path_exactly_at_the_depth_limit_is_unpacked() {
+    let temp = tempfile::tempdir().unwrap();
+    let dest = temp.path().join("dest");
+    let report = unpack_tar(&deep_tar(MAX_DEPTH)[..], &dest).unwrap();
+    assert_eq!(report.files, 1);
+    assert_eq!(report.directories, MAX_DEPTH as u64 - 1);
+    let file = dest.join(format!("{}f", "d/".repeat(MAX_DEPTH - 1)));
+    assert_eq!(fs::read(file).unwrap(), b"x");
+}
+
+/// The hostile archives above, each refused in memory with the same error as on disk.
+#[test]
+fn hostile_archives_are_refused_in_memory_as_on_disk() {
+    let temp = tempfile::tempdir().unwrap();
+    let cases: Vec<Vec<RawEntry>> = vec![
+        vec![RawEntry::File(b"../escape", b"out")],
+        vec![RawEntry::File(b"/tmp/ferry-debian-absolute-escape", b"x")],
+        vec![
+            RawEntry::Symlink(b"./link", b"/etc"),
+            RawEntry::File(b"./link/pwned", b"x"),
+        ],
+        vec![RawEntry::Symlink(b"./up", b".."), RawEntry::Dir(b"./up/d/")],
+        vec![RawEntry::File(b"./f", b"x"), RawEntry::File(b"./f/g", b"x")],
+        vec![RawEntry::File(b"./f", b"x"), RawEntry::File(b"./f", b"y")],
+        vec![
+            RawEntry::Symlink(b"./sym", b"/etc/passwd"),
+            RawEntry::HardLink(b"./h", b"./sym"),
+        ],
+        vec![RawEntry::HardLink(b"./h", b"./missing")],
+        vec![RawEntry::Symlink(b"./empty", b"")],
+    ];
+    for (i, entries) in cases.iter().enumerate() {
+        let on_disk = refused(&temp.path().join(i.to_string()), entries);
+        let in_memory = unpack_tar_in_memory(&raw_tar(entries)[..], 1 << 20).unwrap_err();
+        assert_eq!(
+            in_memory.to_string(),
+            on_disk.to_string(),
+            "case {i}: {in_memory:?} / {on_disk:?}"
+        );
+    }
+}
+
+#[test]
+fn in_memory_unpack_stops_at_its_limit() {
+    let data = raw_tar(&[
+        RawEntry::File(b"./a", b"0123456789"),
+        RawEntry::HardLink(b"./b", b"./a"),
+    ]);
+    // The hard link is a copy in memory, and counts.
+    let (tree, report) = unpack_tar_in_memory(&data[..], 20).unwrap();
+    assert_eq!(report.hard_links, 1);
+    assert_eq!(
+        tree.entries.get(&b"b"[..]),
+        Some(&MemoryNode::File {
+            executable: false,
+            content: b"0123456789".to_vec()
+        })
+    );
+    for limit in [9, 19] {
+        let error = unpack_tar_in_memory(&data[..], limit).unwrap_err();
+        assert!(
+            matches!(error, UnpackError::OverMemoryLimit { limit: l } if l == limit),
+            "{error:?}"
+        );
+    }
 }

@@ -10,9 +10,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use ferry_debian::fetch::{FetchError, FetchItem, FetchObserver, Fetcher};
+use ferry_debian::fetch::{FetchError, FetchObserver, Fetcher};
 use ferry_debian::lock::{Lock, LockError, LockedPackage};
-use ferry_debian::object::{add_fetched, find_deb_object, ExpectedPackage, ObjectError};
+use ferry_debian::object::{
+    default_unpack_jobs, fetch_and_add, find_deb_object, FetchAddError, ObjectError, WantedDeb,
+};
 use ferry_debian::resolve::Root;
 use ferry_debian::sources::{AptConfig, SourcesError};
 use ferry_lang::model::{Origin, PackageId, Site};
@@ -257,34 +259,42 @@ pub fn realize(
         missing: missing.len(),
         source,
     })?;
-    let items: Vec<FetchItem> = missing
+    let debs: Vec<WantedDeb> = missing
         .iter()
         .map(|p| {
-            p.fetch_item(&config).map_err(|source| DebianError::Locate {
-                package: format!("{} {}", p.name, p.version),
-                source: Box::new(source),
+            let item = p
+                .fetch_item(&config)
+                .map_err(|source| DebianError::Locate {
+                    package: format!("{} {}", p.name, p.version),
+                    source: Box::new(source),
+                })?;
+            Ok(WantedDeb {
+                item,
+                expected: p.expected(),
             })
         })
-        .collect::<Result<_, _>>()?;
-    let fetched = Fetcher::new(&inputs.cache_dir)
-        .and_then(|f| f.fetch_all(&items, observer))
-        .map_err(Box::new)?;
+        .collect::<Result<_, DebianError>>()?;
+    let fetcher = Fetcher::new(&inputs.cache_dir).map_err(Box::new)?;
     let scratch = scratch_dir(store)?;
-    for (file, package) in fetched.iter().zip(&missing) {
-        let expected = ExpectedPackage {
-            package: package.name.clone(),
-            version: package.version.clone(),
-            architecture: package.architecture.clone(),
-        };
-        let object =
-            add_fetched(store, file, Some(&expected), scratch.path()).map_err(|source| {
-                DebianError::Object {
-                    package: format!("{} {}", package.name, package.version),
-                    source: Box::new(source),
-                }
-            })?;
-        roots.add(store, std::slice::from_ref(&object.path))?;
-        objects.insert(package.sha256.clone(), object.path);
+    // Each `.deb` is unpacked and added as soon as it arrives, while the others download.
+    let paths = fetch_and_add(
+        store,
+        &fetcher,
+        &debs,
+        scratch.path(),
+        default_unpack_jobs(),
+        observer,
+    )
+    .map_err(|FetchAddError { index, error }| match error {
+        ObjectError::Fetch(error) => DebianError::Fetch(error),
+        error => DebianError::Object {
+            package: format!("{} {}", missing[index].name, missing[index].version),
+            source: Box::new(error),
+        },
+    })?;
+    roots.add(store, &paths)?;
+    for (package, path) in missing.iter().zip(paths) {
+        objects.insert(package.sha256.clone(), path);
     }
     Ok(objects)
 }

@@ -307,3 +307,135 @@ pub fn dead_port() -> u16 {
     drop(listener);
     port
 }
+
+/// What a [`ScriptedServer`] answers to one request.
+pub enum Reply {
+    /// `200` with the whole body; the connection stays open for the next request.
+    Body(Vec<u8>),
+    /// `200` promising the whole body's length, then only its first half, then the
+    /// connection closes: a transfer cut short.
+    CutShort(Vec<u8>),
+    /// This status with an empty body; the connection stays open.
+    Status(u16),
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 that answers request number `n` (from 0, over all
+/// connections) for `path` with `script(n, path)`, keeping connections alive. Counts the
+/// requests and the connections it accepted. Stops accepting when dropped.
+pub struct ScriptedServer {
+    /// The port it listens on.
+    pub port: u16,
+    /// How many requests arrived.
+    pub requests: Arc<AtomicUsize>,
+    /// How many connections were accepted.
+    pub connections: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ScriptedServer {
+    /// Serves `script` until dropped.
+    pub fn serve(script: impl Fn(usize, &str) -> Reply + Send + Sync + 'static) -> ScriptedServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let script = Arc::new(script);
+        let (stop2, requests2, connections2) =
+            (stop.clone(), requests.clone(), connections.clone());
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                connections2.fetch_add(1, Ordering::SeqCst);
+                let (script, requests) = (script.clone(), requests2.clone());
+                // Not joined: an idle kept-alive connection ends when the client closes it
+                // or after the read timeout.
+                std::thread::spawn(move || {
+                    let _ = answer_scripted(stream, &*script, &requests);
+                });
+            }
+        });
+        ScriptedServer {
+            port,
+            requests,
+            connections,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The base URI of the server.
+    pub fn base_uri(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for ScriptedServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Answers the requests of one connection as the script says, until it closes.
+fn answer_scripted(
+    stream: TcpStream,
+    script: &dyn Fn(usize, &str) -> Reply,
+    requests: &AtomicUsize,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut stream = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line)? == 0 {
+            return Ok(());
+        }
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
+                break;
+            }
+        }
+        let n = requests.fetch_add(1, Ordering::SeqCst);
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .to_string();
+        match script(n, &path) {
+            Reply::Body(body) => {
+                write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                )?;
+                stream.write_all(&body)?;
+            }
+            Reply::CutShort(body) => {
+                write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                )?;
+                stream.write_all(&body[..body.len() / 2])?;
+                stream.flush()?;
+                return Ok(());
+            }
+            Reply::Status(status) => {
+                write!(
+                    stream,
+                    "HTTP/1.1 {status} Scripted\r\nContent-Length: 0\r\n\r\n"
+                )?;
+            }
+        }
+        stream.flush()?;
+    }
+}
