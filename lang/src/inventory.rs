@@ -43,7 +43,12 @@ pub struct LabSpec {
     pub subnet: Option<String>,
     /// What a lab host is: a namespace sharing the deployer's root, or a
     /// booted machine with a root file system of its own.
-    #[serde(default, skip_serializing_if = "LabKind::is_default")]
+    /// Serialized as `host_kind`: the inventory's own tag is `kind`.
+    #[serde(
+        default,
+        rename = "host_kind",
+        skip_serializing_if = "LabKind::is_default"
+    )]
     pub kind: LabKind,
     /// The lab's hosts, in declaration order.
     pub hosts: Vec<LabHostSpec>,
