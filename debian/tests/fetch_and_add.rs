@@ -14,7 +14,7 @@ use ferry_debian::object::{
     WantedDeb,
 };
 use ferry_store::{Store, StorePath};
-use fixtures_deb::{build_deb, digest_of, listing, populate_features, HttpServer};
+use fixtures_deb::{build_deb, digest_of, listing, make_writable, populate_features, HttpServer};
 
 /// Debs of different compressions and shapes under `<repo>/pool/`, as wanted inputs (not in
 /// size order, one of them twice).
@@ -89,15 +89,6 @@ impl FetchObserver for Started {
     fn started(&self, _: usize, _: &FetchItem) {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
-}
-
-fn make_writable(root: &Path) {
-    let status = std::process::Command::new("chmod")
-        .args(["-R", "u+w"])
-        .arg(root)
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 /// What a store says about each path: its tree, as files, and its digest and size.

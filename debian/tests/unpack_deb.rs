@@ -10,7 +10,7 @@ use ferry_debian::fetch::Sha256;
 use ferry_debian::object::{add_deb, find_deb_object, DebObject, ExpectedPackage, ObjectError};
 use ferry_debian::unpack::unpack_deb;
 use ferry_store::Store;
-use fixtures_deb::{build_deb, digest_of, listing, populate_features};
+use fixtures_deb::{build_deb, digest_of, listing, make_writable, populate_features};
 
 fn open_store(root: &Path, state: &str) -> Store {
     Store::open(&root.join("store"), &root.join(state)).unwrap()
@@ -239,14 +239,4 @@ fn control_fields_must_match_the_lock() {
     };
     let object = add_deb(&store, &deb, &sha, Some(&right), temp.path()).unwrap();
     assert!(store.is_valid(&object.path));
-}
-
-/// Store objects are read-only; a test that deletes a store makes them writable first.
-fn make_writable(root: &Path) {
-    let status = std::process::Command::new("chmod")
-        .args(["-R", "u+w"])
-        .arg(root)
-        .status()
-        .unwrap();
-    assert!(status.success());
 }

@@ -439,3 +439,13 @@ fn answer_scripted(
         stream.flush()?;
     }
 }
+
+/// Store objects are read-only; a test that deletes a store makes them writable first.
+pub fn make_writable(root: &Path) {
+    let status = Command::new("chmod")
+        .args(["-R", "u+w"])
+        .arg(root)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
