@@ -20,6 +20,7 @@ use ferry_debian::sources::{AptConfig, SourcesError};
 use ferry_lang::model::{Origin, PackageId, Site};
 use ferry_store::{Store, StorePath, TempRoots};
 
+use super::elf_check::{check_tree, Unresolved};
 use super::graph::{BuildGraph, NodeKey};
 use super::package_tree::{build_package_tree, PackageTreeError};
 
@@ -115,6 +116,23 @@ pub enum DebianError {
         /// The class.
         class: String,
     },
+    /// A class's binaries need an interpreter or library its tree does not hold.
+    #[error("class `{class}` is not self-contained: {}", unresolved_summary(.unresolved))]
+    NotSelfContained {
+        /// The class.
+        class: String,
+        /// What does not resolve inside the tree, sorted.
+        unresolved: Vec<Unresolved>,
+    },
+    /// A class's tree could not be read to check its ELF files.
+    #[error("cannot check the ELF files of class `{class}`: {source}")]
+    ElfCheck {
+        /// The class.
+        class: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] ferry_store::StoreError),
@@ -142,6 +160,9 @@ impl DebianError {
             DebianError::NoShell { .. } => {
                 Some("add `debian(\"dash\")` to the class (std.base has it)".into())
             }
+            DebianError::NotSelfContained { .. } => Some(
+                "add the Debian package that ships the missing file to the class (`apt-file search FILE` names it), then run `ferry lock SITE`".into(),
+            ),
             _ => None,
         }
     }
@@ -369,9 +390,20 @@ pub fn class_tree(
         name: format!("class {class}"),
         source: Box::new(source),
     })?;
-    if !has_shell(&store.real_path(&tree.path)) {
+    let real = store.real_path(&tree.path);
+    if !has_shell(&real) {
         return Err(DebianError::NoShell {
             class: class.to_string(),
+        });
+    }
+    let report = check_tree(&real).map_err(|source| DebianError::ElfCheck {
+        class: class.to_string(),
+        source,
+    })?;
+    if !report.unresolved.is_empty() {
+        return Err(DebianError::NotSelfContained {
+            class: class.to_string(),
+            unresolved: report.unresolved,
         });
     }
     Ok(Some(ClassTree {
@@ -390,6 +422,26 @@ pub struct ClassTree {
     pub path: StorePath,
     /// Package name → version.
     pub versions: BTreeMap<String, String>,
+}
+
+/// How many things an error lists before it says "and N more".
+const UNRESOLVED_SHOWN: usize = 5;
+
+/// The first few unresolved needs, `FILE needs WHAT`, and how many more there are.
+fn unresolved_summary(unresolved: &[Unresolved]) -> String {
+    let mut text = unresolved
+        .iter()
+        .take(UNRESOLVED_SHOWN)
+        .map(|u| format!("{} needs {}", u.file, u.missing))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if unresolved.len() > UNRESOLVED_SHOWN {
+        text.push_str(&format!(
+            "; and {} more",
+            unresolved.len() - UNRESOLVED_SHOWN
+        ));
+    }
+    text
 }
 
 fn has_shell(tree: &Path) -> bool {

@@ -170,3 +170,45 @@ fn a_locked_site_builds_offline_from_a_store_that_holds_its_packages() {
         stderr(&out)
     );
 }
+
+/// The lock of `site` with `name` taken out, and every dependency on it dropped:
+/// a closure that claims to be whole but lacks what its binaries load.
+fn lock_without(site: &Path, name: &str) {
+    let path = site.with_extension("lock");
+    let mut lock: toml::Value = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    let packages = lock["package"].as_array_mut().unwrap();
+    let before = packages.len();
+    packages.retain(|p| p["name"].as_str() != Some(name));
+    assert_eq!(packages.len(), before - 1, "{name} was not locked");
+    for p in packages.iter_mut() {
+        if let Some(depends) = p.get_mut("depends").and_then(|d| d.as_array_mut()) {
+            depends.retain(|d| d.as_str() != Some(name));
+        }
+    }
+    std::fs::write(&path, toml::to_string(&lock).unwrap()).unwrap();
+}
+
+#[test]
+fn a_class_whose_binaries_need_what_its_closure_lacks_is_refused() {
+    let d = Deployer::new();
+    let site = d.site(&site_text(r#""dash", "busybox""#));
+    let locked = d.ferry(&["lock", site.to_str().unwrap()]);
+    assert!(locked.status.success(), "{}", stderr(&locked));
+    lock_without(&site, "libc6");
+
+    let out = d.ferry(&["build", site.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // The renderer wraps long lines; compare the words, not the layout.
+    let err: String = stderr(&out)
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '│')
+        .collect();
+    for expected in [
+        "class`app`isnotself-contained",
+        "/usr/bin/dashneedsinterpreter/lib64/ld-linux-x86-64.so.2",
+        "needslibrarylibc.so.6",
+        "apt-filesearch",
+    ] {
+        assert!(err.contains(expected), "{expected}: {}", stderr(&out));
+    }
+}
