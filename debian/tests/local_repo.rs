@@ -3,8 +3,7 @@
 //! → lock path, as `ferry lock` does against a real repository; then each package
 //! group's closure and fetch items read back from the lock file alone.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use ferry_debian::fetch::Sha256;
@@ -15,26 +14,16 @@ use ferry_debian::sources::AptConfig;
 use ferry_debian::system::verified_packages;
 use ferry_debian::universe::{Origin, Universe};
 
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+mod signed_repo;
+use signed_repo::SignedRepo;
 
-/// A throwaway repository with its signing key; the gpg agent is stopped on drop.
-struct Repo {
-    dir: tempfile::TempDir,
-}
+/// The repository of these tests: [`PACKAGES`], published.
+struct Repo(SignedRepo);
 
-impl Drop for Repo {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf")
-            .args(["--kill", "gpg-agent"])
-            .env("GNUPGHOME", self.gnupg())
-            .status();
+impl std::ops::Deref for Repo {
+    type Target = SignedRepo;
+    fn deref(&self) -> &SignedRepo {
+        &self.0
     }
 }
 
@@ -63,124 +52,12 @@ const PACKAGES: &[[&str; 5]] = &[
 
 impl Repo {
     fn new() -> Repo {
-        let repo = Repo {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        std::fs::create_dir_all(repo.gnupg()).unwrap();
-        let mut perms = std::fs::metadata(repo.gnupg()).unwrap().permissions();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o700);
-        std::fs::set_permissions(repo.gnupg(), perms).unwrap();
-        run(repo.gpg().args([
-            "--passphrase",
-            "",
-            "--quick-gen-key",
-            "ferry test <test@ferry.invalid>",
-            "ed25519",
-            "sign",
-            "never",
-        ]));
-        let keyring = repo.keyring();
-        run(repo.gpg().arg("--output").arg(&keyring).arg("--export"));
+        let repo = Repo(SignedRepo::new());
         for [name, version, arch, depends, provides] in PACKAGES {
             repo.add_package(name, version, arch, depends, provides);
         }
         repo.publish();
         repo
-    }
-
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn gnupg(&self) -> PathBuf {
-        self.root().join("gnupg")
-    }
-
-    fn keyring(&self) -> PathBuf {
-        self.root().join("keyring.gpg")
-    }
-
-    fn repo(&self) -> PathBuf {
-        self.root().join("repo")
-    }
-
-    fn gpg(&self) -> Command {
-        let mut c = Command::new("gpg");
-        c.env("GNUPGHOME", self.gnupg())
-            .args(["--batch", "--quiet"]);
-        c
-    }
-
-    fn add_package(&self, name: &str, version: &str, arch: &str, depends: &str, provides: &str) {
-        let build = self.root().join(format!("build/{name}_{version}"));
-        std::fs::create_dir_all(build.join("DEBIAN")).unwrap();
-        std::fs::create_dir_all(build.join(format!("usr/share/{name}"))).unwrap();
-        std::fs::write(build.join(format!("usr/share/{name}/version")), version).unwrap();
-        let mut control = format!(
-            "Package: {name}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: ferry <test@ferry.invalid>\nDescription: test package\n"
-        );
-        if !depends.is_empty() {
-            control.push_str(&format!("Depends: {depends}\n"));
-        }
-        if !provides.is_empty() {
-            control.push_str(&format!("Provides: {provides}\n"));
-        }
-        std::fs::write(build.join("DEBIAN/control"), control).unwrap();
-        let pool = self.repo().join("pool/main");
-        std::fs::create_dir_all(&pool).unwrap();
-        let deb = pool.join(format!("{name}_{version}_{arch}.deb"));
-        run(Command::new("dpkg-deb")
-            .args(["--build", "--root-owner-group", "-Zgzip"])
-            .arg(&build)
-            .arg(&deb));
-    }
-
-    /// Writes Packages, Packages.gz, Release and the signed InRelease.
-    fn publish(&self) {
-        let repo = self.repo();
-        let index = repo.join("dists/stable/main/binary-amd64");
-        std::fs::create_dir_all(&index).unwrap();
-        let out = Command::new("apt-ftparchive")
-            .args(["packages", "pool"])
-            .current_dir(&repo)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        std::fs::write(index.join("Packages"), &out.stdout).unwrap();
-        run(Command::new("gzip")
-            .args(["-kf9n"])
-            .arg(index.join("Packages")));
-        let out = Command::new("apt-ftparchive")
-            .args([
-                "-o",
-                "APT::FTPArchive::Release::Suite=stable",
-                "-o",
-                "APT::FTPArchive::Release::Codename=stable",
-                "-o",
-                "APT::FTPArchive::Release::Architectures=amd64",
-                "-o",
-                "APT::FTPArchive::Release::Components=main",
-                "release",
-                "dists/stable",
-            ])
-            .current_dir(&repo)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        let release = repo.join("dists/stable/Release");
-        std::fs::write(&release, &out.stdout).unwrap();
-        let inrelease = repo.join("dists/stable/InRelease");
-        run(self
-            .gpg()
-            .arg("--yes")
-            .arg("--output")
-            .arg(&inrelease)
-            .arg("--clearsign")
-            .arg(&release));
-    }
-
-    fn inrelease(&self) -> Vec<u8> {
-        std::fs::read(self.repo().join("dists/stable/InRelease")).unwrap()
     }
 
     /// What `ferry lock` does with a source: verify, pick the index, check, parse.
@@ -218,21 +95,8 @@ impl Repo {
 
     /// apt's configuration with this repository as its one source.
     fn config(&self) -> AptConfig {
-        let sysroot = self.root().join("sysroot");
-        let etc = sysroot.join("etc/apt/sources.list.d");
-        std::fs::create_dir_all(&etc).unwrap();
-        std::fs::create_dir_all(sysroot.join("usr/share/keyrings")).unwrap();
-        std::fs::copy(
-            self.keyring(),
-            sysroot.join("usr/share/keyrings/ferry-test.gpg"),
-        )
-        .unwrap();
-        let text = format!(
-            "Types: deb\nURIs: file:{}\nSuites: stable\nComponents: main\nSigned-By: /usr/share/keyrings/ferry-test.gpg\n",
-            self.repo().display(),
-        );
-        std::fs::write(etc.join("test.sources"), text).unwrap();
-        let cfg = AptConfig::read(&self.root().join("sysroot")).unwrap();
+        let sysroot = self.apt_root(&format!("file:{}", self.repo().display()));
+        let cfg = AptConfig::read(&sysroot).unwrap();
         assert_eq!(cfg.sources.len(), 1);
         assert_eq!(cfg.sources[0].suite, "stable");
         cfg

@@ -7,4 +7,5 @@ mod demo;
 mod deploy_cli;
 mod lab_fleet;
 mod lab_root;
+mod local_repo;
 mod rollout_lab;

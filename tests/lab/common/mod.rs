@@ -210,8 +210,8 @@ pub fn closure_of(store: &Store, tag: &str, n: usize) -> StorePath {
         .unwrap()
 }
 
-/// One object of `size` pseudo-random (incompressible) bytes.
-pub fn random_object(store: &Store, dir: &Path, name: &str, size: usize, seed: u64) -> StorePath {
+/// `size` pseudo-random (incompressible) bytes, the same for the same seed.
+pub fn noise(size: usize, seed: u64) -> Vec<u8> {
     let mut state = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
@@ -223,8 +223,13 @@ pub fn random_object(store: &Store, dir: &Path, name: &str, size: usize, seed: u
         let n = chunk.len();
         chunk.copy_from_slice(&state.to_le_bytes()[..n]);
     }
+    bytes
+}
+
+/// One object of `size` pseudo-random (incompressible) bytes.
+pub fn random_object(store: &Store, dir: &Path, name: &str, size: usize, seed: u64) -> StorePath {
     let file = dir.join(name);
-    std::fs::write(&file, &bytes).unwrap();
+    std::fs::write(&file, noise(size, seed)).unwrap();
     let path = store.add_path(&file, name, &[]).unwrap();
     std::fs::remove_file(&file).unwrap();
     path
