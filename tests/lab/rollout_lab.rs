@@ -1,6 +1,8 @@
 //! Rollout policies against a real lab fleet (needs root; CI runs as root):
-//! eight hosts with real sshd in two datacenters, deployed with the real
-//! `ferry deploy` binary. One lab is brought up once and the scenarios run in
+//! eight `root` hosts (each boots systemd in a Debian root of its own, where
+//! the deployer's `/usr` is not visible, so services run from their closure
+//! under the host's systemd) with real sshd in two datacenters, deployed
+//! with the real `ferry deploy` binary. One lab is brought up once and the scenarios run in
 //! sequence on it; each scenario states what it expects of the one before
 //! (the hosts' generations), and asserts only on what it changed itself.
 //!
@@ -94,6 +96,7 @@ class web {{
 
 inventory = lab {{
   subnet = "{SUBNET}"
+  kind = "root"
   hosts = [
     {{ name = "db1",  class = db,  labels = {{ datacenter = "dc1" }} }},
     {{ name = "db2",  class = db,  labels = {{ datacenter = "dc2" }} }},
@@ -613,11 +616,12 @@ fn stop_sshd(host: &str) {
         .unwrap();
     let mut stopped = 0;
     for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
-        // The listener (sshd retitles itself `sshd: /usr/sbin/sshd -f … [listener]`),
-        // not the sessions (`sshd: root@notty`).
+        // The listener (sshd retitles itself `sshd: /usr/sbin/sshd -D [listener] …`),
+        // not the sessions (`sshd: root@notty`). The host's systemd does not
+        // restart an sshd that exits on SIGTERM.
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let title = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if title.contains("/usr/sbin/sshd -f") {
+        if title.contains("[listener]") {
             let pid: i32 = pid.parse().unwrap();
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGTERM)
                 .unwrap();
