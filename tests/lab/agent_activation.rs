@@ -5,19 +5,25 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ferry::activate::{ActivationReport, HostStatus, Manifest, Outcome};
+use ferry::build::site_lock::{inputs_for_build, AptRoot};
 use ferry::build::{build_site, select_classes, BuildOptions, Silent};
 use ferry::transport::bootstrap::{AgentBinary, AgentSettings};
 use ferry::transport::copy::AgentSource;
 use ferry::transport::session::{host_env, ActivateRequest, HostSession, SessionOptions};
 use ferry::transport::ssh::SshSettings;
 use ferry::transport::{copy_closure, CopyOptions};
-use ferry_lang::inventory::HostEntry;
+use ferry_lang::inventory::{HostEntry, LabKind};
 use ferry_store::StorePath;
 
 use common::{text, Fleet};
 
-/// A small site: class `web` serves `version` with busybox httpd on port
-/// 8080 and reads secret `token`; its health check asks `health_port`
+/// Shared with the other tests: downloaded `.deb`s, verified on every use.
+const DEB_CACHE: &str = "/var/cache/ferry-test/debian";
+
+/// A small site on `root` lab hosts (each boots systemd in a Debian root of
+/// its own, without the deployer's `/usr`), whose software is Debian's from
+/// the closure (`std.system`, `std.busybox`): class `web` serves `version`
+/// with busybox httpd on port 8080 and reads secret `token`; its health check asks `health_port`
 /// (8080 passes, anything else fails); `idle` never changes. Class `plain`
 /// references no secret. Its lab inventory names the fleet's hosts `h0`
 /// (web) and `h1` (plain), and `h2`, which does not exist.
@@ -28,41 +34,38 @@ fn site_text(
     health_port: u16,
     health_command: &str,
 ) -> String {
+    let repo = env!("CARGO_MANIFEST_DIR");
     format!(
         r#"
+import "{repo}/host-classes/std.conf"
+
 site = "{name}"
 
 inventory = lab {{
   subnet = "{subnet}"
+  kind = "root"
   hosts = [{{ name = "h0", class = web }}, {{ name = "h1", class = plain }}, {{ name = "h2", class = plain }}]
-}}
-
-package busybox {{
-  build = """
-    mkdir -p $out/bin
-    ln -s /bin/busybox $out/bin/busybox
-  """
 }}
 
 secret token {{ file = "./token" }}
 
 class web {{
-  packages = [busybox]
+  packages = [std.system, std.busybox]
   service www {{
-    exec = "mkdir -p $STATE_DIRECTORY/www && echo {version} > $STATE_DIRECTORY/www/index.html && exec ${{busybox}}/bin/busybox httpd -f -p 8080 -h $STATE_DIRECTORY/www"
+    exec = "mkdir -p $STATE_DIRECTORY/www && echo {version} > $STATE_DIRECTORY/www/index.html && exec ${{std.busybox}}/bin/busybox httpd -f -p 8080 -h $STATE_DIRECTORY/www"
     secrets = [token]
     health = http("http://127.0.0.1:{health_port}/index.html", timeout = 2s, retries = 1, interval = 1s)
   }}
   service idle {{
-    exec = "exec ${{busybox}}/bin/busybox sleep 1000000"
+    exec = "exec ${{std.busybox}}/bin/busybox sleep 1000000"
     health = command("{health_command}", timeout = 20s, retries = 0)
   }}
 }}
 
 class plain {{
-  packages = [busybox]
+  packages = [std.system, std.busybox]
   service idle {{
-    exec = "exec ${{busybox}}/bin/busybox sleep 1000000"
+    exec = "exec ${{std.busybox}}/bin/busybox sleep 1000000"
   }}
 }}
 "#
@@ -82,7 +85,7 @@ struct Deployer {
 
 impl Deployer {
     fn new(name: &str, subnet: &str, hosts: usize) -> Deployer {
-        let fleet = Fleet::up(name, subnet, hosts);
+        let fleet = Fleet::up_kind(name, subnet, hosts, LabKind::Root);
         let binary =
             AgentBinary::add_to_store(&fleet.store, Path::new(env!("CARGO_BIN_EXE_ferry")))
                 .unwrap();
@@ -132,10 +135,27 @@ impl Deployer {
         )
         .unwrap();
         let site = ferry::site::load_site(&file).unwrap_or_else(|e| panic!("{e:?}"));
+        // Every variant asks for the same Debian packages: one lock, made once.
+        if !file.with_extension("lock").exists() {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+                .arg("lock")
+                .arg(&file)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "ferry lock: {}", text(&out));
+        }
+        let debian = inputs_for_build(
+            &site,
+            &file,
+            Path::new(DEB_CACHE),
+            &AptRoot(PathBuf::from("/")),
+        )
+        .unwrap();
         let classes = select_classes(&site, &[class.to_string()]).unwrap();
         let options = BuildOptions {
             jobs: 1,
             host_state_dir: self.fleet.state_dir(),
+            debian,
             ..BuildOptions::default()
         };
         let built = build_site(&self.fleet.store, &site, &classes, &options, &Silent).unwrap();
@@ -227,11 +247,11 @@ impl Deployer {
     /// What `www` on `host` serves, asked from lab host `client`.
     fn fetch(&self, client: &str, host: &str) -> String {
         let address = &self.host(host).address;
-        // busybox's wget crashes on this Debian; its nc does not.
+        // The client's own Debian root has bash, whose /dev/tcp is the client.
         let out = self.fleet.ssh(
             client,
             &format!(
-                "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 5 {address} 8080"
+                "exec 3<>/dev/tcp/{address}/8080 && printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' >&3 && timeout 5 cat <&3"
             ),
         );
         assert!(out.status.success(), "{:?} {}", out.status, text(&out));
