@@ -3,7 +3,8 @@
 //! served over HTTP from a lab host. Version 2 of a package is published,
 //! `ferry lock --update` pins it, `plan` shows `1.0 → 2.0`, `deploy` switches
 //! to it without sending the unchanged packages again, and `rollback` brings
-//! the version-1 bytes back. Needs root (CI is root) and the machine's apt
+//! the version-1 bytes back. The hosts are `root` lab hosts, where the
+//! deployer's `/usr` is not visible: the service runs from its closure. Needs root (CI is root) and the machine's apt
 //! sources (for one real package, busybox-static).
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -200,6 +201,7 @@ class web {{
 # h1 also serves the repository, at http://{address}:{PORT}/.
 inventory = lab {{
   subnet = "10.237.191.0/24"
+  kind = "root"
   hosts = [ {{ name = "h0", class = web }}, {{ name = "h1", class = web }} ]
 }}
 "#
