@@ -182,8 +182,9 @@ fn import(store: &Store, reader: &mut impl Read) -> Result<Response, AgentError>
 }
 
 /// Adds this executable (an uploaded, hash-checked temporary file) to the
-/// store; it must land on `expected`, the deployer's path for it. Then
-/// points `<state_dir>/bin/ferry` at it, so `ferry` works in a shell on the host.
+/// store (rooted, so the host's `ferry gc` keeps it); it must land on
+/// `expected`, the deployer's path for it. Then points `<state_dir>/bin/ferry`
+/// at it, so `ferry` works in a shell on the host.
 pub fn install_self(
     store_dir: &Path,
     state_dir: &Path,
@@ -191,7 +192,7 @@ pub fn install_self(
 ) -> Result<StorePath, AgentError> {
     let store = Store::open(store_dir, state_dir)?;
     let exe = std::env::current_exe().map_err(AgentError::OwnExecutable)?;
-    let path = store.add_path(&exe, &crate::transport::bootstrap::agent_object_name(), &[])?;
+    let path = crate::transport::bootstrap::AgentBinary::add_to_store(&store, &exe)?.store_path;
     if path.as_str() != expected {
         return Err(AgentError::WrongSelfPath {
             got: path.as_str().to_string(),

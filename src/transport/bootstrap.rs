@@ -44,6 +44,9 @@ pub struct AgentBinary {
     sha256: OnceLock<Result<String, String>>,
 }
 
+/// The GC root (under `<state_dir>/gcroots/`) of the store's current agent binary.
+pub const AGENT_ROOT: &str = "ferry-agent";
+
 /// The store object name of the agent binary.
 pub fn agent_object_name() -> String {
     format!("ferry-{}", codec::FERRY_VERSION)
@@ -60,12 +63,15 @@ impl AgentBinary {
         AgentBinary::add_to_store(store, &exe)
     }
 
-    /// Adds `executable` (normally `std::env::current_exe()`) to `store`.
+    /// Adds `executable` (normally `std::env::current_exe()`) to `store`
+    /// and makes it the GC root [`AGENT_ROOT`]: `ferry gc` on the deployer or
+    /// on a host must never delete the agent that every session starts.
     pub fn add_to_store(
         store: &Store,
         executable: &Path,
     ) -> Result<AgentBinary, ferry_store::StoreError> {
         let store_path = store.add_path(executable, &agent_object_name(), &[])?;
+        store.add_root(AGENT_ROOT, &store_path)?;
         let file = store.real_path(&store_path);
         let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         Ok(AgentBinary {
@@ -229,4 +235,24 @@ fn upload(
         }));
     }
     copied.map_err(|e| fail(format!("sending the binary: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gc_keeps_the_agent_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store"), &dir.path().join("var")).unwrap();
+        let exe = dir.path().join("ferry");
+        std::fs::write(&exe, b"#!/bin/sh\necho agent\n").unwrap();
+        let agent = AgentBinary::add_to_store(&store, &exe).unwrap();
+        let unrooted = store
+            .add_bytes("scratch", b"nothing roots this", false, &[])
+            .unwrap();
+        let report = store.gc(&ferry_store::GcOptions::default()).unwrap();
+        assert!(store.is_valid(&agent.store_path), "{report:?}");
+        assert!(!store.is_valid(&unrooted), "gc ran: {report:?}");
+    }
 }
