@@ -9,6 +9,7 @@ packages=(
   iproute2         # ip netns / veth / bridge for the lab
   util-linux       # unshare, mount namespaces
   procps           # ps/pkill used by lab teardown checks
+  gcc              # the ELF check test links a small program against a real library
   busybox          # small tools for builders and lab services
   python3          # the demo web app and the example policy program
   zstd             # peers and debugging of copy streams

@@ -1,7 +1,14 @@
-//! Does a package tree carry its software? Every ELF file reachable through
-//! the tree must find its interpreter and every `NEEDED` library inside the
-//! tree (or the store), as the dynamic loader would on a host where the tree
-//! is `/usr` (`activate::usr_tree`).
+//! Does a package tree carry its software? Every program of the tree (an
+//! ELF file with an interpreter) and every library it loads, transitively
+//! through `DT_NEEDED`, must find its interpreter and its libraries inside
+//! the tree (or the store), as the dynamic loader would on a host where the
+//! tree is `/usr` (`activate::usr_tree`).
+//!
+//! A shared object that no program loads is a plugin, opened with `dlopen`
+//! when a feature is used (tc's `q_atm.so`, which needs the `libatm1` that
+//! iproute2 only recommends). Its missing libraries are reported apart, as
+//! [`ElfReport::unloadable`]: the feature fails when used, the programs
+//! still run, so they do not make the tree unusable.
 //!
 //! Paths are resolved the way the host sees them: `/usr/X` is the tree's
 //! `X`; `/bin`, `/sbin`, `/lib*` are the tree's (merged `/usr`); store paths
@@ -10,7 +17,7 @@
 //! library is searched in the object's `DT_RUNPATH` (else `DT_RPATH`;
 //! `$ORIGIN` is the directory of the file in its package's object), then in
 //! the loader's default directories.
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fs;
 use std::io;
@@ -47,16 +54,31 @@ pub struct Unresolved {
 pub struct ElfReport {
     /// ELF files checked (each real file once).
     pub checked: usize,
-    /// Everything that does not resolve inside the tree, sorted.
+    /// What the tree's programs, or the libraries they load, need and the
+    /// tree lacks, sorted: the tree cannot run as it is.
     pub unresolved: Vec<Unresolved>,
+    /// What shared objects no program loads (plugins) need and the tree
+    /// lacks, sorted: they fail only when something opens them.
+    pub unloadable: Vec<Unresolved>,
+}
+
+/// One ELF file as the first pass saw it.
+struct Checked {
+    /// As the host sees it.
+    file: String,
+    /// Has an interpreter: the loader starts here.
+    program: bool,
+    /// The real paths of the libraries it loads.
+    loads: Vec<PathBuf>,
+    /// What of its needs is missing.
+    missing: Vec<String>,
 }
 
 /// Checks every ELF file reachable through the package tree at `tree`
 /// (the directory mounted on `/usr`).
 pub fn check_tree(tree: &Path) -> io::Result<ElfReport> {
     let view = View { tree };
-    let mut seen = BTreeSet::new();
-    let mut report = ElfReport::default();
+    let mut files: BTreeMap<PathBuf, Checked> = BTreeMap::new();
     for entry in walkdir::WalkDir::new(tree)
         .follow_links(false)
         .sort_by_file_name()
@@ -67,40 +89,77 @@ pub fn check_tree(tree: &Path) -> io::Result<ElfReport> {
         let Some(real) = view.resolve(&as_seen) else {
             continue;
         };
-        if !real.is_file() || !seen.insert(real.clone()) {
+        if !real.is_file() || files.contains_key(&real) {
             continue;
         }
         let data = fs::read(&real)?;
         if !data.starts_with(b"\x7fELF") {
             continue;
         }
-        report.checked += 1;
         let needs = match FileKind::parse(&*data) {
             Ok(FileKind::Elf64) => needs::<elf::FileHeader64<Endianness>>(&data),
             Ok(FileKind::Elf32) => needs::<elf::FileHeader32<Endianness>>(&data),
             _ => None,
         };
         let file = as_seen.display().to_string();
-        let Some(needs) = needs else {
-            report.unresolved.push(Unresolved {
+        let checked = match needs {
+            // Not even the loader could read it: as fatal as a program.
+            None => Checked {
                 file,
-                missing: "a readable ELF header".into(),
-            });
-            continue;
+                program: true,
+                loads: Vec::new(),
+                missing: vec!["a readable ELF header".into()],
+            },
+            Some(needs) => {
+                let (loads, missing) = view.resolve_needs(&needs, &real);
+                Checked {
+                    file,
+                    program: needs.interpreter.is_some(),
+                    loads,
+                    missing,
+                }
+            }
         };
-        report
-            .unresolved
-            .extend(
-                view.missing(&needs, &real)
-                    .into_iter()
-                    .map(|missing| Unresolved {
-                        file: file.clone(),
-                        missing,
-                    }),
-            );
+        files.insert(real, checked);
+    }
+    let loaded = loaded_by_programs(&files);
+    let mut report = ElfReport {
+        checked: files.len(),
+        ..ElfReport::default()
+    };
+    for (real, checked) in files {
+        let into = if loaded.contains(&real) {
+            &mut report.unresolved
+        } else {
+            &mut report.unloadable
+        };
+        into.extend(checked.missing.into_iter().map(|missing| Unresolved {
+            file: checked.file.clone(),
+            missing,
+        }));
     }
     report.unresolved.sort();
+    report.unloadable.sort();
     Ok(report)
+}
+
+/// The programs of `files` and every library they load, transitively.
+fn loaded_by_programs(files: &BTreeMap<PathBuf, Checked>) -> BTreeSet<PathBuf> {
+    let mut pending: Vec<&PathBuf> = files
+        .iter()
+        .filter(|(_, c)| c.program)
+        .map(|(real, _)| real)
+        .collect();
+    let mut loaded = BTreeSet::new();
+    while let Some(real) = pending.pop() {
+        if !loaded.insert(real.clone()) {
+            continue;
+        }
+        if let Some(checked) = files.get(real) {
+            pending.extend(checked.loads.iter());
+        }
+    }
+    loaded
 }
 
 /// What one ELF file asks of the loader.
@@ -143,9 +202,10 @@ struct View<'a> {
 }
 
 impl View<'_> {
-    /// What of `needs` is missing for the file at `real`.
-    fn missing(&self, needs: &Needs, real: &Path) -> Vec<String> {
-        let mut missing = Vec::new();
+    /// Where the libraries of `needs` (of the file at `real`) are, and
+    /// what of `needs` is missing.
+    fn resolve_needs(&self, needs: &Needs, real: &Path) -> (Vec<PathBuf>, Vec<String>) {
+        let (mut loads, mut missing) = (Vec::new(), Vec::new());
         if let Some(interp) = &needs.interpreter {
             if self.resolve(Path::new(interp)).is_none_or(|p| !p.is_file()) {
                 missing.push(format!("interpreter {interp}"));
@@ -158,8 +218,7 @@ impl View<'_> {
             .to_string();
         for library in &needs.libraries {
             let found = if library.contains('/') {
-                self.resolve(Path::new(library))
-                    .is_some_and(|p| p.is_file())
+                self.resolve(Path::new(library)).filter(|p| p.is_file())
             } else {
                 let run_path = needs.run_path.iter().map(|dir| {
                     dir.replace("${ORIGIN}", &origin)
@@ -167,16 +226,17 @@ impl View<'_> {
                 });
                 run_path
                     .chain(DEFAULT_DIRS.iter().map(|d| d.to_string()))
-                    .any(|dir| {
+                    .find_map(|dir| {
                         self.resolve(&Path::new(&dir).join(library))
-                            .is_some_and(|p| p.is_file())
+                            .filter(|p| p.is_file())
                     })
             };
-            if !found {
-                missing.push(format!("library {library}"));
+            match found {
+                Some(at) => loads.push(at),
+                None => missing.push(format!("library {library}")),
             }
         }
-        missing
+        (loads, missing)
     }
 
     /// The real path behind `seen` (an absolute path as the host sees it),

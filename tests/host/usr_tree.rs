@@ -101,6 +101,70 @@ fn a_tree_without_libc_names_what_busybox_cannot_find() {
     );
 }
 
+/// A store object with `bin/uses-png`: a program linked against libpng,
+/// whose libz it reaches only through libpng.
+fn program_using_libpng(store: &Store, dir: &Path, libpng: &Path) -> StorePath {
+    let out = dir.join("uses-png");
+    fs::create_dir_all(out.join("bin")).unwrap();
+    let source = dir.join("uses-png.c");
+    fs::write(
+        &source,
+        "extern unsigned long png_access_version_number(void);\n\
+         int main(void) { return png_access_version_number() == 0; }\n",
+    )
+    .unwrap();
+    run(Command::new("cc")
+        .arg(&source)
+        .arg("-o")
+        .arg(out.join("bin/uses-png"))
+        .arg("-L")
+        .arg(libpng.join("usr/lib/x86_64-linux-gnu"))
+        .args(["-l:libpng16.so.16", "-Wl,--allow-shlib-undefined"]));
+    store.add_path(&out, "uses-png", &[]).unwrap()
+}
+
+#[test]
+fn a_plugin_no_program_loads_does_not_make_the_tree_unrunnable_but_a_library_a_program_loads_does()
+{
+    let host = Host::new();
+    let store = Store::open(&host.store, &host.root.path().join("deployer-var")).unwrap();
+    let dir = host.root.path().join("packages");
+    // libpng needs libz, and zlib1g is not in the tree: as tc's q_atm.so
+    // needs the libatm1 that iproute2 only recommends.
+    let mut packages = package_objects(
+        &store,
+        &dir,
+        &["dash", "busybox", "libc6", "libgcc-s1", "libpng16-16"],
+    );
+    let tree = build_package_tree(&store, "plugin", &packages).unwrap();
+    let report = check_tree(&store.real_path(&tree.path)).unwrap();
+    assert_eq!(report.unresolved, vec![], "no program loads libpng");
+    let libpng_misses: Vec<_> = report
+        .unloadable
+        .iter()
+        .map(|u| (u.file.as_str(), u.missing.as_str()))
+        .collect();
+    assert!(
+        matches!(&libpng_misses[..], [(file, "library libz.so.1")]
+            if file.starts_with("/usr/lib/x86_64-linux-gnu/libpng16.so")),
+        "{libpng_misses:?}"
+    );
+
+    // A program that loads libpng: libz is now needed to run it.
+    packages.push(program_using_libpng(&store, &dir, &dir.join("libpng16-16")));
+    let tree = build_package_tree(&store, "program", &packages).unwrap();
+    let report = check_tree(&store.real_path(&tree.path)).unwrap();
+    assert_eq!(report.unloadable, vec![]);
+    assert_eq!(report.unresolved.len(), 1, "{report:?}");
+    assert!(
+        report.unresolved[0]
+            .file
+            .starts_with("/usr/lib/x86_64-linux-gnu/libpng16.so")
+            && report.unresolved[0].missing == "library libz.so.1",
+        "{report:?}"
+    );
+}
+
 #[test]
 fn services_hooks_and_health_checks_run_over_the_class_package_tree_needs_root() {
     assert!(nix::unistd::geteuid().is_root(), "needs root (CI is root)");
