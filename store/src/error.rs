@@ -25,6 +25,13 @@ pub enum StoreError {
         /// Why it is refused.
         reason: &'static str,
     },
+    /// The store's staging directory is a symlink or not a directory: ferry
+    /// neither writes into nor purges what it does not own.
+    #[error("{} should be the store's own staging directory, but it is not a real directory (a symlink or a file); ferry will not follow it", path.display())]
+    StagingNotADirectory {
+        /// The staging directory (`<store>/.tmp`).
+        path: PathBuf,
+    },
     /// A store path string that does not parse.
     #[error("`{text}` is not a store path: {reason}")]
     BadStorePath {
@@ -148,6 +155,7 @@ impl StoreError {
             StoreError::Io { .. } => "check that the store and state directories exist and are writable",
             StoreError::Database { .. } => "check that the state directory is writable and its disk not full; another ferry may hold the database for a long transaction",
             StoreError::BadStoreDir { .. } => "pass an absolute directory without `.` or `..`, e.g. --store-dir /ferry/store",
+            StoreError::StagingNotADirectory { .. } => "remove it (ferry makes a real directory there again), after moving away anything of yours it points to",
             StoreError::BadStorePath { .. } => "a store path looks like <store-dir>/<32 base32 characters>-<name>",
             StoreError::BadName { .. } => "use ASCII letters, digits and `+-._?=`, not starting with `.`, at most 211 bytes; pass --name to choose one",
             StoreError::WrongStoreDir { .. } => "closures are only valid in a store with the same directory; pass --store-dir",

@@ -55,5 +55,5 @@ pub use ingest::AddOptions;
 pub use path::{validate_name, StoreDir, StorePath};
 pub use realisation::RecipeId;
 pub use roots::TempRoots;
-pub use store::Store;
+pub use store::{Store, STAGING_DIR};
 pub use verify::{CorruptPath, VerifyReport};

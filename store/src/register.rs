@@ -22,6 +22,8 @@ impl Staging {
     pub fn create(store: &Store) -> Result<Staging> {
         let name = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
         let staging_dir = store.staging_dir();
+        // Refuses a staging dir that is a symlink before anything is written through it.
+        store.existing_staging_dir()?;
         let path = staging_dir.join(name);
         if let Err(e) = std::fs::create_dir(&path) {
             if e.kind() != std::io::ErrorKind::NotFound {

@@ -66,8 +66,8 @@ impl Store {
     /// entries holds the shared lock while they exist.
     pub(crate) fn purge_temporaries(&self, whole_store_dir: bool) -> Result<usize> {
         let mut purged = 0;
-        let staging = self.staging_dir();
-        if let Ok(entries) = std::fs::read_dir(&staging) {
+        if let Some(staging) = self.existing_staging_dir()? {
+            let entries = std::fs::read_dir(&staging).map_err(StoreError::io("list", &staging))?;
             for entry in entries.flatten() {
                 fsops::remove_tree(&entry.path())?;
                 purged += 1;
@@ -97,6 +97,19 @@ impl Store {
     /// Where staging directories live (see [`STAGING_DIR`]).
     pub(crate) fn staging_dir(&self) -> PathBuf {
         self.store_dir.as_path().join(STAGING_DIR)
+    }
+
+    /// The staging directory if it exists, refused unless it is a real
+    /// directory: a symlink there would make staging write, and purging
+    /// delete, wherever it points.
+    pub(crate) fn existing_staging_dir(&self) -> Result<Option<PathBuf>> {
+        let path = self.staging_dir();
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_dir() => Ok(Some(path)),
+            Ok(_) => Err(StoreError::StagingNotADirectory { path }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("inspect", &path)(e)),
+        }
     }
 
     /// The directory objects live in.

@@ -559,3 +559,31 @@ fn a_one_pass_add_of_content_already_there_changes_nothing() {
     assert!(staging.is_empty(), "the discarded copy was left behind");
     assert!(store.verify(false).unwrap().is_clean());
 }
+
+#[test]
+fn a_staging_dir_that_is_a_symlink_is_refused_and_what_it_points_to_is_untouched() {
+    let root = tempfile::tempdir().unwrap();
+    drop(open(root.path()));
+    let victim = root.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::write(victim.join("keep-me"), b"mine").unwrap();
+    let staging = root.path().join("store").join(ferry_store::STAGING_DIR);
+    let _ = std::fs::remove_dir(&staging);
+    std::os::unix::fs::symlink(&victim, &staging).unwrap();
+
+    let err = Store::open(&root.path().join("store"), &root.path().join("var")).unwrap_err();
+    assert!(
+        matches!(err, StoreError::StagingNotADirectory { ref path } if path == &staging),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(victim.join("keep-me")).unwrap(), b"mine");
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 1);
+
+    // Once the link is gone, the store makes its own staging dir again.
+    std::fs::remove_file(&staging).unwrap();
+    let store = open(root.path());
+    let (_, app) = dep_and_app(&store);
+    assert!(store.is_valid(&app));
+    assert!(std::fs::symlink_metadata(&staging).unwrap().is_dir());
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 1);
+}
