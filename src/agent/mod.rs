@@ -102,7 +102,16 @@ pub fn serve(
             Request::Bye => return Ok(()),
             Request::AgentStatus => agent_status(&store),
             Request::QueryMissing { paths } => query_missing(&store, &paths, &mut pins),
-            Request::Import { .. } => import(&store, &mut reader)?,
+            Request::Import { .. } => match import(&store, &mut reader) {
+                Ok(response) => response,
+                Err(lost) => {
+                    // The stream cannot be followed to its end: say why, once,
+                    // and end the session rather than read its rest as messages.
+                    let message = format!("{lost}; the session ends");
+                    let _ = codec::write_message(&mut writer, &Response::Error { message });
+                    return Err(lost.into());
+                }
+            },
             Request::Activate(request) => {
                 activation::activate(&store, store_dir, state_dir, &request)
             }
@@ -165,7 +174,8 @@ fn query_missing(store: &Store, paths: &[String], pins: &mut Vec<TempRoots>) -> 
     }
 }
 
-fn import(store: &Store, reader: &mut impl Read) -> Result<Response, AgentError> {
+/// Imports one data stream; an error is a stream that cannot be followed to its end.
+fn import(store: &Store, reader: &mut impl Read) -> Result<Response, CodecError> {
     let mut stream = DataStreamReader::new(reader);
     let outcome = store.import(&mut stream, ImportMode::Incremental);
     // Whatever happened, read up to the stream's end so the next message is
@@ -210,4 +220,47 @@ pub fn install_self(
     std::os::unix::fs::symlink(path.as_path(), &tmp).map_err(io(&tmp))?;
     std::fs::rename(&tmp, bin.join("ferry")).map_err(io(&bin))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_ends_a_stream_it_cannot_follow_with_one_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut input = Vec::new();
+        codec::write_hello(&mut input, &Hello::ours()).unwrap();
+        codec::write_message(&mut input, &Request::Import { objects: 1 }).unwrap();
+        // A data frame announced past the limit; what follows would decode
+        // as further frames and messages if the agent read on.
+        input.extend(((codec::MAX_FRAME + 1) as u32).to_le_bytes());
+        codec::write_frame(&mut input, b"\x00junk").unwrap();
+        codec::write_message(&mut input, &Request::AgentStatus).unwrap();
+        codec::write_message(&mut input, &Request::Bye).unwrap();
+
+        let mut output = Vec::new();
+        let err = serve(
+            &dir.path().join("store"),
+            &dir.path().join("var"),
+            &input[..],
+            &mut output,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("more than the limit"), "{err}");
+        let mut out = &output[..];
+        assert_eq!(
+            codec::read_greeting(&mut out).unwrap(),
+            codec::AGENT_GREETING
+        );
+        codec::read_hello(&mut out).unwrap();
+        let Response::Error { message } = codec::read_message::<Response>(&mut out).unwrap() else {
+            panic!("not an error response");
+        };
+        assert!(
+            message.contains("more than the limit") && message.ends_with("the session ends"),
+            "{message}"
+        );
+        assert!(out.is_empty(), "the agent answered past the lost stream");
+    }
 }

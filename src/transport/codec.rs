@@ -304,11 +304,32 @@ pub fn write_message(w: &mut impl Write, message: &impl Serialize) -> Result<(),
     Ok(())
 }
 
+/// What is wrong with a message, in words (bincode's own `Display` is its
+/// `Debug`, e.g. `UnexpectedEnd { additional: 1 }`).
+fn describe_decode_error(e: &bincode::error::DecodeError) -> String {
+    use bincode::error::DecodeError as E;
+    match e {
+        E::UnexpectedEnd { additional: 1 } => "it is 1 byte short".into(),
+        E::UnexpectedEnd { additional } => format!("it is {additional} bytes short"),
+        E::LimitExceeded => format!("it would take more than {MAX_FRAME} bytes"),
+        E::UnexpectedVariant {
+            type_name, found, ..
+        } => format!(
+            "it names variant {found} of {type_name}, which this ferry does not have (another ferry version?)"
+        ),
+        E::Utf8 { .. } => "a text in it is not UTF-8".into(),
+        E::InvalidBooleanValue(b) => format!("a flag in it is {b}, neither 0 nor 1"),
+        E::OtherString(text) => text.clone(),
+        E::Other(text) => (*text).into(),
+        _ => "it is malformed".into(),
+    }
+}
+
 /// Reads one message frame.
 pub fn read_message<T: serde::de::DeserializeOwned>(r: &mut impl Read) -> Result<T, CodecError> {
     let payload = read_frame(r)?;
     let (value, used) = bincode::serde::decode_from_slice(&payload, config())
-        .map_err(|e| CodecError::Decode(e.to_string()))?;
+        .map_err(|e| CodecError::Decode(describe_decode_error(&e)))?;
     if used != payload.len() {
         return Err(CodecError::Decode(format!(
             "{} trailing bytes after the message",
@@ -468,6 +489,15 @@ fn into_io(e: CodecError) -> std::io::Error {
     }
 }
 
+/// Reads and drops `n` bytes of `inner`.
+fn skip(inner: &mut impl Read, n: u64) -> Result<(), CodecError> {
+    let skipped = std::io::copy(&mut inner.take(n), &mut std::io::sink())?;
+    if skipped != n {
+        return Err(CodecError::Closed);
+    }
+    Ok(())
+}
+
 /// A `Read` over a data stream: yields the blocks of its data frames and
 /// reports end of input at the empty end frame. Raw blocks are read straight
 /// into the caller's buffer; compressed ones are decompressed into a buffer
@@ -484,6 +514,9 @@ pub struct DataStreamReader<R: Read> {
     packed: Vec<u8>,
     decompressor: Option<zstd::bulk::Decompressor<'static>>,
     ended: bool,
+    /// The size of a refused frame whose length cannot be trusted: the
+    /// stream cannot be followed past it.
+    lost_at: Option<usize>,
 }
 
 impl<R: Read> DataStreamReader<R> {
@@ -498,6 +531,7 @@ impl<R: Read> DataStreamReader<R> {
             packed: Vec::new(),
             decompressor: None,
             ended: false,
+            lost_at: None,
         }
     }
 
@@ -507,6 +541,7 @@ impl<R: Read> DataStreamReader<R> {
         read_exact_or_closed(&mut self.inner, &mut len)?;
         let size = u32::from_le_bytes(len) as usize;
         if size > MAX_FRAME {
+            self.lost_at = Some(size);
             return Err(CodecError::FrameTooLarge { size });
         }
         if size == 0 {
@@ -545,23 +580,30 @@ impl<R: Read> DataStreamReader<R> {
                         detail: e.to_string(),
                     })?;
             }
-            other => return Err(CodecError::UnknownFrameKind { kind: other }),
+            other => {
+                // Its length is within bounds: skip its body, so the stream
+                // stays at a frame boundary for `drain`.
+                skip(&mut self.inner, body as u64)?;
+                return Err(CodecError::UnknownFrameKind { kind: other });
+            }
         }
         Ok(())
     }
 
     /// Reads and drops the rest of the stream, so the connection is back at
     /// a message boundary (used when an import fails part-way). Frames are
-    /// skipped, not decoded.
+    /// skipped, not decoded. A stream that cannot be followed (it announced
+    /// a frame over [`MAX_FRAME`]) is an error: nothing after it can be
+    /// trusted to be a frame, so the session must end.
     pub fn drain(&mut self) -> Result<(), CodecError> {
+        if let Some(size) = self.lost_at {
+            return Err(CodecError::FrameTooLarge { size });
+        }
         self.offset = self.decoded_len;
         let mut left = self.raw_left as u64;
         self.raw_left = 0;
         loop {
-            let skipped = std::io::copy(&mut (&mut self.inner).take(left), &mut std::io::sink())?;
-            if skipped != left {
-                return Err(CodecError::Closed);
-            }
+            skip(&mut self.inner, left)?;
             if self.ended {
                 return Ok(());
             }

@@ -249,3 +249,52 @@ fn hello_round_trips() {
     write_hello(&mut wire, &Hello::ours()).unwrap();
     assert_eq!(read_hello(&mut &wire[..]).unwrap(), Hello::ours());
 }
+
+#[test]
+fn an_unknown_frame_kind_is_skipped_so_drain_reaches_the_next_message() {
+    let mut wire = Vec::new();
+    write_data_frame(&mut wire, 9, b"abc").unwrap();
+    write_data_frame(&mut wire, FRAME_RAW, b"more").unwrap();
+    write_frame(&mut wire, &[]).unwrap();
+    write_message(&mut wire, &Request::Bye).unwrap();
+    let mut r = &wire[..];
+    let mut reader = DataStreamReader::new(&mut r);
+    assert!(reader.read_to_end(&mut Vec::new()).is_err());
+    reader.drain().unwrap();
+    assert_eq!(read_message::<Request>(&mut r).unwrap(), Request::Bye);
+}
+
+#[test]
+fn a_frame_over_the_limit_ends_the_stream_with_one_error() {
+    let mut wire = ((MAX_FRAME + 1) as u32).to_le_bytes().to_vec();
+    // What follows would parse as frames if the reader went on.
+    write_data_frame(&mut wire, FRAME_RAW, b"abc").unwrap();
+    write_message(&mut wire, &Request::Bye).unwrap();
+    let mut r = &wire[..];
+    let mut reader = DataStreamReader::new(&mut r);
+    assert!(reader.read_to_end(&mut Vec::new()).is_err());
+    let err = reader.drain().unwrap_err();
+    assert!(
+        matches!(err, CodecError::FrameTooLarge { size } if size == MAX_FRAME + 1),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_truncated_message_is_described_in_words_not_debug_text() {
+    let mut payload = bincode::serde::encode_to_vec(
+        Request::QueryMissing {
+            paths: vec!["x".repeat(40)],
+        },
+        config(),
+    )
+    .unwrap();
+    payload.truncate(payload.len() - 1);
+    let mut wire = Vec::new();
+    write_frame(&mut wire, &payload).unwrap();
+    let err = read_message::<Request>(&mut &wire[..]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the peer sent a message this ferry cannot decode: it is 1 byte short"
+    );
+}
