@@ -258,7 +258,7 @@ impl Evaluator<'_> {
             if i > 0 {
                 append(&mut pieces, &separator);
             }
-            let text = self.expect_text(item, "an element joined by `join`")?;
+            let text = self.expect_text_or_number(item, "an element joined by `join`")?;
             append(&mut pieces, &text);
         }
         Ok(Value::Text(Rc::new(pieces)))

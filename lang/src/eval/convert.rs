@@ -17,7 +17,27 @@ impl Evaluator<'_> {
         )
     }
 
+    /// A string (or a package, file or secret, which stand for their paths):
+    /// what a command, hook, URL or file text must be. A number is refused,
+    /// so `exec = 5` is an error at its location, not a command `5`.
     pub(crate) fn expect_text(&mut self, sv: &SV, what: &str) -> EvalResult<Rc<Vec<Piece>>> {
+        if let Value::Int(n) = sv.value {
+            return Err(self.error(
+                Diagnostic::new(format!("{what} must be a string, found {}", sv.value.kind()), sv.span)
+                    .label(format!("this is {}", sv.value.kind()))
+                    .hint(format!("quote it if the text `{n}` is meant: `\"{n}\"`")),
+            ));
+        }
+        self.expect_text_or_number(sv, what)
+    }
+
+    /// As [`expect_text`](Self::expect_text), and an integer is its decimal
+    /// digits: for environment values (`PORT = 8080`) and `join`'s elements.
+    pub(crate) fn expect_text_or_number(
+        &mut self,
+        sv: &SV,
+        what: &str,
+    ) -> EvalResult<Rc<Vec<Piece>>> {
         match &sv.value {
             Value::Text(pieces) => Ok(pieces.clone()),
             Value::Package(slot) => Ok(Rc::new(vec![Piece::Package(*slot)])),
@@ -190,7 +210,7 @@ impl Evaluator<'_> {
         let mut env = std::collections::BTreeMap::new();
         let mut failed = false;
         for (name, value) in record.iter() {
-            match self.expect_text(value, &format!("`{name}` in {what}")) {
+            match self.expect_text_or_number(value, &format!("`{name}` in {what}")) {
                 Ok(pieces) => {
                     let text = self.model_text(&pieces);
                     env.insert(name.clone(), text);
