@@ -166,22 +166,6 @@ fn snippet(origin: &Origin) -> Option<(NamedSource<String>, SourceSpan)> {
 }
 
 impl Diagnostic for BuildError {
-    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        let code = match self {
-            BuildError::Unknown { .. } => "build::unknown",
-            BuildError::Cycle { .. } => "build::cycle",
-            BuildError::MissingSource { .. } => "build::missing_source",
-            BuildError::Source { .. } => "build::source",
-            BuildError::BuilderFailed(_) => "build::builder_failed",
-            BuildError::Output(_) => "build::output",
-            BuildError::UnknownClass { .. } => "build::unknown_class",
-            BuildError::Store(_) => "build::store",
-            BuildError::System { .. } => "build::system",
-            BuildError::Debian(_) => "build::debian",
-        };
-        Some(Box::new(code))
-    }
-
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
         let help = match self {
             BuildError::MissingSource { .. } => {
@@ -238,10 +222,6 @@ impl From<BuildError> for LocatedBuildError {
 }
 
 impl Diagnostic for LocatedBuildError {
-    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        self.error.code()
-    }
-
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
         self.error.help()
     }

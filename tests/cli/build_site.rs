@@ -368,6 +368,24 @@ class c { service s { exec = "${broken}" } }
 }
 
 #[test]
+fn an_unknown_class_is_bad_input_named_without_an_internal_code() {
+    let s = Scratch::new();
+    let site = s.write("site.conf", TWO_CLASSES);
+    std::fs::create_dir_all(s.dir.path().join("site/lib")).unwrap();
+    std::fs::write(s.dir.path().join("site/lib/data.txt"), "x\n").unwrap();
+    let out = s.ferry(&["build", site.to_str().unwrap(), "--class", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stderr(&out);
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    assert_eq!(
+        first.trim(),
+        "× unknown class `nosuch`; the site has: back, front",
+        "{text}"
+    );
+    assert!(!text.contains("build::"), "{text}");
+}
+
+#[test]
 fn missing_source_is_bad_input_with_file_line_column() {
     let s = Scratch::new();
     let site = s.write(

@@ -23,9 +23,12 @@ impl Evaluator<'_> {
     pub(crate) fn expect_text(&mut self, sv: &SV, what: &str) -> EvalResult<Rc<Vec<Piece>>> {
         if let Value::Int(n) = sv.value {
             return Err(self.error(
-                Diagnostic::new(format!("{what} must be a string, found {}", sv.value.kind()), sv.span)
-                    .label(format!("this is {}", sv.value.kind()))
-                    .hint(format!("quote it if the text `{n}` is meant: `\"{n}\"`")),
+                Diagnostic::new(
+                    format!("{what} must be a string, found {}", sv.value.kind()),
+                    sv.span,
+                )
+                .label(format!("this is {}", sv.value.kind()))
+                .hint(format!("quote it if the text `{n}` is meant: `\"{n}\"`")),
             ));
         }
         self.expect_text_or_number(sv, what)
