@@ -103,7 +103,7 @@ fi
 echo "== bootstrap the agent on every host (untimed)"
 tiny=$(echo warm > "$work/warm" && ferry store add "$work/warm")
 hosts=(a0 b0); for i in $(seq 1 "$HOSTS"); do hosts+=("c$i"); done
-ferry copy --json --ssh-config "$cfg" --max-parallel 10 --to "${hosts[@]}" -- "$tiny" > /dev/null
+ferry copy --json --ssh-config "$cfg" --max-parallel 10 --to "$(IFS=,; echo "${hosts[*]}")" -- "$tiny" > /dev/null
 
 if part a; then
 echo "== (a) closure of $N paths to one fresh host (best of $ROUNDS rounds, each to an emptied store)"
@@ -168,7 +168,7 @@ echo "== (c) the closure of (a) to $HOSTS fresh hosts, --max-parallel 10"
 targets=(); for i in $(seq 1 "$HOSTS"); do targets+=("c$i"); done
 warm "$root"
 t0=$(now)
-ferry copy --json --ssh-config "$cfg" --max-parallel 10 --to "${targets[@]}" -- "${ferry_paths[@]}" > "$work/c-ferry.json" || true
+ferry copy --json --ssh-config "$cfg" --max-parallel 10 --to "$(IFS=,; echo "${targets[*]}")" -- "${ferry_paths[@]}" > "$work/c-ferry.json" || true
 t_many=$(echo "$(now) - $t0" | bc)
 ok=$(grep -c '"ok": true' "$work/c-ferry.json" || true)
 echo "   $HOSTS hosts: ${t_many} s ($ok ok)   one host: ${t_ferry} s   ratio = $(ratio "$t_many" "$t_ferry")x (goal < 4x)"

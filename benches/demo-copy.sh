@@ -73,7 +73,7 @@ private() { echo "/run/ferry-lab/$SITE/hosts/$1/private/ferry"; }
 reset_hosts() {
   for h in "${hosts[@]}"; do rm -rf "$(private "$h")"/{store,var,floor}; done
   echo warm > "$work/warm"
-  ferry copy --json --ssh-config "$cfg" --max-parallel "$HOSTS" --to "${hosts[@]}" -- \
+  ferry copy --json --ssh-config "$cfg" --max-parallel "$HOSTS" --to "$(IFS=,; echo "${hosts[*]}")" -- \
     "$(ferry store add "$work/warm")" > /dev/null
 }
 
@@ -83,7 +83,7 @@ for round in $(seq 1 "$ROUNDS"); do
   reset_hosts
   warm "${paths[@]}"
   t0=$(now)
-  ferry copy --json --ssh-config "$cfg" --max-parallel "$HOSTS" --to "${hosts[@]}" -- "${paths[@]}" > "$work/ferry.json"
+  ferry copy --json --ssh-config "$cfg" --max-parallel "$HOSTS" --to "$(IFS=,; echo "${hosts[*]}")" -- "${paths[@]}" > "$work/ferry.json"
   t=$(echo "$(now) - $t0" | bc)
   ok=$(grep -c '"ok": true' "$work/ferry.json" || true)
   [ "$ok" = "$HOSTS" ] || { cat "$work/ferry.json"; echo "ferry copy failed on some hosts" >&2; exit 1; }

@@ -373,3 +373,25 @@ fn copy_of_a_path_that_is_not_valid_is_bad_input_and_names_it() {
     );
     insta::assert_snapshot!("copy_invalid_path", sandbox.redact(&output.stderr));
 }
+
+/// The documented order `ferry copy --to HOST PATH…` works: `--to` takes
+/// one host (or a comma-separated list) and leaves the paths alone.
+#[test]
+fn copy_to_a_host_then_paths_reads_the_paths_as_paths() {
+    let sandbox = Sandbox::new();
+    let valid = sandbox.add_tree();
+    let missing = format!(
+        "{}/store/0123456789abcdfghijklmnpqrsvwxyz-hello",
+        sandbox.root.display()
+    );
+    for to in ["no-such-host.invalid", "a.invalid,b.invalid"] {
+        let output = sandbox.run(&["copy", "--to", to, &valid, &missing]);
+        let raw = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(code(&output), 2, "{raw}");
+        // The paths were read as paths: the missing one is named as not valid.
+        assert!(
+            raw.contains("0123456789abcdfghijklmnpqrsvwxyz-hello") && !raw.contains("required"),
+            "{raw}"
+        );
+    }
+}

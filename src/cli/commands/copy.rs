@@ -19,8 +19,14 @@ use crate::transport::{copy_closure, CopyOptions};
     ("max_parallel", "How many hosts to copy to at once"),
 ])))]
 pub struct CopyArgs {
-    /// Hosts to copy to, as `[USER@]HOST` (`localhost` uses no SSH).
-    #[arg(long = "to", required = true, num_args = 1.., value_name = "[USER@]HOST")]
+    /// Hosts to copy to, as `[USER@]HOST` (`localhost` uses no SSH);
+    /// comma-separated or repeated (`--to web1,web2` or `--to web1 --to web2`).
+    #[arg(
+        long = "to",
+        required = true,
+        value_delimiter = ',',
+        value_name = "[USER@]HOST"
+    )]
     pub to: Vec<String>,
     /// How to reach the hosts.
     #[command(flatten)]

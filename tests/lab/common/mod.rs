@@ -129,7 +129,8 @@ impl Fleet {
             config.to_str().unwrap(),
             "--to",
         ];
-        args.extend_from_slice(hosts);
+        let to = hosts.join(",");
+        args.push(&to);
         args.push("--");
         let texts: Vec<&str> = paths.iter().map(|p| p.as_str()).collect();
         args.extend(texts);
