@@ -82,6 +82,13 @@ fn man_page_is_roff_and_lists_the_subcommands() {
         page.contains("\\-\\-store\\-dir"),
         "global options missing from the man page"
     );
+    let exit_status = page
+        .split(".SH \"EXIT STATUS\"")
+        .nth(1)
+        .expect("an EXIT STATUS section");
+    for code in ["\\fB0\\fR", "\\fB1\\fR", "\\fB2\\fR", "\\fB3\\fR"] {
+        assert!(exit_status.contains(code), "{exit_status}");
+    }
 }
 
 #[test]
@@ -115,6 +122,8 @@ fn man_out_dir_writes_the_pages_ferry_1_refers_to() {
         "{completions}"
     );
     assert!(completions.contains("powershell"));
+    let deploy = std::fs::read_to_string(out.join("ferry-deploy.1")).unwrap();
+    assert!(deploy.contains(".SH \"EXIT STATUS\""), "{deploy}");
 }
 
 #[test]

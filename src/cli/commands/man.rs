@@ -1,5 +1,6 @@
-//! `ferry man [--out-dir DIR]`: the man pages (roff), generated from the clap definition.
-use std::path::Path;
+//! `ferry man [--out-dir DIR]`: the man pages (roff), generated from the clap
+//! definition, each with the EXIT STATUS section clap does not know about.
+use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
 use miette::miette;
@@ -8,20 +9,31 @@ use crate::cli::error::{CommandError, Exit};
 use crate::cli::output;
 use crate::cli::{Cli, CommandResult};
 
+/// The EXIT STATUS section (roff), as `cli::error::Exit` defines the codes.
+const EXIT_STATUS: &str = r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+Everything asked for was done.
+.TP
+\fB1\fR
+Something failed: a build, a copy, a host, or a deploy that stopped.
+.TP
+\fB2\fR
+Bad usage or bad input: an argument, a site file (pointed at by file:line:column), a missing or stale lock.
+.TP
+\fB3\fR
+A deploy finished, but at least one host was rolled back.
+"#;
+
 /// Prints ferry(1) on stdout, or with `out_dir` writes ferry(1) and one page
 /// per subcommand (`ferry-deploy.1`, …, which ferry(1) refers to) into it and
 /// prints their paths.
 pub fn run(out_dir: Option<&Path>) -> CommandResult {
     match out_dir {
         None => {
-            let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut page)
-                .map_err(|e| {
-                    CommandError::failure(miette!("could not render the man page: {e}"))
-                })?;
-            let page = String::from_utf8(page)
-                .map_err(|e| CommandError::failure(miette!("the man page is not UTF-8: {e}")))?;
+            let page = page(Cli::command()).map_err(|e| {
+                CommandError::failure(miette!("could not render the man page: {e}"))
+            })?;
             output::line(page.trim_end_matches('\n'));
         }
         Some(dir) => {
@@ -32,25 +44,43 @@ pub fn run(out_dir: Option<&Path>) -> CommandResult {
                 ))
             };
             std::fs::create_dir_all(dir).map_err(failed)?;
-            clap_mangen::generate_to(Cli::command(), dir).map_err(failed)?;
-            let mut pages: Vec<String> = std::fs::read_dir(dir)
-                .map_err(failed)?
-                .filter_map(|entry| entry.ok())
-                .map(|entry| entry.path())
-                .filter(|path| {
-                    let name = path
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .unwrap_or_default();
-                    name.starts_with("ferry") && name.ends_with(".1")
-                })
-                .map(|path| path.display().to_string())
-                .collect();
+            let mut command = Cli::command().disable_help_subcommand(true);
+            command.build();
+            let mut pages = Vec::new();
+            write_pages(command, dir, &mut pages).map_err(failed)?;
             pages.sort();
             for page in pages {
-                output::line(page);
+                output::line(page.display().to_string());
             }
         }
     }
     Ok(Exit::Success)
+}
+
+/// Writes the page of `command` and of each of its visible subcommands, at
+/// any depth, into `dir`, as `clap_mangen::generate_to` names them.
+fn write_pages(
+    command: clap::Command,
+    dir: &Path,
+    written: &mut Vec<PathBuf>,
+) -> std::io::Result<()> {
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+        write_pages(sub.clone(), dir, written)?;
+    }
+    let path = dir.join(clap_mangen::Man::new(command.clone()).get_filename());
+    std::fs::write(&path, page(command)?)?;
+    written.push(path);
+    Ok(())
+}
+
+/// One man page: clap's, with EXIT STATUS before VERSION (or at the end).
+fn page(command: clap::Command) -> std::io::Result<String> {
+    let mut roff = Vec::new();
+    clap_mangen::Man::new(command).render(&mut roff)?;
+    let roff = String::from_utf8(roff)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    Ok(match roff.find(".SH VERSION") {
+        Some(at) => format!("{}{EXIT_STATUS}{}", &roff[..at], &roff[at..]),
+        None => format!("{roff}{EXIT_STATUS}"),
+    })
 }
