@@ -305,6 +305,47 @@ fn a_package_update_from_a_signed_repository_is_planned_deployed_and_rolled_back
     d.ok(&["rollback", d.site(), "--yes"]);
     assert_eq!(d.message_on_h0("one"), "one");
 
+    // Host-level: a generation h0 does not have is refused (exit 2) before
+    // anything switches, naming the ones it has; the version-2 one is
+    // switched to.
+    let listed = d.ok(&["generations", d.site(), "--on", "h0", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    let generations = listed["generations"].as_array().unwrap();
+    let v2 = generations
+        .iter()
+        .filter(|g| g["current"] == false)
+        .filter_map(|g| g["number"].as_u64())
+        .max()
+        .unwrap();
+    let out = d.ferry(&[
+        "rollback",
+        d.site(),
+        "--on",
+        "h0",
+        "--host-generation",
+        "999",
+        "--yes",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        err.contains("generation 999 does not exist")
+            && err.contains(&format!("{v2}"))
+            && err.contains("(current "),
+        "{err}"
+    );
+    assert_eq!(d.message_on_h0("one"), "one");
+    d.ok(&[
+        "rollback",
+        d.site(),
+        "--on",
+        "h0",
+        "--host-generation",
+        &v2.to_string(),
+        "--yes",
+    ]);
+    assert_eq!(d.message_on_h0("two"), "two");
+
     // With the repository gone, a deployer whose store lacks the packages
     // cannot fetch them and names the repository; the one whose store holds
     // every locked package still builds.

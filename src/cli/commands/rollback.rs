@@ -96,6 +96,29 @@ pub fn run(global: &GlobalArgs, args: RollbackArgs) -> CommandResult {
     super::deploy::run_request(&request, args.rollout.yes, args.rollout.json)
 }
 
+/// A host's generation numbers in words: `generations 1, 2, 3 (current 3)`,
+/// the last ten of a long list.
+fn existing_generations(list: &[crate::transport::codec::GenerationInfo]) -> String {
+    const SHOWN: usize = 10;
+    if list.is_empty() {
+        return "no generations".into();
+    }
+    let mut numbers: Vec<u64> = list.iter().map(|g| g.number).collect();
+    numbers.sort_unstable();
+    let skipped = numbers.len().saturating_sub(SHOWN);
+    let shown: Vec<String> = numbers[skipped..].iter().map(u64::to_string).collect();
+    let earlier = if skipped > 0 {
+        format!("{skipped} earlier, then ")
+    } else {
+        String::new()
+    };
+    let current = match list.iter().find(|g| g.current) {
+        Some(g) => format!(" (current {})", g.number),
+        None => String::new(),
+    };
+    format!("generations {earlier}{}{current}", shown.join(", "))
+}
+
 /// `ferry rollback --on SEL --host-generation G`: each host back to its own
 /// generation G, in parallel, without a policy (an operator's direct order).
 fn host_rollback(
@@ -105,6 +128,32 @@ fn host_rollback(
     generation: u64,
     json: bool,
 ) -> Result<Exit, CommandError> {
+    // An operator's direct order runs on every selected host or none: a
+    // generation one of them lacks is refused before any host switches.
+    let listed = ask_each_host(store, hosts, reach, |session| session.generations())
+        .map_err(crate::cli::error::store_error)?;
+    let lacking: Vec<String> = hosts
+        .iter()
+        .zip(&listed)
+        .filter_map(|(host, list)| match list {
+            Ok(list) if !list.iter().any(|g| g.number == generation) => Some(format!(
+                "`{}` has {}",
+                host.name,
+                existing_generations(list)
+            )),
+            // An unreachable host is reported by the rollback below.
+            _ => None,
+        })
+        .collect();
+    if !lacking.is_empty() {
+        return Err(CommandError::input(miette::miette!(
+            help = "`ferry generations SITE --on HOST` lists each host's generations with their dates",
+            "no host switched: generation {generation} does not exist on {} of the {} selected host(s); {}",
+            lacking.len(),
+            hosts.len(),
+            lacking.join("; ")
+        )));
+    }
     let results = ask_each_host(store, hosts, reach, |session| {
         session.rollback_to(generation)
     })
@@ -136,4 +185,34 @@ fn host_rollback(
         }
     }
     Ok(worst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::existing_generations;
+    use crate::transport::codec::GenerationInfo;
+
+    fn generations(numbers: std::ops::RangeInclusive<u64>, current: u64) -> Vec<GenerationInfo> {
+        numbers
+            .map(|number| GenerationInfo {
+                number,
+                created: 0,
+                system: String::new(),
+                current: number == current,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_missing_host_generation_is_refused_with_the_ones_that_exist() {
+        assert_eq!(
+            existing_generations(&generations(1..=3, 2)),
+            "generations 1, 2, 3 (current 2)"
+        );
+        assert_eq!(
+            existing_generations(&generations(1..=34, 34)),
+            "generations 24 earlier, then 25, 26, 27, 28, 29, 30, 31, 32, 33, 34 (current 34)"
+        );
+        assert_eq!(existing_generations(&[]), "no generations");
+    }
 }
