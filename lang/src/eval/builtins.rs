@@ -143,6 +143,11 @@ impl Evaluator<'_> {
             Builtin::Range => {
                 let sv = first.ok_or(Reported)?;
                 let count = self.expect_count(&sv, "the argument of `range`")?;
+                self.charge(
+                    count as u64,
+                    count as u64 * super::expr::ELEMENT_SIZE,
+                    call_span,
+                )?;
                 Ok(Value::List(Rc::new(
                     (0..count as i64)
                         .map(|i| SV::new(Value::Int(i), sv.span))
@@ -259,6 +264,8 @@ impl Evaluator<'_> {
                 append(&mut pieces, &separator);
             }
             let text = self.expect_text_or_number(item, "an element joined by `join`")?;
+            let size = super::expr::text_size(&text) + super::expr::text_size(&separator);
+            self.charge(size / 64 + 1, size, item.span)?;
             append(&mut pieces, &text);
         }
         Ok(Value::Text(Rc::new(pieces)))

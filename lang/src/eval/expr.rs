@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use super::value::{Builtin, ClassValue, Closure, Local, Piece, Record, Value, SV, SYMBOLS};
-use super::{EvalResult, Evaluator, MAX_CALL_DEPTH};
+use super::{EvalResult, Evaluator, MAX_CALL_DEPTH, MAX_EVAL_DEPTH};
 use crate::ast::{self, Arg, BinaryOp, Expr, ExprKind, StrPart};
 use crate::diagnostics::{quoted_list, suggest, Diagnostic};
 use crate::span::Span;
@@ -19,6 +19,33 @@ impl Evaluator<'_> {
     }
 
     pub fn eval(
+        &mut self,
+        expr: &Expr,
+        module: u32,
+        locals: Option<&Rc<Local>>,
+    ) -> EvalResult<Value> {
+        if self.eval_depth >= MAX_EVAL_DEPTH {
+            return Err(self.error(
+                Diagnostic::new(
+                    format!("evaluation nests deeper than {MAX_EVAL_DEPTH} levels"),
+                    expr.span,
+                )
+                .label("reached through this expression")
+                .hint("a long chain of `let`s that each use the next, or calls of deeply nested bodies; compute it in fewer steps"),
+            ));
+        }
+        self.charge(1, 0, expr.span)?;
+        self.eval_depth += 1;
+        // The depth is bounded above; the stack grows on demand so that the
+        // bound, not the thread's stack size, decides (tests run on 2 MiB).
+        let value = stacker::maybe_grow(super::STACK_RED_ZONE, super::STACK_SEGMENT, || {
+            self.eval_inner(expr, module, locals)
+        });
+        self.eval_depth -= 1;
+        value
+    }
+
+    fn eval_inner(
         &mut self,
         expr: &Expr,
         module: u32,
@@ -40,6 +67,8 @@ impl Evaluator<'_> {
                         }
                     }
                 }
+                let size = text_size(&pieces);
+                self.charge(size / 64, size, expr.span)?;
                 Ok(Value::Text(Rc::new(pieces)))
             }
             ExprKind::Var(name) => self.lookup(name, expr.span, module, locals),
@@ -396,6 +425,8 @@ impl Evaluator<'_> {
                 Ok(Value::Duration(a.saturating_add(b)))
             }
             (BinaryOp::Add, Value::Text(a), Value::Text(b)) => {
+                let size = text_size(&a) + text_size(&b);
+                self.charge(size / 64 + 1, size, span)?;
                 let mut pieces = (*a).clone();
                 for piece in b.iter() {
                     match piece {
@@ -405,9 +436,13 @@ impl Evaluator<'_> {
                 }
                 Ok(Value::Text(Rc::new(pieces)))
             }
-            (BinaryOp::Add, Value::List(a), Value::List(b)) => Ok(Value::List(Rc::new(
-                a.iter().chain(b.iter()).cloned().collect(),
-            ))),
+            (BinaryOp::Add, Value::List(a), Value::List(b)) => {
+                let count = (a.len() + b.len()) as u64;
+                self.charge(count, count * ELEMENT_SIZE, span)?;
+                Ok(Value::List(Rc::new(
+                    a.iter().chain(b.iter()).cloned().collect(),
+                )))
+            }
             (BinaryOp::Update, Value::Record(a), Value::Record(b)) => {
                 let mut merged = (*a).clone();
                 for (k, v) in b.iter() {
@@ -415,8 +450,8 @@ impl Evaluator<'_> {
                 }
                 Ok(Value::Record(Rc::new(merged)))
             }
-            (BinaryOp::Eq, a, b) => Ok(Value::Bool(values_equal(&a, &b))),
-            (BinaryOp::NotEq, a, b) => Ok(Value::Bool(!values_equal(&a, &b))),
+            (BinaryOp::Eq, a, b) => Ok(Value::Bool(self.values_equal(&a, &b, span)?)),
+            (BinaryOp::NotEq, a, b) => Ok(Value::Bool(!self.values_equal(&a, &b, span)?)),
             (BinaryOp::And | BinaryOp::Or, Value::Bool(_), Value::Bool(b)) => Ok(Value::Bool(b)),
             (op, a, b) => {
                 let hint = match op {
@@ -495,32 +530,68 @@ pub(super) fn push_lit(pieces: &mut Vec<Piece>, text: &str) {
 }
 
 /// Structural equality; functions, classes and modules are never equal.
-pub(super) fn values_equal(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Int(x), Value::Int(y)) => x == y,
-        (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::Duration(x), Value::Duration(y)) => x == y,
-        (Value::Percent(x), Value::Percent(y)) => x == y,
-        (Value::Text(x), Value::Text(y)) => x == y,
-        (Value::Symbol(x), Value::Symbol(y)) => x == y,
-        (Value::Path(x), Value::Path(y)) => x == y,
-        (Value::Package(x), Value::Package(y))
-        | (Value::File(x), Value::File(y))
-        | (Value::Secret(x), Value::Secret(y)) => x == y,
-        (Value::ServiceRef(c1, s1), Value::ServiceRef(c2, s2)) => c1 == c2 && s1 == s2,
-        (Value::List(x), Value::List(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y.iter())
-                    .all(|(a, b)| values_equal(&a.value, &b.value))
-        }
-        (Value::Record(x), Value::Record(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y.iter())
-                    .all(|((k1, v1), (k2, v2))| k1 == k2 && values_equal(&v1.value, &v2.value))
-        }
-        _ => false,
+/// What one list element costs against `MAX_BYTES`.
+pub(super) const ELEMENT_SIZE: u64 = std::mem::size_of::<SV>() as u64;
+
+/// The bytes of a text's literal pieces.
+pub(super) fn text_size(pieces: &[Piece]) -> u64 {
+    pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Lit(text) => text.len() as u64,
+            _ => 8,
+        })
+        .sum()
+}
+
+impl Evaluator<'_> {
+    /// Structural equality, one step per value visited: values that share
+    /// their parts are equal without a walk, and a walk through a huge one
+    /// ends at the step bound.
+    fn values_equal(&mut self, a: &Value, b: &Value, span: Span) -> EvalResult<bool> {
+        self.charge(1, 0, span)?;
+        Ok(match (a, b) {
+            (Value::Int(x), Value::Int(y)) => x == y,
+            (Value::Bool(x), Value::Bool(y)) => x == y,
+            (Value::Duration(x), Value::Duration(y)) => x == y,
+            (Value::Percent(x), Value::Percent(y)) => x == y,
+            (Value::Text(x), Value::Text(y)) => Rc::ptr_eq(x, y) || x == y,
+            (Value::Symbol(x), Value::Symbol(y)) => x == y,
+            (Value::Path(x), Value::Path(y)) => x == y,
+            (Value::Package(x), Value::Package(y))
+            | (Value::File(x), Value::File(y))
+            | (Value::Secret(x), Value::Secret(y)) => x == y,
+            (Value::ServiceRef(c1, s1), Value::ServiceRef(c2, s2)) => c1 == c2 && s1 == s2,
+            (Value::List(x), Value::List(y)) => {
+                if Rc::ptr_eq(x, y) {
+                    return Ok(true);
+                }
+                if x.len() != y.len() {
+                    return Ok(false);
+                }
+                for (a, b) in x.iter().zip(y.iter()) {
+                    if !self.values_equal(&a.value, &b.value, span)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            (Value::Record(x), Value::Record(y)) => {
+                if Rc::ptr_eq(x, y) {
+                    return Ok(true);
+                }
+                if x.len() != y.len() {
+                    return Ok(false);
+                }
+                for ((k1, v1), (k2, v2)) in x.iter().zip(y.iter()) {
+                    if k1 != k2 || !self.values_equal(&v1.value, &v2.value, span)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            _ => false,
+        })
     }
 }
 

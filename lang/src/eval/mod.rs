@@ -39,6 +39,25 @@ pub type EvalResult<T> = Result<T, Reported>;
 /// How deep user function calls may nest before evaluation gives up.
 const MAX_CALL_DEPTH: usize = 64;
 
+/// How deep evaluation may recurse in all (expressions within expressions,
+/// through `let`s, calls and classes) before it gives up: each expression is
+/// at most `parse::MAX_NESTING` deep, but a chain of thousands of `let`s or
+/// calls of deep bodies would still exhaust the stack.
+const MAX_EVAL_DEPTH: usize = 1024;
+
+/// How many steps (expressions evaluated, values compared, list elements
+/// made) one evaluation may take: a site is a configuration, and no real one
+/// comes near; a hostile one ends with an error instead of running for minutes.
+pub(crate) const MAX_STEPS: u64 = 20_000_000;
+
+/// How many bytes of text and list elements one evaluation may make.
+pub(crate) const MAX_BYTES: u64 = 256 << 20;
+
+/// When less than this much stack is left, evaluation (and parsing) goes on
+/// in a new stack segment of [`STACK_SEGMENT`] bytes.
+pub(crate) const STACK_RED_ZONE: usize = 256 * 1024;
+pub(crate) const STACK_SEGMENT: usize = 8 * 1024 * 1024;
+
 struct LoadedSource {
     file: SourceFile,
     line_starts: Vec<usize>,
@@ -99,6 +118,10 @@ pub(crate) struct Evaluator<'a> {
     self_class: Option<Rc<str>>,
     inventory: InventoryState,
     call_depth: usize,
+    eval_depth: usize,
+    /// Work and memory spent so far, against [`MAX_STEPS`] and [`MAX_BYTES`].
+    steps: u64,
+    bytes: u64,
     pub errors: Vec<Diagnostic>,
     /// Packages, files and secrets the site mentions (slots).
     pub used_packages: BTreeSet<u32>,
@@ -120,11 +143,36 @@ impl<'a> Evaluator<'a> {
             self_class: None,
             inventory: InventoryState::Unresolved,
             call_depth: 0,
+            eval_depth: 0,
+            steps: 0,
+            bytes: 0,
             errors: Vec::new(),
             used_packages: BTreeSet::new(),
             used_files: BTreeSet::new(),
             used_secrets: BTreeSet::new(),
         }
+    }
+
+    /// Spends `steps` of work and `bytes` of memory, refused past the
+    /// evaluation's bounds (checked before the memory is allocated).
+    pub(crate) fn charge(&mut self, steps: u64, bytes: u64, span: Span) -> EvalResult<()> {
+        self.steps = self.steps.saturating_add(steps);
+        self.bytes = self.bytes.saturating_add(bytes);
+        if self.steps > MAX_STEPS {
+            return Err(self.error(
+                Diagnostic::new(format!("evaluation takes more than {MAX_STEPS} steps"), span)
+                    .label("the limit was reached here")
+                    .hint("the site builds or compares values far larger than a configuration needs (a function that doubles a list, a comparison of big nested values)"),
+            ));
+        }
+        if self.bytes > MAX_BYTES {
+            return Err(self.error(
+                Diagnostic::new(format!("the site's values take more than {} MiB", MAX_BYTES >> 20), span)
+                    .label("the limit was reached here")
+                    .hint("a string or list grows far beyond what a configuration needs (e.g. doubled again and again)"),
+            ));
+        }
+        Ok(())
     }
 
     pub fn error(&mut self, diagnostic: Diagnostic) -> Reported {

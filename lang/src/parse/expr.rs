@@ -7,21 +7,36 @@ impl<'s> P<'s> {
     // ---- expressions ----
 
     pub fn expr(&self, input: &'s str) -> R<'s, Expr> {
+        let base = self.depth.get();
+        self.deeper(input)?;
+        let result = stacker::maybe_grow(
+            crate::eval::STACK_RED_ZONE,
+            crate::eval::STACK_SEGMENT,
+            || self.expr_inner(input),
+        );
+        self.depth.set(base);
+        result
+    }
+
+    /// One more level of the expression being built (a nested expression,
+    /// an operator of a chain, a `!`, a `.field`, an index or a call),
+    /// refused past [`MAX_NESTING`]: every construct is bounded, so no input
+    /// makes the parser, the evaluator or a drop recurse without end. The
+    /// caller restores the depth it started from.
+    fn deeper(&self, at: &'s str) -> Result<(), nom::Err<PError>> {
         if self.depth.get() >= MAX_NESTING {
-            let at = skip(input);
+            let at = skip(at);
             return fail(
                 PError::at(
                     at,
                     token_len(at),
                     format!("expressions nest deeper than {MAX_NESTING} levels"),
                 )
-                .hint("split the expression with `let`"),
+                .hint("every nested expression, operator, `!`, `.field`, index and call is a level: split the expression with `let`"),
             );
         }
         self.depth.set(self.depth.get() + 1);
-        let result = self.expr_inner(input);
-        self.depth.set(self.depth.get() - 1);
-        result
+        Ok(())
     }
 
     pub(super) fn expr_inner(&self, input: &'s str) -> R<'s, Expr> {
@@ -62,8 +77,16 @@ impl<'s> P<'s> {
         }
     }
 
-    /// Binary operators by precedence level, loosest first.
+    /// Binary operators by precedence level, loosest first; each operator of
+    /// a chain is one level of nesting.
     pub(super) fn binary(&self, input: &'s str, level: usize) -> R<'s, Expr> {
+        let base = self.depth.get();
+        let result = self.binary_chain(input, level);
+        self.depth.set(base);
+        result
+    }
+
+    fn binary_chain(&self, input: &'s str, level: usize) -> R<'s, Expr> {
         const LEVELS: &[&[BinaryOp]] = &[
             &[BinaryOp::Or],
             &[BinaryOp::And],
@@ -85,6 +108,7 @@ impl<'s> P<'s> {
             else {
                 return Ok((rest, left));
             };
+            self.deeper(at)?;
             let after = &at[op.symbol().len()..];
             if op == BinaryOp::Update {
                 // Right-associative: `a // b // c` is `a // (b // c)`.
@@ -119,9 +143,17 @@ impl<'s> P<'s> {
     }
 
     pub(super) fn unary(&self, input: &'s str) -> R<'s, Expr> {
+        let base = self.depth.get();
+        let result = self.unary_inner(input);
+        self.depth.set(base);
+        result
+    }
+
+    fn unary_inner(&self, input: &'s str) -> R<'s, Expr> {
         let start = skip(input);
         if let Some(after) = start.strip_prefix('!') {
             if !after.starts_with('=') {
+                self.deeper(start)?;
                 let (rest, inner) = self.unary(after)?;
                 let span = self.span(start, rest);
                 return Ok((
@@ -137,10 +169,23 @@ impl<'s> P<'s> {
     }
 
     pub(super) fn postfix(&self, input: &'s str) -> R<'s, Expr> {
+        let base = self.depth.get();
+        let result = self.postfix_chain(input);
+        self.depth.set(base);
+        result
+    }
+
+    fn postfix_chain(&self, input: &'s str) -> R<'s, Expr> {
         let start = skip(input);
         let (mut rest, mut expr) = self.primary(start)?;
         loop {
             let at = skip(rest);
+            let postfix = at.starts_with(['.', '[', '('])
+                || (at.starts_with('{')
+                    && matches!(expr.kind, ExprKind::Var(_) | ExprKind::Field(..)));
+            if postfix {
+                self.deeper(at)?;
+            }
             if let Some(after) = at.strip_prefix('.') {
                 let (after, name) = self.expect_ident(after, "a field name after `.`")?;
                 let span = self.span(start, after);
