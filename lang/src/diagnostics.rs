@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use miette::{LabeledSpan, NamedSource, SourceSpan};
+use miette::{LabeledSpan, MietteError, MietteSpanContents, SourceCode, SourceSpan, SpanContents};
 
 use crate::span::{line_column, Span};
 
@@ -176,7 +176,10 @@ impl Diagnostics {
         DiagnosticReport {
             message: diagnostic.message.clone(),
             location,
-            source: source.map(|f| NamedSource::new(f.path.display().to_string(), f.text.clone())),
+            source: source.map(|f| Excerpt {
+                name: f.path.display().to_string(),
+                text: f.text.clone(),
+            }),
             labels,
             hint: match (diagnostic.hint.clone(), notes.is_empty()) {
                 (hint, true) => hint,
@@ -246,6 +249,69 @@ impl miette::Diagnostic for SiteErrors {
     }
 }
 
+/// Snippets longer than this many bytes are cut to the span's own line, and
+/// that line to [`EXCERPT_WINDOW`] bytes on either side of the span.
+const MAX_SNIPPET: usize = 4096;
+const EXCERPT_WINDOW: usize = 100;
+
+/// A file's text as miette reads it for a snippet: as it is, unless the
+/// snippet would be huge (a 10 MB one-line file), then a window of the
+/// span's line, still numbered as in the file.
+#[derive(Debug, Clone)]
+struct Excerpt {
+    name: String,
+    text: Arc<str>,
+}
+
+impl SourceCode for Excerpt {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let text = self.text.as_bytes();
+        let full = text.read_span(span, context_lines_before, context_lines_after)?;
+        if full.data().len() <= MAX_SNIPPET {
+            return Ok(Box::new(MietteSpanContents::new_named(
+                self.name.clone(),
+                full.data(),
+                *full.span(),
+                full.line(),
+                full.column(),
+                full.line_count(),
+            )));
+        }
+        let start = span.offset().min(text.len());
+        let line_start = text[..start]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let line_end = text[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(text.len(), |i| start + i);
+        let mut from = start.saturating_sub(EXCERPT_WINDOW).max(line_start);
+        let mut to = (start + span.len().min(EXCERPT_WINDOW) + EXCERPT_WINDOW).min(line_end);
+        while !self.text.is_char_boundary(from) {
+            from -= 1;
+        }
+        while !self.text.is_char_boundary(to) {
+            to += 1;
+        }
+        let line = text[..from].iter().filter(|&&b| b == b'\n').count();
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            &text[from..to],
+            SourceSpan::from(from..to),
+            line,
+            // The span's own column, as miette's header shows it.
+            self.text[line_start..start].chars().count(),
+            1,
+        )))
+    }
+}
+
 fn source_span(span: Span) -> SourceSpan {
     SourceSpan::from(span.start as usize..span.end as usize)
 }
@@ -257,7 +323,7 @@ pub struct DiagnosticReport {
     pub message: String,
     /// `file:line:column` of the primary span.
     pub location: Option<String>,
-    source: Option<NamedSource<Arc<str>>>,
+    source: Option<Excerpt>,
     labels: Vec<LabeledSpan>,
     hint: Option<String>,
 }

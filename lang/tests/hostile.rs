@@ -136,3 +136,15 @@ fn a_list_compared_with_itself_is_equal_without_a_walk() {
     let json = serde_json::to_string(&site).unwrap();
     assert!(json.contains("run same"), "{json}");
 }
+
+#[test]
+fn a_ten_megabyte_line_is_shown_as_a_window_around_the_error() {
+    let long = "a".repeat(10 << 20);
+    let text = site_with(&format!("let x = \"{long}\" + 5"));
+    let diagnostics = ferry_lang::evaluate_site(&One(text), Path::new("/site.conf"), &NoHosts)
+        .expect_err("a string plus an integer is an error");
+    let rendered = diagnostics.render_plain();
+    assert!(rendered.len() < 4096, "{} bytes rendered", rendered.len());
+    assert!(rendered.contains("/site.conf:1:9"), "{rendered}");
+    assert!(rendered.contains("cannot apply `+`"), "{rendered}");
+}
