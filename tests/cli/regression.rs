@@ -31,3 +31,39 @@ fn store_and_state_dirs_are_traversable_under_a_strict_umask() {
     assert_eq!(mode(&store), 0o755);
     assert_eq!(mode(&state), 0o755);
 }
+
+/// Without a terminal and without `--yes`, a deploy whose policy pauses for
+/// confirmation switched the canary, then stopped at the first pause nobody
+/// could answer (exit 1). It is refused before any host is contacted.
+#[test]
+fn a_deploy_that_would_pause_for_an_answer_nobody_can_give_is_refused_first() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("site.conf"),
+        r#"site = "paused"
+class web { service app { exec = "sleep 1000" } }
+inventory = lab {
+  subnet = "10.237.203.0/24"
+  hosts = [ { name = "w1", class = web }, { name = "w2", class = web } ]
+}
+rollout { canary = 1, batch = 1, pause = confirm }
+"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["deploy", dir.path().to_str().unwrap()])
+        .env("FERRY_STORE_DIR", dir.path().join("store"))
+        .env("FERRY_STATE_DIR", dir.path().join("var"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("confirmation between batches") && stderr.contains("--yes"),
+        "{stderr}"
+    );
+    // Nothing was attempted: no host was reached, no site generation recorded.
+    assert!(!stderr.contains("unreachable"), "{stderr}");
+    assert!(!dir.path().join("var/sites/paused").exists());
+}

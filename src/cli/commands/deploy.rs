@@ -78,6 +78,15 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> CommandResult {
 
 /// Runs a deploy request (a deploy or a site rollback) end to end and returns its exit code.
 pub fn run_request(request: &DeployRequest<'_>, yes: bool, json: bool) -> CommandResult {
+    let pauses_to_ask = request.site.rollout.pause == ferry_lang::model::Pause::Confirm;
+    if pauses_to_ask && !request.dry_run && !yes && !interactive() {
+        // Going ahead would switch the canary and then stop at the first
+        // pause nobody can answer: refuse before any host is touched.
+        return Err(CommandError::input(miette::miette!(
+            help = "pass --yes to answer every pause with yes, or run it from a terminal to answer each",
+            "the rollout policy pauses for confirmation between batches (`pause = confirm`), but there is no terminal to ask; no host was touched"
+        )));
+    }
     if !json && !request.dry_run && !yes && interactive() {
         let hosts: Vec<&str> = request.hosts.iter().map(|h| h.name.as_str()).collect();
         if !ask(&format!(
