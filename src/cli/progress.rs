@@ -195,6 +195,12 @@ impl DeployProgress {
         }
     }
 
+    /// Runs `f` (a question to the operator) with the display held still
+    /// and cleared, so that nothing draws over the question or the answer.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.multi.suspend(f)
+    }
+
     fn line(&self, host: &str) -> ProgressBar {
         let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
         lines

@@ -2,6 +2,7 @@
 //! pauses a rollout policy asks for between batches.
 use std::io::IsTerminal;
 
+use crate::cli::progress::DeployProgress;
 use crate::deploy::run::Pauser;
 use ferry_rollout::{Batch, Pause};
 
@@ -18,12 +19,14 @@ pub fn ask(question: &str) -> bool {
 }
 
 /// Pauses between batches as the policy says.
-pub struct CliPauser {
+pub struct CliPauser<'a> {
     /// `--yes`: a `pause = confirm` is answered yes without asking.
     pub yes: bool,
+    /// The live display, held still while a question waits for its answer.
+    pub progress: Option<&'a DeployProgress>,
 }
 
-impl Pauser for CliPauser {
+impl Pauser for CliPauser<'_> {
     fn pause(&self, pause: &Pause, next: &Batch) -> bool {
         match pause {
             Pause::None => true,
@@ -33,8 +36,13 @@ impl Pauser for CliPauser {
             }
             // Without a terminal nobody can answer: stop rather than guess.
             Pause::Confirm => {
+                let question = || ask(&format!("continue with {}?", next.hosts.join(", ")));
                 self.yes
-                    || (interactive() && ask(&format!("continue with {}?", next.hosts.join(", "))))
+                    || (interactive()
+                        && match self.progress {
+                            Some(progress) => progress.suspend(question),
+                            None => question(),
+                        })
             }
         }
     }

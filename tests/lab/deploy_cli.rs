@@ -22,6 +22,34 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs `ferry ARGS` with a terminal on its stdin and stderr (through
+/// util-linux `script`), typing `input`; the exit code and what the terminal showed.
+fn on_a_terminal(args: &str, input: &str) -> (Option<i32>, String) {
+    use std::io::Write;
+    let mut child = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} {args}", env!("CARGO_BIN_EXE_ferry")),
+            "/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// A site of three hosts whose service sleeps in its post_upgrade hook, so a
 /// deploy takes long enough to be killed in the middle. Its lab comes down on drop.
 struct LabSite {
@@ -141,6 +169,27 @@ fn copy_only_puts_each_class_closure_on_its_hosts_and_activates_nothing() {
             "no"
         );
     }
+    // On a terminal the question comes after the plan and names the hosts
+    // it changes; answered "n", nothing is activated.
+    let (code, screen) = on_a_terminal(&format!("deploy {}", lab.site()), "n\n");
+    assert_eq!(code, Some(1), "{screen}");
+    let plan_at = screen.find("a1 (app,").unwrap_or(usize::MAX);
+    let question_at = screen
+        .find("deploy `t-copyonly` on a1, a2, a3? [y/N]")
+        .unwrap_or(0);
+    assert!(plan_at < question_at, "the plan comes first:\n{screen}");
+    assert!(
+        screen.contains("cancelled; nothing was touched"),
+        "{screen}"
+    );
+    assert_eq!(
+        lab.ssh(
+            "a1",
+            "test -e /ferry/var/profiles/system && echo yes || echo no"
+        ),
+        "no"
+    );
+
     // A second copy sends nothing new.
     let again = ok(&["deploy", lab.site(), "--copy-only"]);
     assert!(

@@ -14,7 +14,7 @@ use crate::cli::site::BuiltSite;
 use crate::cli::{CommandResult, GlobalArgs};
 use crate::deploy::execute::{deploy, DeployRequest};
 use crate::deploy::hosts::{copy_each_class, Reach};
-use crate::deploy::plan::class_targets;
+use crate::deploy::plan::{class_targets, DeployPlan};
 use crate::deploy::report::summary;
 use crate::deploy::run::RolloutObserver;
 use crate::transport::bootstrap::AgentBinary;
@@ -87,22 +87,33 @@ pub fn run_request(request: &DeployRequest<'_>, yes: bool, json: bool) -> Comman
             "the rollout policy pauses for confirmation between batches (`pause = confirm`), but there is no terminal to ask; no host was touched"
         )));
     }
-    if !json && !request.dry_run && !yes && interactive() {
-        let hosts: Vec<&str> = request.hosts.iter().map(|h| h.name.as_str()).collect();
-        if !ask(&format!(
-            "{} `{}` on {}?",
-            request.command,
-            request.site.name,
-            hosts.join(", ")
-        )) {
-            return Err(CommandError::failure(miette::miette!(
-                "cancelled; nothing was touched"
-            )));
-        }
-    }
     let progress = DeployProgress::new(!json && progress::enabled(json));
     let observer: &dyn RolloutObserver = if json { &JsonEvents } else { &progress };
-    let report = deploy(request, &CliPauser { yes }, observer);
+    let ask_first = !json && !request.dry_run && !yes && interactive();
+    // The question comes after the plan, and names only the hosts it changes.
+    let approve = |plan: &DeployPlan| {
+        let changing: Vec<String> = plan
+            .schedule
+            .batches()
+            .flat_map(|b| b.hosts.clone())
+            .collect();
+        !ask_first
+            || changing.is_empty()
+            || progress.suspend(|| {
+                output::text(&plan.to_string());
+                ask(&format!(
+                    "{} `{}` on {}?",
+                    request.command,
+                    request.site.name,
+                    changing.join(", ")
+                ))
+            })
+    };
+    let pauser = CliPauser {
+        yes,
+        progress: Some(&progress),
+    };
+    let report = deploy(request, &pauser, observer, &approve);
     progress.finish();
     let report = report?;
     if json {

@@ -81,6 +81,9 @@ pub enum DeployError {
     /// The site generation could not be written.
     #[error("cannot record the site generation: {0}")]
     Record(#[from] super::site_generation::SiteGenerationError),
+    /// The operator said no to the plan.
+    #[error("cancelled; nothing was touched")]
+    Cancelled,
 }
 
 impl DeployError {
@@ -152,11 +155,13 @@ impl DeployReport {
     }
 }
 
-/// Runs a deploy (or a site rollback) and records it.
+/// Runs a deploy (or a site rollback) and records it. `approve` sees the
+/// plan before anything is copied or activated; false cancels the deploy.
 pub fn deploy(
     request: &DeployRequest<'_>,
     pauser: &dyn Pauser,
     observer: &dyn RolloutObserver,
+    approve: &dyn Fn(&DeployPlan) -> bool,
 ) -> Result<DeployReport, DeployError> {
     let binary =
         AgentBinary::this_ferry(request.store).map_err(|e| DeployError::Agent(e.to_string()))?;
@@ -178,6 +183,9 @@ pub fn deploy(
     )?;
     if request.dry_run {
         return Ok(DeployReport::dry_run(plan, survey.unreachable));
+    }
+    if !approve(&plan) {
+        return Err(DeployError::Cancelled);
     }
     // 4. Copy every changing host's closure, before any activation.
     let changing: BTreeSet<String> = scheduled_hosts(&plan).collect();
