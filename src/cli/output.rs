@@ -62,6 +62,25 @@ pub fn json_line(value: &impl serde::Serialize) {
     }
 }
 
+/// One `--json` event on its line, stamped with when it happened
+/// (`"time": "2026-12-03T12:01:02.345Z"`, RFC 3339 in UTC).
+pub fn event(mut value: serde_json::Value) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    if let Some(fields) = value.as_object_mut() {
+        fields.insert("time".into(), timestamp(now).into());
+    }
+    json_line(&value);
+}
+
+/// RFC 3339 in UTC with milliseconds, for a time since the epoch.
+fn timestamp(since_epoch: std::time::Duration) -> String {
+    let day_and_time = date(since_epoch.as_secs());
+    let day_and_time = day_and_time.trim_end_matches(" UTC").replacen(' ', "T", 1);
+    format!("{day_and_time}.{:03}Z", since_epoch.subsec_millis())
+}
+
 /// `2026-11-24 04:12:09 UTC` for seconds since the epoch (no time zone database needed).
 pub fn date(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
@@ -91,5 +110,11 @@ mod tests {
         assert_eq!(super::date(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(super::date(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(super::date(1_795_492_367), "2026-11-24 03:52:47 UTC");
+    }
+
+    #[test]
+    fn json_events_carry_an_rfc3339_time() {
+        let at = std::time::Duration::from_millis(1_795_492_367_045);
+        assert_eq!(super::timestamp(at), "2026-11-24T03:52:47.045Z");
     }
 }

@@ -261,19 +261,19 @@ pub struct JsonEvents;
 
 impl crate::deploy::run::RolloutObserver for JsonEvents {
     fn batch(&self, index: usize, batch: &ferry_rollout::Batch, _tags: &[String]) {
-        crate::cli::output::json_line(&serde_json::json!({
+        crate::cli::output::event(serde_json::json!({
             "event": "batch", "index": index + 1, "kind": batch.kind, "group": batch.group, "hosts": batch.hosts
         }));
     }
 
     fn phase(&self, host: &str, phase: crate::deploy::run::Phase, detail: &str) {
-        crate::cli::output::json_line(
-            &serde_json::json!({"event": "host", "host": host, "phase": phase, "detail": detail}),
+        crate::cli::output::event(
+            serde_json::json!({"event": "host", "host": host, "phase": phase, "detail": detail}),
         );
     }
 
     fn stopped(&self, reason: &str) {
-        crate::cli::output::json_line(&serde_json::json!({"event": "stopped", "reason": reason}));
+        crate::cli::output::event(serde_json::json!({"event": "stopped", "reason": reason}));
     }
 }
 

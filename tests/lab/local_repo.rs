@@ -83,6 +83,14 @@ impl Deployer {
         let done: serde_json::Value =
             serde_json::from_str(out.lines().last().expect("deploy printed nothing")).unwrap();
         assert_eq!(done["event"], "done", "{out}");
+        // Every event is stamped (RFC 3339, UTC).
+        for line in out.lines() {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert!(
+                event["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+                "{line}"
+            );
+        }
         done["report"]["copies"]
             .as_array()
             .unwrap()

@@ -117,7 +117,7 @@ pub fn run_request(request: &DeployRequest<'_>, yes: bool, json: bool) -> Comman
     progress.finish();
     let report = report?;
     if json {
-        output::json_line(&serde_json::json!({"event": "done", "report": report}));
+        output::event(serde_json::json!({"event": "done", "report": report}));
     } else {
         if request.dry_run {
             output::text(&report.plan.to_string());
