@@ -130,6 +130,20 @@ impl Evaluator<'_> {
                 Err(_) => {}
             }
         }
+        // `batch` promises at most that many hosts activating at once, and
+        // the canary is a batch: a larger count cannot be honoured.
+        if let (Some(v), crate::model::Amount::Count(batch)) = (record.get("canary"), policy.batch)
+        {
+            if policy.canary > batch {
+                self.error(
+                    Diagnostic::new(
+                        format!("`canary` is {}, more than `batch` ({batch}): the canary is a batch and activates at most `batch` hosts at once", policy.canary),
+                        v.span,
+                    )
+                    .hint(format!("use `canary = {batch}` or less, or a larger `batch`")),
+                );
+            }
+        }
         if let Some(v) = record.get("group_by") {
             if let Ok(label) = self.expect_literal(v, "`group_by`") {
                 policy.group_by = Some(label);
