@@ -57,30 +57,35 @@ impl HostArgs {
     }
 
     /// The ssh config to use for `site`.
-    pub fn ssh_config(&self, site: &Site) -> Option<PathBuf> {
+    pub fn ssh_config(&self, site: &Site) -> Result<Option<PathBuf>, crate::lab::LabError> {
         if self.ssh_config.is_some() {
-            return self.ssh_config.clone();
+            return Ok(self.ssh_config.clone());
         }
         match &site.inventory.source {
-            // Only a lab that is up has an ssh config.
-            Some(InventorySource::Lab(_)) => crate::lab::load(&site.name)
-                .ok()
-                .map(|lab| lab.ssh_config()),
-            _ => None,
+            // A lab site's hosts exist only while its lab is up: without it,
+            // ssh would try the lab's addresses through the default route.
+            Some(InventorySource::Lab(_)) => Ok(Some(crate::lab::load(&site.name)?.ssh_config())),
+            _ => Ok(None),
         }
     }
 
-    /// How to reach the hosts of `site`; `progress` draws per-host copy lines.
-    pub fn reach(&self, global: &GlobalArgs, site: &Site, progress: bool) -> Reach {
-        Reach {
+    /// How to reach the hosts of `site`; `progress` draws per-host copy
+    /// lines. A lab site whose lab is not up is refused.
+    pub fn reach(
+        &self,
+        global: &GlobalArgs,
+        site: &Site,
+        progress: bool,
+    ) -> Result<Reach, CommandError> {
+        Ok(Reach {
             ssh: SshSettings {
-                config_file: self.ssh_config(site),
+                config_file: self.ssh_config(site)?,
                 options: self.ssh_options.clone(),
             },
             agent: agent_settings(global),
             max_parallel: usize::from(self.max_parallel),
             progress: copy_progress(progress),
-        }
+        })
     }
 }
 

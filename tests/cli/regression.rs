@@ -42,12 +42,15 @@ fn a_deploy_that_would_pause_for_an_answer_nobody_can_give_is_refused_first() {
         dir.path().join("site.conf"),
         r#"site = "paused"
 class web { service app { exec = "sleep 1000" } }
-inventory = lab {
-  subnet = "10.237.203.0/24"
-  hosts = [ { name = "w1", class = web }, { name = "w2", class = web } ]
-}
+inventory = file("hosts.toml")
 rollout { canary = 1, batch = 1, pause = confirm }
 "#,
+    )
+    .unwrap();
+    // Documentation addresses (RFC 5737): nothing answers there.
+    std::fs::write(
+        dir.path().join("hosts.toml"),
+        "[[host]]\nname = \"w1\"\nclass = \"web\"\naddress = \"192.0.2.31\"\n\n[[host]]\nname = \"w2\"\nclass = \"web\"\naddress = \"192.0.2.32\"\n",
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
@@ -66,4 +69,39 @@ rollout { canary = 1, batch = 1, pause = confirm }
     // Nothing was attempted: no host was reached, no site generation recorded.
     assert!(!stderr.contains("unreachable"), "{stderr}");
     assert!(!dir.path().join("var/sites/paused").exists());
+}
+
+/// `ferry status` on a lab site whose lab is down tried the lab's addresses
+/// through the default route, host by host, and timed out; it says the lab
+/// is not running instead.
+#[test]
+fn status_of_a_lab_site_whose_lab_is_down_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("site.conf"),
+        r#"site = "t-labdown"
+class web { service app { exec = "sleep 1000" } }
+inventory = lab {
+  subnet = "10.237.204.0/24"
+  hosts = [ { name = "w1", class = web } ]
+}
+"#,
+    )
+    .unwrap();
+    for verb in ["status", "deploy"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args([verb, dir.path().to_str().unwrap()])
+            .env("FERRY_STORE_DIR", dir.path().join("store"))
+            .env("FERRY_STATE_DIR", dir.path().join("var"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{verb}: {stderr}");
+        assert!(
+            stderr.contains("no lab named `t-labdown` is running")
+                && stderr.contains("ferry lab up"),
+            "{verb}: {stderr}"
+        );
+        assert!(!stderr.contains("timed out"), "{verb}: {stderr}");
+    }
 }

@@ -52,7 +52,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> CommandResult {
     let built = site::load_and_build(global, &args.target.site, &args.build, json)?;
     let hosts = args.target.select(&built.site)?;
     let visible = progress::enabled(json);
-    let reach = args.rollout.hosts.reach(global, &built.site, visible);
+    let reach = args.rollout.hosts.reach(global, &built.site, visible)?;
     if args.copy_only {
         return copy_only(&built, &hosts, &reach, json);
     }

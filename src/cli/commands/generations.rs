@@ -64,7 +64,7 @@ pub fn run(global: &GlobalArgs, args: GenerationsArgs) -> CommandResult {
     }
     let hosts = args.target.select(&site)?;
     let store = global.open_store()?;
-    let reach = args.hosts.reach(global, &site, false);
+    let reach = args.hosts.reach(global, &site, false)?;
     host_generations(&store, &hosts, &reach, args.json)
 }
 

@@ -44,7 +44,7 @@ pub fn run(global: &GlobalArgs, args: RollbackArgs) -> CommandResult {
     let site = crate::cli::site::load_site(&args.site)?;
     let hosts = select_on(site.hosts(), args.on.as_deref()).map_err(CommandError::input)?;
     let visible = crate::cli::progress::enabled(args.rollout.json);
-    let reach = args.rollout.hosts.reach(global, &site, visible);
+    let reach = args.rollout.hosts.reach(global, &site, visible)?;
     let store = global.open_store()?;
     if let Some(generation) = args.host_generation {
         return host_rollback(&store, &hosts, &reach, generation, args.rollout.json);

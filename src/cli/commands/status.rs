@@ -43,7 +43,7 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> CommandResult {
     let site = crate::cli::site::load_site(&args.target.site)?;
     let hosts = args.target.select(&site)?;
     let store = global.open_store()?;
-    let reach = args.hosts.reach(global, &site, false);
+    let reach = args.hosts.reach(global, &site, false)?;
     let answers = crate::deploy::hosts::ask_each_host(&store, &hosts, &reach, |s| s.status())
         .map_err(crate::cli::error::store_error)?;
     let results: Vec<HostResult> = hosts
