@@ -135,6 +135,17 @@ pub enum StoreError {
         /// The name given.
         name: String,
     },
+    /// The state directory records another store's paths: using it with
+    /// this store would mix two stores' records in one database.
+    #[error("the state directory {} belongs to the store {}, not to {}", state_dir.display(), recorded.display(), given.display())]
+    StateOfAnotherStore {
+        /// The state directory given.
+        state_dir: PathBuf,
+        /// The store directory it was made for.
+        recorded: PathBuf,
+        /// The store directory given now.
+        given: PathBuf,
+    },
 }
 
 impl StoreError {
@@ -168,6 +179,7 @@ impl StoreError {
             StoreError::Archive(e) => return e.hint(),
             StoreError::BadRecipeId { .. } => return None,
             StoreError::BadRootName { .. } => "use a name without `/`, not `.` or `..`",
+            StoreError::StateOfAnotherStore { .. } => "a state directory belongs to one store directory: pass both --store-dir and --state-dir (or FERRY_STORE_DIR and FERRY_STATE_DIR), one pair per store",
         })
     }
 

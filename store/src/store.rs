@@ -1,4 +1,5 @@
 //! The `Store` handle: directory layout, opening (with purge of stale temp dirs) and queries.
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::db::{PathDb, PathInfo};
@@ -25,6 +26,52 @@ pub struct Store {
     pub(crate) locks: LockPaths,
 }
 
+/// The file in a state directory's `db/` naming the store directory the
+/// state belongs to.
+const OWNER_FILE: &str = "store-dir";
+
+/// A state directory belongs to the first store directory it was opened
+/// with (recorded in `db/store-dir`); opening it with another is refused.
+fn check_owner(db_dir: &Path, state_dir: &Path, store_dir: &Path) -> Result<()> {
+    let path = db_dir.join(OWNER_FILE);
+    if !path.exists() {
+        // Written whole, then linked into place only if nothing is there
+        // yet: concurrent first opens agree, and a crash leaves no half file.
+        let mut line = store_dir.as_os_str().as_bytes().to_vec();
+        line.push(b'\n');
+        let mut staged = tempfile::Builder::new()
+            .prefix(".owner-")
+            .tempfile_in(db_dir)
+            .map_err(StoreError::io("create a temporary file in", db_dir))?;
+        std::io::Write::write_all(&mut staged, &line)
+            .and_then(|()| staged.as_file().sync_all())
+            .map_err(StoreError::io("write", staged.path().to_path_buf()))?;
+        match staged.persist_noclobber(&path) {
+            Ok(_) => fsops::fsync_dir(db_dir)?,
+            // Another open made it first: it is checked below like any.
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StoreError::io("link into place", &path)(e.error)),
+        }
+    }
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let recorded = PathBuf::from(std::ffi::OsStr::from_bytes(
+                bytes.strip_suffix(b"\n").unwrap_or(&bytes),
+            ));
+            if recorded == store_dir {
+                Ok(())
+            } else {
+                Err(StoreError::StateOfAnotherStore {
+                    state_dir: state_dir.to_path_buf(),
+                    recorded,
+                    given: store_dir.to_path_buf(),
+                })
+            }
+        }
+        Err(e) => Err(StoreError::io("read", &path)(e)),
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) a store. Stale `.tmp-*` entries of crashed runs are purged
     /// when no other process is using the store at this moment; otherwise the next `open` or
@@ -44,6 +91,7 @@ impl Store {
             let dir = state_dir.join(name);
             std::fs::create_dir_all(&dir).map_err(StoreError::io("create directory", &dir))?;
         }
+        check_owner(&db_dir, state_dir, store_dir.as_path())?;
         let store = Store {
             store_dir,
             state_dir: state_dir.to_path_buf(),

@@ -587,3 +587,28 @@ fn a_staging_dir_that_is_a_symlink_is_refused_and_what_it_points_to_is_untouched
     assert!(std::fs::symlink_metadata(&staging).unwrap().is_dir());
     assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 1);
 }
+
+#[test]
+fn a_state_dir_belongs_to_one_store_dir_and_another_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("var");
+    let store = Store::open(&root.path().join("store"), &state).unwrap();
+    let (_, app) = dep_and_app(&store);
+    drop(store);
+
+    let other = root.path().join("other-store");
+    let err = Store::open(&other, &state).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::StateOfAnotherStore { recorded, given, .. }
+            if recorded == &root.path().join("store") && given == &other),
+        "{err}"
+    );
+    assert!(err.is_bad_input());
+    // The first store's records are untouched and still valid.
+    let store = open(root.path());
+    assert!(store.is_valid(&app));
+    assert!(
+        store.verify(false).unwrap().is_clean(),
+        "verify stays clean"
+    );
+}
