@@ -22,12 +22,28 @@ impl SourceLoader for FsLoader {
         if metadata.len() > MAX_SOURCE_BYTES {
             return Err(format!("the file is larger than {MAX_SOURCE_BYTES} bytes"));
         }
-        std::fs::read_to_string(path).map_err(|e| e.to_string())
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), e.utf8_error()))
     }
 
     fn absolute(&self, path: &Path) -> PathBuf {
         std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
     }
+}
+
+/// Where the first byte that is not UTF-8 is, as `FILE:LINE:COLUMN`
+/// (columns count characters), and what it is.
+fn not_utf8(path: &Path, bytes: &[u8], error: std::str::Utf8Error) -> String {
+    let good = &bytes[..error.valid_up_to()];
+    // Everything before the bad byte is valid UTF-8 by definition.
+    let good = std::str::from_utf8(good).unwrap_or_default();
+    let line = good.matches('\n').count() + 1;
+    let column = good.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!(
+        "{}:{line}:{column}: byte 0x{:02x} is not UTF-8 (site files are UTF-8 text)",
+        path.display(),
+        bytes[error.valid_up_to()]
+    )
 }
 
 /// The root file of a site given on the command line: a file, or a directory
@@ -44,4 +60,28 @@ pub fn site_file(path: &Path) -> PathBuf {
 /// `site.conf`) with ferry's inventory providers.
 pub fn load_site(path: &Path) -> Result<Site, ferry_lang::Diagnostics> {
     ferry_lang::evaluate_site(&FsLoader, &site_file(path), &Providers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_that_is_not_utf8_names_the_line_and_column_of_the_first_bad_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("site.conf");
+        std::fs::write(
+            &file,
+            b"site = \"u\"\nclass w\xc3\xa9b {\n  x = \"r\xff\xfe\"\n}\n",
+        )
+        .unwrap();
+        let error = FsLoader.load(&file).unwrap_err();
+        assert_eq!(
+            error,
+            format!(
+                "{}:3:9: byte 0xff is not UTF-8 (site files are UTF-8 text)",
+                file.display()
+            )
+        );
+    }
 }

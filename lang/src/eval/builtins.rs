@@ -449,7 +449,19 @@ impl Evaluator<'_> {
 
     fn lab_spec(&mut self, fields: &Record) -> EvalResult<LabSpec> {
         let subnet = match fields.get("subnet") {
-            Some(sv) => Some(self.expect_literal(sv, "the lab subnet")?),
+            Some(sv) => {
+                let subnet = self.expect_literal(sv, "the lab subnet")?;
+                if !is_ipv4_slash_24_network(&subnet) {
+                    return Err(self.error(
+                        Diagnostic::new(
+                            format!("lab subnet `{subnet}` is not an IPv4 /24 network like `10.237.0.0/24`"),
+                            sv.span,
+                        )
+                        .hint("a lab host gets the address .2 + its position in the list; `.1` is the bridge"),
+                    ));
+                }
+                Some(subnet)
+            }
             None => None,
         };
         let kind = match fields.get("kind") {
@@ -458,11 +470,28 @@ impl Evaluator<'_> {
         };
         let hosts_sv = fields.get("hosts").cloned().ok_or(Reported)?;
         let list = self.expect_list(&hosts_sv, "the lab's `hosts`")?;
-        let mut hosts = Vec::new();
+        let mut hosts: Vec<LabHostSpec> = Vec::new();
+        let mut first_at: BTreeMap<String, Span> = BTreeMap::new();
         let mut failed = false;
         for entry in list.iter() {
             match self.lab_host(entry) {
-                Ok(host) => hosts.push(host),
+                Ok(host) => {
+                    if let Some(&first) = first_at.get(&host.name) {
+                        failed = true;
+                        self.error(
+                            Diagnostic::new(
+                                format!("the lab lists host `{}` twice", host.name),
+                                entry.span,
+                            )
+                            .label("listed again here")
+                            .related(first, "first listed here")
+                            .hint("host names must be unique in a site"),
+                        );
+                        continue;
+                    }
+                    first_at.insert(host.name.clone(), entry.span);
+                    hosts.push(host);
+                }
                 Err(_) => failed = true,
             }
         }
@@ -601,4 +630,12 @@ mod debian_root_tests {
             assert!(check_debian_root(bad).is_err(), "{bad}");
         }
     }
+}
+
+/// `a.b.c.0/24`, what a lab subnet must be (the lab provider checks the same).
+fn is_ipv4_slash_24_network(text: &str) -> bool {
+    let Some((addr, "24")) = text.split_once('/') else {
+        return false;
+    };
+    matches!(addr.parse::<std::net::Ipv4Addr>(), Ok(a) if a.octets()[3] == 0)
 }
