@@ -135,6 +135,14 @@ pub enum StoreError {
         /// The name given.
         name: String,
     },
+    /// A path inside a tree to add is longer than a store object may hold.
+    #[error("{} is {len} bytes inside the tree; a store object's paths are at most {} bytes", path.display(), crate::archive::limits::RELATIVE_PATH_LEN)]
+    PathTooLong {
+        /// The path.
+        path: PathBuf,
+        /// Its length inside the tree.
+        len: usize,
+    },
     /// The state directory records another store's paths: using it with
     /// this store would mix two stores' records in one database.
     #[error("the state directory {} belongs to the store {}, not to {}", state_dir.display(), recorded.display(), given.display())]
@@ -179,6 +187,7 @@ impl StoreError {
             StoreError::Archive(e) => return e.hint(),
             StoreError::BadRecipeId { .. } => return None,
             StoreError::BadRootName { .. } => "use a name without `/`, not `.` or `..`",
+            StoreError::PathTooLong { .. } => "shorten the tree's directory and file names; full paths under the store must stay below PATH_MAX",
             StoreError::StateOfAnotherStore { .. } => "a state directory belongs to one store directory: pass both --store-dir and --state-dir (or FERRY_STORE_DIR and FERRY_STATE_DIR), one pair per store",
         })
     }

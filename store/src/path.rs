@@ -37,6 +37,11 @@ impl StoreDir {
         if text.is_empty() {
             return Err(bad("the root directory cannot be a store"));
         }
+        if text.len() > crate::archive::limits::STORE_DIR_LEN {
+            return Err(bad(
+                "it must be at most 700 bytes long (every path in the store stays below PATH_MAX)",
+            ));
+        }
         Ok(StoreDir {
             text: text.to_string(),
         })

@@ -64,6 +64,13 @@ impl Tree {
             })?;
             let file_type = entry.file_type();
             let path = entry.path();
+            let inside = path.strip_prefix(root).unwrap_or(path).as_os_str().len();
+            if inside > crate::archive::limits::RELATIVE_PATH_LEN {
+                return Err(StoreError::PathTooLong {
+                    path: path.to_path_buf(),
+                    len: inside,
+                });
+            }
             let kind = if file_type.is_dir() {
                 NodeKind::Directory {
                     children: Vec::new(),

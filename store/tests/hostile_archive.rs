@@ -639,6 +639,25 @@ fn deeply_nested_directories_are_refused() {
 }
 
 #[test]
+fn paths_too_long_to_read_back_inside_an_object_are_refused() {
+    // 20 directories of 200-byte names: 4,020 bytes inside the object, past
+    // PATH_MAX once under a store dir; verify and export could not read them.
+    let fixture = fixture();
+    let mut node = Node::File(false, b"x".to_vec());
+    for level in 0..20u8 {
+        node = Node::Dir(vec![(vec![b'a' + level % 26; 200], node)]);
+    }
+    let object = Object::honest(&fixture.store, "long", node, &[]);
+    assert!(matches!(
+        refuse(&fixture, &archive(&[object])),
+        ArchiveError::LimitExceeded {
+            what: "path length inside an object",
+            ..
+        }
+    ));
+}
+
+#[test]
 fn wrong_object_count_at_the_end_is_refused() {
     let fixture = fixture();
     let object = Object::honest(&fixture.store, "ok", Node::File(false, b"x".to_vec()), &[]);

@@ -612,3 +612,22 @@ fn a_state_dir_belongs_to_one_store_dir_and_another_is_refused() {
         "verify stays clean"
     );
 }
+
+#[test]
+fn a_tree_whose_paths_an_import_would_refuse_is_refused_by_add_too() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open(root.path());
+    let source = root.path().join("long");
+    let mut deep = source.clone();
+    for level in 0..15u8 {
+        deep = deep.join(String::from_utf8(vec![b'a' + level; 220]).unwrap());
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("f"), b"x").unwrap();
+    let err = store.add_path(&source, "long", &[]).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::PathTooLong { len, .. } if *len > 3072),
+        "{err}"
+    );
+    assert!(store.all_valid_paths().unwrap().is_empty());
+}

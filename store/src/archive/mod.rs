@@ -33,6 +33,14 @@ pub mod limits {
     pub const DIRECTORY_ENTRIES: u64 = 1 << 22;
     /// Nesting depth of directories.
     pub const DEPTH: usize = 512;
+    /// Bytes of a path inside an object (entry names joined by `/`). With a
+    /// store dir of at most [`STORE_DIR_LEN`] bytes and an object name, every
+    /// full path stays below Linux's PATH_MAX (4096), so whatever is imported
+    /// can be read back by path (`verify`, `export`); `store add` refuses the
+    /// same trees, so both sides agree.
+    pub const RELATIVE_PATH_LEN: usize = 3072;
+    /// Bytes of a store directory.
+    pub const STORE_DIR_LEN: usize = 700;
     /// Bytes of one object's node encoding (1 TiB).
     pub const OBJECT_SIZE: u64 = 1 << 40;
 }

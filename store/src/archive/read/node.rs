@@ -107,6 +107,22 @@ impl<R: BufRead> Importer<'_, R> {
         self.charge(canonical::entry_header_size(entry.len() as u64))?;
         top.remaining -= 1;
         let depth = stack.len();
+        // The entry's path inside the object: the names of the directories
+        // open above it, then its own.
+        let path_len = stack[..depth - 1]
+            .iter()
+            .map(|open| open.current.len() + 1)
+            .sum::<usize>()
+            + entry.len();
+        if path_len > limits::RELATIVE_PATH_LEN {
+            return Err(ArchiveError::LimitExceeded {
+                what: "path length inside an object",
+                value: path_len as u64,
+                limit: limits::RELATIVE_PATH_LEN as u64,
+                offset: name_offset,
+            }
+            .into());
+        }
         let started = {
             let top = &stack[depth - 1];
             self.node_start(top.dir.as_ref(), &entry, depth)?
