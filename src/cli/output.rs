@@ -11,6 +11,13 @@ pub fn line(text: impl std::fmt::Display) {
     let _ = writeln!(out, "{text}");
 }
 
+/// Prints one line about a problem on stderr while a command goes on (a
+/// host that failed or could not be reached).
+pub fn problem(text: impl std::fmt::Display) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{text}");
+}
+
 /// Stdout for binary results (an archive); callers refuse to write one to a terminal.
 pub fn raw() -> impl Write {
     std::io::stdout().lock()

@@ -105,3 +105,45 @@ inventory = lab {
         assert!(!stderr.contains("timed out"), "{verb}: {stderr}");
     }
 }
+
+/// Why a host could not be reached was printed on stdout only, so a script
+/// that keeps stdout (or a terminal that shows only stderr) lost it.
+#[test]
+fn unreachable_host_reasons_reach_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("site.conf"),
+        "site = \"t-noreach\"\nclass web { service app { exec = \"sleep 1000\" } }\ninventory = file(\"hosts.toml\")\n",
+    )
+    .unwrap();
+    // A documentation address (RFC 5737): nothing answers there.
+    std::fs::write(
+        dir.path().join("hosts.toml"),
+        "[[host]]\nname = \"w1\"\nclass = \"web\"\naddress = \"192.0.2.41\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["status", dir.path().to_str().unwrap()])
+        .args(["--ssh-option", "ConnectTimeout=1"])
+        .env("FERRY_STORE_DIR", dir.path().join("store"))
+        .env("FERRY_STATE_DIR", dir.path().join("var"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stdout.contains("w1: unreachable: "), "{stdout}");
+    let reason = stdout
+        .split("w1: unreachable: ")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap();
+    // miette wraps long lines: compare letters and digits only.
+    let letters = |text: &str| -> String { text.chars().filter(|c| c.is_alphanumeric()).collect() };
+    assert!(
+        !reason.is_empty() && letters(&stderr).contains(&letters(reason)),
+        "stderr lacks {reason:?}:\n{stderr}"
+    );
+}

@@ -124,6 +124,11 @@ pub fn run_request(request: &DeployRequest<'_>, yes: bool, json: bool) -> Comman
         }
         output::text(&summary(&report));
     }
+    // Unreachable hosts are failures: their reasons reach stderr as well as
+    // the summary, whatever stdout is.
+    for (host, reason) in &report.unreachable {
+        output::problem(format!("{host}: unreachable: {reason}"));
+    }
     Ok(Exit::of_deploy(report.exit_code()))
 }
 

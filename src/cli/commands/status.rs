@@ -71,9 +71,18 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> CommandResult {
             print_host(result);
         }
     }
-    let unreachable = results.iter().filter(|r| !r.reachable).count();
-    unless_hosts_failed(unreachable, |n| {
-        format!("{n} of {} hosts could not be asked", results.len())
+    let unreachable: Vec<String> = results
+        .iter()
+        .filter(|r| !r.reachable)
+        .map(|r| format!("{}: {}", r.host, r.error.as_deref().unwrap_or("no answer")))
+        .collect();
+    // The reasons go to stderr too: stdout may be a pipe or a file.
+    unless_hosts_failed(unreachable.len(), |n| {
+        format!(
+            "{n} of {} hosts could not be asked:\n{}",
+            results.len(),
+            unreachable.join("\n")
+        )
     })
 }
 
