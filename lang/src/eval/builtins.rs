@@ -602,6 +602,14 @@ pub(crate) fn check_debian_root(text: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// `a.b.c.0/24`, what a lab subnet must be (the lab provider checks the same).
+fn is_ipv4_slash_24_network(text: &str) -> bool {
+    let Some((addr, "24")) = text.split_once('/') else {
+        return false;
+    };
+    matches!(addr.parse::<std::net::Ipv4Addr>(), Ok(a) if a.octets()[3] == 0)
+}
+
 #[cfg(test)]
 mod debian_root_tests {
     use super::check_debian_root;
@@ -630,12 +638,4 @@ mod debian_root_tests {
             assert!(check_debian_root(bad).is_err(), "{bad}");
         }
     }
-}
-
-/// `a.b.c.0/24`, what a lab subnet must be (the lab provider checks the same).
-fn is_ipv4_slash_24_network(text: &str) -> bool {
-    let Some((addr, "24")) = text.split_once('/') else {
-        return false;
-    };
-    matches!(addr.parse::<std::net::Ipv4Addr>(), Ok(a) if a.octets()[3] == 0)
 }
