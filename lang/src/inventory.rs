@@ -54,6 +54,17 @@ pub struct LabSpec {
     pub hosts: Vec<LabHostSpec>,
 }
 
+/// The network address of a lab subnet, which must be an IPv4 /24 written
+/// `a.b.c.0/24`; `None` for anything else. The evaluator checks a site's
+/// subnet with it, and the lab provider assigns addresses from it.
+pub fn lab_subnet_network(text: &str) -> Option<std::net::Ipv4Addr> {
+    let (addr, "24") = text.split_once('/')? else {
+        return None;
+    };
+    let addr: std::net::Ipv4Addr = addr.parse().ok()?;
+    (addr.octets()[3] == 0).then_some(addr)
+}
+
 /// The kinds of lab host, chosen with `kind = "…"` in `lab { … }`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

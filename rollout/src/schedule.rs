@@ -279,6 +279,11 @@ impl RolloutSchedule {
         self.stages.iter().flat_map(|stage| stage.batches.iter())
     }
 
+    /// The hosts this run changes, batch by batch.
+    pub fn hosts(&self) -> impl Iterator<Item = &String> {
+        self.batches().flat_map(|b| &b.hosts)
+    }
+
     /// How many hosts this run changes.
     pub fn hosts_to_change(&self) -> usize {
         self.batches().map(|b| b.hosts.len()).sum()

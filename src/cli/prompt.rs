@@ -23,7 +23,7 @@ pub struct CliPauser<'a> {
     /// `--yes`: a `pause = confirm` is answered yes without asking.
     pub yes: bool,
     /// The live display, held still while a question waits for its answer.
-    pub progress: Option<&'a DeployProgress>,
+    pub progress: &'a DeployProgress,
 }
 
 impl Pauser for CliPauser<'_> {
@@ -36,13 +36,11 @@ impl Pauser for CliPauser<'_> {
             }
             // Without a terminal nobody can answer: stop rather than guess.
             Pause::Confirm => {
-                let question = || ask(&format!("continue with {}?", next.hosts.join(", ")));
                 self.yes
                     || (interactive()
-                        && match self.progress {
-                            Some(progress) => progress.suspend(question),
-                            None => question(),
-                        })
+                        && self
+                            .progress
+                            .suspend(|| ask(&format!("continue with {}?", next.hosts.join(", ")))))
             }
         }
     }

@@ -169,7 +169,7 @@ pub fn run_rollout(
     let mut hosts: BTreeMap<String, HostRun> = BTreeMap::new();
     let mut stopped = None;
     let mut index = 0;
-    let all: Vec<String> = schedule.batches().flat_map(|b| b.hosts.clone()).collect();
+    let all: Vec<String> = schedule.hosts().cloned().collect();
     for host in &all {
         observer.phase(host, Phase::Waiting, "");
     }

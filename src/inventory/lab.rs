@@ -5,7 +5,7 @@
 //! closures before the lab exists.
 use std::net::Ipv4Addr;
 
-use ferry_lang::inventory::{HostEntry, LabSpec};
+use ferry_lang::inventory::{lab_subnet_network, HostEntry, LabSpec};
 
 /// The subnet a lab uses when the site names none.
 pub const DEFAULT_SUBNET: &str = "10.237.0.0/24";
@@ -24,13 +24,7 @@ pub enum LabInventoryError {
 /// The network part of a lab's /24 subnet.
 pub fn subnet_base(spec: &LabSpec) -> Result<Ipv4Addr, LabInventoryError> {
     let text = spec.subnet.as_deref().unwrap_or(DEFAULT_SUBNET);
-    let bad = || LabInventoryError::BadSubnet(text.to_string());
-    let (addr, prefix) = text.split_once('/').ok_or_else(bad)?;
-    let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
-    if prefix != "24" || addr.octets()[3] != 0 {
-        return Err(bad());
-    }
-    Ok(addr)
+    lab_subnet_network(text).ok_or_else(|| LabInventoryError::BadSubnet(text.to_string()))
 }
 
 /// The address of the `index`-th host (0-based) in the lab's subnet.

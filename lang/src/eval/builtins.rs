@@ -451,7 +451,7 @@ impl Evaluator<'_> {
         let subnet = match fields.get("subnet") {
             Some(sv) => {
                 let subnet = self.expect_literal(sv, "the lab subnet")?;
-                if !is_ipv4_slash_24_network(&subnet) {
+                if crate::inventory::lab_subnet_network(&subnet).is_none() {
                     return Err(self.error(
                         Diagnostic::new(
                             format!("lab subnet `{subnet}` is not an IPv4 /24 network like `10.237.0.0/24`"),
@@ -600,14 +600,6 @@ pub(crate) fn check_debian_root(text: &str) -> Result<(), &'static str> {
         return Err("the constraint needs one version, like `(>= 15)`");
     }
     Ok(())
-}
-
-/// `a.b.c.0/24`, what a lab subnet must be (the lab provider checks the same).
-fn is_ipv4_slash_24_network(text: &str) -> bool {
-    let Some((addr, "24")) = text.split_once('/') else {
-        return false;
-    };
-    matches!(addr.parse::<std::net::Ipv4Addr>(), Ok(a) if a.octets()[3] == 0)
 }
 
 #[cfg(test)]

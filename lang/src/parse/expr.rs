@@ -7,13 +7,21 @@ impl<'s> P<'s> {
     // ---- expressions ----
 
     pub fn expr(&self, input: &'s str) -> R<'s, Expr> {
+        self.at_this_depth(|| {
+            self.deeper(input)?;
+            stacker::maybe_grow(
+                crate::eval::STACK_RED_ZONE,
+                crate::eval::STACK_SEGMENT,
+                || self.expr_inner(input),
+            )
+        })
+    }
+
+    /// Runs `parse` and gives the depth back as it was: every level that
+    /// `parse` added with [`deeper`](Self::deeper) ends with it.
+    fn at_this_depth<T>(&self, parse: impl FnOnce() -> T) -> T {
         let base = self.depth.get();
-        self.deeper(input)?;
-        let result = stacker::maybe_grow(
-            crate::eval::STACK_RED_ZONE,
-            crate::eval::STACK_SEGMENT,
-            || self.expr_inner(input),
-        );
+        let result = parse();
         self.depth.set(base);
         result
     }
@@ -21,8 +29,8 @@ impl<'s> P<'s> {
     /// One more level of the expression being built (a nested expression,
     /// an operator of a chain, a `!`, a `.field`, an index or a call),
     /// refused past [`MAX_NESTING`]: every construct is bounded, so no input
-    /// makes the parser, the evaluator or a drop recurse without end. The
-    /// caller restores the depth it started from.
+    /// makes the parser, the evaluator or a drop recurse without end. Callers
+    /// run inside [`at_this_depth`](Self::at_this_depth).
     fn deeper(&self, at: &'s str) -> Result<(), nom::Err<PError>> {
         if self.depth.get() >= MAX_NESTING {
             let at = skip(at);
@@ -80,10 +88,7 @@ impl<'s> P<'s> {
     /// Binary operators by precedence level, loosest first; each operator of
     /// a chain is one level of nesting.
     pub(super) fn binary(&self, input: &'s str, level: usize) -> R<'s, Expr> {
-        let base = self.depth.get();
-        let result = self.binary_chain(input, level);
-        self.depth.set(base);
-        result
+        self.at_this_depth(|| self.binary_chain(input, level))
     }
 
     fn binary_chain(&self, input: &'s str, level: usize) -> R<'s, Expr> {
@@ -143,10 +148,7 @@ impl<'s> P<'s> {
     }
 
     pub(super) fn unary(&self, input: &'s str) -> R<'s, Expr> {
-        let base = self.depth.get();
-        let result = self.unary_inner(input);
-        self.depth.set(base);
-        result
+        self.at_this_depth(|| self.unary_inner(input))
     }
 
     fn unary_inner(&self, input: &'s str) -> R<'s, Expr> {
@@ -169,10 +171,7 @@ impl<'s> P<'s> {
     }
 
     pub(super) fn postfix(&self, input: &'s str) -> R<'s, Expr> {
-        let base = self.depth.get();
-        let result = self.postfix_chain(input);
-        self.depth.set(base);
-        result
+        self.at_this_depth(|| self.postfix_chain(input))
     }
 
     fn postfix_chain(&self, input: &'s str) -> R<'s, Expr> {

@@ -92,11 +92,7 @@ pub fn run_request(request: &DeployRequest<'_>, yes: bool, json: bool) -> Comman
     let ask_first = !json && !request.dry_run && !yes && interactive();
     // The question comes after the plan, and names only the hosts it changes.
     let approve = |plan: &DeployPlan| {
-        let changing: Vec<String> = plan
-            .schedule
-            .batches()
-            .flat_map(|b| b.hosts.clone())
-            .collect();
+        let changing: Vec<String> = plan.schedule.hosts().cloned().collect();
         !ask_first
             || changing.is_empty()
             || progress.suspend(|| {
@@ -111,7 +107,7 @@ pub fn run_request(request: &DeployRequest<'_>, yes: bool, json: bool) -> Comman
     };
     let pauser = CliPauser {
         yes,
-        progress: Some(&progress),
+        progress: &progress,
     };
     let report = deploy(request, &pauser, observer, &approve);
     progress.finish();

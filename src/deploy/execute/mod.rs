@@ -131,7 +131,7 @@ impl DeployReport {
     fn dry_run(plan: DeployPlan, unreachable: BTreeMap<String, String>) -> DeployReport {
         let outcome = RolloutOutcome {
             hosts: BTreeMap::new(),
-            untouched: scheduled_hosts(&plan).collect(),
+            untouched: plan.schedule.hosts().cloned().collect(),
             stopped: None,
         };
         DeployReport {
@@ -188,7 +188,7 @@ pub fn deploy(
         return Err(DeployError::Cancelled);
     }
     // 4. Copy every changing host's closure, before any activation.
-    let changing: BTreeSet<String> = scheduled_hosts(&plan).collect();
+    let changing: BTreeSet<String> = plan.schedule.hosts().cloned().collect();
     let copied = copy::copy_closures(request, &binary, &survey.reachable, &targets, &changing);
     // 5. Activate under the policy.
     let executor =
@@ -215,9 +215,4 @@ pub fn deploy(
         outcome,
         site_generation: Some(site_generation),
     })
-}
-
-/// Every host the plan's schedule changes, batch by batch.
-fn scheduled_hosts(plan: &DeployPlan) -> impl Iterator<Item = String> + '_ {
-    plan.schedule.batches().flat_map(|b| b.hosts.clone())
 }
