@@ -103,19 +103,23 @@ fn a_huge_range_and_a_string_doubled_forty_times_are_errors_not_aborts() {
     );
 }
 
+/// `NAME0 = [1]`, then 59 lists each holding the previous one twice: 2^59
+/// nodes as a tree, 60 values shared.
+fn doubling_lists(name: &str) -> String {
+    let mut text = format!("let {name}0 = [1]\n");
+    for i in 1..60 {
+        text.push_str(&format!(
+            "let {name}{i} = [{name}{}, {name}{}]\n",
+            i - 1,
+            i - 1
+        ));
+    }
+    text
+}
+
 #[test]
 fn comparing_huge_shared_nested_lists_ends_at_the_step_bound() {
-    let mut text = String::new();
-    for name in ["l", "m"] {
-        text.push_str(&format!("let {name}0 = [1]\n"));
-        for i in 1..60 {
-            text.push_str(&format!(
-                "let {name}{i} = [{name}{}, {name}{}]\n",
-                i - 1,
-                i - 1
-            ));
-        }
-    }
+    let mut text = doubling_lists("l") + &doubling_lists("m");
     text.push_str("let x = if l59 == m59 then \"a\" else \"b\"\n");
     text.push_str("class web { service app { exec = \"run ${x}\" } }\n");
     let error = first_error(text);
@@ -124,10 +128,7 @@ fn comparing_huge_shared_nested_lists_ends_at_the_step_bound() {
 
 #[test]
 fn a_list_compared_with_itself_is_equal_without_a_walk() {
-    let mut text = String::from("let l0 = [1]\n");
-    for i in 1..60 {
-        text.push_str(&format!("let l{i} = [l{}, l{}]\n", i - 1, i - 1));
-    }
+    let mut text = doubling_lists("l");
     text.push_str("let x = if l59 == l59 then \"same\" else \"different\"\n");
     text.push_str("class web { service app { exec = \"run ${x}\" } }\n");
     let site = ferry_lang::evaluate_site(&One(text), Path::new("/site.conf"), &NoHosts)

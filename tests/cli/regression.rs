@@ -2,6 +2,19 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
+/// `ferry VERB DIR ARGS…` on the site in `dir`, with a store and state of
+/// its own there and no terminal on stdin.
+fn ferry_on_site(dir: &std::path::Path, verb: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([verb, dir.to_str().unwrap()])
+        .args(args)
+        .env("FERRY_STORE_DIR", dir.join("store"))
+        .env("FERRY_STATE_DIR", dir.join("var"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -53,13 +66,7 @@ rollout { canary = 1, batch = 1, pause = confirm }
         "[[host]]\nname = \"w1\"\nclass = \"web\"\naddress = \"192.0.2.31\"\n\n[[host]]\nname = \"w2\"\nclass = \"web\"\naddress = \"192.0.2.32\"\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["deploy", dir.path().to_str().unwrap()])
-        .env("FERRY_STORE_DIR", dir.path().join("store"))
-        .env("FERRY_STATE_DIR", dir.path().join("var"))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let out = ferry_on_site(dir.path(), "deploy", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
@@ -89,12 +96,7 @@ inventory = lab {
     )
     .unwrap();
     for verb in ["status", "deploy"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args([verb, dir.path().to_str().unwrap()])
-            .env("FERRY_STORE_DIR", dir.path().join("store"))
-            .env("FERRY_STATE_DIR", dir.path().join("var"))
-            .output()
-            .unwrap();
+        let out = ferry_on_site(dir.path(), verb, &[]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{verb}: {stderr}");
         assert!(
@@ -122,13 +124,7 @@ fn unreachable_host_reasons_reach_stderr() {
         "[[host]]\nname = \"w1\"\nclass = \"web\"\naddress = \"192.0.2.41\"\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["status", dir.path().to_str().unwrap()])
-        .args(["--ssh-option", "ConnectTimeout=1"])
-        .env("FERRY_STORE_DIR", dir.path().join("store"))
-        .env("FERRY_STATE_DIR", dir.path().join("var"))
-        .output()
-        .unwrap();
+    let out = ferry_on_site(dir.path(), "status", &["--ssh-option", "ConnectTimeout=1"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
