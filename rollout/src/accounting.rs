@@ -13,18 +13,22 @@
 //!
 //!    A canary failure triggers `on_failure` even when `max_failures` would
 //!    tolerate it: the canary exists to stop a bad system early.
-//! 3. Otherwise the next batch runs.
+//! 3. A batch whose hosts' class requires a service of another class with a
+//!    failed host in this run (a load balancer in front of a web host that
+//!    failed or could not be reached) is not started: that, too, triggers
+//!    `on_failure` (with `continue` the run goes on).
+//! 4. Otherwise the next batch runs.
 //!
 //! Failed and rolled-back hosts are never in a rollback list: the host agent
 //! never reports success on failure and restores the previous generation
 //! itself (DESIGN §8), and a host that failed before activation never switched.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::plan::{FailureLimit, OnFailure};
+use crate::plan::{FailureLimit, OnFailure, RolloutPlan};
 use crate::schedule::{Batch, BatchKind, RolloutSchedule};
 
 /// What happened to one host in a batch, as the failure accounting counts it.
@@ -76,6 +80,15 @@ pub enum StopReason {
         /// How many failures the policy tolerates.
         tolerated: usize,
     },
+    /// The next batch's class requires a class with failed hosts.
+    DependencyFailed {
+        /// The class that was not activated.
+        class: String,
+        /// The class it requires.
+        requires: String,
+        /// The hosts of `requires` that failed in this run, in activation order.
+        failed: Vec<String>,
+    },
 }
 
 impl fmt::Display for StopReason {
@@ -88,6 +101,16 @@ impl fmt::Display for StopReason {
                 f,
                 "{} host(s) failed ({}), max_failures tolerates {tolerated}",
                 failed.len(),
+                failed.join(", ")
+            ),
+            StopReason::DependencyFailed {
+                class,
+                requires,
+                failed,
+            } => write!(
+                f,
+                "{class} requires {requires}, and {requires} host(s) {} failed: \
+                 {class} is not activated past a failed dependency",
                 failed.join(", ")
             ),
         }
@@ -122,14 +145,31 @@ pub struct RolloutProgress {
     switched: Vec<String>,
     failed: Vec<String>,
     stopped: Option<Decision>,
+    /// host → its class.
+    class_of: BTreeMap<String, String>,
+    /// class → the other classes whose services its services require.
+    requires: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl RolloutProgress {
-    /// Starts accounting for `schedule`. `max_failures = P%` is taken of all
-    /// the hosts this run changes.
-    pub fn new(schedule: &RolloutSchedule) -> Self {
+    /// Starts accounting for `schedule`, made from `plan`. `max_failures =
+    /// P%` is taken of all the hosts this run changes.
+    pub fn new(plan: &RolloutPlan, schedule: &RolloutSchedule) -> Self {
         let limit: FailureLimit = schedule.policy.max_failures;
+        let mut requires: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for edge in plan.requires.iter().filter(|e| e.from.class != e.to.class) {
+            requires
+                .entry(edge.from.class.clone())
+                .or_default()
+                .insert(edge.to.class.clone());
+        }
         RolloutProgress {
+            class_of: plan
+                .hosts
+                .iter()
+                .map(|h| (h.name.clone(), h.class.clone()))
+                .collect(),
+            requires,
             batches: schedule.batches().cloned().collect(),
             next: 0,
             tolerated: limit.tolerated(schedule.hosts_to_change()),
@@ -189,6 +229,8 @@ impl RolloutProgress {
                 failed: self.failed.clone(),
                 tolerated: self.tolerated,
             }
+        } else if let Some(reason) = self.next_batch_blocked() {
+            reason
         } else {
             return Ok(Decision::Continue);
         };
@@ -202,6 +244,35 @@ impl RolloutProgress {
         };
         self.stopped = Some(decision.clone());
         Ok(decision)
+    }
+
+    /// Why the next batch must not start: one of its hosts' classes requires
+    /// a class with a failed host in this run.
+    fn next_batch_blocked(&self) -> Option<StopReason> {
+        let batch = self.batches.get(self.next)?;
+        let classes: BTreeSet<&String> = batch
+            .hosts
+            .iter()
+            .filter_map(|h| self.class_of.get(h))
+            .collect();
+        for class in classes {
+            for required in self.requires.get(class).into_iter().flatten() {
+                let failed: Vec<String> = self
+                    .failed
+                    .iter()
+                    .filter(|h| self.class_of.get(*h) == Some(required))
+                    .cloned()
+                    .collect();
+                if !failed.is_empty() {
+                    return Some(StopReason::DependencyFailed {
+                        class: class.clone(),
+                        requires: required.clone(),
+                        failed,
+                    });
+                }
+            }
+        }
+        None
     }
 
     /// Hosts switched to their target in this run, in activation order.

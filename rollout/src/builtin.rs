@@ -12,6 +12,10 @@
 //! Groups follow `group_order`, then sorted label values, then hosts without
 //! the label; hosts keep plan (inventory) order inside a group.
 //!
+//! Hosts that could not be reached go last in their group (in plan order
+//! among themselves), so that a canary proves the new system on hosts that
+//! answer; they still count as failures of the batch they land in.
+//!
 //! Canary: the first batch of every stage is its canary, `canary` hosts taken
 //! from the stage's first group (so at most that group's size). It is also
 //! capped by the batch limit, because `batch` promises "at most that many
@@ -93,7 +97,9 @@ fn batch_stage(plan: &RolloutPlan, hosts: &[&PlannedHost]) -> Vec<Batch> {
     };
     let mut batches = Vec::new();
     let mut canary_left = policy.canary_size();
-    for (group, members) in groups {
+    for (group, mut members) in groups {
+        // Stable: plan order within the reachable and the unreachable hosts.
+        members.sort_by_key(|host| host.unreachable.is_some());
         let limit = policy.batch.limit(members.len());
         let mut rest: &[&PlannedHost] = &members;
         if canary_left > 0 {

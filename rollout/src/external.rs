@@ -261,7 +261,7 @@ fn plan_json(plan: &RolloutPlan, order: &ClassOrder) -> Value {
         .hosts
         .iter()
         .map(|h| {
-            json!({
+            let mut host = json!({
                 "name": h.name,
                 "class": h.class,
                 "labels": h.labels,
@@ -269,7 +269,14 @@ fn plan_json(plan: &RolloutPlan, order: &ClassOrder) -> Value {
                 "current_generation": h.current_generation,
                 "target_system": h.target_system,
                 "changes": h.changes(),
-            })
+            });
+            if let Some(reason) = &h.unreachable {
+                host["unreachable"] = json!(reason);
+            }
+            if !h.secrets_rotated.is_empty() {
+                host["secrets_rotated"] = json!(h.secrets_rotated);
+            }
+            host
         })
         .collect();
     let requires: Vec<Value> = plan

@@ -52,13 +52,28 @@ pub struct PlannedHost {
     pub current_generation: Option<u64>,
     /// The system store path this run gives the host.
     pub target_system: String,
+    /// Why the deployer could not ask the host what it runs; `None` when it
+    /// answered (or was not asked, as in `ferry plan --offline`). An
+    /// unreachable host is scheduled like any changing host and counts as a
+    /// failure of its batch, so `max_failures` and `on_failure` see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<String>,
+    /// Secrets whose value on the deployer differs from the one the host
+    /// has: the host is activated again even when its system stays the
+    /// same, which delivers them and restarts the services that read them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets_rotated: Vec<String>,
 }
 
 impl PlannedHost {
-    /// Whether activating the target changes anything on this host. A host that
-    /// already runs its target is listed as unchanged and never batched.
+    /// Whether this run must move the host. A host that runs its target
+    /// already is listed as unchanged and never batched, unless a secret
+    /// it reads was rotated; a host that could not be asked is never taken
+    /// to run its target.
     pub fn changes(&self) -> bool {
-        self.current_system.as_deref() != Some(self.target_system.as_str())
+        self.unreachable.is_some()
+            || !self.secrets_rotated.is_empty()
+            || self.current_system.as_deref() != Some(self.target_system.as_str())
     }
 }
 

@@ -20,6 +20,8 @@ fn host(name: &str, class: &str, dc: Option<&str>, changes: bool) -> PlannedHost
         }),
         current_generation: Some(1),
         target_system: target,
+        unreachable: None,
+        secrets_rotated: Vec::new(),
     }
 }
 
@@ -422,8 +424,12 @@ fn rendered_plan_with_class_cycle_and_confirm() {
 // ---- failure accounting ----
 
 fn progress(policy: Policy) -> (RolloutSchedule, RolloutProgress) {
-    let schedule = make(&two_tier(policy)).unwrap();
-    let progress = RolloutProgress::new(&schedule);
+    progress_of(&two_tier(policy))
+}
+
+fn progress_of(plan: &RolloutPlan) -> (RolloutSchedule, RolloutProgress) {
+    let schedule = make(plan).unwrap();
+    let progress = RolloutProgress::new(plan, &schedule);
     (schedule, progress)
 }
 
@@ -474,18 +480,23 @@ fn max_failures_count_tolerates_exactly_n() {
         max_failures: FailureLimit::Count(1),
         ..Policy::default()
     });
+    for _db in 0..2 {
+        assert_eq!(
+            feed(&mut p, &[], HostVerdict::Succeeded),
+            Decision::Continue
+        );
+    }
     assert_eq!(
-        feed(&mut p, &["db-eu1-1"], HostVerdict::RolledBack),
+        feed(&mut p, &["web-eu1-1"], HostVerdict::RolledBack),
         Decision::Continue
     );
-    assert_eq!(feed(&mut p, &[], HostVerdict::Failed), Decision::Continue);
-    let decision = feed(&mut p, &["web-eu1-1"], HostVerdict::Failed);
+    let decision = feed(&mut p, &["web-eu1-2"], HostVerdict::Failed);
     let Decision::Stop { reason } = decision else {
         panic!("expected stop, got {decision:?}")
     };
     assert_eq!(
         reason.to_string(),
-        "2 host(s) failed (db-eu1-1, web-eu1-1), max_failures tolerates 1"
+        "2 host(s) failed (web-eu1-1, web-eu1-2), max_failures tolerates 1"
     );
     assert!(
         p.next_batch().is_none(),
@@ -503,18 +514,140 @@ fn max_failures_percent_is_of_all_hosts_to_change() {
         ..Policy::default()
     });
     assert_eq!(p.tolerated(), 2);
+    feed(&mut p, &[], HostVerdict::Succeeded);
+    feed(&mut p, &[], HostVerdict::Succeeded);
+    assert_eq!(
+        feed(&mut p, &["web-eu1-1"], HostVerdict::Failed),
+        Decision::Continue
+    );
+    assert_eq!(
+        feed(&mut p, &["web-eu1-2"], HostVerdict::Failed),
+        Decision::Continue
+    );
+    assert!(matches!(
+        feed(&mut p, &["web-us1-1"], HostVerdict::Failed),
+        Decision::Stop { .. }
+    ));
+}
+
+#[test]
+fn a_failed_dependency_keeps_its_dependents_from_starting_within_max_failures() {
+    let (_, mut p) = progress(Policy {
+        batch: BatchSize::Count(1),
+        max_failures: FailureLimit::Count(5),
+        ..Policy::default()
+    });
+    // The other db host still goes: it requires nothing that failed.
     assert_eq!(
         feed(&mut p, &["db-eu1-1"], HostVerdict::Failed),
         Decision::Continue
     );
+    let decision = feed(&mut p, &[], HostVerdict::Succeeded);
     assert_eq!(
-        feed(&mut p, &["db-us1-1"], HostVerdict::Failed),
+        decision,
+        Decision::Stop {
+            reason: StopReason::DependencyFailed {
+                class: "web".into(),
+                requires: "db".into(),
+                failed: vec!["db-eu1-1".into()],
+            }
+        }
+    );
+    assert_eq!(
+        decision_text(&decision),
+        "web requires db, and db host(s) db-eu1-1 failed: web is not activated past a failed dependency"
+    );
+    assert!(p.next_batch().is_none(), "no web host is touched");
+}
+
+#[test]
+fn a_failed_dependency_with_rollback_rolls_back_and_with_continue_goes_on() {
+    let (_, mut p) = progress(Policy {
+        batch: BatchSize::Count(1),
+        max_failures: FailureLimit::Count(5),
+        on_failure: OnFailure::Rollback,
+        ..Policy::default()
+    });
+    feed(&mut p, &[], HostVerdict::Succeeded);
+    assert_eq!(
+        feed(&mut p, &["db-us1-1"], HostVerdict::RolledBack),
+        Decision::RollbackAll {
+            hosts: vec!["db-eu1-1".into()],
+            reason: StopReason::DependencyFailed {
+                class: "web".into(),
+                requires: "db".into(),
+                failed: vec!["db-us1-1".into()],
+            }
+        }
+    );
+
+    let (schedule, mut p) = progress(Policy {
+        batch: BatchSize::Count(1),
+        on_failure: OnFailure::Continue,
+        ..Policy::default()
+    });
+    assert_eq!(
+        feed(&mut p, &["db-eu1-1"], HostVerdict::Failed),
         Decision::Continue
     );
-    assert!(matches!(
+    while p.next_batch().is_some() {
+        assert_eq!(
+            feed(&mut p, &[], HostVerdict::Succeeded),
+            Decision::Continue
+        );
+    }
+    assert_eq!(p.switched().len(), schedule.hosts_to_change() - 1);
+}
+
+#[test]
+fn a_requirement_inside_one_class_never_blocks_the_class() {
+    let mut plan = two_tier(Policy {
+        batch: BatchSize::Count(1),
+        max_failures: FailureLimit::Count(5),
+        ..Policy::default()
+    });
+    plan.requires.push(edge("web.app", "web.cache"));
+    let (_, mut p) = progress_of(&plan);
+    feed(&mut p, &[], HostVerdict::Succeeded);
+    feed(&mut p, &[], HostVerdict::Succeeded);
+    assert_eq!(
         feed(&mut p, &["web-eu1-1"], HostVerdict::Failed),
-        Decision::Stop { .. }
-    ));
+        Decision::Continue
+    );
+    assert_eq!(
+        feed(&mut p, &[], HostVerdict::Succeeded),
+        Decision::Continue
+    );
+}
+
+#[test]
+fn an_unreachable_host_changes_goes_last_in_its_group_and_is_never_the_canary() {
+    let mut plan = two_tier(Policy {
+        canary: Some(1),
+        batch: BatchSize::Count(2),
+        ..Policy::default()
+    });
+    for host in &mut plan.hosts {
+        if host.name == "db-eu1-1" || host.name == "web-us1-2" {
+            host.unreachable = Some("ssh: connection refused".into());
+        }
+    }
+    // web-us1-2 runs its target as far as the record knows, but could not
+    // be asked: it is scheduled.
+    assert!(plan.host("web-us1-2").unwrap().changes());
+    let schedule = make(&plan).unwrap();
+    assert_eq!(
+        hosts_of(&schedule),
+        [
+            vec!["db-us1-1"],
+            vec!["db-eu1-1"],
+            vec!["web-eu1-1"],
+            vec!["web-eu1-2", "web-us1-1"],
+            vec!["web-eu1-3", "web-us1-3"],
+            vec!["web-us1-2"],
+        ]
+    );
+    assert!(schedule.unchanged.is_empty());
 }
 
 #[test]

@@ -41,6 +41,8 @@ fn hosts(classes: usize) -> impl Strategy<Value = Vec<PlannedHost>> {
                     }),
                     current_generation: Some(1),
                     target_system: target,
+                    unreachable: None,
+                    secrets_rotated: Vec::new(),
                     class,
                 }
             })

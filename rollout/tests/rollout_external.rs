@@ -23,6 +23,8 @@ fn host(name: &str, class: &str, dc: &str, changes: bool) -> PlannedHost {
         )),
         current_generation: Some(3),
         target_system: format!("/ferry/store/{class}-v2"),
+        unreachable: None,
+        secrets_rotated: Vec::new(),
     }
 }
 

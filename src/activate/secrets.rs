@@ -129,3 +129,127 @@ pub fn prune_secrets(state_dir: &Path) -> Result<Vec<String>, SecretInstallError
     removed.sort();
     Ok(removed)
 }
+
+/// The file of the host's secret salt, outside the secrets dir (which
+/// holds nothing but secrets).
+const SALT_FILE: &str = "secret-salt";
+
+/// What a host says of its installed secrets without giving them away: a
+/// salt of its own and, per secret, the salted digest of its value
+/// ([`secret_digest`]). A deployer computes the same digest of the value it
+/// would send, so it sees a rotated secret without seeing the host's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SecretDigests {
+    /// The host's salt, 32 bytes as lowercase hex.
+    pub salt: String,
+    /// secret name → [`secret_digest`] of the installed value.
+    pub digests: std::collections::BTreeMap<String, String>,
+}
+
+/// The salted digest of a secret value: BLAKE3 in keyed mode, keyed with
+/// the host's 32-byte salt, over the value's bytes; 64 lowercase hex
+/// digits. `None` when `salt_hex` is not 32 bytes of hex.
+pub fn secret_digest(salt_hex: &str, value: &[u8]) -> Option<String> {
+    let mut key = [0u8; 32];
+    if salt_hex.len() != 64 {
+        return None;
+    }
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(salt_hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(blake3::keyed_hash(&key, value).to_hex().to_string())
+}
+
+/// The digests of every secret installed on this host; the salt is made
+/// (32 bytes from the kernel's random source, mode 0600) on first use.
+pub fn installed_digests(state_dir: &Path) -> Result<SecretDigests, IoError> {
+    let salt = host_salt(state_dir)?;
+    let mut digests = std::collections::BTreeMap::new();
+    let dir = secrets_dir(state_dir);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(SecretDigests { salt, digests })
+        }
+        Err(e) => return Err(io_err("list", &dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_err("list", &dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".tmp-") || !is_plain_name(&name) {
+            continue;
+        }
+        let value = fs::read(entry.path()).map_err(io_err("read", &entry.path()))?;
+        if let Some(digest) = secret_digest(&salt, &value) {
+            digests.insert(name, digest);
+        }
+    }
+    Ok(SecretDigests { salt, digests })
+}
+
+/// The host's salt as hex, made on first use.
+fn host_salt(state_dir: &Path) -> Result<String, IoError> {
+    let path = state_dir.join(SALT_FILE);
+    if let Ok(text) = fs::read_to_string(&path) {
+        let text = text.trim();
+        if secret_digest(text, b"").is_some() {
+            return Ok(text.to_string());
+        }
+    }
+    let mut salt = [0u8; 32];
+    let random = Path::new("/dev/urandom");
+    io::Read::read_exact(
+        &mut fs::File::open(random).map_err(io_err("open", random))?,
+        &mut salt,
+    )
+    .map_err(io_err("read", random))?;
+    let hex: String = salt.iter().map(|b| format!("{b:02x}")).collect();
+    AtomicWrite::durable()
+        .mode(0o600)
+        .write(&path, hex.as_bytes())?;
+    Ok(hex)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The digest format, pinned: BLAKE3 keyed with the salt, over the value.
+    #[test]
+    fn secret_digest_golden_vector() {
+        let salt = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+        assert_eq!(
+            secret_digest(salt, b"s3cret").unwrap(),
+            blake3::keyed_hash(&std::array::from_fn(|i| i as u8), b"s3cret")
+                .to_hex()
+                .to_string()
+        );
+        assert_eq!(
+            secret_digest(salt, b"s3cret").unwrap(),
+            "e194d3bce9c4fe16237490cbaf5080b441cd4627dac5e65fbeae333761f46aac"
+        );
+        assert_eq!(secret_digest("00", b"x"), None);
+        assert_eq!(secret_digest(&"zz".repeat(32), b"x"), None);
+    }
+
+    #[test]
+    fn installed_digests_keep_one_salt_and_follow_the_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path();
+        write_secret(state, "token", b"one", None).unwrap();
+        let first = installed_digests(state).unwrap();
+        assert_eq!(
+            first.digests["token"],
+            secret_digest(&first.salt, b"one").unwrap()
+        );
+        write_secret(state, "token", b"two", None).unwrap();
+        let second = installed_digests(state).unwrap();
+        assert_eq!(second.salt, first.salt, "the salt is made once");
+        assert_eq!(
+            second.digests["token"],
+            secret_digest(&first.salt, b"two").unwrap()
+        );
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(installed_digests(other.path()).unwrap().salt, first.salt);
+    }
+}

@@ -162,7 +162,7 @@ pub fn activate(
                 system: request.system.clone(),
             })?;
         let manifest = Manifest::load(&store.real_path(&system))?;
-        write_secrets(state_dir, &request.system, &manifest, &request.secrets)?;
+        let rotated = write_secrets(state_dir, &request.system, &manifest, &request.secrets)?;
         let env = serde_json::to_vec_pretty(&request.host_env)
             .map_err(|e| io_err("encode", &state_dir.join(HOST_ENV_FILE))(e.into()))?;
         write_atomic(&state_dir.join(HOST_ENV_FILE), &env)?;
@@ -171,6 +171,7 @@ pub fn activate(
             state_dir,
             &JobTarget::System(PathBuf::from(&request.system)),
             request.confirm_within_ms,
+            &rotated,
         )?;
         Ok(Response::Activation {
             report_json: report,
@@ -181,19 +182,28 @@ pub fn activate(
 /// `RollbackTo`: generation `number` again, through the same detached process.
 pub fn rollback_to(store_dir: &Path, state_dir: &Path, number: u64) -> Response {
     as_response(
-        run_job(store_dir, state_dir, &JobTarget::Generation(number), None)
-            .map(|report_json| Response::Activation { report_json }),
+        run_job(
+            store_dir,
+            state_dir,
+            &JobTarget::Generation(number),
+            None,
+            &[],
+        )
+        .map(|report_json| Response::Activation { report_json }),
     )
 }
 
 /// Writes every secret the deployer sent, with the owner the manifest
-/// names; a secret the system does not reference is refused.
+/// names; a secret the system does not reference is refused. Returns the
+/// names whose value changed (or that were missing): rotated secrets, whose
+/// services the activation restarts.
 fn write_secrets(
     state_dir: &Path,
     system: &str,
     manifest: &Manifest,
     values: &BTreeMap<String, Vec<u8>>,
-) -> Result<(), HostActivationError> {
+) -> Result<Vec<String>, HostActivationError> {
+    let mut rotated = Vec::new();
     let mut owners: BTreeMap<&str, Option<&str>> = BTreeMap::new();
     for service in manifest.services.values() {
         for secret in &service.secrets {
@@ -210,9 +220,16 @@ fn write_secrets(
         if let Some(user) = owner {
             ensure_user(user)?;
         }
+        if fs::read(secrets::secret_path(state_dir, name))
+            .ok()
+            .as_ref()
+            != Some(value)
+        {
+            rotated.push(name.clone());
+        }
         secrets::write_secret(state_dir, name, value, *owner)?;
     }
-    Ok(())
+    Ok(rotated)
 }
 
 /// Starts `ferry remote activate` detached, waits for it and returns its
@@ -222,6 +239,7 @@ fn run_job(
     state_dir: &Path,
     target: &JobTarget,
     confirm_within_ms: Option<u64>,
+    rotated: &[String],
 ) -> Result<String, HostActivationError> {
     let jobs = state_dir.join(JOBS_DIR);
     fs::create_dir_all(&jobs).map_err(io_err("create", &jobs))?;
@@ -245,6 +263,10 @@ fn run_job(
     if let Some(ms) = confirm_within_ms {
         args.push("--confirm-within-ms".into());
         args.push(ms.to_string());
+    }
+    for name in rotated {
+        args.push("--rotated-secret".into());
+        args.push(name.clone());
     }
     args.push("--report".into());
     args.push(report_file.to_string_lossy().into_owned());
@@ -361,29 +383,28 @@ pub fn run_activation_job(
     state_dir: &Path,
     target: &JobTarget,
     confirm_within_ms: Option<u64>,
+    rotated: &[String],
     report_file: &Path,
 ) -> Result<bool, HostActivationError> {
     log_line(&format!("start: {target:?}"));
     let confirm_within = confirm_within_ms.map(Duration::from_millis);
-    let outcome = activator(store_dir, state_dir, confirm_within).and_then(|mut activator| {
-        Ok(match target {
-            JobTarget::System(system) => activator.activate(system)?,
-            JobTarget::Generation(n) => activator.rollback_to(*n)?,
-        })
-    });
+    // Armed before anything changes: whatever step this process dies at,
+    // the watchdog converges the host without waiting for anyone to contact
+    // it, and it holds the confirmation deadline once there is one.
+    let job = std::process::id().to_string();
+    let watchdog = ["remote", "watchdog", "--job", &job].map(String::from);
+    let outcome = spawn_detached(store_dir, state_dir, &watchdog)
+        .and_then(|_watchdog| activator(store_dir, state_dir, confirm_within))
+        .and_then(|mut activator| {
+            activator.options.rotated_secrets = rotated.iter().cloned().collect();
+            Ok(match target {
+                JobTarget::System(system) => activator.activate(system)?,
+                JobTarget::Generation(n) => activator.rollback_to(*n)?,
+            })
+        });
     let result = match outcome {
         Ok(report) => {
             log_line(&format!("finished: {:?}", report.outcome));
-            if report.activated() && confirm_within.is_some() {
-                if let Err(e) = spawn_detached(
-                    store_dir,
-                    state_dir,
-                    &["remote".to_string(), "watchdog".to_string()],
-                ) {
-                    // The next status call still rolls an overdue generation back.
-                    log_line(&format!("cannot start the watchdog: {}", error_chain(&e)));
-                }
-            }
             match secrets::prune_secrets(state_dir) {
                 Ok(removed) if !removed.is_empty() => log_line(&format!(
                     "removed unreferenced secrets: {}",
@@ -412,14 +433,37 @@ pub fn run_activation_job(
     Ok(ok)
 }
 
-/// The body of `ferry remote watchdog`: sleeps until the pending
-/// confirmation's deadline and rolls back when it was not confirmed;
-/// returns once nothing is pending any more.
-pub fn run_watchdog(store_dir: &Path, state_dir: &Path) -> Result<(), HostActivationError> {
+/// The body of `ferry remote watchdog`, which the activation process `job`
+/// starts before it changes anything: while an activation is under way it
+/// waits on the host lock, and when the activation's process died half-way
+/// (its journal is left) converges the host back at once; then it sleeps
+/// until the pending confirmation's deadline and rolls back when it was
+/// not confirmed. Returns once `job` is gone and nothing is pending.
+pub fn run_watchdog(
+    store_dir: &Path,
+    state_dir: &Path,
+    job: Option<u32>,
+) -> Result<(), HostActivationError> {
+    // The job is alive exactly while it is still our parent: a dead
+    // parent's children are re-parented, so a reused pid never fools this.
+    let job_alive = || job.is_some_and(|pid| nix::unistd::getppid().as_raw() as u32 == pid);
     loop {
+        // Read before looking at the host: a job that ends meanwhile is
+        // seen on the next round, after what it left is dealt with.
+        let alive = job_alive();
         let mut activator = activator(store_dir, state_dir, None)?;
+        if activator.in_transition() {
+            // Blocks while the activation holds the host lock.
+            if let Some(report) = activator.recover()? {
+                log_line(&format!("watchdog: {:?}", report.outcome));
+            }
+        }
         let Some(pending) = activator.pending() else {
-            return Ok(());
+            if !alive {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
         };
         let now = unix_now_ms();
         if now < pending.deadline_ms {

@@ -53,6 +53,7 @@ impl HostArgs {
         SshSettings {
             config_file: self.ssh_config.clone(),
             options: self.ssh_options.clone(),
+            keepalive: None,
         }
     }
 
@@ -81,6 +82,7 @@ impl HostArgs {
             ssh: SshSettings {
                 config_file: self.ssh_config(site)?,
                 options: self.ssh_options.clone(),
+                keepalive: None,
             },
             agent: agent_settings(global),
             max_parallel: usize::from(self.max_parallel),

@@ -88,7 +88,8 @@ pub enum Command {
     /// Everything the site runs: store paths of every class and the service
     /// edges across hosts; or why a path is there, or how big it all is.
     Closure(commands::closure::ClosureArgs),
-    /// What a deploy would change, host by host, and the batches it would run in.
+    /// What a deploy would change, host by host (asking each what it runs
+    /// now, or with `--offline` from the last record), and the batches it would run in.
     Plan(commands::plan::PlanArgs),
     /// Build, copy and activate the site under its rollout policy; record a site generation.
     Deploy(commands::deploy::DeployArgs),

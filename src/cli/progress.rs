@@ -354,10 +354,59 @@ impl HostCopyObserver for CopyLine {
         // A copy that failed mid-stream never said the stream ended.
         self.stream_ended();
         match result {
-            Ok(stats) => self
-                .bar
-                .finish_with_message(format!("done, {} objects sent", stats.objects_sent)),
+            // The same words as the summary table: what was sent, in bytes
+            // (the agent's upload and the messages included), and what was there.
+            Ok(stats) => self.bar.finish_with_message(copy_summary(stats)),
             Err(_) => self.bar.abandon_with_message("failed"),
         }
+    }
+}
+
+/// One copy in words: `3 of 40 objects sent (1.2 MiB), 37 already there`,
+/// or `nothing to send: all 40 objects already there (2.1 KiB of messages)`.
+pub fn copy_summary(stats: &HostCopyStats) -> String {
+    let bytes = crate::closure::human_size(stats.bytes_sent);
+    let there = stats.closure_paths.saturating_sub(stats.objects_sent);
+    if stats.objects_sent == 0 {
+        let agent = if stats.agent_uploaded {
+            " and the agent"
+        } else {
+            ""
+        };
+        format!(
+            "nothing to send: all {} objects already there ({bytes} of messages{agent})",
+            stats.closure_paths
+        )
+    } else {
+        format!(
+            "{} of {} objects sent ({bytes}), {there} already there",
+            stats.objects_sent, stats.closure_paths
+        )
+    }
+}
+
+#[cfg(test)]
+mod copy_summary_tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_that_sent_nothing_says_so_and_what_its_bytes_were() {
+        let stats = HostCopyStats {
+            closure_paths: 40,
+            bytes_sent: 2150,
+            ..HostCopyStats::default()
+        };
+        assert_eq!(
+            copy_summary(&stats),
+            "nothing to send: all 40 objects already there (2.1 KiB of messages)"
+        );
+        let stats = HostCopyStats {
+            objects_sent: 3,
+            ..stats
+        };
+        assert_eq!(
+            copy_summary(&stats),
+            "3 of 40 objects sent (2.1 KiB), 37 already there"
+        );
     }
 }

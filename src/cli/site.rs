@@ -59,6 +59,9 @@ pub fn load_and_build(
     )?;
     let mut options = BuildOptions {
         timeout: std::time::Duration::from_secs(args.build_timeout),
+        // The agents run with our state dir (`args::agent_settings`), so an
+        // interpolated secret names the file they write.
+        host_state_dir: global.state_dir.clone(),
         debian,
         ..BuildOptions::default()
     };

@@ -1,8 +1,11 @@
 //! `ferry plan`: what a deploy would change, host by host, and in which batches.
 //!
-//! What a host runs now comes from the site's latest site generation on this
-//! deployer (the hosts are not contacted); a host never deployed by this
-//! deployer counts as fresh.
+//! What a host runs now comes from the hosts themselves (a deploy's survey,
+//! which `ferry plan` runs as a dry run), or from the site's latest site
+//! generation on this deployer with `ferry plan --offline` (the hosts are not
+//! contacted); a host never deployed by this
+//! deployer counts as fresh. A host that could not be asked is planned as
+//! changing and counts as a failure of its batch.
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
@@ -67,6 +70,12 @@ pub struct HostPlan {
     pub target_system: String,
     /// False when the target is what it runs already.
     pub changes: bool,
+    /// Why the host could not be asked what it runs (it fails its batch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<String>,
+    /// Secrets rotated on the deployer that the host gets again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets_rotated: Vec<String>,
     /// What moving changes.
     pub change: HostChange,
 }
@@ -76,8 +85,11 @@ pub struct HostPlan {
 pub struct DeployPlan {
     /// The site's name.
     pub site: String,
-    /// The site generation the current systems come from, if any.
+    /// The site's latest site generation on this deployer, if any.
     pub based_on: Option<u64>,
+    /// True when the current systems come from the hosts themselves (a
+    /// deploy's survey), false when from `based_on` (`ferry plan`).
+    pub live: bool,
     /// Every host of the plan, in inventory order.
     pub hosts: Vec<HostPlan>,
     /// The checked schedule of the changing hosts.
@@ -96,6 +108,9 @@ pub struct CurrentHost {
     pub system: Option<String>,
     /// The host's own generation of that system.
     pub generation: Option<u64>,
+    /// What the host says of its installed secrets (live only).
+    #[serde(skip)]
+    pub secrets: Option<crate::activate::secrets::SecretDigests>,
 }
 
 /// What the latest site generation says each host runs.
@@ -112,12 +127,28 @@ pub fn current_from_generation(
                         CurrentHost {
                             system: Some(r.system.clone()),
                             generation: r.host_generation,
+                            secrets: None,
                         },
                     )
                 })
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// What the deployer knows of the hosts a plan covers before it moves them.
+#[derive(Debug, Clone, Copy)]
+pub struct HostsNow<'a> {
+    /// host → what it runs (hosts that answered, or the record's view).
+    pub current: &'a BTreeMap<String, CurrentHost>,
+    /// host → why it could not be asked (empty when nobody was asked).
+    pub unreachable: &'a BTreeMap<String, String>,
+    /// host → the secrets whose value it must get again (empty offline).
+    pub rotated: &'a BTreeMap<String, Vec<String>>,
+    /// The site's latest site generation on this deployer, if any.
+    pub based_on: Option<u64>,
+    /// True when `current` comes from the hosts themselves.
+    pub live: bool,
 }
 
 /// The target of every host of `hosts` whose class was built.
@@ -136,20 +167,22 @@ pub fn rollout_plan(
     site: &Site,
     hosts: &[&HostEntry],
     targets: &BTreeMap<String, StorePath>,
-    current: &BTreeMap<String, CurrentHost>,
+    now: HostsNow<'_>,
 ) -> RolloutPlan {
     let planned = hosts
         .iter()
         .filter_map(|host| {
             let target = targets.get(&host.name)?;
-            let now = current.get(&host.name).cloned().unwrap_or_default();
+            let current = now.current.get(&host.name).cloned().unwrap_or_default();
             Some(PlannedHost {
                 name: host.name.clone(),
                 class: host.class.clone(),
                 labels: host.labels.clone(),
-                current_system: now.system,
-                current_generation: now.generation,
+                current_system: current.system,
+                current_generation: current.generation,
                 target_system: target.to_string(),
+                unreachable: now.unreachable.get(&host.name).cloned(),
+                secrets_rotated: now.rotated.get(&host.name).cloned().unwrap_or_default(),
             })
         })
         .collect();
@@ -220,6 +253,32 @@ pub fn host_change(store: &Store, current: Option<&StorePath>, target: &StorePat
     change
 }
 
+/// A service that stays the same but reads a rotated secret is restarted
+/// (the activation does exactly this, [`services_reading`]).
+fn restart_for_secrets(
+    store: &Store,
+    target: &StorePath,
+    rotated: &[String],
+    change: &mut HostChange,
+) {
+    if rotated.is_empty() {
+        return;
+    }
+    let Ok(manifest) = Manifest::load(&store.real_path(target)) else {
+        return;
+    };
+    let rotated: BTreeSet<String> = rotated.iter().cloned().collect();
+    let readers = crate::activate::manifest::services_reading(&manifest, &rotated);
+    change.services_unchanged.retain(|service| {
+        let restarts = readers.contains(service);
+        if restarts {
+            change.services_restarted.push(service.clone());
+        }
+        !restarts
+    });
+    change.services_restarted.sort();
+}
+
 /// What moved between two trees' Debian packages (name → version), by name.
 fn package_changes(
     old: &std::collections::BTreeMap<String, String>,
@@ -237,17 +296,16 @@ fn package_changes(
         .collect()
 }
 
-/// Plans moving `hosts` to `targets` (host → system).
+/// Plans moving `hosts` to `targets` (host → system) from what they run `now`.
 pub fn plan_deploy(
     store: &Store,
     site: &Site,
     site_dir: &Path,
     hosts: &[&HostEntry],
     targets: &BTreeMap<String, StorePath>,
-    current: &BTreeMap<String, CurrentHost>,
-    based_on: Option<u64>,
+    now: HostsNow<'_>,
 ) -> Result<DeployPlan, ferry_rollout::PolicyError> {
-    let plan = rollout_plan(site, hosts, targets, current);
+    let plan = rollout_plan(site, hosts, targets, now);
     let strategy = ferry_rollout::strategy_for(&plan.policy, site_dir);
     let schedule = ferry_rollout::schedule(&plan, &*strategy)?;
     let mut host_plans = Vec::new();
@@ -260,6 +318,8 @@ pub fn plan_deploy(
             .current_system
             .as_deref()
             .and_then(|p| store.parse_path(p).ok());
+        let mut change = host_change(store, current_path.as_ref(), target);
+        restart_for_secrets(store, target, &planned.secrets_rotated, &mut change);
         host_plans.push(HostPlan {
             name: host.name.clone(),
             class: host.class.clone(),
@@ -267,7 +327,9 @@ pub fn plan_deploy(
             current_system: planned.current_system.clone(),
             target_system: planned.target_system.clone(),
             changes: planned.changes(),
-            change: host_change(store, current_path.as_ref(), target),
+            unreachable: planned.unreachable.clone(),
+            secrets_rotated: planned.secrets_rotated.clone(),
+            change,
         });
     }
     let cross_host = site
@@ -279,7 +341,8 @@ pub fn plan_deploy(
         .collect();
     Ok(DeployPlan {
         site: site.name.clone(),
-        based_on,
+        based_on: now.based_on,
+        live: now.live,
         hosts: host_plans,
         schedule,
         cross_host,
@@ -290,6 +353,11 @@ pub fn plan_deploy(
 impl fmt::Display for DeployPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.based_on {
+            _ if self.live => writeln!(
+                f,
+                "site `{}`: compared with what each host runs now",
+                self.site
+            )?,
             Some(n) => writeln!(
                 f,
                 "site `{}`: compared with site generation {n} (hosts not contacted)",
@@ -303,6 +371,14 @@ impl fmt::Display for DeployPlan {
         }
         for host in &self.hosts {
             let c = &host.change;
+            if let Some(reason) = &host.unreachable {
+                writeln!(
+                    f,
+                    "\n{} ({}, {}): unreachable, counts as a failure of its batch: {reason}",
+                    host.name, host.class, host.address
+                )?;
+                continue;
+            }
             if !host.changes {
                 writeln!(
                     f,
@@ -312,12 +388,20 @@ impl fmt::Display for DeployPlan {
                 continue;
             }
             writeln!(f, "\n{} ({}, {}):", host.name, host.class, host.address)?;
-            writeln!(
-                f,
-                "  system   {} → {}",
-                host.current_system.as_deref().unwrap_or("(none)"),
-                host.target_system
-            )?;
+            match host.current_system.as_deref() {
+                Some(now) if now == host.target_system => {
+                    writeln!(f, "  system   {now} (the same)")?
+                }
+                now => writeln!(
+                    f,
+                    "  system   {} → {}",
+                    now.unwrap_or("(none)"),
+                    host.target_system
+                )?,
+            }
+            if !host.secrets_rotated.is_empty() {
+                writeln!(f, "  secrets  rotated: {}", host.secrets_rotated.join(", "))?;
+            }
             let total = |v: &[PathChange]| human_size(v.iter().map(|p| p.size).sum());
             writeln!(
                 f,

@@ -39,8 +39,11 @@ pub fn summary(report: &DeployReport) -> String {
                     (HostResult::Failed { reason }, _) => format!("failed: {reason}"),
                 }
             }
-            None if !host.changes => "unchanged".to_string(),
-            None => "not touched".to_string(),
+            None => match &host.unreachable {
+                Some(reason) => format!("not touched (unreachable: {reason})"),
+                None if !host.changes => "unchanged".to_string(),
+                None => "not touched".to_string(),
+            },
         };
         let _ = writeln!(
             out,
@@ -48,7 +51,14 @@ pub fn summary(report: &DeployReport) -> String {
             host.name, host.class, copied
         );
     }
-    for (host, reason) in &report.unreachable {
+    let planned: std::collections::BTreeSet<&str> =
+        report.plan.hosts.iter().map(|h| h.name.as_str()).collect();
+    // An unreachable host the plan covers has its row above (failed or not touched).
+    for (host, reason) in report
+        .unreachable
+        .iter()
+        .filter(|(h, _)| !planned.contains(h.as_str()))
+    {
         let _ = writeln!(
             out,
             "{host:<16} {:<10} {:<10} unreachable: {reason}",

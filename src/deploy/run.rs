@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use ferry_rollout::{
-    Batch, BatchKind, Decision, HostVerdict, Pause, RolloutProgress, RolloutSchedule,
+    Batch, BatchKind, Decision, HostVerdict, Pause, RolloutPlan, RolloutProgress, RolloutSchedule,
 };
 use serde::Serialize;
 
@@ -156,16 +156,18 @@ impl RolloutOutcome {
     }
 }
 
-/// Runs `schedule`: each batch's hosts in parallel (at most `max_parallel` at
-/// once), failures accounted by the policy, pauses between batches.
+/// Runs `schedule` (made from `plan`): each batch's hosts in parallel (at
+/// most `max_parallel` at once), failures accounted by the policy, pauses
+/// between batches.
 pub fn run_rollout(
+    plan: &RolloutPlan,
     schedule: &RolloutSchedule,
     executor: &dyn HostExecutor,
     pauser: &dyn Pauser,
     observer: &dyn RolloutObserver,
     max_parallel: usize,
 ) -> RolloutOutcome {
-    let mut progress = RolloutProgress::new(schedule);
+    let mut progress = RolloutProgress::new(plan, schedule);
     let mut hosts: BTreeMap<String, HostRun> = BTreeMap::new();
     let mut stopped = None;
     let mut index = 0;
@@ -294,7 +296,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use ferry_rollout::{BatchSize, FailureLimit, OnFailure, PlannedHost, Policy, RolloutPlan};
+    use ferry_rollout::{BatchSize, FailureLimit, OnFailure, PlannedHost, Policy};
 
     /// Hosts named in `failing` fail their activation (and roll back by
     /// themselves); every call is recorded in order.
@@ -330,7 +332,7 @@ mod tests {
     struct Quiet;
     impl RolloutObserver for Quiet {}
 
-    fn schedule(hosts: &[&str], policy: Policy) -> RolloutSchedule {
+    fn schedule(hosts: &[&str], policy: Policy) -> (RolloutPlan, RolloutSchedule) {
         let plan = RolloutPlan {
             classes: vec!["web".into()],
             hosts: hosts
@@ -342,12 +344,15 @@ mod tests {
                     current_system: Some("/old".into()),
                     current_generation: Some(1),
                     target_system: "/new".into(),
+                    unreachable: None,
+                    secrets_rotated: Vec::new(),
                 })
                 .collect(),
             requires: vec![],
             policy,
         };
-        ferry_rollout::schedule(&plan, &ferry_rollout::BuiltinStrategy).unwrap()
+        let schedule = ferry_rollout::schedule(&plan, &ferry_rollout::BuiltinStrategy).unwrap();
+        (plan, schedule)
     }
 
     fn run(hosts: &[&str], failing: &[&str], policy: Policy) -> (RolloutOutcome, Vec<String>) {
@@ -355,7 +360,8 @@ mod tests {
             failing: failing.iter().map(|s| s.to_string()).collect(),
             log: Mutex::new(vec![]),
         };
-        let outcome = run_rollout(&schedule(hosts, policy), &executor, &NoPause, &Quiet, 4);
+        let (plan, schedule) = schedule(hosts, policy);
+        let outcome = run_rollout(&plan, &schedule, &executor, &NoPause, &Quiet, 4);
         (outcome, executor.log.into_inner().unwrap())
     }
 
@@ -455,13 +461,8 @@ mod tests {
             pause: Pause::Confirm,
             ..Policy::default()
         };
-        let outcome = run_rollout(
-            &schedule(&["a", "b"], policy),
-            &executor,
-            &Decline,
-            &Quiet,
-            4,
-        );
+        let (plan, schedule) = schedule(&["a", "b"], policy);
+        let outcome = run_rollout(&plan, &schedule, &executor, &Decline, &Quiet, 4);
         assert_eq!(executor.log.into_inner().unwrap(), vec!["activate a"]);
         assert_eq!(outcome.untouched, vec!["b"]);
         assert_eq!(outcome.exit_code(), 1);

@@ -10,7 +10,9 @@ use std::process::{Command, Stdio};
 use ferry_lang::model::SecretSource;
 use ferry_lang::Site;
 
+use crate::activate::secrets::secret_digest;
 use crate::activate::Manifest;
+use crate::deploy::plan::CurrentHost;
 
 /// Why a secret could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +129,80 @@ pub fn read_secrets(
         values.insert(name, value);
     }
     Ok(values)
+}
+
+/// The secret values of every system in `systems`, by system, read once
+/// each before anything is copied, so a missing source stops a deploy
+/// before it touches a host.
+pub fn read_for_systems<'p>(
+    store: &ferry_store::Store,
+    site: &Site,
+    systems: impl IntoIterator<Item = &'p ferry_store::StorePath>,
+) -> Result<SecretValues, SystemSecretError> {
+    let mut values = BTreeMap::new();
+    for system in systems {
+        if values.contains_key(system) {
+            continue;
+        }
+        let manifest = Manifest::load(&store.real_path(system)).map_err(|e| SystemSecretError {
+            system: system.to_string(),
+            reason: e.to_string(),
+            hint: None,
+        })?;
+        let read = read_secrets(site, &manifest).map_err(|e| SystemSecretError {
+            system: format!("class `{}`", manifest.class),
+            reason: e.to_string(),
+            hint: e.hint(),
+        })?;
+        values.insert(system.clone(), read);
+    }
+    Ok(values)
+}
+
+/// host → the secrets whose value it must get again: every secret its target
+/// reads whose salted digest ([`secret_digest`]) differs from what the host
+/// says it has installed, or that it lacks. A fresh host, or one whose agent
+/// does not report digests, has none (it gets every secret on activation).
+pub fn rotated_secrets(
+    current: &BTreeMap<String, CurrentHost>,
+    targets: &BTreeMap<String, ferry_store::StorePath>,
+    values: &SecretValues,
+) -> BTreeMap<String, Vec<String>> {
+    let mut rotated = BTreeMap::new();
+    for (host, target) in targets {
+        let Some(now) = current.get(host).filter(|c| c.system.is_some()) else {
+            continue;
+        };
+        let (Some(installed), Some(wanted)) = (&now.secrets, values.get(target)) else {
+            continue;
+        };
+        let names: Vec<String> = wanted
+            .iter()
+            .filter(|(name, value)| {
+                installed.digests.get(*name) != secret_digest(&installed.salt, value).as_ref()
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        if !names.is_empty() {
+            rotated.insert(host.clone(), names);
+        }
+    }
+    rotated
+}
+
+/// system → secret name → value.
+pub type SecretValues = BTreeMap<ferry_store::StorePath, BTreeMap<String, Vec<u8>>>;
+
+/// A system's secrets could not be read; nothing was copied or activated.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the secrets of {system}: {reason}; no host was touched")]
+pub struct SystemSecretError {
+    /// The system's class (or, when its manifest is unreadable, its path).
+    pub system: String,
+    /// Why, naming the secret and its source, never its value.
+    pub reason: String,
+    /// What the user can do about it.
+    pub hint: Option<&'static str>,
 }
 
 fn read_source(name: &str, source: &SecretSource) -> Result<Vec<u8>, SecretError> {

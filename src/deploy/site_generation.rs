@@ -158,6 +158,33 @@ impl SiteGenerations {
         }
     }
 
+    /// Records a host-level rollback (`ferry rollback --host-generation`)
+    /// as the next generation: the latest one's hosts as it said (not
+    /// touched), with each host of `switched` on the system it runs now. Such
+    /// a generation is never complete: its hosts are off the site's target.
+    pub fn record_host_switches(
+        &self,
+        command: &str,
+        switched: BTreeMap<String, HostRecord>,
+        now: u64,
+    ) -> Result<SiteGeneration, SiteGenerationError> {
+        let mut hosts: BTreeMap<String, HostRecord> = self
+            .latest()?
+            .map(|g| g.hosts)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, r)| {
+                let record = HostRecord {
+                    outcome: HostOutcome::NotTouched,
+                    ..r
+                };
+                (name, record)
+            })
+            .collect();
+        hosts.extend(switched);
+        self.record(command, hosts, false, now)
+    }
+
     /// Records a new generation (numbered after the latest) and returns it.
     /// `complete` says whether the run got every host it meant to move onto
     /// its target (hosts that never had a system are not in `hosts`).

@@ -43,10 +43,10 @@ use ferry_lang::inventory::HostEntry;
 use ferry_store::Store;
 
 use super::bootstrap::{start_agent, AgentBinary, AgentSettings, BootstrapReport};
-use super::codec::{Request, Response};
+use super::codec::{CodecError, Request, Response};
 use super::connect;
 use super::connection::{AgentConnection, ConnectionError};
-use super::process::Transport;
+use super::process::{error_chain, Transport};
 use super::ssh::SshSettings;
 use crate::activate::{ActivationReport, HostStatus};
 
@@ -75,6 +75,18 @@ pub enum SessionError {
     AgentNotInStore {
         /// Its store path.
         path: String,
+    },
+    /// The connection ended while the host was activating.
+    #[error(
+        "the connection to {host} was lost during its activation ({detail}); the host \
+         finishes the activation by itself, and rolls it back unless it is confirmed \
+         before its deadline"
+    )]
+    LostDuringActivation {
+        /// The host as the user named it.
+        host: String,
+        /// What the connection said.
+        detail: String,
     },
     /// An answer's JSON did not decode.
     #[error("the agent on {host} sent a {what} this ferry cannot read: {detail}")]
@@ -162,8 +174,25 @@ impl HostSession {
     ) -> Result<ActivationReport, SessionError> {
         let response = self
             .connection
-            .request(&Request::Activate(request.clone()))?;
+            .request(&Request::Activate(request.clone()))
+            .map_err(|e| self.lost_during_activation(e))?;
         self.report_of(response)
+    }
+
+    /// A connection that broke under an activation request is a lost link,
+    /// and says what the host does next; other errors stay as they are.
+    fn lost_during_activation(&self, error: ConnectionError) -> SessionError {
+        match error {
+            ConnectionError::Codec {
+                source: CodecError::Closed | CodecError::Io(_),
+                ..
+            }
+            | ConnectionError::Transport(_) => SessionError::LostDuringActivation {
+                host: self.host().to_string(),
+                detail: error_chain(&error),
+            },
+            other => other.into(),
+        }
     }
 
     /// Confirms `generation` (magic rollback); `false` when it had no

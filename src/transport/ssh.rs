@@ -25,6 +25,21 @@ pub struct SshSettings {
     pub config_file: Option<PathBuf>,
     /// `ssh -o` options, as `Key=Value`.
     pub options: Vec<String>,
+    /// How often ssh asks a silent host whether it is still there
+    /// (`ServerAliveInterval`; ssh gives up after three unanswered asks).
+    /// `None`: every 15 s. A deploy makes it a fraction of the confirmation
+    /// deadline, so a lost link ends well within it.
+    pub keepalive: Option<std::time::Duration>,
+}
+
+/// The keepalive interval that ends a lost link (three unanswered asks,
+/// plus one interval of slack) within half of `deadline`: an eighth of it,
+/// between 1 and 15 s.
+pub fn keepalive_within(deadline: std::time::Duration) -> std::time::Duration {
+    (deadline / 8).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(15),
+    )
 }
 
 /// The tokio runtime that drives `openssh`; ferry's own work runs on plain
@@ -76,7 +91,11 @@ impl SshTransport {
         }
         builder.control_directory(std::env::temp_dir());
         builder.connect_timeout(std::time::Duration::from_secs(15));
-        builder.server_alive_interval(std::time::Duration::from_secs(15));
+        builder.server_alive_interval(
+            settings
+                .keepalive
+                .unwrap_or(std::time::Duration::from_secs(15)),
+        );
         if let Some(user) = &host.user {
             builder.user(user.clone());
         }
@@ -251,6 +270,7 @@ mod tests {
         let settings = SshSettings {
             config_file: Some(PathBuf::from("/run/ferry-lab/x/ssh_config")),
             options: vec!["ConnectTimeout=3".into(), "Port 2222".into()],
+            keepalive: None,
         };
         assert_eq!(
             generated_config(&settings),

@@ -488,7 +488,10 @@ fn plan_of_the_demo_lists_changes_per_host_and_the_batches() {
     let s = Scratch::at_fixed_store("plan-demo");
     let demo = locked(&repo("sites/demo/site.conf"));
     let text = scrub_debian(
-        &scrub(&s.ferry_ok(&["plan", demo.to_str().unwrap()]), &s),
+        &scrub(
+            &s.ferry_ok(&["plan", demo.to_str().unwrap(), "--offline"]),
+            &s,
+        ),
         &demo,
     );
     assert!(text.contains("no site generation yet"), "{text}");
@@ -519,7 +522,7 @@ fn plan_of_the_demo_lists_changes_per_host_and_the_batches() {
     ferry::deploy::site_generation::SiteGenerations::new(&s.state_dir, "demo")
         .record("deploy", hosts, true, 1)
         .unwrap();
-    let text = s.ferry_ok(&["plan", demo.to_str().unwrap()]);
+    let text = s.ferry_ok(&["plan", demo.to_str().unwrap(), "--offline"]);
     assert!(text.contains("compared with site generation 1"), "{text}");
     assert_eq!(text.matches(": unchanged").count(), 4, "{text}");
     assert!(!text.contains("batch 1"), "{text}");
@@ -625,7 +628,7 @@ fn every_site_and_example_plans_with_its_own_policy() {
     let s = Scratch::new();
     for site in sites {
         let site = locked(&site);
-        let text = s.ferry_ok(&["plan", site.to_str().unwrap()]);
+        let text = s.ferry_ok(&["plan", site.to_str().unwrap(), "--offline"]);
         assert!(text.contains("rollout: "), "{}: {text}", site.display());
     }
 }

@@ -494,6 +494,62 @@ fn secrets_are_0400_outside_the_store_and_removed_when_unreferenced_needs_root()
     assert!(!path.exists(), "no generation references it any more");
 }
 
+/// A rotated secret was never delivered while the system stayed the same.
+/// Activating the same system again with the secret marked rotated restarts
+/// exactly the services that read it, and the host says so in its digests.
+#[test]
+fn a_rotated_secret_restarts_exactly_the_services_that_read_it() {
+    let host = Host::new();
+    let mut reader = sleeper("v1");
+    reader.exec =
+        "cat \"$FERRY_SECRETS_DIR/token\" > \"$STATE_DIRECTORY/seen\" && exec sleep 100000".into();
+    reader.secrets.push(SecretRef {
+        name: "token".into(),
+        owner: None,
+    });
+    let system = host.system(
+        "rot",
+        &manifest(vec![("reader", reader), ("other", sleeper("v1"))]),
+        &[],
+    );
+    secrets::write_secret(&host.state, "token", b"one", None).unwrap();
+    let mut activator = host.activator();
+    activator.activate(&system).unwrap();
+    let seen = host.state.join("lib/reader/seen");
+    assert!(wait_for(Duration::from_secs(10), || fs::read(&seen)
+        .ok()
+        .as_deref()
+        == Some(b"one")));
+    let (reader_v1, other_v1) = (
+        host.pid_of("reader").unwrap(),
+        host.pid_of("other").unwrap(),
+    );
+    let before = secrets::installed_digests(&host.state).unwrap();
+
+    secrets::write_secret(&host.state, "token", b"two", None).unwrap();
+    let after = secrets::installed_digests(&host.state).unwrap();
+    assert_ne!(before.digests["token"], after.digests["token"]);
+    activator.options.rotated_secrets = ["token".to_string()].into();
+    let report = activator.activate(&system).unwrap();
+    assert_eq!(
+        report.outcome,
+        Outcome::Activated { generation: 2 },
+        "{report:?}"
+    );
+    assert!(report.diff.changed.contains("reader"), "{report:?}");
+    assert!(report.diff.unchanged.contains("other"), "{report:?}");
+    assert!(wait_for(Duration::from_secs(10), || fs::read(&seen)
+        .ok()
+        .as_deref()
+        == Some(b"two")));
+    assert_ne!(
+        host.pid_of("reader").unwrap(),
+        reader_v1,
+        "the reader restarted"
+    );
+    assert_eq!(host.pid_of("other").unwrap(), other_v1, "the other did not");
+}
+
 // ---------------------------------------------------------- crash tests --
 
 const CHILD_ENV: &str = "FERRY_TEST_ACTIVATE_CHILD";

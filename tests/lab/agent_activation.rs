@@ -4,6 +4,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use ferry::activate::generations::Profiles;
 use ferry::activate::{ActivationReport, HostStatus, Manifest, Outcome};
 use ferry::build::site_lock::{inputs_for_build, AptRoot};
 use ferry::build::{build_site, select_classes, BuildOptions, Silent};
@@ -93,6 +94,7 @@ impl Deployer {
             ssh: SshSettings {
                 config_file: Some(fleet.lab.ssh_config()),
                 options: Vec::new(),
+                keepalive: None,
             },
             agent: AgentSettings {
                 store_dir: fleet.store_dir(),
@@ -555,6 +557,85 @@ fn magic_rollback_without_confirmation_and_confirm_over_a_new_session_needs_root
     );
     assert!(session.confirm(pending).unwrap());
     session.close().unwrap();
+
+    a_link_lost_mid_activation_ends_before_the_hosts_deadline(&d, pending);
+}
+
+/// The link to the host goes down while it activates: the deployer's
+/// session ends, saying so, before the host's confirmation deadline has
+/// passed (its keepalive is a fraction of the deadline), and the host,
+/// unconfirmed, goes back to `previous` by itself.
+fn a_link_lost_mid_activation_ends_before_the_hosts_deadline(d: &Deployer, previous: u64) {
+    let (site, v3) = d.build("version-three", 8080, "sleep 3", "web");
+    d.copy("h0", std::slice::from_ref(&v3));
+    let deadline = Duration::from_secs(16);
+    let mut options = d.options.clone();
+    options.ssh.keepalive = Some(ferry::transport::ssh::keepalive_within(deadline));
+    let request = d.request(&site, "h0", &v3, Some(deadline.as_millis() as u64));
+    let state = d.host_state("h0");
+    let journal = state.join("activation.journal");
+    let veth = d.fleet.lab.hosts[0].veth.clone();
+    let link = |up: &str| {
+        let out = std::process::Command::new("ip")
+            .args(["link", "set", &veth, up])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ip link set {veth} {up}: {}",
+            text(&out)
+        );
+    };
+    let outcome = std::thread::scope(|scope| {
+        let activation = scope.spawn(|| {
+            let mut session =
+                HostSession::open(&d.fleet.store, &d.binary, &d.host("h0"), &options).unwrap();
+            session.activate(&request)
+        });
+        let started = Instant::now();
+        while !journal.exists() {
+            assert!(started.elapsed() < Duration::from_secs(30), "no journal");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        link("down");
+        activation.join().unwrap()
+    });
+    let ended_ms = ferry_store::durable::unix_now_ms();
+    let error = outcome.unwrap_err().to_string();
+    link("up");
+    assert!(error.contains("was lost during its activation"), "{error}");
+    // The host finished the activation and waits for a confirmation that
+    // cannot come; the deployer had given up before that wait was over.
+    let started = Instant::now();
+    let pending: serde_json::Value = loop {
+        let read = std::fs::read(state.join("pending-confirmation"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if let Some(pending) = read {
+            break pending;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no pending confirmation"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let host_deadline = pending["deadline_ms"].as_u64().unwrap();
+    assert!(
+        ended_ms < host_deadline,
+        "the session ended {} ms after the host's deadline",
+        ended_ms - host_deadline
+    );
+    let status = d.wait_for("h0", Duration::from_secs(60), |s| {
+        s.generation == Some(previous) && s.pending_confirmation.is_none()
+    });
+    match status.last_activation.map(|r| r.outcome) {
+        Some(Outcome::RolledBack { reason, .. }) => {
+            assert!(reason.contains("not confirmed"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(d.fetch("h0", "h0"), "version-one");
 }
 
 /// Kills every `ssh` process that uses the lab's ssh config (the session's
@@ -631,7 +712,7 @@ fn an_activation_completes_on_the_host_when_the_ssh_session_or_the_agent_dies_ne
             assert!(started.elapsed() < Duration::from_secs(30), "no journal");
             std::thread::sleep(Duration::from_millis(50));
         }
-        assert_eq!(kill_agents(&d.fleet.state_dir()), 1);
+        assert_eq!(kill_agents(&d.fleet.state_dir()).len(), 1);
         activation.join().unwrap()
     });
     assert!(outcome.is_err(), "the session survived: {outcome:?}");
@@ -646,73 +727,124 @@ fn an_activation_completes_on_the_host_when_the_ssh_session_or_the_agent_dies_ne
     assert_eq!(d.fetch("h0", "h0"), "version-two");
     d.fleet.verify_on_host("h0");
 
-    // The activation process itself killed: the agent says so, and the
-    // next status converges the host back to generation 2.
-    let (site, v3) = d.build("version-three", 8080, "sleep 3", "web");
-    d.copy("h0", std::slice::from_ref(&v3));
-    let request = d.request(&site, "h0", &v3, None);
-    let outcome = std::thread::scope(|scope| {
-        let activation = scope.spawn(|| {
-            let mut session = d.session("h0");
-            session.activate(&request)
+    // The activation process itself killed, before the switch and after it,
+    // and then nobody contacts the host: the watchdog that the activation
+    // armed before it changed anything converges the host back to
+    // generation 2 on its own.
+    let state = d.host_state("h0");
+    let profiles = Profiles::open(&state).unwrap();
+    for (version, after_switch) in [("version-three", false), ("version-four", true)] {
+        let (site, system) = d.build(version, 8080, "sleep 3", "web");
+        d.copy("h0", std::slice::from_ref(&system));
+        let request = d.request(&site, "h0", &system, None);
+        let outcome = std::thread::scope(|scope| {
+            let activation = scope.spawn(|| {
+                let mut session = d.session("h0");
+                session.activate(&request)
+            });
+            let started = Instant::now();
+            while !journal.exists() || (after_switch && profiles.current().unwrap() == Some(2)) {
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "{version}: no switch"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let killed_ms = ferry_store::durable::unix_now_ms();
+            let killed = kill_processes(&d.fleet.state_dir(), "activate");
+            assert_eq!(killed.len(), 1, "{killed:#?}");
+            (killed_ms, activation.join().unwrap())
         });
+        let (killed_ms, outcome) = outcome;
+        let error = outcome.unwrap_err().to_string();
+        assert!(error.contains("without a report"), "{version}: {error}");
+        // No contact: only the host's own files are read until it converged.
         let started = Instant::now();
-        while !journal.exists() {
-            assert!(started.elapsed() < Duration::from_secs(30), "no journal");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert_eq!(kill_processes(&d.fleet.state_dir(), "activate"), 1);
-        activation.join().unwrap()
-    });
-    let error = outcome.unwrap_err().to_string();
-    assert!(error.contains("without a report"), "{error}");
-    let status = d.status("h0");
-    let recovered = status.recovered.clone().expect("a recovery");
-    match &recovered.outcome {
-        Outcome::RolledBack {
-            to_generation,
-            reason,
-        } => {
-            assert_eq!(*to_generation, Some(2));
-            assert!(reason.contains("interrupted"), "{reason}");
-        }
-        other => panic!("{other:?}"),
+        let report = loop {
+            let last = std::fs::read(state.join("last-activation.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<ActivationReport>(&b).ok());
+            if let Some(report) = last.filter(|r| r.started_ms >= killed_ms && !journal.exists()) {
+                break report;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{version}: h0 did not converge on its own (journal left: {})",
+                journal.exists()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(
+            report.outcome,
+            Outcome::RolledBack {
+                to_generation: Some(2),
+                reason: format!(
+                    "the activation of generation {} was interrupted",
+                    report.target_generation.unwrap()
+                ),
+            },
+            "{version}"
+        );
+        assert_eq!(profiles.current().unwrap(), Some(2), "{version}");
+        let status = d.status("h0");
+        assert_eq!(status.generation, Some(2), "{version}: {status:#?}");
+        assert!(
+            status.recovered.is_none(),
+            "{version}: recovered on contact"
+        );
+        assert_eq!(d.fetch("h0", "h0"), "version-two", "{version}");
+        d.fleet.verify_on_host("h0");
     }
-    assert_eq!(status.generation, Some(2), "{status:#?}");
-    assert!(!journal.exists());
-    assert_eq!(d.fetch("h0", "h0"), "version-two");
-    d.fleet.verify_on_host("h0");
 }
 
 /// SIGKILLs every agent (`ferry … remote --stdio`) serving `state_dir`;
-/// returns how many.
-fn kill_agents(state_dir: &Path) -> usize {
+/// returns the command lines it killed.
+fn kill_agents(state_dir: &Path) -> Vec<String> {
     kill_processes(state_dir, "--stdio")
 }
 
 /// SIGKILLs every process with `word` and `state_dir` among its arguments;
-/// returns how many.
-fn kill_processes(state_dir: &Path, word: &str) -> usize {
+/// returns their command lines. A child such a process forked and has not
+/// yet exec'd (it shows its parent's command line) is not counted: it is
+/// not a process of its own yet.
+fn kill_processes(state_dir: &Path, word: &str) -> Vec<String> {
     let state_dir = state_dir.to_string_lossy().into_owned();
-    let mut killed = 0;
+    let mut matched: Vec<(i32, i32, String)> = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+        let (Ok(cmdline), Ok(stat)) = (
+            std::fs::read(entry.path().join("cmdline")),
+            std::fs::read_to_string(entry.path().join("stat")),
+        ) else {
             continue;
         };
         let args: Vec<String> = cmdline
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
+        // `pid (comm) state ppid …`; comm may hold spaces, so split after it.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
         if args.iter().any(|a| a == word) && args.contains(&state_dir) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            killed += 1;
+            matched.push((pid, ppid, args.join(" ")));
         }
+    }
+    let pids: Vec<i32> = matched.iter().map(|m| m.0).collect();
+    let mut killed = Vec::new();
+    for (pid, ppid, args) in matched {
+        if pids.contains(&ppid) {
+            continue;
+        }
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        killed.push(format!("{pid}: {args}"));
     }
     killed
 }

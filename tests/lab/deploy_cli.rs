@@ -193,7 +193,7 @@ fn copy_only_puts_each_class_closure_on_its_hosts_and_activates_nothing() {
     // A second copy sends nothing new.
     let again = ok(&["deploy", lab.site(), "--copy-only"]);
     assert!(
-        again.lines().all(|l| l.contains(" 0 objects sent")),
+        again.lines().all(|l| l.contains(" nothing to send: all ")),
         "{again}"
     );
 }
@@ -256,4 +256,146 @@ fn a_deploy_killed_half_way_converges_when_run_again() {
             "{host}\n--- re-run:\n{out}"
         );
     }
+}
+
+/// `ferry plan` compared with the deployer's record only, so it went stale
+/// after a host-level rollback (`unchanged` where a deploy would restart the
+/// service), and `deploy --dry-run` said "no site generation yet" however
+/// many were recorded. Plan asks the hosts now (`--offline` keeps the
+/// recorded view), and host-level rollbacks are recorded, so the recorded
+/// view is true too.
+#[test]
+fn plan_asks_the_hosts_and_host_level_rollbacks_are_recorded() {
+    let lab = LabSite::new("t-planlive", 62, 1);
+    ok(&["deploy", lab.site(), "--yes"]);
+    lab.set_release(2);
+    ok(&["deploy", lab.site(), "--yes"]);
+    let rolled = ok(&[
+        "rollback",
+        lab.site(),
+        "--on",
+        "a1",
+        "--host-generation",
+        "1",
+    ]);
+    assert!(rolled.contains("recorded site generation 3"), "{rolled}");
+
+    let changing = |plan: &str| -> Vec<String> {
+        plan.lines()
+            .filter(|l| l.starts_with('a') && l.ends_with("):"))
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .collect()
+    };
+    let live = ok(&["plan", lab.site()]);
+    assert!(
+        live.starts_with("site `t-planlive`: compared with what each host runs now"),
+        "{live}"
+    );
+    assert_eq!(changing(&live), ["a1"], "{live}");
+    assert!(live.contains("  restart  tick"), "{live}");
+    assert_eq!(live.matches(": unchanged").count(), 2, "{live}");
+
+    let offline = ok(&["plan", lab.site(), "--offline"]);
+    assert!(
+        offline.contains("compared with site generation 3"),
+        "{offline}"
+    );
+    assert_eq!(changing(&offline), ["a1"], "{offline}");
+
+    let dry = ok(&["deploy", lab.site(), "--dry-run", "--yes"]);
+    assert!(!dry.contains("no site generation yet"), "{dry}");
+    assert!(
+        dry.contains("compared with what each host runs now"),
+        "{dry}"
+    );
+    assert_eq!(changing(&dry), ["a1"], "{dry}");
+}
+
+/// A rotated secret was never delivered while the system stayed the same.
+/// The plan shows the rotation now (the deployer compares salted digests the
+/// host reports with the values it would send), and the deploy delivers it
+/// and restarts exactly the service that reads it.
+#[test]
+fn a_rotated_secret_is_planned_delivered_and_restarts_only_its_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site.conf");
+    let std_conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("host-classes/std.conf");
+    std::fs::write(
+        &site,
+        format!(
+            r#"
+import "{std}"
+site = "t-rotate"
+secret token {{ file = "./token" }}
+class app {{
+  include std.base
+  service reader {{
+    exec = "${{std.busybox}}/bin/sh -c '${{std.busybox}}/bin/cat ${{token}} > $STATE_DIRECTORY/seen; exec ${{std.busybox}}/bin/sleep 100000'"
+  }}
+  service other {{
+    exec = "${{std.busybox}}/bin/sleep 100000"
+  }}
+}}
+inventory = lab {{
+  subnet = "10.237.63.0/24"
+  hosts = [ {{ name = "r1", class = app }} ]
+}}
+"#,
+            std = std_conf.display()
+        ),
+    )
+    .unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "one").unwrap();
+    let site = site.to_str().unwrap();
+    ok(&["lock", site]);
+    ok(&["lab", "up", site]);
+    struct Down<'a>(&'a str);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = ferry(&["lab", "down", self.0]);
+        }
+    }
+    let _down = Down(site);
+    let seen = || {
+        let out = Command::new("ssh")
+            .args(["-F", "/run/ferry-lab/t-rotate/ssh_config", "r1"])
+            .arg("cat /ferry/var/lib/reader/seen")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let pids = || -> (u64, u64) {
+        let hosts: serde_json::Value =
+            serde_json::from_str(&ok(&["status", site, "--json"])).unwrap();
+        let services = hosts[0]["status"]["services"].as_array().unwrap().clone();
+        let pid = |name: &str| {
+            services
+                .iter()
+                .find(|s| s["name"] == name)
+                .and_then(|s| s["pid"].as_u64())
+                .unwrap_or_else(|| panic!("{name} has no pid: {hosts}"))
+        };
+        (pid("reader"), pid("other"))
+    };
+    ok(&["deploy", site, "--yes"]);
+    assert_eq!(seen(), "one");
+    let (reader, other) = pids();
+
+    std::fs::write(&token, "two").unwrap();
+    let plan = ok(&["plan", site]);
+    assert!(plan.contains("  secrets  rotated: token"), "{plan}");
+    assert!(plan.contains("  restart  reader\n"), "{plan}");
+    assert!(plan.contains("(the same)"), "{plan}");
+    ok(&["deploy", site, "--yes"]);
+    assert_eq!(seen(), "two");
+    let (reader_now, other_now) = pids();
+    assert_ne!(reader_now, reader, "the reader restarted");
+    assert_eq!(other_now, other, "the other service was not touched");
+
+    let plan = ok(&["plan", site]);
+    assert!(
+        plan.contains("r1 (app, ") && plan.contains("): unchanged"),
+        "{plan}"
+    );
 }

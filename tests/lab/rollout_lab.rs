@@ -280,7 +280,7 @@ fn rollout_policies_on_a_lab_of_eight_hosts_in_two_datacenters_as_root() {
     only_one_service_keeps_the_other_process_and_on_splits_generations(dir.path());
     site_rollback_puts_every_host_back_on_its_first_system(&v1, first, &first_status);
     // Last: it stops a host's sshd for good.
-    an_unreachable_host_is_left_alone_and_the_rest_move_on(dir.path());
+    an_unreachable_host_fails_its_batch_and_holds_back_its_dependents(dir.path());
 }
 
 /// (f) `web.app` requires `db.store`: every db host finished activating
@@ -631,32 +631,78 @@ fn stop_sshd(host: &str) {
     assert_eq!(stopped, 1, "no sshd listener found in {netns}");
 }
 
-/// A host that cannot be reached is not touched and not counted as switched;
-/// the others move on; the deploy exits 1 and records a partial site
-/// generation that keeps the host's last known system.
-fn an_unreachable_host_is_left_alone_and_the_rest_move_on(dir: &Path) {
+/// A host that cannot be reached counts as a failure of its batch: with
+/// `max_failures = 1` the other db host moves on, but no web host starts,
+/// since web requires db and a db host failed. With `on_failure = continue`
+/// the web hosts move on. Both runs exit 1, and the record keeps the
+/// unreachable host's last known system.
+fn an_unreachable_host_fails_its_batch_and_holds_back_its_dependents(dir: &Path) {
+    let release = |rollout| Release {
+        db: "9",
+        app: "9",
+        rollout,
+        ..Release::default()
+    };
     let site = write_site(
         dir,
         "unreachable",
-        &Release {
-            app: "8",
-            ..Release::default()
-        },
+        &release("order = dependencies  max_failures = 1  on_failure = stop"),
     );
     let before = status(&site);
-    stop_sshd("web6");
+    stop_sshd("db2");
     let (code, report, all) = deploy(&site, &[]);
     assert_eq!(code, 1, "{all}");
-    assert!(report["unreachable"]["web6"].is_string(), "{all}");
-    assert_eq!(reached(&report), WEB[..5].to_vec(), "{all}");
+    assert!(report["unreachable"]["db2"].is_string(), "{all}");
+    assert_eq!(reached(&report), ["db1", "db2"], "{all}");
+    let db2 = &report["outcome"]["hosts"]["db2"]["result"];
+    assert_eq!(db2["result"], "failed", "{all}");
+    assert!(
+        db2["reason"].as_str().unwrap().starts_with("unreachable: "),
+        "{all}"
+    );
+    assert_eq!(
+        report["outcome"]["stopped"],
+        "web requires db, and db host(s) db2 failed: web is not activated past a failed dependency",
+        "{all}"
+    );
+    assert_eq!(untouched(&report), WEB.to_vec(), "{all}");
+    let after = ferry(&["status", site.to_str().unwrap(), "--json"]);
+    let after: Vec<Value> = serde_json::from_slice(&after.stdout).unwrap();
+    let after: BTreeMap<String, Value> = after
+        .into_iter()
+        .filter(|h| h["reachable"] == true)
+        .map(|h| (h["host"].as_str().unwrap().to_string(), h["status"].clone()))
+        .collect();
+    for host in WEB {
+        assert_not_touched(&before, &after, host);
+    }
+    assert_ne!(
+        system(&before, "db1"),
+        system(&after, "db1"),
+        "db1 moved on"
+    );
+
+    let site = write_site(dir, "unreachable", &release("on_failure = continue"));
+    let (code, report, all) = deploy(&site, &[]);
+    assert_eq!(code, 1, "{all}");
+    let mut moved = WEB.to_vec();
+    moved.push("db2");
+    moved.sort();
+    assert_eq!(reached(&report), moved, "{all}");
+    for host in WEB {
+        assert_eq!(
+            report["outcome"]["hosts"][host]["result"]["result"], "activated",
+            "{all}"
+        );
+    }
     let out = ferry(&["generations", site.to_str().unwrap(), "--json"]);
     let site_generations: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     let last = site_generations.last().unwrap();
     assert_eq!(last["complete"], false, "{last}");
     assert_eq!(
-        last["hosts"]["web6"]["system"],
-        system(&before, "web6").as_str(),
+        last["hosts"]["db2"]["system"],
+        system(&before, "db2").as_str(),
         "{last}"
     );
-    assert_eq!(last["hosts"]["web6"]["outcome"], "not-touched", "{last}");
+    assert_eq!(last["hosts"]["db2"]["outcome"], "failed", "{last}");
 }

@@ -30,7 +30,13 @@ impl Activator {
             Some(n) => Some(self.manifest_of(n)?),
             None => None,
         };
-        let diff = manifest::diff(old.as_ref(), &new);
+        let mut diff = manifest::diff(old.as_ref(), &new);
+        // The same definition reading a rotated secret restarts to read it.
+        for service in manifest::services_reading(&new, &self.options.rotated_secrets) {
+            if diff.unchanged.remove(&service) {
+                diff.changed.insert(service);
+            }
+        }
         let mut report = ActivationReport::begin(
             Outcome::Activated { generation: target },
             from,

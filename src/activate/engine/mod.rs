@@ -65,6 +65,9 @@ pub struct ActivationOptions {
     /// Per-host facts (hostname, address, labels) added to the environment
     /// of every service and hook; they are not in the closure.
     pub host_env: BTreeMap<String, String>,
+    /// Secrets whose value changed for this activation: the services that
+    /// read them restart even when their definition is the same.
+    pub rotated_secrets: std::collections::BTreeSet<String>,
 }
 
 impl Default for ActivationOptions {
@@ -75,6 +78,7 @@ impl Default for ActivationOptions {
             settle: Duration::from_secs(1),
             confirm_within: None,
             host_env: BTreeMap::new(),
+            rotated_secrets: Default::default(),
         }
     }
 }
@@ -289,6 +293,10 @@ pub struct HostStatus {
     /// change when it ends (a deployer waits for it).
     #[serde(default)]
     pub activation_in_progress: bool,
+    /// The salted digests of the secrets installed here (`None` from an
+    /// agent that predates them, or when they could not be read).
+    #[serde(default)]
+    pub secrets: Option<secrets::SecretDigests>,
 }
 
 /// Activates systems on this host with one service backend.
@@ -418,6 +426,12 @@ impl Activator {
         }
     }
 
+    /// True while a journal exists: an activation runs now, or one was
+    /// killed half-way and [`Activator::recover`] has not converged it yet.
+    pub fn in_transition(&self) -> bool {
+        self.path(JOURNAL_FILE).exists()
+    }
+
     /// The pending confirmation, if any.
     pub fn pending(&self) -> Option<PendingConfirmation> {
         read_json(&self.path(PENDING_FILE))
@@ -459,6 +473,7 @@ impl Activator {
             last_activation: read_json(&self.path(LAST_REPORT_FILE)),
             recovered,
             activation_in_progress,
+            secrets: secrets::installed_digests(&self.state_dir).ok(),
         })
     }
 

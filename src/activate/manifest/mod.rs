@@ -486,6 +486,17 @@ impl Manifest {
     }
 }
 
+/// The services of `manifest` that read any of `secrets`: the ones a
+/// rotation of those secrets restarts.
+pub fn services_reading(manifest: &Manifest, secrets: &BTreeSet<String>) -> BTreeSet<String> {
+    manifest
+        .services
+        .iter()
+        .filter(|(_, s)| s.secrets.iter().any(|r| secrets.contains(&r.name)))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
 /// Walks the dependency edges of services left in a cycle until one repeats.
 fn find_cycle(remaining: &BTreeMap<&str, BTreeSet<&str>>) -> Vec<String> {
     let Some(start) = remaining.keys().next() else {

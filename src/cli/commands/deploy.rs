@@ -1,6 +1,7 @@
 //! `ferry deploy SITE`: build, copy and activate under the site's rollout policy.
 //! Also runs site-wide rollbacks ([`run_request`]): confirm with the operator,
 //! run with live progress or JSON events, print the summary.
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::build::system::ServiceSelection;
@@ -92,7 +93,23 @@ pub fn run_request(request: &DeployRequest<'_>, yes: bool, json: bool) -> Comman
     let ask_first = !json && !request.dry_run && !yes && interactive();
     // The question comes after the plan, and names only the hosts it changes.
     let approve = |plan: &DeployPlan| {
-        let changing: Vec<String> = plan.schedule.hosts().cloned().collect();
+        let unreachable: BTreeSet<&str> = plan
+            .hosts
+            .iter()
+            .filter(|h| h.unreachable.is_some())
+            .map(|h| h.name.as_str())
+            .collect();
+        let changing: Vec<String> = plan
+            .schedule
+            .hosts()
+            .map(|h| {
+                if unreachable.contains(h.as_str()) {
+                    format!("{h} (unreachable)")
+                } else {
+                    h.clone()
+                }
+            })
+            .collect();
         !ask_first
             || changing.is_empty()
             || progress.suspend(|| {
@@ -178,11 +195,9 @@ fn copy_only(
                         &serde_json::json!({"host": host.host, "class": class, "system": system, "ok": true, "stats": stats}),
                     ),
                     Ok(stats) => output::line(format!(
-                        "{:<16} {class:<10} {} objects sent, {} ({} already there)",
+                        "{:<16} {class:<10} {}",
                         host.host,
-                        stats.objects_sent,
-                        crate::closure::human_size(stats.bytes_sent),
-                        stats.closure_paths - stats.objects_sent
+                        progress::copy_summary(stats)
                     )),
                     Err(e) => {
                         all_ok = false;

@@ -57,13 +57,23 @@ pub enum RemoteCommand {
         /// Magic rollback: the deployer must confirm within this many milliseconds.
         #[arg(long)]
         confirm_within_ms: Option<u64>,
+        /// A secret whose value changed: its services restart even when
+        /// their definition is the same (repeatable).
+        #[arg(long = "rotated-secret", value_name = "NAME")]
+        rotated_secrets: Vec<String>,
         /// Where to write the result (JSON).
         #[arg(long)]
         report: PathBuf,
     },
-    /// Wait for the pending confirmation's deadline and roll back when it
-    /// was not confirmed (started detached after an activation).
-    Watchdog,
+    /// Converge the host if the activation process `--job` dies half-way,
+    /// then wait for the pending confirmation's deadline and roll back when
+    /// it was not confirmed (started detached by each activation process
+    /// before it changes anything).
+    Watchdog {
+        /// The pid of the activation process that started this watchdog.
+        #[arg(long)]
+        job: Option<u32>,
+    },
 }
 
 /// Runs the agent or one of its detached host-side processes.
@@ -111,6 +121,7 @@ fn run_subcommand(global: &GlobalArgs, command: RemoteCommand) -> CommandResult 
             system,
             rollback_to,
             confirm_within_ms,
+            rotated_secrets,
             report,
         } => {
             let target = match (system, rollback_to) {
@@ -128,13 +139,14 @@ fn run_subcommand(global: &GlobalArgs, command: RemoteCommand) -> CommandResult 
                 &global.state_dir,
                 &target,
                 confirm_within_ms,
+                &rotated_secrets,
                 &report,
             )
             .map_err(|e| failure(&e))?;
             Ok(if ok { Exit::Success } else { Exit::Failure })
         }
-        RemoteCommand::Watchdog => {
-            activation::run_watchdog(&global.store_dir, &global.state_dir)
+        RemoteCommand::Watchdog { job } => {
+            activation::run_watchdog(&global.store_dir, &global.state_dir, job)
                 .map_err(|e| failure(&e))?;
             Ok(Exit::Success)
         }

@@ -18,7 +18,7 @@ use crate::cli::{CommandResult, GlobalArgs};
 use crate::deploy::execute::DeployRequest;
 use crate::deploy::hosts::{ask_each_host, Reach};
 use crate::deploy::selector::select_on;
-use crate::deploy::site_generation::SiteGenerations;
+use crate::deploy::site_generation::{HostOutcome, HostRecord, SiteGenerations};
 
 /// Arguments of `ferry rollback`.
 #[derive(Debug, clap::Args)]
@@ -46,11 +46,17 @@ pub fn run(global: &GlobalArgs, args: RollbackArgs) -> CommandResult {
     let visible = crate::cli::progress::enabled(args.rollout.json);
     let reach = args.rollout.hosts.reach(global, &site, visible)?;
     let store = global.open_store()?;
+    let generations = SiteGenerations::new(&global.state_dir, &site.name);
     if let Some(generation) = args.host_generation {
-        return host_rollback(&store, &hosts, &reach, generation, args.rollout.json);
+        let asked = HostRollback {
+            store: &store,
+            hosts: &hosts,
+            reach: &reach,
+            generations: &generations,
+        };
+        return host_rollback(&asked, generation, args.rollout.json);
     }
 
-    let generations = SiteGenerations::new(&global.state_dir, &site.name);
     let numbers = generations.numbers().map_err(CommandError::failure)?;
     let to = match args.to {
         Some(n) => n,
@@ -119,15 +125,28 @@ fn existing_generations(list: &[crate::transport::codec::GenerationInfo]) -> Str
     format!("generations {earlier}{}{current}", shown.join(", "))
 }
 
+/// The hosts of a host-level rollback, how to reach them, and where it is recorded.
+struct HostRollback<'a> {
+    store: &'a ferry_store::Store,
+    hosts: &'a [&'a HostEntry],
+    reach: &'a Reach,
+    generations: &'a SiteGenerations,
+}
+
 /// `ferry rollback --on SEL --host-generation G`: each host back to its own
-/// generation G, in parallel, without a policy (an operator's direct order).
+/// generation G, in parallel, without a policy (an operator's direct order),
+/// recorded as a site generation so that `ferry plan --offline` stays true.
 fn host_rollback(
-    store: &ferry_store::Store,
-    hosts: &[&HostEntry],
-    reach: &Reach,
+    asked: &HostRollback<'_>,
     generation: u64,
     json: bool,
 ) -> Result<Exit, CommandError> {
+    let HostRollback {
+        store,
+        hosts,
+        reach,
+        generations,
+    } = *asked;
     // An operator's direct order runs on every selected host or none: a
     // generation one of them lacks is refused before any host switches.
     let listed = ask_each_host(store, hosts, reach, |session| session.generations())
@@ -159,7 +178,25 @@ fn host_rollback(
     })
     .map_err(crate::cli::error::store_error)?;
     let mut worst = Exit::Success;
-    for (host, result) in hosts.iter().zip(results) {
+    let mut switched = BTreeMap::new();
+    for ((host, result), list) in hosts.iter().zip(results).zip(&listed) {
+        if let (Ok(report), Ok(list)) = (&result, list) {
+            if let (Outcome::Activated { generation }, None) =
+                (&report.outcome, report.unwell_after_rollback())
+            {
+                if let Some(info) = list.iter().find(|g| g.number == *generation) {
+                    switched.insert(
+                        host.name.clone(),
+                        HostRecord {
+                            class: host.class.clone(),
+                            system: info.system.clone(),
+                            host_generation: Some(*generation),
+                            outcome: HostOutcome::Activated,
+                        },
+                    );
+                }
+            }
+        }
         let (ok, text) = match &result {
             Ok(report) => match (&report.outcome, report.unwell_after_rollback()) {
                 (_, Some(unwell)) => (Exit::Failure, format!("failed: {unwell}")),
@@ -182,6 +219,15 @@ fn host_rollback(
             );
         } else {
             output::line(format!("{:<16} {text}", host.name));
+        }
+    }
+    if !switched.is_empty() {
+        let command = format!("rollback --host-generation {generation}");
+        let recorded = generations
+            .record_host_switches(&command, switched, ferry_store::durable::unix_now_secs())
+            .map_err(CommandError::failure)?;
+        if !json {
+            output::line(format!("recorded site generation {}", recorded.number));
         }
     }
     Ok(worst)

@@ -2,8 +2,10 @@
 //! under the site's rollout policy and record the result as a site generation.
 //!
 //! Order of work (DESIGN §9), one phase each: ask every selected host what
-//! it runs now (`survey`); work out each host's target (`targets`); plan and
-//! schedule (checked before anything is touched); copy every changing host's
+//! it runs now (`survey`); work out each host's target (`targets`);
+//! read every secret the targets use (a missing source stops the deploy
+//! here, a rotated value makes its host change); plan and schedule (checked
+//! before anything is touched); copy every changing host's
 //! closure, all hosts in parallel, before any activation (`copy`); activate
 //! batch by batch, confirming each success over a *new* connection, so a host
 //! that never gets its confirmation rolls itself back (`rollout`); record the
@@ -18,10 +20,13 @@ use ferry_store::{Store, StorePath};
 use serde::Serialize;
 
 use super::hosts::{Reach, Sessions};
-use super::plan::{plan_deploy, DeployPlan};
+use super::plan::{plan_deploy, DeployPlan, HostsNow};
 use super::run::{run_rollout, Pauser, RolloutObserver, RolloutOutcome};
+use super::secrets::{read_for_systems, rotated_secrets};
+use super::site_generation::SiteGenerations;
 use crate::build::system::ServiceSelection;
 use crate::transport::bootstrap::AgentBinary;
+use crate::transport::ssh::keepalive_within;
 
 mod copy;
 mod record;
@@ -81,6 +86,10 @@ pub enum DeployError {
     /// The site generation could not be written.
     #[error("cannot record the site generation: {0}")]
     Record(#[from] super::site_generation::SiteGenerationError),
+    /// A secret of a changing host's system could not be read.
+    #[error(transparent)]
+    #[diagnostic(help("{}", .0.hint.unwrap_or("check the secret's source on the deployer")))]
+    Secrets(#[from] super::secrets::SystemSecretError),
     /// The operator said no to the plan.
     #[error("cancelled; nothing was touched")]
     Cancelled,
@@ -91,7 +100,9 @@ impl DeployError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            DeployError::PartialOnFreshHost { .. } | DeployError::Policy(_)
+            DeployError::PartialOnFreshHost { .. }
+                | DeployError::Policy(_)
+                | DeployError::Secrets(_)
         )
     }
 }
@@ -116,7 +127,8 @@ pub struct CopySummary {
 pub struct DeployReport {
     /// The plan and schedule the run followed.
     pub plan: DeployPlan,
-    /// Hosts that could not be asked what they run (not touched).
+    /// Hosts that could not be asked what they run: never touched, and each
+    /// a failure of its batch.
     pub unreachable: BTreeMap<String, String>,
     /// One summary per host a copy was made for.
     pub copies: Vec<CopySummary>,
@@ -165,42 +177,69 @@ pub fn deploy(
 ) -> Result<DeployReport, DeployError> {
     let binary =
         AgentBinary::this_ferry(request.store).map_err(|e| DeployError::Agent(e.to_string()))?;
-    let sessions = Sessions::new(request.store, &binary, &request.reach);
+    // A link lost mid-activation ends well within the confirmation deadline.
+    let mut reach = request.reach.clone();
+    reach
+        .ssh
+        .keepalive
+        .get_or_insert(keepalive_within(request.confirm_within));
+    let sessions = Sessions::new(request.store, &binary, &reach);
 
     // 1. What every host runs now (live).
     let survey = survey::survey(request, &sessions);
     // 2. Partial upgrades: keep the other services' current definitions.
     let targets = targets::targets(request, &survey)?;
-    // 3. Plan and schedule; nothing is touched if the policy's answer is bad.
+    // 3. Every secret the hosts' targets read, on the deployer: a missing
+    // source stops the deploy before anything is copied, and a value that
+    // differs from the host's makes the host change.
+    let secrets = read_for_systems(request.store, request.site, targets.values())?;
+    let rotated = rotated_secrets(&survey.current, &targets, &secrets);
+    // 4. Plan and schedule; nothing is touched if the policy's answer is bad.
+    let now = HostsNow {
+        current: &survey.current,
+        unreachable: &survey.unreachable,
+        rotated: &rotated,
+        based_on: SiteGenerations::new(request.store.state_dir(), &request.site.name)
+            .latest()
+            .ok()
+            .flatten()
+            .map(|g| g.number),
+        live: true,
+    };
     let plan = plan_deploy(
         request.store,
         request.site,
         &request.site_dir,
-        &survey.reachable,
+        &request.hosts,
         &targets,
-        &survey.current,
-        None,
+        now,
     )?;
+    let changing: BTreeSet<String> = plan.schedule.hosts().cloned().collect();
     if request.dry_run {
         return Ok(DeployReport::dry_run(plan, survey.unreachable));
     }
     if !approve(&plan) {
         return Err(DeployError::Cancelled);
     }
-    // 4. Copy every changing host's closure, before any activation.
-    let changing: BTreeSet<String> = plan.schedule.hosts().cloned().collect();
+    // 5. Copy every changing host's closure, before any activation.
     let copied = copy::copy_closures(request, &binary, &survey.reachable, &targets, &changing);
-    // 5. Activate under the policy.
-    let executor =
-        rollout::SessionExecutor::new(request, &sessions, &survey, &targets, copied.failed);
+    // 6. Activate under the policy; a host that could not be asked fails its batch.
+    let executor = rollout::SessionExecutor::new(
+        request,
+        &sessions,
+        &survey,
+        (&targets, &secrets),
+        copied.failed,
+    );
     let outcome = run_rollout(
+        &plan.plan,
         &plan.schedule,
         &executor,
         pauser,
         observer,
         request.reach.max_parallel,
     );
-    // 6. Record what every host of the site runs now.
+    // 7. Record what every host of the site runs now.
     let run = record::RunResult {
         survey: &survey,
         targets: &targets,

@@ -50,8 +50,15 @@ fn host_record(
     host: &HostEntry,
 ) -> Option<HostRecord> {
     let current = &run.survey.current;
-    let before = current.get(&host.name).and_then(|c| c.system.clone());
-    let before_gen = current.get(&host.name).and_then(|c| c.generation);
+    // A host that was not asked runs what the last record said, as far as we know.
+    let recorded = previous.and_then(|g| g.hosts.get(&host.name));
+    let (before, before_gen) = match current.get(&host.name) {
+        Some(now) => (now.system.clone(), now.generation),
+        None => (
+            recorded.map(|r| r.system.clone()),
+            recorded.and_then(|r| r.host_generation),
+        ),
+    };
     let record = |system: Option<String>, generation: Option<u64>, outcome| {
         system.map(|system| HostRecord {
             class: host.class.clone(),
@@ -81,12 +88,11 @@ fn host_record(
     } else if current.contains_key(&host.name) {
         record(before, before_gen, HostOutcome::NotTouched)
     } else {
-        // Not selected or unreachable: keep what the last record said.
-        previous
-            .and_then(|g| g.hosts.get(&host.name))
-            .map(|r| HostRecord {
-                outcome: HostOutcome::NotTouched,
-                ..r.clone()
-            })
+        // Not selected, or unreachable and never reached by its batch:
+        // keep what the last record said.
+        recorded.map(|r| HostRecord {
+            outcome: HostOutcome::NotTouched,
+            ..r.clone()
+        })
     }
 }

@@ -6,64 +6,70 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferry_lang::inventory::HostEntry;
-use ferry_lang::Site;
 use ferry_store::StorePath;
 
 use super::survey::Survey;
 use super::DeployRequest;
 use crate::activate::engine::{ActivationReport, Outcome};
-use crate::activate::manifest::Manifest;
 use crate::deploy::hosts::Sessions;
 use crate::deploy::plan::CurrentHost;
 use crate::deploy::run::{HostExecutor, HostResult};
-use crate::deploy::secrets::read_secrets;
+use crate::deploy::secrets::SecretValues;
 use crate::transport::session::{host_env, ActivateRequest};
 
 /// Activates hosts over SSH sessions; the rollout loop's [`HostExecutor`].
 pub(super) struct SessionExecutor<'a> {
     sessions: &'a Sessions<'a>,
-    site: &'a Site,
     hosts: BTreeMap<String, &'a HostEntry>,
     targets: &'a BTreeMap<String, StorePath>,
+    secrets: &'a SecretValues,
     current: &'a BTreeMap<String, CurrentHost>,
-    copy_failed: BTreeMap<String, String>,
+    /// host → why it could not be asked, or did not get its closure.
+    not_ready: BTreeMap<String, String>,
     confirm_within: Duration,
 }
 
 impl<'a> SessionExecutor<'a> {
-    /// Moves the surveyed, reachable hosts to `targets`, except those in
-    /// `copy_failed` (host → why its copy failed).
+    /// Moves the surveyed, reachable hosts to `targets` (with their systems'
+    /// secret values, read before the copy), except those in
+    /// `copy_failed` (host → why its copy failed); the hosts the survey
+    /// could not reach fail too.
     pub(super) fn new(
         request: &DeployRequest<'a>,
         sessions: &'a Sessions<'a>,
         survey: &'a Survey<'a>,
-        targets: &'a BTreeMap<String, StorePath>,
+        (targets, secrets): (&'a BTreeMap<String, StorePath>, &'a SecretValues),
         copy_failed: BTreeMap<String, String>,
     ) -> SessionExecutor<'a> {
         SessionExecutor {
             sessions,
-            site: request.site,
             hosts: survey
                 .reachable
                 .iter()
                 .map(|h| (h.name.clone(), *h))
                 .collect(),
             targets,
+            secrets,
             current: &survey.current,
-            copy_failed,
+            not_ready: survey
+                .unreachable
+                .iter()
+                .map(|(h, reason)| (h.clone(), format!("unreachable: {reason}")))
+                .chain(
+                    copy_failed
+                        .into_iter()
+                        .map(|(h, reason)| (h, format!("copy failed: {reason}"))),
+                )
+                .collect(),
             confirm_within: request.confirm_within,
         }
     }
 
     fn activate_system(&self, host: &HostEntry, system: &StorePath) -> HostResult {
         let failed = |reason: String| HostResult::Failed { reason };
-        let manifest = match Manifest::load(&self.sessions.store.real_path(system)) {
-            Ok(m) => m,
-            Err(e) => return failed(e.to_string()),
-        };
-        let secrets = match read_secrets(self.site, &manifest) {
-            Ok(s) => s,
-            Err(e) => return failed(e.to_string()),
+        // Read before the copy for every changing host's system.
+        let Some(secrets) = self.secrets.get(system).cloned() else {
+            return failed(format!("the secrets of {system} were not read"));
         };
         let request = ActivateRequest {
             system: system.to_string(),
@@ -116,9 +122,9 @@ fn host_result(report: &ActivationReport) -> HostResult {
 
 impl HostExecutor for SessionExecutor<'_> {
     fn activate(&self, name: &str) -> HostResult {
-        if let Some(reason) = self.copy_failed.get(name) {
+        if let Some(reason) = self.not_ready.get(name) {
             return HostResult::Failed {
-                reason: format!("copy failed: {reason}"),
+                reason: reason.clone(),
             };
         }
         match (self.hosts.get(name), self.targets.get(name)) {

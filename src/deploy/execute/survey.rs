@@ -87,6 +87,7 @@ fn current(
     let now = CurrentHost {
         system: status.system.map(|p| p.display().to_string()),
         generation: status.generation,
+        secrets: status.secrets,
     };
     Ok((now, pending))
 }

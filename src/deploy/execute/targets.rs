@@ -1,4 +1,4 @@
-//! Deploy phase 2, the targets: the system each reachable host moves to. A
+//! Deploy phase 2, the targets: the system each host moves to. A
 //! partial deploy (`--only`/`--skip`) composes it from the new system and the
 //! other services' current definitions.
 use std::collections::BTreeMap;
@@ -10,12 +10,18 @@ use super::survey::Survey;
 use super::{DeployError, DeployRequest};
 use crate::build::system::compose_system;
 
-/// host → the system it moves to, for every reachable host with a target.
+/// host → the system it moves to, for every host with a target. A host
+/// that could not be asked keeps the class's system: it is planned, and
+/// fails its batch, but nothing is composed for it.
 pub(super) fn targets(
     request: &DeployRequest<'_>,
     survey: &Survey<'_>,
 ) -> Result<BTreeMap<String, StorePath>, DeployError> {
-    let mut targets = BTreeMap::new();
+    let mut targets: BTreeMap<String, StorePath> = survey
+        .unreachable
+        .keys()
+        .filter_map(|h| Some((h.clone(), request.targets.get(h)?.clone())))
+        .collect();
     for host in &survey.reachable {
         let Some(target) = request.targets.get(&host.name) else {
             continue;

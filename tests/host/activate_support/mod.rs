@@ -53,6 +53,7 @@ impl Host {
             settle: Duration::from_millis(250),
             confirm_within: None,
             host_env: BTreeMap::from([("FERRY_HOSTNAME".to_string(), "test-host".to_string())]),
+            rotated_secrets: Default::default(),
         }
     }
 
