@@ -26,6 +26,7 @@ packages=(
   gpgv             # ferry-debian verifies InRelease signatures with it
   gnupg            # ferry-debian's tests sign a throwaway test repository
   apt-utils        # apt-ftparchive packages/release for the test repository
+  openssl          # https:// health checks are tested against a real `openssl s_server` with a test CA
 )
 
 missing=()

@@ -307,10 +307,10 @@ pub struct Service {
 impl Service {
     /// Every text of the service: command, environment, hooks and health probes.
     pub fn texts(&self) -> impl Iterator<Item = &Text> {
-        let probes = self.health.iter().filter_map(|check| match &check.probe {
-            Probe::Command { command } => Some(command),
-            Probe::Http { url } => Some(url),
-            Probe::Tcp { .. } => None,
+        let probes = self.health.iter().flat_map(|check| match &check.probe {
+            Probe::Command { command } => vec![command],
+            Probe::Http { url, ca } => std::iter::once(url).chain(ca).collect(),
+            Probe::Tcp { .. } => Vec::new(),
         });
         std::iter::once(&self.exec)
             .chain(self.env.values())
@@ -378,6 +378,11 @@ pub enum Probe {
     Http {
         /// The URL fetched (`http://` or `https://`).
         url: Text,
+        /// For `https://`: the PEM file of the certificate authorities the
+        /// server's certificate must chain to, instead of the well-known
+        /// roots and the host's own bundle (e.g. a site's internal CA).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ca: Option<Text>,
     },
 }
 

@@ -76,6 +76,14 @@ pub enum HealthFailure {
         /// What is wrong with it.
         message: String,
     },
+    /// The TLS handshake failed, or the certificate was not trusted.
+    #[error("TLS with {address} failed: {message}")]
+    Tls {
+        /// `host:port`.
+        address: String,
+        /// Why (rustls's words: an unknown issuer, a name mismatch, …).
+        message: String,
+    },
     /// The URL is not an `http://` URL this checker understands.
     #[error("URL {url:?} is not supported: {message}")]
     BadUrl {
@@ -130,7 +138,9 @@ pub fn describe(probe: &HealthProbe) -> String {
     match probe {
         HealthProbe::Command { cmd } => format!("command {cmd}"),
         HealthProbe::Tcp { host, port } => format!("tcp {host}:{port}"),
-        HealthProbe::Http { url, expect_status } => format!("http {url} (expect {expect_status})"),
+        HealthProbe::Http {
+            url, expect_status, ..
+        } => format!("http {url} (expect {expect_status})"),
     }
 }
 
@@ -170,7 +180,11 @@ pub fn probe_once(
     match probe {
         HealthProbe::Command { cmd } => probe_command(cmd, timeout, context),
         HealthProbe::Tcp { host, port } => connect(host, *port, timeout).map(|_| ()),
-        HealthProbe::Http { url, expect_status } => probe_http(url, *expect_status, timeout),
+        HealthProbe::Http {
+            url,
+            expect_status,
+            ca,
+        } => probe_http(url, *expect_status, ca.as_deref().map(Path::new), timeout),
     }
 }
 
@@ -254,9 +268,10 @@ fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Health
     Err(last)
 }
 
-/// A parsed `http://host[:port][/path]` URL.
+/// A parsed `http[s]://host[:port][/path]` URL.
 #[derive(Debug, PartialEq, Eq)]
 struct HttpUrl {
+    tls: bool,
     host: String,
     port: u16,
     path: String,
@@ -267,9 +282,12 @@ fn parse_http_url(url: &str) -> Result<HttpUrl, HealthFailure> {
         url: url.to_string(),
         message: message.to_string(),
     };
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| bad("only http:// URLs are checked (no TLS)"))?;
+    let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => return Err(bad("only http:// and https:// URLs are checked")),
+    };
+    let default_port = if tls { 443 } else { 80 };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -278,7 +296,7 @@ fn parse_http_url(url: &str) -> Result<HttpUrl, HealthFailure> {
         let end = bracketed.find(']').ok_or_else(|| bad("unclosed '['"))?;
         let host = &bracketed[..end];
         let port = match &bracketed[end + 1..] {
-            "" => 80,
+            "" => default_port,
             p => p
                 .strip_prefix(':')
                 .and_then(|p| p.parse().ok())
@@ -288,33 +306,79 @@ fn parse_http_url(url: &str) -> Result<HttpUrl, HealthFailure> {
     } else {
         match authority.rsplit_once(':') {
             Some((h, p)) => (h.to_string(), p.parse().map_err(|_| bad("bad port"))?),
-            None => (authority.to_string(), 80),
+            None => (authority.to_string(), default_port),
         }
     };
     if host.is_empty() {
         return Err(bad("no host"));
     }
     Ok(HttpUrl {
+        tls,
         host,
         port,
         path: path.to_string(),
     })
 }
 
-fn probe_http(url: &str, expect: u16, timeout: Duration) -> Result<(), HealthFailure> {
+fn probe_http(
+    url: &str,
+    expect: u16,
+    ca: Option<&Path>,
+    timeout: Duration,
+) -> Result<(), HealthFailure> {
     let parsed = parse_http_url(url)?;
     let address = format!("{}:{}", parsed.host, parsed.port);
     let started = Instant::now();
-    let mut stream = connect(&parsed.host, parsed.port, timeout)?;
+    let tcp = connect(&parsed.host, parsed.port, timeout)?;
     let left = timeout
         .saturating_sub(started.elapsed())
         .max(Duration::from_millis(1));
+    let _ = tcp.set_read_timeout(Some(left));
+    let _ = tcp.set_write_timeout(Some(left));
+    let tls_failure = |message: String| HealthFailure::Tls {
+        address: address.clone(),
+        message,
+    };
+    if !parsed.tls {
+        return exchange(tcp, &parsed, expect, started, timeout);
+    }
+    let config = super::tls::client_config(ca).map_err(tls_failure)?;
+    let name = rustls::pki_types::ServerName::try_from(parsed.host.clone())
+        .map_err(|e| tls_failure(format!("{:?} is not a server name: {e}", parsed.host)))?;
+    let connection =
+        rustls::ClientConnection::new(config, name).map_err(|e| tls_failure(e.to_string()))?;
+    let stream = rustls::StreamOwned::new(connection, tcp);
+    exchange(stream, &parsed, expect, started, timeout)
+}
+
+/// One GET over `stream` (plain or TLS); only the status line matters. A
+/// TLS error surfaces as an I/O error of kind `InvalidData`.
+fn exchange(
+    mut stream: impl Read + Write,
+    parsed: &HttpUrl,
+    expect: u16,
+    started: Instant,
+    timeout: Duration,
+) -> Result<(), HealthFailure> {
+    let address = format!("{}:{}", parsed.host, parsed.port);
     let timed_out = || HealthFailure::Timeout {
         address: address.clone(),
         timeout_ms: timeout.as_millis() as u64,
     };
-    let _ = stream.set_read_timeout(Some(left));
-    let _ = stream.set_write_timeout(Some(left));
+    let broke = |e: std::io::Error| {
+        let message = e.to_string();
+        if e.kind() == std::io::ErrorKind::InvalidData && parsed.tls {
+            HealthFailure::Tls {
+                address: address.clone(),
+                message,
+            }
+        } else {
+            HealthFailure::Connect {
+                address: address.clone(),
+                message,
+            }
+        }
+    };
     let host_header = if parsed.host.contains(':') {
         format!("[{}]:{}", parsed.host, parsed.port)
     } else {
@@ -326,9 +390,10 @@ fn probe_http(url: &str, expect: u16, timeout: Duration) -> Result<(), HealthFai
     );
     stream
         .write_all(request.as_bytes())
-        .map_err(|e| HealthFailure::Connect {
-            address: address.clone(),
-            message: e.to_string(),
+        .and_then(|()| stream.flush())
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => timed_out(),
+            _ => broke(e),
         })?;
     // Only the status line matters; read until its end.
     let mut head = Vec::new();
@@ -346,12 +411,7 @@ fn probe_http(url: &str, expect: u16, timeout: Duration) -> Result<(), HealthFai
             {
                 return Err(timed_out())
             }
-            Err(e) => {
-                return Err(HealthFailure::Connect {
-                    address,
-                    message: e.to_string(),
-                })
-            }
+            Err(e) => return Err(broke(e)),
         }
     }
     let line_end = head.iter().position(|b| *b == b'\n').unwrap_or(head.len());
@@ -395,6 +455,7 @@ mod tests {
         assert_eq!(
             parse_http_url("http://127.0.0.1:8080/health?x=1").unwrap(),
             HttpUrl {
+                tls: false,
                 host: "127.0.0.1".into(),
                 port: 8080,
                 path: "/health?x=1".into()
@@ -403,14 +464,24 @@ mod tests {
         assert_eq!(
             parse_http_url("http://example").unwrap(),
             HttpUrl {
+                tls: false,
                 host: "example".into(),
                 port: 80,
                 path: "/".into()
             }
         );
         assert_eq!(parse_http_url("http://[::1]:81/").unwrap().host, "::1");
+        assert_eq!(
+            parse_http_url("https://x/").unwrap(),
+            HttpUrl {
+                tls: true,
+                host: "x".into(),
+                port: 443,
+                path: "/".into()
+            }
+        );
         assert!(matches!(
-            parse_http_url("https://x/"),
+            parse_http_url("ftp://x/"),
             Err(HealthFailure::BadUrl { .. })
         ));
         assert!(matches!(

@@ -40,6 +40,7 @@ mod process;
 pub mod secrets;
 pub mod service;
 pub mod supervisor;
+mod tls;
 pub mod usr_tree;
 
 pub use engine::{

@@ -62,7 +62,7 @@ pub fn class_texts(class: &Class) -> Vec<&Text> {
         for check in &service.health {
             match &check.probe {
                 Probe::Command { command } => texts.push(command),
-                Probe::Http { url } => texts.push(url),
+                Probe::Http { url, ca } => texts.extend(std::iter::once(url).chain(ca)),
                 Probe::Tcp { .. } => {}
             }
         }

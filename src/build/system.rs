@@ -46,9 +46,10 @@ pub fn manifest(
                         host: host.clone(),
                         port: *port,
                     },
-                    Probe::Http { url } => HealthProbe::Http {
+                    Probe::Http { url, ca } => HealthProbe::Http {
                         url: render(url),
                         expect_status: 200,
+                        ca: ca.as_ref().map(&mut render),
                     },
                 },
                 timeout_ms: check.timeout_ms,

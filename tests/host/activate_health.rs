@@ -1,6 +1,7 @@
 //! Health checks against real listeners, servers and commands started here.
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ferry::activate::health::{run_check, CommandContext, HealthFailure};
@@ -41,6 +42,7 @@ fn http(port: u16, expect_status: u16) -> HealthProbe {
     HealthProbe::Http {
         url: format!("http://127.0.0.1:{port}/health"),
         expect_status,
+        ca: None,
     }
 }
 
@@ -220,12 +222,211 @@ fn command_check_uses_exit_status_environment_and_timeout() {
 #[test]
 fn unsupported_url_is_a_clear_failure() {
     let probe = HealthProbe::Http {
-        url: "https://example.org/".into(),
+        url: "ftp://example.org/".into(),
         expect_status: 200,
+        ca: None,
     };
     let result = run_check("web", &check(probe, 100, 3), &CommandContext::default());
     assert_eq!(
         result.failure.unwrap().to_string(),
-        "URL \"https://example.org/\" is not supported: only http:// URLs are checked (no TLS)"
+        "URL \"ftp://example.org/\" is not supported: only http:// and https:// URLs are checked"
+    );
+}
+
+/// A test CA and a server certificate it signed for 127.0.0.1, made with
+/// the openssl command line in `dir`: (ca.pem, server.pem, server.key).
+fn test_pki(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (scripts/setup.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=ferry test CA",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=ferry test server",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+/// A real TLS server: `openssl s_server -www` on a free port (killed on drop).
+struct TlsServer(std::process::Child, u16);
+
+impl TlsServer {
+    fn start(cert: &std::path::Path, key: &std::path::Path) -> TlsServer {
+        let port = free_port();
+        let child = std::process::Command::new("openssl")
+            // Every local address: 127.0.0.2 reaches it under a name its
+            // certificate does not carry.
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(port.to_string())
+            .arg("-cert")
+            .arg(cert)
+            .arg("-key")
+            .arg(key)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = TlsServer(child, port);
+        let up = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(25));
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "openssl s_server did not listen on {port}");
+        server
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `https://` checks passed `check` and `build`, but hosts refused them, so
+/// every deploy with one rolled back. Against a real TLS server: a check
+/// that trusts the server's CA passes; with the default roots the same
+/// server is an unknown issuer; a name the certificate does not carry, plain
+/// HTTP to the TLS port and a `ca` file without certificates fail, saying
+/// what went wrong.
+#[test]
+fn https_checks_pass_against_a_server_their_ca_signed_and_fail_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_pki(dir.path());
+    let server = TlsServer::start(&cert, &key);
+    let port = server.1;
+    let https = |url: String, ca: Option<&std::path::Path>| HealthProbe::Http {
+        url,
+        expect_status: 200,
+        ca: ca.map(|p| p.display().to_string()),
+    };
+    let run = |probe| run_check("web", &check(probe, 2000, 0), &CommandContext::default());
+
+    let trusted = run(https(format!("https://127.0.0.1:{port}/"), Some(&ca)));
+    assert!(trusted.passed(), "{:?}", trusted.failure);
+    let by_name = run(https(format!("https://localhost:{port}/"), Some(&ca)));
+    assert!(by_name.passed(), "{:?}", by_name.failure);
+
+    let unknown = run(https(format!("https://127.0.0.1:{port}/"), None))
+        .failure
+        .unwrap();
+    assert!(matches!(unknown, HealthFailure::Tls { .. }), "{unknown:?}");
+    assert!(unknown.to_string().contains("UnknownIssuer"), "{unknown}");
+
+    // 127.0.0.2 is loopback too, but not a name of the certificate.
+    let wrong_name = run(https(format!("https://127.0.0.2:{port}/"), Some(&ca)))
+        .failure
+        .unwrap();
+    assert!(
+        matches!(wrong_name, HealthFailure::Tls { .. }),
+        "{wrong_name:?}"
+    );
+    assert!(
+        wrong_name
+            .to_string()
+            .contains("certificate not valid for name \"127.0.0.2\""),
+        "{wrong_name}"
+    );
+
+    let plain = run(HealthProbe::Http {
+        url: format!("http://127.0.0.1:{port}/"),
+        expect_status: 200,
+        ca: None,
+    })
+    .failure
+    .unwrap();
+    assert!(
+        matches!(
+            plain,
+            HealthFailure::BadResponse { .. } | HealthFailure::Connect { .. }
+        ),
+        "{plain:?}"
+    );
+
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let bad_ca = run(https(format!("https://127.0.0.1:{port}/"), Some(&not_pem)))
+        .failure
+        .unwrap();
+    assert!(
+        bad_ca.to_string().contains("holds no certificate"),
+        "{bad_ca}"
     );
 }

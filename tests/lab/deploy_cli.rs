@@ -399,3 +399,144 @@ inventory = lab {{
         "{plan}"
     );
 }
+
+/// `https://` health checks passed `check` and `build` but hosts refused
+/// them, so every deploy with one rolled back. On a lab host, a service runs
+/// a real TLS server (Debian's openssl from its closure, `s_server`) with a
+/// certificate of a test CA: the check that names the CA (`ca = …`)
+/// passes, and the one that trusts only the default roots rolls the deploy
+/// back, saying why.
+#[test]
+fn an_https_health_check_passes_against_a_real_tls_server_its_ca_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=ferry lab CA",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=ferry lab server",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(dir.path().join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    let (ca, cert) = (read("ca.pem"), read("server.pem"));
+    let std_conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("host-classes/std.conf");
+    let site = dir.path().join("site.conf");
+    let write = |release: u32, ca_arg: &str| {
+        std::fs::write(
+            &site,
+            format!(
+                r#"
+import "{std}"
+site = "t-https"
+package openssl = debian("openssl")
+file ca_pem {{ text = """
+{ca}""" }}
+file server_pem {{ text = """
+{cert}""" }}
+secret server_key {{ file = "./server.key" }}
+class web {{
+  include std.base
+  service tls {{
+    exec = "exec ${{openssl}}/bin/openssl s_server -quiet -www -accept 8443 -cert ${{server_pem}} -key ${{server_key}}"
+    env = {{ RELEASE = "{release}" }}
+    health = http("https://127.0.0.1:8443/"{ca_arg}, timeout = 2s, retries = 20, interval = 250ms)
+  }}
+}}
+inventory = lab {{
+  subnet = "10.237.64.0/24"
+  hosts = [ {{ name = "t1", class = web }} ]
+}}
+"#,
+                std = std_conf.display()
+            ),
+        )
+        .unwrap()
+    };
+    write(1, r#", ca = "${ca_pem}""#);
+    let site = site.to_str().unwrap();
+    ok(&["lock", site]);
+    ok(&["lab", "up", site]);
+    struct Down<'a>(&'a str);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = ferry(&["lab", "down", self.0]);
+        }
+    }
+    let _down = Down(site);
+    let deployed = ok(&["deploy", site, "--yes"]);
+    assert!(deployed.contains("activated generation 1"), "{deployed}");
+
+    write(2, "");
+    let out = ferry(&["deploy", site, "--yes"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("UnknownIssuer"), "{text}");
+    let status = ok(&["status", site]);
+    assert!(status.starts_with("t1: generation 1, "), "{status}");
+}

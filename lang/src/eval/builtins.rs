@@ -13,7 +13,7 @@ use crate::span::Span;
 fn signature(builtin: Builtin) -> (&'static [&'static str], usize) {
     match builtin {
         Builtin::Path => (&["path"], 1),
-        Builtin::Http => (&["url", "timeout", "retries", "interval"], 1),
+        Builtin::Http => (&["url", "timeout", "retries", "interval", "ca"], 1),
         Builtin::Tcp => (&["port", "host", "timeout", "retries", "interval"], 1),
         Builtin::Command => (&["command", "timeout", "retries", "interval"], 1),
         Builtin::InventoryFile => (&["path"], 1),

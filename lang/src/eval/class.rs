@@ -413,8 +413,26 @@ impl Evaluator<'_> {
                         .hint("write the full URL, e.g. `http(\"http://127.0.0.1:8080/health\")`"),
                     ));
                 }
+                let ca = match fields.get("ca") {
+                    Some(ca) => {
+                        let is_https = matches!(
+                            pieces.first(),
+                            Some(super::value::Piece::Lit(text)) if text.starts_with("https://")
+                        );
+                        if !is_https {
+                            return Err(self.error(
+                                Diagnostic::new("`ca` only applies to an `https://` URL", ca.span)
+                                    .hint("drop `ca`, or check the service over `https://`"),
+                            ));
+                        }
+                        let ca = self.expect_text(ca, "the `ca` of `http`")?;
+                        Some(self.model_text(&ca))
+                    }
+                    None => None,
+                };
                 Probe::Http {
                     url: self.model_text(&pieces),
+                    ca,
                 }
             }
             "health.tcp" => {

@@ -176,11 +176,15 @@ pub enum HealthProbe {
     },
     /// `GET url` (plain HTTP) must answer with `expect_status`.
     Http {
-        /// The `http://` URL to fetch.
+        /// The `http://` or `https://` URL to fetch.
         url: String,
         /// The status the answer must have.
         #[serde(default = "default_expect_status")]
         expect_status: u16,
+        /// For `https://`: the PEM file of the only certificate authorities
+        /// the server's certificate may chain to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ca: Option<String>,
     },
 }
 

@@ -100,6 +100,7 @@ fn json_round_trips_and_is_deterministic() {
         probe: HealthProbe::Http {
             url: "http://127.0.0.1:8080/".into(),
             expect_status: 200,
+            ca: None,
         },
         timeout_ms: 500,
         retries: 2,

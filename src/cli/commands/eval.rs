@@ -84,7 +84,10 @@ fn describe(site: &Site) -> Vec<String> {
                 let probe = match &check.probe {
                     Probe::Command { command } => format!("command {}", command.display()),
                     Probe::Tcp { host, port } => format!("tcp {host}:{port}"),
-                    Probe::Http { url } => format!("http {}", url.display()),
+                    Probe::Http { url, ca: None } => format!("http {}", url.display()),
+                    Probe::Http { url, ca: Some(ca) } => {
+                        format!("http {} (ca {})", url.display(), ca.display())
+                    }
                 };
                 out.push(format!(
                     "    health {probe} (timeout {} ms, {} retries)",

@@ -171,6 +171,7 @@ pub fn http_check(url: &str, expect_status: u16) -> HealthCheck {
         probe: HealthProbe::Http {
             url: url.into(),
             expect_status,
+            ca: None,
         },
         timeout_ms: 500,
         retries: 60,
