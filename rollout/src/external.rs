@@ -276,6 +276,9 @@ fn plan_json(plan: &RolloutPlan, order: &ClassOrder) -> Value {
             if !h.secrets_rotated.is_empty() {
                 host["secrets_rotated"] = json!(h.secrets_rotated);
             }
+            if !h.repaired.is_empty() {
+                host["repaired"] = json!(h.repaired);
+            }
             host
         })
         .collect();

@@ -63,6 +63,10 @@ pub struct PlannedHost {
     /// same, which delivers them and restarts the services that read them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets_rotated: Vec<String>,
+    /// Paths of the host's active closure found modified or missing
+    /// (`deploy --repair`): the host is activated again to restore them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repaired: Vec<String>,
 }
 
 impl PlannedHost {
@@ -73,6 +77,7 @@ impl PlannedHost {
     pub fn changes(&self) -> bool {
         self.unreachable.is_some()
             || !self.secrets_rotated.is_empty()
+            || !self.repaired.is_empty()
             || self.current_system.as_deref() != Some(self.target_system.as_str())
     }
 }

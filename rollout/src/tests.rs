@@ -22,6 +22,7 @@ fn host(name: &str, class: &str, dc: Option<&str>, changes: bool) -> PlannedHost
         target_system: target,
         unreachable: None,
         secrets_rotated: Vec::new(),
+        repaired: Vec::new(),
     }
 }
 

@@ -43,6 +43,7 @@ fn hosts(classes: usize) -> impl Strategy<Value = Vec<PlannedHost>> {
                     target_system: target,
                     unreachable: None,
                     secrets_rotated: Vec::new(),
+                    repaired: Vec::new(),
                     class,
                 }
             })

@@ -25,6 +25,7 @@ fn host(name: &str, class: &str, dc: &str, changes: bool) -> PlannedHost {
         target_system: format!("/ferry/store/{class}-v2"),
         unreachable: None,
         secrets_rotated: Vec::new(),
+        repaired: Vec::new(),
     }
 }
 

@@ -33,6 +33,8 @@ use crate::transport::error_chain;
 
 /// Where the last activation's host facts are kept (see the module doc).
 const HOST_ENV_FILE: &str = "host-env.json";
+/// Left by a repair: the next activation restarts every service.
+const REPAIRED_FILE: &str = "repaired";
 /// Where the detached activation processes leave their results.
 const JOBS_DIR: &str = "activations";
 /// The log of activation and watchdog processes, under `<state_dir>/log/`.
@@ -397,6 +399,7 @@ pub fn run_activation_job(
         .and_then(|_watchdog| activator(store_dir, state_dir, confirm_within))
         .and_then(|mut activator| {
             activator.options.rotated_secrets = rotated.iter().cloned().collect();
+            activator.options.restart_all = state_dir.join(REPAIRED_FILE).exists();
             Ok(match target {
                 JobTarget::System(system) => activator.activate(system)?,
                 JobTarget::Generation(n) => activator.rollback_to(*n)?,
@@ -405,6 +408,9 @@ pub fn run_activation_job(
     let result = match outcome {
         Ok(report) => {
             log_line(&format!("finished: {:?}", report.outcome));
+            if report.activated() {
+                let _ = fs::remove_file(state_dir.join(REPAIRED_FILE));
+            }
             match secrets::prune_secrets(state_dir) {
                 Ok(removed) if !removed.is_empty() => log_line(&format!(
                     "removed unreferenced secrets: {}",
@@ -499,6 +505,33 @@ pub fn status(store_dir: &Path, state_dir: &Path) -> Response {
         let status_json = serde_json::to_string(&status)
             .map_err(|e| io_err("encode", state_dir)(io::Error::other(e)))?;
         Ok(Response::Status { status_json })
+    })())
+}
+
+/// `Verify`: re-hashes the closure of the current system. With `repair`
+/// (under the host lock, so no activation runs meanwhile), what is broken
+/// is quarantined and invalidated with its referrers, and the next
+/// activation restarts every service (their files were replaced).
+pub fn verify(store: &Store, state_dir: &Path, repair: bool) -> Response {
+    as_response((|| {
+        let _lock = repair
+            .then(|| crate::activate::generations::HostLock::acquire(state_dir))
+            .transpose()?;
+        let profiles = Profiles::open(state_dir)?;
+        let roots = match profiles.current()? {
+            Some(n) => {
+                let system = profiles.system_of(n)?;
+                vec![store.parse_path(&system.to_string_lossy())?]
+            }
+            None => Vec::new(),
+        };
+        let report = store.verify_closure(&roots, repair)?;
+        if repair && !report.invalidated.is_empty() {
+            write_atomic(&state_dir.join(REPAIRED_FILE), b"")?;
+        }
+        let report_json = serde_json::to_string(&report)
+            .map_err(|e| io_err("encode", state_dir)(io::Error::other(e)))?;
+        Ok(Response::Verified { report_json })
     })())
 }
 

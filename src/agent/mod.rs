@@ -123,6 +123,7 @@ pub fn serve(
             }
             Request::Status => activation::status(store_dir, state_dir),
             Request::Generations => activation::generations(state_dir),
+            Request::Verify { repair } => activation::verify(&store, state_dir, repair),
         };
         codec::write_message(&mut writer, &response)?;
     }
@@ -166,6 +167,21 @@ fn query_missing(store: &Store, paths: &[String], pins: &mut Vec<TempRoots>) -> 
             return Response::Error {
                 message: crate::transport::error_chain(&e),
             }
+        }
+    }
+    // The database says what is registered; the disk says what is there. A
+    // registered object that is gone (deleted by hand) is invalidated with
+    // what depends on it, so it is sent again instead of trusted.
+    let gone: Vec<StorePath> = parsed
+        .iter()
+        .filter(|p| store.is_valid(p) && std::fs::symlink_metadata(store.real_path(p)).is_err())
+        .cloned()
+        .collect();
+    if !gone.is_empty() {
+        if let Err(e) = store.verify_closure(&gone, true) {
+            return Response::Error {
+                message: crate::transport::error_chain(&e),
+            };
         }
     }
     let missing = store.missing(&parsed);

@@ -76,6 +76,10 @@ pub struct HostPlan {
     /// Secrets rotated on the deployer that the host gets again.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub secrets_rotated: Vec<String>,
+    /// Paths of its active closure that were modified or missing
+    /// (`--repair`): sent again, and every service restarts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repaired: Vec<String>,
     /// What moving changes.
     pub change: HostChange,
 }
@@ -145,6 +149,9 @@ pub struct HostsNow<'a> {
     pub unreachable: &'a BTreeMap<String, String>,
     /// host → the secrets whose value it must get again (empty offline).
     pub rotated: &'a BTreeMap<String, Vec<String>>,
+    /// host → the paths of its active closure found modified or missing
+    /// (`deploy --repair`; empty otherwise).
+    pub repaired: &'a BTreeMap<String, Vec<String>>,
     /// The site's latest site generation on this deployer, if any.
     pub based_on: Option<u64>,
     /// True when `current` comes from the hosts themselves.
@@ -183,6 +190,7 @@ pub fn rollout_plan(
                 target_system: target.to_string(),
                 unreachable: now.unreachable.get(&host.name).cloned(),
                 secrets_rotated: now.rotated.get(&host.name).cloned().unwrap_or_default(),
+                repaired: now.repaired.get(&host.name).cloned().unwrap_or_default(),
             })
         })
         .collect();
@@ -320,6 +328,13 @@ pub fn plan_deploy(
             .and_then(|p| store.parse_path(p).ok());
         let mut change = host_change(store, current_path.as_ref(), target);
         restart_for_secrets(store, target, &planned.secrets_rotated, &mut change);
+        if !planned.repaired.is_empty() {
+            // A repaired host restarts every service over the files sent again.
+            change
+                .services_restarted
+                .append(&mut change.services_unchanged);
+            change.services_restarted.sort();
+        }
         host_plans.push(HostPlan {
             name: host.name.clone(),
             class: host.class.clone(),
@@ -329,6 +344,7 @@ pub fn plan_deploy(
             changes: planned.changes(),
             unreachable: planned.unreachable.clone(),
             secrets_rotated: planned.secrets_rotated.clone(),
+            repaired: planned.repaired.clone(),
             change,
         });
     }
@@ -398,6 +414,14 @@ impl fmt::Display for DeployPlan {
                     now.unwrap_or("(none)"),
                     host.target_system
                 )?,
+            }
+            if !host.repaired.is_empty() {
+                writeln!(
+                    f,
+                    "  repair   {} modified or missing path(s) sent again: {}",
+                    host.repaired.len(),
+                    host.repaired.join(", ")
+                )?;
             }
             if !host.secrets_rotated.is_empty() {
                 writeln!(f, "  secrets  rotated: {}", host.secrets_rotated.join(", "))?;

@@ -346,6 +346,7 @@ mod tests {
                     target_system: "/new".into(),
                     unreachable: None,
                     secrets_rotated: Vec::new(),
+                    repaired: Vec::new(),
                 })
                 .collect(),
             requires: vec![],

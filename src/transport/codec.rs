@@ -24,8 +24,8 @@ use std::io::{Read, Write};
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message or the framing changes (3: data frames carry a
-/// kind byte and are compressed one by one).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// kind byte and are compressed one by one; 4: `Verify`).
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The version of the ferry binary speaking (shown in mismatch errors).
 pub const FERRY_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -202,6 +202,15 @@ pub enum Request {
     Generations,
     /// The end of the session.
     Bye,
+    /// Re-hash the closure of the host's current system (drift: a
+    /// hand-edited file, a deleted object). With `repair`, what is broken is
+    /// quarantined and invalidated with everything that depends on it, so
+    /// the next copy sends it again and the next activation restarts the
+    /// services over it.
+    Verify {
+        /// Quarantine and invalidate what is broken.
+        repair: bool,
+    },
 }
 
 /// What to activate on a host and with what.
@@ -288,6 +297,11 @@ pub enum Response {
     Error {
         /// Why.
         message: String,
+    },
+    /// The answer to `Verify`: the store's `VerifyReport`, as JSON.
+    Verified {
+        /// The report.
+        report_json: String,
     },
 }
 

@@ -221,6 +221,16 @@ impl HostSession {
         }
     }
 
+    /// Re-hashes the closure of the host's current system (with `repair`,
+    /// quarantines and invalidates what is broken so that a copy sends it
+    /// again).
+    pub fn verify(&mut self, repair: bool) -> Result<ferry_store::VerifyReport, SessionError> {
+        match self.connection.request(&Request::Verify { repair })? {
+            Response::Verified { report_json } => self.decode("verify report", &report_json),
+            other => Err(self.unexpected("Verified", other)),
+        }
+    }
+
     /// The host's generations, oldest first.
     pub fn generations(&mut self) -> Result<Vec<GenerationInfo>, SessionError> {
         match self.connection.request(&Request::Generations)? {

@@ -16,7 +16,7 @@ use crate::store::Store;
 use crate::tree::Tree;
 
 /// One path that failed verification.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CorruptPath {
     /// The path that failed.
     pub path: StorePath,
@@ -25,7 +25,7 @@ pub struct CorruptPath {
 }
 
 /// The outcome of `verify`.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct VerifyReport {
     /// Valid paths checked.
     pub checked: usize,
@@ -61,6 +61,31 @@ impl Store {
             self.shared_lock()?
         };
         let paths = self.all_valid_paths()?;
+        self.verify_locked(&paths, repair)
+    }
+
+    /// [`Store::verify`] of the closure of `roots` only (what one system
+    /// runs): those paths are re-hashed; with `repair`, what depends on a
+    /// broken one is invalidated wherever it is, so every valid path's
+    /// references stay valid.
+    pub fn verify_closure(&self, roots: &[StorePath], repair: bool) -> Result<VerifyReport> {
+        let _lock = if repair {
+            self.exclusive_lock()?
+        } else {
+            self.shared_lock()?
+        };
+        let valid: Vec<StorePath> = roots.iter().filter(|p| self.is_valid(p)).cloned().collect();
+        let mut report = self.verify_locked(&self.closure(&valid)?, repair)?;
+        for root in roots.iter().filter(|p| !valid.contains(p)) {
+            report.corrupt.push(CorruptPath {
+                path: root.clone(),
+                problem: "it is not a valid path of this store".to_string(),
+            });
+        }
+        Ok(report)
+    }
+
+    fn verify_locked(&self, paths: &[StorePath], repair: bool) -> Result<VerifyReport> {
         let checked: Vec<(StorePath, Checked)> = paths
             .par_iter()
             .map(|path| (path.clone(), self.check_one(path)))
@@ -106,7 +131,14 @@ impl Store {
             return Ok(report);
         }
 
-        // Everything that depends on a broken path is invalid too.
+        // Everything that depends on a broken path is invalid too, checked or not.
+        for other in self.all_valid_paths()? {
+            if let std::collections::btree_map::Entry::Vacant(slot) = infos.entry(other) {
+                if let Some(info) = self.db.read(slot.key())? {
+                    slot.insert(info);
+                }
+            }
+        }
         let mut referrers: HashMap<&StorePath, Vec<&StorePath>> = HashMap::new();
         for (path, info) in &infos {
             for reference in &info.references {

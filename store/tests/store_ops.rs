@@ -289,6 +289,58 @@ fn verify_repair_quarantines_corrupt_paths_and_invalidates_dependents() {
 }
 
 #[test]
+fn verify_closure_checks_one_closure_and_repair_invalidates_referrers_outside_it() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open(root.path());
+    let dep = store.add_bytes("dep", b"original", false, &[]).unwrap();
+    let refs = std::slice::from_ref(&dep);
+    let app = store
+        .add_bytes("app", dep.as_str().as_bytes(), false, refs)
+        .unwrap();
+    // Another system that uses `dep` too, outside `app`'s closure.
+    let other = store
+        .add_bytes("other", format!("{dep} too").as_bytes(), false, refs)
+        .unwrap();
+    let unrelated = store.add_bytes("unrelated", b"u", false, &[]).unwrap();
+    let real = store.real_path(&unrelated);
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&real, b"tampered").unwrap();
+    let report = store
+        .verify_closure(std::slice::from_ref(&app), false)
+        .unwrap();
+    assert!(report.is_clean(), "{:?}", report.corrupt);
+    assert_eq!(report.checked, 2);
+
+    std::fs::remove_file(store.real_path(&dep)).unwrap();
+    let report = store
+        .verify_closure(std::slice::from_ref(&app), false)
+        .unwrap();
+    assert_eq!(report.corrupt.len(), 1, "{:?}", report.corrupt);
+    assert_eq!(report.corrupt[0].path, dep);
+    assert_eq!(
+        report.corrupt[0].problem,
+        "its object is missing from the store directory"
+    );
+    let report = store
+        .verify_closure(std::slice::from_ref(&app), true)
+        .unwrap();
+    let mut expected = vec![app.clone(), dep.clone(), other.clone()];
+    expected.sort();
+    assert_eq!(report.invalidated, expected);
+    assert!(
+        store.is_valid(&unrelated),
+        "outside the closure and its referrers"
+    );
+    let gone = store
+        .verify_closure(std::slice::from_ref(&app), false)
+        .unwrap();
+    assert_eq!(
+        gone.corrupt[0].problem,
+        "it is not a valid path of this store"
+    );
+}
+
+#[test]
 fn the_invalidation_count_rises_exactly_when_gc_makes_paths_invalid() {
     let root = tempfile::tempdir().unwrap();
     let store = open(root.path());

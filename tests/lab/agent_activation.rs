@@ -603,6 +603,15 @@ fn a_link_lost_mid_activation_ends_before_the_hosts_deadline(d: &Deployer, previ
     let ended_ms = ferry_store::durable::unix_now_ms();
     let error = outcome.unwrap_err().to_string();
     link("up");
+    // The bridge port takes a moment to forward again.
+    let started = Instant::now();
+    while HostSession::open(&d.fleet.store, &d.binary, &d.host("h0"), &d.options).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "h0 unreachable after link up"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     assert!(error.contains("was lost during its activation"), "{error}");
     // The host finished the activation and waits for a confirmation that
     // cannot come; the deployer had given up before that wait was over.

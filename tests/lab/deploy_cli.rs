@@ -278,7 +278,12 @@ fn plan_asks_the_hosts_and_host_level_rollbacks_are_recorded() {
         "--host-generation",
         "1",
     ]);
-    assert!(rolled.contains("recorded site generation 3"), "{rolled}");
+    // The deployer's state dir is the machine's: numbers go on across runs.
+    let recorded = rolled
+        .split("recorded site generation ")
+        .nth(1)
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no site generation recorded: {rolled}"));
 
     let changing = |plan: &str| -> Vec<String> {
         plan.lines()
@@ -297,7 +302,7 @@ fn plan_asks_the_hosts_and_host_level_rollbacks_are_recorded() {
 
     let offline = ok(&["plan", lab.site(), "--offline"]);
     assert!(
-        offline.contains("compared with site generation 3"),
+        offline.contains(&format!("compared with site generation {recorded}")),
         "{offline}"
     );
     assert_eq!(changing(&offline), ["a1"], "{offline}");
@@ -539,4 +544,77 @@ inventory = lab {{
     assert!(text.contains("UnknownIssuer"), "{text}");
     let status = ok(&["status", site]);
     assert!(status.starts_with("t1: generation 1, "), "{status}");
+}
+
+/// A hand-edited file and a deleted object in a host's active closure went
+/// unnoticed by `status`, `plan` and `deploy`, and the copy trusted the
+/// host's database, so the deleted object was never sent again.
+/// `status --verify` lists both and exits 1; `deploy --repair` sends them
+/// again and restarts the host's services; a copy sends a deleted object
+/// again even without `--repair`.
+#[test]
+fn drift_is_found_by_status_verify_and_repaired_by_deploy_repair() {
+    let lab = LabSite::new("t-drift", 65, 1);
+    ok(&["deploy", lab.site(), "--yes"]);
+    let object = |host: &str, name: &str| {
+        let found = lab.ssh(host, &format!("ls /ferry/store | grep -m1 -- '-{name}-'"));
+        assert!(!found.is_empty(), "no {name} object on {host}");
+        format!("/ferry/store/{found}")
+    };
+    let edited = object("a1", "busybox");
+    let deleted = object("a1", "coreutils");
+    lab.ssh(
+        "a1",
+        &format!("f=$(find {edited} -type f | head -n1); chmod u+w \"$f\" && printf x >> \"$f\""),
+    );
+    lab.ssh("a1", &format!("chmod -R u+w {deleted} && rm -rf {deleted}"));
+
+    let status = ferry(&["status", lab.site(), "--on", "a1", "--verify"]);
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains(&format!("  drift: {edited}: its content hashes to")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("  drift: {deleted}: its object is missing")),
+        "{shown}"
+    );
+    assert!(String::from_utf8_lossy(&status.stderr).contains("--repair"));
+
+    let dry = ok(&[
+        "deploy",
+        lab.site(),
+        "--on",
+        "a1",
+        "--repair",
+        "--dry-run",
+        "--yes",
+    ]);
+    assert!(
+        dry.contains("  repair   2 modified or missing path(s) sent again"),
+        "{dry}"
+    );
+    assert!(dry.contains("  restart  hostinfo, tick"), "{dry}");
+    let before = lab.ssh(
+        "a1",
+        "cat /ferry/var/lib/tick/release; echo; stat -c %Y /ferry/var/lib/tick/release",
+    );
+    ok(&["deploy", lab.site(), "--on", "a1", "--repair", "--yes"]);
+    let verified = ok(&["status", lab.site(), "--on", "a1", "--verify"]);
+    assert!(verified.contains(" none modified or missing"), "{verified}");
+    let after = lab.ssh(
+        "a1",
+        "cat /ferry/var/lib/tick/release; echo; stat -c %Y /ferry/var/lib/tick/release",
+    );
+    assert_ne!(before, after, "tick did not restart (it rewrites its file)");
+
+    // Without --repair: a copy no longer trusts the database for an object
+    // that is gone from the disk.
+    let gone = object("a2", "coreutils");
+    lab.ssh("a2", &format!("chmod -R u+w {gone} && rm -rf {gone}"));
+    lab.set_release(2);
+    ok(&["deploy", lab.site(), "--on", "a2", "--yes"]);
+    let verified = ok(&["status", lab.site(), "--on", "a2", "--verify"]);
+    assert!(verified.contains(" none modified or missing"), "{verified}");
 }

@@ -68,6 +68,9 @@ pub struct ActivationOptions {
     /// Secrets whose value changed for this activation: the services that
     /// read them restart even when their definition is the same.
     pub rotated_secrets: std::collections::BTreeSet<String>,
+    /// Restart every service, changed or not (after a repair replaced
+    /// files under them).
+    pub restart_all: bool,
 }
 
 impl Default for ActivationOptions {
@@ -79,6 +82,7 @@ impl Default for ActivationOptions {
             confirm_within: None,
             host_env: BTreeMap::new(),
             rotated_secrets: Default::default(),
+            restart_all: false,
         }
     }
 }

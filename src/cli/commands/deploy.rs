@@ -36,6 +36,10 @@ pub struct DeployArgs {
     /// Plan only: show what would happen, copy and activate nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Re-hash each host's active closure first: what was modified or
+    /// deleted is sent again, and the host's services restart over it.
+    #[arg(long)]
+    pub repair: bool,
     /// Build and copy the closures, activate nothing.
     #[arg(long, conflicts_with = "dry_run")]
     pub copy_only: bool,
@@ -73,6 +77,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> CommandResult {
         reach,
         confirm_within: Duration::from_secs(args.rollout.confirm_timeout),
         dry_run: args.dry_run,
+        repair: args.repair,
     };
     run_request(&request, args.rollout.yes, json)
 }

@@ -70,6 +70,7 @@ fn recorded_plan(
         current: &recorded,
         unreachable: &Default::default(),
         rotated: &Default::default(),
+        repaired: &Default::default(),
         based_on: latest.as_ref().map(|g| g.number),
         live: false,
     };
@@ -100,6 +101,7 @@ fn live_plan(
         command: "plan".to_string(),
         reach,
         confirm_within: Duration::from_secs(30),
+        repair: false,
         dry_run: true,
     };
     let hidden = DeployProgress::new(false);

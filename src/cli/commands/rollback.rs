@@ -97,6 +97,7 @@ pub fn run(global: &GlobalArgs, args: RollbackArgs) -> CommandResult {
         command: format!("rollback to {to}"),
         reach,
         confirm_within: Duration::from_secs(args.rollout.confirm_timeout),
+        repair: false,
         dry_run: false,
     };
     super::deploy::run_request(&request, args.rollout.yes, args.rollout.json)

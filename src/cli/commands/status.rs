@@ -26,6 +26,11 @@ pub struct StatusArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also re-hash each host's active closure: list every path that was
+    /// modified or is missing, and exit 1 when any is (`ferry deploy
+    /// --repair` sends them again).
+    #[arg(long)]
+    pub verify: bool,
 }
 
 #[derive(Serialize)]
@@ -36,6 +41,9 @@ struct HostResult {
     status: Option<HostStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// With `--verify`: what the re-hash found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify: Option<ferry_store::VerifyReport>,
 }
 
 /// Asks every selected host what it runs and prints it.
@@ -44,23 +52,30 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> CommandResult {
     let hosts = args.target.select(&site)?;
     let store = global.open_store()?;
     let reach = args.hosts.reach(global, &site, false)?;
-    let answers = crate::deploy::hosts::ask_each_host(&store, &hosts, &reach, |s| s.status())
-        .map_err(crate::cli::error::store_error)?;
+    let verify = args.verify;
+    let answers = crate::deploy::hosts::ask_each_host(&store, &hosts, &reach, |s| {
+        let status = s.status()?;
+        let report = verify.then(|| s.verify(false)).transpose()?;
+        Ok((status, report))
+    })
+    .map_err(crate::cli::error::store_error)?;
     let results: Vec<HostResult> = hosts
         .iter()
         .zip(answers)
         .map(|(host, answer)| match answer {
-            Ok(status) => HostResult {
+            Ok((status, verify)) => HostResult {
                 host: host.name.clone(),
                 reachable: true,
                 status: Some(status),
                 error: None,
+                verify,
             },
             Err(error) => HostResult {
                 host: host.name.clone(),
                 reachable: false,
                 status: None,
                 error: Some(error),
+                verify: None,
             },
         })
         .collect();
@@ -76,6 +91,28 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> CommandResult {
         .filter(|r| !r.reachable)
         .map(|r| format!("{}: {}", r.host, r.error.as_deref().unwrap_or("no answer")))
         .collect();
+    let drifted: Vec<String> = results
+        .iter()
+        .filter_map(|r| Some((r, r.verify.as_ref()?)))
+        .filter(|(_, v)| !v.is_clean())
+        .map(|(r, v)| {
+            format!(
+                "{}: {} of {} paths modified or missing",
+                r.host,
+                v.corrupt.len(),
+                v.checked
+            )
+        })
+        .collect();
+    if !drifted.is_empty() {
+        return Err(crate::cli::error::CommandError::failure(miette::miette!(
+            help = "`ferry deploy SITE --repair --on HOST` sends them again and restarts the host's services",
+            "{} of {} hosts drifted from their active closure:\n{}",
+            drifted.len(),
+            results.len(),
+            drifted.iter().chain(&unreachable).cloned().collect::<Vec<_>>().join("\n")
+        )));
+    }
     // The reasons go to stderr too: stdout may be a pipe or a file.
     unless_hosts_failed(unreachable.len(), |n| {
         format!(
@@ -154,6 +191,17 @@ fn print_host(result: &HostResult) {
     if let Some(report) = &status.last_activation {
         if let Outcome::RolledBack { reason, .. } = &report.outcome {
             output::line(format!("  rolled back: {reason}"));
+        }
+    }
+    if let Some(report) = &result.verify {
+        if report.is_clean() {
+            output::line(format!(
+                "  verified: {} paths, none modified or missing",
+                report.checked
+            ));
+        }
+        for broken in &report.corrupt {
+            output::line(format!("  drift: {}: {}", broken.path, broken.problem));
         }
     }
     if let Some(recovered) = &status.recovered {

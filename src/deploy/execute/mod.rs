@@ -56,6 +56,9 @@ pub struct DeployRequest<'a> {
     pub confirm_within: Duration,
     /// Plan and copy nothing, activate nothing.
     pub dry_run: bool,
+    /// Re-hash each host's active closure first; a host with modified or
+    /// missing paths gets them again and restarts its services.
+    pub repair: bool,
 }
 
 /// Why a deploy stopped as a whole (a single host's failure is in its result instead).
@@ -199,6 +202,7 @@ pub fn deploy(
         current: &survey.current,
         unreachable: &survey.unreachable,
         rotated: &rotated,
+        repaired: &survey.repaired,
         based_on: SiteGenerations::new(request.store.state_dir(), &request.site.name)
             .latest()
             .ok()

@@ -22,19 +22,28 @@ pub(super) struct Survey<'a> {
     pub unreachable: BTreeMap<String, String>,
     /// The hosts this run works on, in inventory order.
     pub reachable: Vec<&'a HostEntry>,
+    /// host → the paths of its active closure that were modified or
+    /// missing (`--repair`: invalidated on the host, so they are sent again).
+    pub repaired: BTreeMap<String, Vec<String>>,
 }
 
 /// Asks every host of `request` (in parallel) and settles leftovers.
 pub(super) fn survey<'a>(request: &DeployRequest<'a>, sessions: &Sessions<'_>) -> Survey<'a> {
+    // A dry run only looks; a real repair invalidates what is broken.
+    let verify = request.repair.then_some(!request.dry_run);
     let answers = for_hosts(&request.hosts, request.reach.max_parallel, |h| {
-        current(sessions, h)
+        current(sessions, h, verify)
     });
     let mut current = BTreeMap::new();
     let mut unreachable = BTreeMap::new();
     let mut pending = BTreeMap::new();
+    let mut repaired = BTreeMap::new();
     for (host, answer) in request.hosts.iter().zip(answers) {
         match answer {
-            Ok((now, waiting)) => {
+            Ok((now, waiting, broken)) => {
+                if !broken.is_empty() {
+                    repaired.insert(host.name.clone(), broken);
+                }
                 if let Some(generation) = waiting {
                     pending.insert(host.name.clone(), generation);
                 }
@@ -56,6 +65,7 @@ pub(super) fn survey<'a>(request: &DeployRequest<'a>, sessions: &Sessions<'_>) -
         current,
         unreachable,
         reachable,
+        repaired,
     }
 }
 
@@ -63,10 +73,13 @@ pub(super) fn survey<'a>(request: &DeployRequest<'a>, sessions: &Sessions<'_>) -
 /// deployer's confirmation, if any. An activation still running on the
 /// host (say, of a deploy that was killed) is waited for first: until it
 /// ends, what the host runs is not settled.
+/// With `verify` (`Some(repair)`), also the paths of its active closure that
+/// were modified or missing.
 fn current(
     sessions: &Sessions<'_>,
     host: &HostEntry,
-) -> Result<(CurrentHost, Option<u64>), String> {
+    verify: Option<bool>,
+) -> Result<(CurrentHost, Option<u64>, Vec<String>), String> {
     let mut session = sessions.open(host)?;
     let started = std::time::Instant::now();
     let status = loop {
@@ -82,6 +95,16 @@ fn current(
         }
         std::thread::sleep(Duration::from_millis(500));
     };
+    let broken = match verify {
+        Some(repair) => session
+            .verify(repair)
+            .map_err(|e| error_chain(&e))?
+            .corrupt
+            .into_iter()
+            .map(|c| c.path.to_string())
+            .collect(),
+        None => Vec::new(),
+    };
     let _ = session.close();
     let pending = status.pending_confirmation.map(|p| p.generation);
     let now = CurrentHost {
@@ -89,7 +112,7 @@ fn current(
         generation: status.generation,
         secrets: status.secrets,
     };
-    Ok((now, pending))
+    Ok((now, pending, broken))
 }
 
 /// An earlier run that died after switching a host but before confirming

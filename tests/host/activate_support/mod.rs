@@ -54,6 +54,7 @@ impl Host {
             confirm_within: None,
             host_env: BTreeMap::from([("FERRY_HOSTNAME".to_string(), "test-host".to_string())]),
             rotated_secrets: Default::default(),
+            restart_all: false,
         }
     }
 
