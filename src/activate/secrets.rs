@@ -150,14 +150,12 @@ pub struct SecretDigests {
 /// the host's 32-byte salt, over the value's bytes; 64 lowercase hex
 /// digits. `None` when `salt_hex` is not 32 bytes of hex.
 pub fn secret_digest(salt_hex: &str, value: &[u8]) -> Option<String> {
-    let mut key = [0u8; 32];
-    if salt_hex.len() != 64 {
-        return None;
-    }
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(salt_hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(blake3::keyed_hash(&key, value).to_hex().to_string())
+    let key = blake3::Hash::from_hex(salt_hex).ok()?;
+    Some(
+        blake3::keyed_hash(key.as_bytes(), value)
+            .to_hex()
+            .to_string(),
+    )
 }
 
 /// The digests of every secret installed on this host; the salt is made
@@ -203,7 +201,7 @@ fn host_salt(state_dir: &Path) -> Result<String, IoError> {
         &mut salt,
     )
     .map_err(io_err("read", random))?;
-    let hex: String = salt.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = blake3::Hash::from_bytes(salt).to_hex().to_string();
     AtomicWrite::durable()
         .mode(0o600)
         .write(&path, hex.as_bytes())?;

@@ -9,6 +9,7 @@
 //! session's end never interrupts one.
 pub mod activation;
 
+use std::collections::BTreeSet;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
@@ -172,9 +173,14 @@ fn query_missing(store: &Store, paths: &[String], pins: &mut Vec<TempRoots>) -> 
     // The database says what is registered; the disk says what is there. A
     // registered object that is gone (deleted by hand) is invalidated with
     // what depends on it, so it is sent again instead of trusted.
+    // One database query for all paths; the disk is asked only about the
+    // registered ones.
+    let mut missing = store.missing(&parsed);
+    let unregistered: BTreeSet<&StorePath> = missing.iter().collect();
     let gone: Vec<StorePath> = parsed
         .iter()
-        .filter(|p| store.is_valid(p) && std::fs::symlink_metadata(store.real_path(p)).is_err())
+        .filter(|p| !unregistered.contains(p))
+        .filter(|p| std::fs::symlink_metadata(store.real_path(p)).is_err())
         .cloned()
         .collect();
     if !gone.is_empty() {
@@ -183,8 +189,8 @@ fn query_missing(store: &Store, paths: &[String], pins: &mut Vec<TempRoots>) -> 
                 message: crate::transport::error_chain(&e),
             };
         }
+        missing = store.missing(&parsed);
     }
-    let missing = store.missing(&parsed);
     Response::Missing {
         paths: missing.iter().map(|p| p.as_str().to_string()).collect(),
     }

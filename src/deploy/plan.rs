@@ -213,8 +213,24 @@ pub fn rollout_plan(
     }
 }
 
-/// Compares two systems in the local store: closure paths and manifests.
-pub fn host_change(store: &Store, current: Option<&StorePath>, target: &StorePath) -> HostChange {
+/// Services a move restarts although their definition stays the same.
+#[derive(Debug, Clone, Default)]
+pub struct Restarts {
+    /// Rotated secrets: the services that read them restart.
+    pub rotated: BTreeSet<String>,
+    /// A repair replaced files: every service restarts.
+    pub all: bool,
+}
+
+/// Compares two systems in the local store: closure paths and manifests;
+/// services restart as the activation will restart them (`restarts`,
+/// [`crate::activate::manifest::ManifestDiff::restart_also`]).
+pub fn host_change(
+    store: &Store,
+    current: Option<&StorePath>,
+    target: &StorePath,
+    restarts: &Restarts,
+) -> HostChange {
     let closure_of = |p: Option<&StorePath>| -> BTreeSet<StorePath> {
         p.filter(|p| store.is_valid(p))
             .and_then(|p| store.closure(std::slice::from_ref(p)).ok())
@@ -236,7 +252,8 @@ pub fn host_change(store: &Store, current: Option<&StorePath>, target: &StorePat
     let load = |p: &StorePath| Manifest::load(&store.real_path(p)).ok();
     let old_manifest = current.and_then(load);
     if let Some(new_manifest) = load(target) {
-        let services = diff(old_manifest.as_ref(), &new_manifest);
+        let mut services = diff(old_manifest.as_ref(), &new_manifest);
+        services.restart_also(&new_manifest, &restarts.rotated, restarts.all);
         change.services_started = services.added.into_iter().collect();
         change.services_restarted = services.changed.into_iter().collect();
         change.services_stopped = services.removed.into_iter().collect();
@@ -259,32 +276,6 @@ pub fn host_change(store: &Store, current: Option<&StorePath>, target: &StorePat
         }
     }
     change
-}
-
-/// A service that stays the same but reads a rotated secret is restarted
-/// (the activation does exactly this, [`services_reading`]).
-fn restart_for_secrets(
-    store: &Store,
-    target: &StorePath,
-    rotated: &[String],
-    change: &mut HostChange,
-) {
-    if rotated.is_empty() {
-        return;
-    }
-    let Ok(manifest) = Manifest::load(&store.real_path(target)) else {
-        return;
-    };
-    let rotated: BTreeSet<String> = rotated.iter().cloned().collect();
-    let readers = crate::activate::manifest::services_reading(&manifest, &rotated);
-    change.services_unchanged.retain(|service| {
-        let restarts = readers.contains(service);
-        if restarts {
-            change.services_restarted.push(service.clone());
-        }
-        !restarts
-    });
-    change.services_restarted.sort();
 }
 
 /// What moved between two trees' Debian packages (name → version), by name.
@@ -326,15 +317,11 @@ pub fn plan_deploy(
             .current_system
             .as_deref()
             .and_then(|p| store.parse_path(p).ok());
-        let mut change = host_change(store, current_path.as_ref(), target);
-        restart_for_secrets(store, target, &planned.secrets_rotated, &mut change);
-        if !planned.repaired.is_empty() {
-            // A repaired host restarts every service over the files sent again.
-            change
-                .services_restarted
-                .append(&mut change.services_unchanged);
-            change.services_restarted.sort();
-        }
+        let restarts = Restarts {
+            rotated: planned.secrets_rotated.iter().cloned().collect(),
+            all: !planned.repaired.is_empty(),
+        };
+        let change = host_change(store, current_path.as_ref(), target, &restarts);
         host_plans.push(HostPlan {
             name: host.name.clone(),
             class: host.class.clone(),

@@ -1,7 +1,6 @@
 //! Health checks against real listeners, servers and commands started here.
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use ferry::activate::health::{run_check, CommandContext, HealthFailure};
@@ -233,89 +232,6 @@ fn unsupported_url_is_a_clear_failure() {
     );
 }
 
-/// A test CA and a server certificate it signed for 127.0.0.1, made with
-/// the openssl command line in `dir`: (ca.pem, server.pem, server.key).
-fn test_pki(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
-    let openssl = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl (scripts/setup.sh installs it)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    openssl(
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=ferry test CA",
-            ],
-        ]
-        .concat(),
-    );
-    openssl(
-        &[
-            &["req"][..],
-            &ec,
-            &[
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=ferry test server",
-            ],
-        ]
-        .concat(),
-    );
-    std::fs::write(
-        dir.join("ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext",
-    ]);
-    (
-        dir.join("ca.pem"),
-        dir.join("server.pem"),
-        dir.join("server.key"),
-    )
-}
-
 /// A real TLS server: `openssl s_server -www` on a free port (killed on drop).
 struct TlsServer(std::process::Child, u16);
 
@@ -369,7 +285,7 @@ fn free_port() -> u16 {
 #[test]
 fn https_checks_pass_against_a_server_their_ca_signed_and_fail_otherwise() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = test_pki(dir.path());
+    let (ca, cert, key) = crate::test_pki::test_pki(dir.path());
     let server = TlsServer::start(&cert, &key);
     let port = server.1;
     let https = |url: String, ca: Option<&std::path::Path>| HealthProbe::Http {

@@ -6,4 +6,6 @@ mod activate_health;
 mod activate_supervisor;
 mod activate_support;
 mod agent_protocol;
+#[path = "../support/test_pki.rs"]
+mod test_pki;
 mod usr_tree;

@@ -50,6 +50,15 @@ fn on_a_terminal(args: &str, input: &str) -> (Option<i32>, String) {
     )
 }
 
+/// Takes the lab of a site down when dropped, whatever happened.
+struct LabDown<'a>(&'a str);
+
+impl Drop for LabDown<'_> {
+    fn drop(&mut self) {
+        let _ = ferry(&["lab", "down", self.0]);
+    }
+}
+
 /// A site of three hosts whose service sleeps in its post_upgrade hook, so a
 /// deploy takes long enough to be killed in the middle. Its lab comes down on drop.
 struct LabSite {
@@ -136,7 +145,7 @@ rollout {{ batch = 1  on_failure = stop }}
 
 impl Drop for LabSite {
     fn drop(&mut self) {
-        let _ = ferry(&["lab", "down", self.site()]);
+        drop(LabDown(self.site()));
     }
 }
 
@@ -355,13 +364,7 @@ inventory = lab {{
     let site = site.to_str().unwrap();
     ok(&["lock", site]);
     ok(&["lab", "up", site]);
-    struct Down<'a>(&'a str);
-    impl Drop for Down<'_> {
-        fn drop(&mut self) {
-            let _ = ferry(&["lab", "down", self.0]);
-        }
-    }
-    let _down = Down(site);
+    let _down = LabDown(site);
     let seen = || {
         let out = Command::new("ssh")
             .args(["-F", "/run/ferry-lab/t-rotate/ssh_config", "r1"])
@@ -414,77 +417,9 @@ inventory = lab {{
 #[test]
 fn an_https_health_check_passes_against_a_real_tls_server_its_ca_signed() {
     let dir = tempfile::tempdir().unwrap();
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    openssl(
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=ferry lab CA",
-            ],
-        ]
-        .concat(),
-    );
-    openssl(
-        &[
-            &["req"][..],
-            &ec,
-            &[
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=ferry lab server",
-            ],
-        ]
-        .concat(),
-    );
-    std::fs::write(dir.path().join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext",
-    ]);
-    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
-    let (ca, cert) = (read("ca.pem"), read("server.pem"));
+    let (ca, cert, _key) = crate::test_pki::test_pki(dir.path());
+    let read = |file: &std::path::Path| std::fs::read_to_string(file).unwrap();
+    let (ca, cert) = (read(&ca), read(&cert));
     let std_conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("host-classes/std.conf");
     let site = dir.path().join("site.conf");
     let write = |release: u32, ca_arg: &str| {
@@ -522,13 +457,7 @@ inventory = lab {{
     let site = site.to_str().unwrap();
     ok(&["lock", site]);
     ok(&["lab", "up", site]);
-    struct Down<'a>(&'a str);
-    impl Drop for Down<'_> {
-        fn drop(&mut self) {
-            let _ = ferry(&["lab", "down", self.0]);
-        }
-    }
-    let _down = Down(site);
+    let _down = LabDown(site);
     let deployed = ok(&["deploy", site, "--yes"]);
     assert!(deployed.contains("activated generation 1"), "{deployed}");
 

@@ -9,3 +9,5 @@ mod lab_fleet;
 mod lab_root;
 mod local_repo;
 mod rollout_lab;
+#[path = "../support/test_pki.rs"]
+mod test_pki;

@@ -31,18 +31,11 @@ impl Activator {
             None => None,
         };
         let mut diff = manifest::diff(old.as_ref(), &new);
-        // The same definition reading a rotated secret restarts to read it;
-        // after a repair, every service restarts over the replaced files.
-        let restart = if self.options.restart_all {
-            diff.unchanged.clone()
-        } else {
-            manifest::services_reading(&new, &self.options.rotated_secrets)
-        };
-        for service in restart {
-            if diff.unchanged.remove(&service) {
-                diff.changed.insert(service);
-            }
-        }
+        diff.restart_also(
+            &new,
+            &self.options.rotated_secrets,
+            self.options.restart_all,
+        );
         let mut report = ActivationReport::begin(
             Outcome::Activated { generation: target },
             from,

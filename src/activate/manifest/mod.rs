@@ -557,6 +557,25 @@ pub struct ManifestDiff {
     pub unchanged: BTreeSet<String>,
 }
 
+impl ManifestDiff {
+    /// Services that stay the same but restart anyway, moved from
+    /// `unchanged` to `changed`: those of `new` that read a rotated secret,
+    /// or, after a repair replaced files under them, all of them. The
+    /// activation and the plan both decide it here.
+    pub fn restart_also(&mut self, new: &Manifest, rotated: &BTreeSet<String>, all: bool) {
+        let restart = if all {
+            self.unchanged.clone()
+        } else {
+            services_reading(new, rotated)
+        };
+        for service in restart {
+            if self.unchanged.remove(&service) {
+                self.changed.insert(service);
+            }
+        }
+    }
+}
+
 /// Compares the services of `old` (none on a first activation) and `new`.
 pub fn diff(old: Option<&Manifest>, new: &Manifest) -> ManifestDiff {
     let mut result = ManifestDiff::default();
