@@ -176,7 +176,10 @@ impl SiteClosure {
     }
 
     /// A reference tree per class, like `nix-store -q --tree`; a path seen
-    /// before is shown once more with `[...]` and not expanded again.
+    /// before is shown once more with `[...]` and not expanded again. Each
+    /// class's tree ends with its service edges to and from other classes:
+    /// the dependencies a reference tree cannot show, because they run on
+    /// other hosts.
     pub fn render_tree(&self) -> String {
         let refs = self.references();
         let mut out = String::new();
@@ -185,8 +188,38 @@ impl SiteClosure {
             let mut seen = BTreeSet::new();
             seen.insert(&closure.system);
             tree_children(&refs, &closure.system, "", &mut seen, &mut out);
+            self.tree_service_edges(class, &mut out);
         }
         out
+    }
+
+    /// The `⇢ needs` and `⇠ needed by` lines that close a class's tree.
+    fn tree_service_edges(&self, class: &str, out: &mut String) {
+        let system_of = |class: &str| {
+            self.classes
+                .get(class)
+                .map_or_else(|| "not selected".to_string(), |c| c.system.to_string())
+        };
+        for edge in self.service_edges.iter().filter(|e| e.from_class == class) {
+            out.push_str(&format!(
+                "  ⇢ {} needs {} on {} [{}]: {}\n",
+                edge.from,
+                edge.to,
+                edge.to_class,
+                edge.to_hosts.join(","),
+                system_of(&edge.to_class)
+            ));
+        }
+        for edge in self.service_edges.iter().filter(|e| e.to_class == class) {
+            out.push_str(&format!(
+                "  ⇠ {} needed by {} on {} [{}]: {}\n",
+                edge.to,
+                edge.from,
+                edge.from_class,
+                edge.from_hosts.join(","),
+                system_of(&edge.from_class)
+            ));
+        }
     }
 
     /// Graphviz dot: references as solid edges, service edges dashed.

@@ -268,3 +268,77 @@ fn a_missing_secret_source_stops_the_deploy_before_anything_is_copied() {
         assert!(!dir.path().join("var/sites/t-nosecret").exists());
     }
 }
+
+/// `closure --tree` showed each class's references only: the service edges
+/// across hosts (`lb.proxy requires web.app`), which `--requisites` and
+/// `--graph` show, were missing from it.
+#[test]
+fn closure_tree_shows_the_service_edges_across_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("site.conf"),
+        r#"site = "t-tree"
+class web { service app { exec = "sleep 1000" } }
+class lb { service proxy { exec = "sleep 1000"  requires = [web.app] } }
+inventory = file("hosts.toml")
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("hosts.toml"),
+        "[[host]]\nname = \"w1\"\nclass = \"web\"\naddress = \"192.0.2.51\"\n\n\
+         [[host]]\nname = \"w2\"\nclass = \"web\"\naddress = \"192.0.2.53\"\n\n\
+         [[host]]\nname = \"b1\"\nclass = \"lb\"\naddress = \"192.0.2.52\"\n",
+    )
+    .unwrap();
+    let out = ferry_on_site(dir.path(), "closure", &["--requisites", "--tree"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let system_of = |class: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{class}: ")))
+            .unwrap_or_else(|| panic!("no tree for {class}: {stdout}"))
+            .to_string()
+    };
+    let (lb, web) = (system_of("lb"), system_of("web"));
+    assert!(
+        stdout.contains(&format!(
+            "  ⇢ lb.proxy needs web.app on web [w1,w2]: {web}\n"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "  ⇠ web.app needed by lb.proxy on lb [b1]: {lb}\n"
+        )),
+        "{stdout}"
+    );
+    // Each edge closes the tree of its own class, after that class's paths.
+    let lb_tree = stdout.split(&format!("web: {web}")).next().unwrap();
+    assert!(lb_tree.contains("⇢ lb.proxy needs"), "{stdout}");
+    assert!(!lb_tree.contains("⇠ web.app needed by"), "{stdout}");
+}
+
+/// `ferry check .` from inside `examples/load-balancer` failed with "cannot
+/// read `host-classes/std.conf`": the lexical normalisation of
+/// `../../host-classes/std.conf` relative to `.` collapsed the second `..`.
+#[test]
+fn check_of_dot_inside_an_example_reads_the_files_it_imports_from_above() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/load-balancer");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["check", "."])
+        .current_dir(&example)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

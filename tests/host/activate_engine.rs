@@ -202,6 +202,56 @@ fn failing_post_upgrade_hook_rolls_back() {
     assert_eq!(current_system(&host.state), fs::canonicalize(&v1).unwrap());
 }
 
+/// `post_upgrade` ran about 4 ms after the new process was spawned, before
+/// its health checks. The order of every step is defined (GRAMMAR §6.3):
+/// pre-upgrade hook, old service stops, new one starts, settles and passes
+/// its health check, then the post-upgrade hook.
+#[test]
+fn post_upgrade_hooks_run_once_the_new_services_passed_their_health_checks() {
+    let host = Host::new();
+    let log = host.state.join("order.log");
+    let app = |version: &str| {
+        let mut s = service(&format!(
+            "trap 'echo stop-{version} >> \"$LOG\"; exit 0' TERM; \
+             echo start-{version} >> \"$LOG\"; sleep 0.3; \
+             echo ready-{version} >> \"$LOG\"; touch \"$STATE_DIRECTORY/ready-{version}\"; \
+             sleep 100000 & wait"
+        ));
+        s.env.insert("LOG".into(), log.display().to_string());
+        s.health.push(command_check(
+            &format!(
+                "test -e \"$STATE_DIRECTORY/ready-{version}\" && echo health-{version} >> \"$LOG\""
+            ),
+            100,
+        ));
+        s.hooks.pre_upgrade = vec![format!("echo pre-{version} >> \"$LOG\"")];
+        s.hooks.post_upgrade = vec![format!(
+            "test -e \"$STATE_DIRECTORY/ready-{version}\" && echo post-{version} >> \"$LOG\""
+        )];
+        s
+    };
+    let v1 = host.system("order-v1", &manifest(vec![("app", app("v1"))]), &[]);
+    let v2 = host.system("order-v2", &manifest(vec![("app", app("v2"))]), &[]);
+    let mut activator = host.activator();
+    assert!(activator.activate(&v1).unwrap().activated());
+    fs::write(&log, "").unwrap();
+    let report = activator.activate(&v2).unwrap();
+    assert!(report.activated(), "{report:?}");
+    let order = fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        order.lines().collect::<Vec<_>>(),
+        [
+            "pre-v2",
+            "stop-v1",
+            "start-v2",
+            "ready-v2",
+            "health-v2",
+            "post-v2"
+        ],
+        "{order}"
+    );
+}
+
 #[test]
 fn crash_looping_service_rolls_back() {
     let host = Host::new();

@@ -244,19 +244,44 @@ pub(super) fn setting_name_span(item: &Item) -> Span {
     }
 }
 
-/// Lexical normalization: removes `.` and resolves `..` without touching the file system.
+/// Lexical normalization: removes `.` and resolves `..` without touching the
+/// file system. A `..` that climbs above a relative path's start is kept
+/// (`../../x` stays as it is), and `/..` is `/`.
 pub fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for component in path.components() {
         match component {
             Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
                 }
-            }
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                Some(Component::ParentDir | Component::CurDir) | None => out.push(".."),
+            },
             other => out.push(other.as_os_str()),
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+    use std::path::Path;
+
+    #[test]
+    fn normalize_keeps_every_parent_that_climbs_above_a_relative_start() {
+        for (path, expect) in [
+            ("../../host-classes/std.conf", "../../host-classes/std.conf"),
+            ("./../../a", "../../a"),
+            ("a/../../b", "../b"),
+            ("a/b/../../../c/./d", "../c/d"),
+            ("/../x", "/x"),
+            ("/a/./b/../c", "/a/c"),
+            ("a/..", ""),
+        ] {
+            assert_eq!(normalize(Path::new(path)), Path::new(expect), "{path}");
+        }
+    }
 }

@@ -1,5 +1,5 @@
 //! The way forward (DESIGN §8 steps 2–5): journal, pre-upgrade hooks, stop,
-//! define, switch, remove, start, post-upgrade hooks, verify; on failure the
+//! define, switch, remove, start, verify, post-upgrade hooks; on failure the
 //! host converges back to where it came from.
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -137,8 +137,11 @@ impl Activator {
             .map_err(|e| format!("switching the system link failed: {e}"))?;
         self.remove_gone(diff, report)?;
         self.start_in_order(&start_order, report)?;
-        self.run_hooks(HookPhase::PostUpgrade, &start_order, new, systems, report)?;
-        self.verify(new, &start_order, report)
+        self.verify(new, &start_order, report)?;
+        // Only a verified generation is upgraded to: the hooks that finish
+        // an upgrade (a migration, a cache warm-up, joining a balancer) see
+        // services that settled and passed their health checks.
+        self.run_hooks(HookPhase::PostUpgrade, &start_order, new, systems, report)
     }
 
     /// Stops the removed and changed services of `old`, in reverse

@@ -15,7 +15,8 @@ use crate::activate::usr_tree;
 pub(super) enum HookPhase {
     /// Before anything is stopped.
     PreUpgrade,
-    /// After the new services started.
+    /// After the new services started, settled and passed their health
+    /// checks.
     PostUpgrade,
 }
 

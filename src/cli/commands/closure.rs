@@ -16,7 +16,7 @@ pub struct ClosureArgs {
     /// Every store path the site (or `--class`) runs, plus the service edges across hosts.
     #[arg(long, short = 'R')]
     pub requisites: bool,
-    /// As a reference tree per class.
+    /// As a reference tree per class, closed by its service edges to and from other classes.
     #[arg(long, conflicts_with_all = ["graph", "json"])]
     pub tree: bool,
     /// As a Graphviz dot graph.
