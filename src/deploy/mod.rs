@@ -1,5 +1,6 @@
 //! Deploys across a site: plans, host selection, policies, the rollout loop,
 //! sessions with many hosts, secrets delivery and site generations.
+pub mod diff;
 pub mod execute;
 pub mod hosts;
 pub mod plan;

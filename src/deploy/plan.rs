@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::activate::manifest::{diff, Manifest};
 use crate::closure::human_size;
 
+use super::diff::{object_name, ClassDiff};
 use super::policy::policy_of;
 use super::site_generation::SiteGeneration;
 
@@ -100,6 +101,10 @@ pub struct DeployPlan {
     pub schedule: RolloutSchedule,
     /// `from → to` service edges across classes, which fix the class order.
     pub cross_host: Vec<String>,
+    /// What changes inside each moving class's system (`--diff` only;
+    /// [`super::diff::class_diffs`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diffs: Vec<ClassDiff>,
     /// The engine's input, kept for the deploy that follows the plan.
     #[serde(skip)]
     pub plan: RolloutPlan,
@@ -260,16 +265,12 @@ pub fn host_change(
         change.services_unchanged = services.unchanged.into_iter().collect();
         let old_files: BTreeSet<&String> = old_manifest.iter().flat_map(|m| &m.files).collect();
         let new_files: BTreeSet<&String> = new_manifest.files.iter().collect();
-        change.files_changed = old_files
+        // A file whose text changed is one name, however many paths moved.
+        let names: BTreeSet<&str> = old_files
             .symmetric_difference(&new_files)
-            .map(|p| {
-                // `/store/<hash>-<name>` → `<name>`
-                let base = p.rsplit('/').next().unwrap_or(p);
-                base.split_once('-')
-                    .map_or(base, |(_, name)| name)
-                    .to_string()
-            })
+            .map(|p| object_name(p))
             .collect();
+        change.files_changed = names.into_iter().map(str::to_string).collect();
         change.packages_total = new_manifest.debian.len();
         if let Some(old) = &old_manifest {
             change.packages_changed = package_changes(&old.debian, &new_manifest.debian);
@@ -279,7 +280,7 @@ pub fn host_change(
 }
 
 /// What moved between two trees' Debian packages (name → version), by name.
-fn package_changes(
+pub(crate) fn package_changes(
     old: &std::collections::BTreeMap<String, String>,
     new: &std::collections::BTreeMap<String, String>,
 ) -> Vec<String> {
@@ -349,6 +350,7 @@ pub fn plan_deploy(
         hosts: host_plans,
         schedule,
         cross_host,
+        diffs: Vec::new(),
         plan,
     })
 }
@@ -464,6 +466,10 @@ impl fmt::Display for DeployPlan {
                 self.cross_host.join("; ")
             )?;
         }
-        write!(f, "\n{}", self.schedule)
+        write!(f, "\n{}", self.schedule)?;
+        for diff in &self.diffs {
+            write!(f, "{diff}")?;
+        }
+        Ok(())
     }
 }

@@ -632,3 +632,90 @@ fn every_site_and_example_plans_with_its_own_policy() {
         assert!(text.contains("rollout: "), "{}: {text}", site.display());
     }
 }
+
+const DIFF_SITE: &str = r#"site = "diffs"
+let address(host) = host.address
+class web { service app { exec = "sleep WEB_SLEEP" } }
+class lb {
+  service proxy {
+    exec = "cat ${text_file("backends.conf", join(map(address, hosts(web)), "\n") + "\n")}; exec sleep 1000"
+    requires = [web.app]
+  }
+}
+inventory = file("hosts.toml")
+"#;
+
+fn diff_hosts(webs: &[(&str, &str)]) -> String {
+    let mut text =
+        String::from("[[host]]\nname = \"b1\"\nclass = \"lb\"\naddress = \"192.0.2.52\"\n");
+    for (name, address) in webs {
+        text.push_str(&format!(
+            "\n[[host]]\nname = \"{name}\"\nclass = \"web\"\naddress = \"{address}\"\n"
+        ));
+    }
+    text
+}
+
+/// `plan --diff` shows, per class, a unified diff of each text file and
+/// service definition that changes: a new web host adds a line to the
+/// balancer's generated config, a changed command line shows as one, and a
+/// host's first system is diffed from nothing.
+#[test]
+fn plan_diff_shows_the_changed_lines_of_files_and_services_per_class() {
+    let s = Scratch::at_fixed_store("plan-diff");
+    let site = s.write("site.conf", &DIFF_SITE.replace("WEB_SLEEP", "1000"));
+    s.write("hosts.toml", &diff_hosts(&[("w1", "192.0.2.51")]));
+    let built = s.build_json(&site);
+    let mut hosts = std::collections::BTreeMap::new();
+    for (host, class) in [("b1", "lb"), ("w1", "web")] {
+        hosts.insert(
+            host.to_string(),
+            ferry::deploy::site_generation::HostRecord {
+                class: class.to_string(),
+                system: built["systems"][class].as_str().unwrap().to_string(),
+                host_generation: Some(1),
+                outcome: ferry::deploy::site_generation::HostOutcome::Activated,
+            },
+        );
+    }
+    ferry::deploy::site_generation::SiteGenerations::new(&s.state_dir, "diffs")
+        .record("deploy", hosts, true, 1)
+        .unwrap();
+
+    s.write("site.conf", &DIFF_SITE.replace("WEB_SLEEP", "2000"));
+    s.write(
+        "hosts.toml",
+        &diff_hosts(&[("w1", "192.0.2.51"), ("w2", "192.0.2.53")]),
+    );
+    let site = site.to_str().unwrap();
+    let text = scrub(&s.ferry_ok(&["plan", site, "--offline", "--diff"]), &s);
+    assert!(
+        text.contains(" 192.0.2.51\n+192.0.2.53\n"),
+        "the balancer's config gains the new backend: {text}"
+    );
+    assert!(
+        text.contains("-  \"exec\": \"sleep 1000\",\n+  \"exec\": \"sleep 2000\",\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--- /dev/null\n+++ b/services/app.json\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("files    backends.conf\n"),
+        "one name per changed file: {text}"
+    );
+    insta::assert_snapshot!("plan_diff_offline", text);
+
+    // Without `--diff` the plan is as before, and `--json` carries the diffs.
+    assert!(!s.ferry_ok(&["plan", site, "--offline"]).contains("+++ b/"));
+    let json: serde_json::Value =
+        serde_json::from_str(&s.ferry_ok(&["plan", site, "--offline", "--diff", "--json"]))
+            .unwrap();
+    let diffs = json["diffs"].as_array().unwrap();
+    assert_eq!(diffs.len(), 3, "lb, web from v1, web from nothing: {json}");
+    assert_eq!(diffs[0]["class"], "lb");
+    assert_eq!(diffs[0]["entries"][0]["what"], "service proxy");
+    assert_eq!(diffs[0]["entries"][1]["what"], "file backends.conf");
+    assert_eq!(diffs[0]["entries"][1]["change"]["kind"], "text");
+}

@@ -323,6 +323,19 @@ fn plan_asks_the_hosts_and_host_level_rollbacks_are_recorded() {
         "{dry}"
     );
     assert_eq!(changing(&dry), ["a1"], "{dry}");
+
+    // With `--diff`, what a1 moves back to is shown line by line, against
+    // the system the host itself reported.
+    for diff in [
+        ok(&["deploy", lab.site(), "--dry-run", "--diff", "--yes"]),
+        ok(&["plan", lab.site(), "--diff"]),
+    ] {
+        assert!(diff.contains("\ndiff app (a1): "), "{diff}");
+        assert!(diff.contains("+++ b/services/tick.json\n"), "{diff}");
+        assert!(diff.contains("echo 1 > $STATE_DIRECTORY"), "{diff}");
+        assert!(diff.contains("echo 2 > $STATE_DIRECTORY"), "{diff}");
+        assert_eq!(diff.matches("\ndiff app (").count(), 1, "{diff}");
+    }
 }
 
 /// A rotated secret was never delivered while the system stayed the same.

@@ -90,7 +90,8 @@ pub struct Hooks {
     /// Run before any service is stopped.
     #[serde(default)]
     pub pre_upgrade: Vec<String>,
-    /// Run after every changed and added service was started.
+    /// Run after every changed and added service started and passed its
+    /// health checks.
     #[serde(default)]
     pub post_upgrade: Vec<String>,
 }

@@ -36,6 +36,11 @@ pub struct DeployArgs {
     /// Plan only: show what would happen, copy and activate nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// With the plan (the dry run's, or the one shown before asking): a
+    /// unified diff of every text file and service definition that changes,
+    /// per class, and package versions.
+    #[arg(long)]
+    pub diff: bool,
     /// Re-hash each host's active closure first: what was modified or
     /// deleted is sent again, and the host's services restart over it.
     #[arg(long)]
@@ -78,6 +83,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> CommandResult {
         confirm_within: Duration::from_secs(args.rollout.confirm_timeout),
         dry_run: args.dry_run,
         repair: args.repair,
+        diff: args.diff,
     };
     run_request(&request, args.rollout.yes, json)
 }

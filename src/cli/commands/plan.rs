@@ -1,4 +1,4 @@
-//! `ferry plan SITE [--on SEL] [--offline]`: what a deploy would change;
+//! `ferry plan SITE [--on SEL] [--offline] [--diff]`: what a deploy would change;
 //! nothing is copied or activated. It asks the hosts what they run (as a
 //! deploy's survey does); `--offline` compares with the latest site
 //! generation this deployer recorded instead, without contacting anyone.
@@ -12,6 +12,7 @@ use crate::cli::progress::{self, DeployProgress};
 use crate::cli::prompt::CliPauser;
 use crate::cli::site::{self, BuiltSite};
 use crate::cli::{CommandResult, GlobalArgs};
+use crate::deploy::diff::class_diffs;
 use crate::deploy::execute::{deploy, DeployRequest};
 use crate::deploy::plan::{
     class_targets, current_from_generation, plan_deploy, DeployPlan, HostsNow,
@@ -31,6 +32,10 @@ pub struct PlanArgs {
     /// Compare with the latest site generation recorded here instead of asking the hosts.
     #[arg(long)]
     pub offline: bool,
+    /// Also show, per class, a unified diff of every text file and service
+    /// definition that changes, and package versions (binary files by size).
+    #[arg(long)]
+    pub diff: bool,
     /// How to reach the hosts (not with `--offline`).
     #[command(flatten)]
     pub hosts: HostArgs,
@@ -44,7 +49,11 @@ pub fn run(global: &GlobalArgs, args: PlanArgs) -> CommandResult {
     let built = site::load_and_build(global, &args.target.site, &args.build, args.json)?;
     let hosts = args.target.select(&built.site)?;
     let (plan, exit) = if args.offline {
-        (recorded_plan(global, &args, &built, &hosts)?, Exit::Success)
+        let mut plan = recorded_plan(global, &args, &built, &hosts)?;
+        if args.diff {
+            plan.diffs = class_diffs(&built.store, &plan);
+        }
+        (plan, Exit::Success)
     } else {
         live_plan(global, &args, &built, hosts)?
     };
@@ -103,6 +112,7 @@ fn live_plan(
         confirm_within: Duration::from_secs(30),
         repair: false,
         dry_run: true,
+        diff: args.diff,
     };
     let hidden = DeployProgress::new(false);
     let pauser = CliPauser {

@@ -99,6 +99,7 @@ pub fn run(global: &GlobalArgs, args: RollbackArgs) -> CommandResult {
         confirm_within: Duration::from_secs(args.rollout.confirm_timeout),
         repair: false,
         dry_run: false,
+        diff: false,
     };
     super::deploy::run_request(&request, args.rollout.yes, args.rollout.json)
 }

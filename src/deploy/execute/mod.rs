@@ -59,6 +59,9 @@ pub struct DeployRequest<'a> {
     /// Re-hash each host's active closure first; a host with modified or
     /// missing paths gets them again and restarts its services.
     pub repair: bool,
+    /// The plan carries what changes inside each class's system
+    /// ([`crate::deploy::diff::class_diffs`]), for the question and the dry run.
+    pub diff: bool,
 }
 
 /// Why a deploy stopped as a whole (a single host's failure is in its result instead).
@@ -210,7 +213,7 @@ pub fn deploy(
             .map(|g| g.number),
         live: true,
     };
-    let plan = plan_deploy(
+    let mut plan = plan_deploy(
         request.store,
         request.site,
         &request.site_dir,
@@ -218,6 +221,9 @@ pub fn deploy(
         &targets,
         now,
     )?;
+    if request.diff {
+        plan.diffs = crate::deploy::diff::class_diffs(request.store, &plan);
+    }
     let changing: BTreeSet<String> = plan.schedule.hosts().cloned().collect();
     if request.dry_run {
         return Ok(DeployReport::dry_run(plan, survey.unreachable));
