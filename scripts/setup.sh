@@ -27,6 +27,7 @@ packages=(
   gnupg            # ferry-debian's tests sign a throwaway test repository
   apt-utils        # apt-ftparchive packages/release for the test repository
   openssl          # https:// health checks are tested against a real `openssl s_server` with a test CA
+  ansible-core     # ansible-inventory: Ansible inventories are read by Ansible itself, and the built-in reader is tested against it
 )
 
 missing=()

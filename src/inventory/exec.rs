@@ -2,7 +2,9 @@
 //!
 //! The program runs in the directory of the site file that declares it,
 //! with no stdin; its stdout must be
-//! `{"hosts": [{"name", "class", "address", "user"?, "port"?, "labels"?}]}`.
+//! `{"hosts": [{"name", "class", "address", "user"?, "port"?, "labels"?}]}`,
+//! or what an Ansible dynamic inventory prints (`ansible-inventory --list`
+//! JSON, with `_meta.hostvars`), read as the Ansible provider reads it.
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -74,11 +76,17 @@ pub fn resolve(command: &[String], dir: &Path) -> Result<Vec<HostEntry>, Invento
             stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
         });
     }
-    let parsed: ExecInventory =
-        serde_json::from_slice(&output.stdout).map_err(|e| InventoryError::BadJson {
-            command: shown.clone(),
-            detail: e.to_string(),
-        })?;
+    let bad_json = |e: serde_json::Error| InventoryError::BadJson {
+        command: shown.clone(),
+        detail: e.to_string(),
+    };
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(bad_json)?;
+    // Any Ansible dynamic inventory (or `ansible-inventory --list` itself)
+    // feeds ferry as it is, read as the Ansible provider reads it.
+    if super::ansible::list::is_ansible_list(&json) {
+        return super::ansible::from_list_json(&json, &format!("the output of `{shown}`"));
+    }
+    let parsed: ExecInventory = serde_json::from_value(json).map_err(bad_json)?;
     let hosts: Vec<HostEntry> = parsed
         .hosts
         .into_iter()

@@ -90,6 +90,9 @@ pub enum InventoryError {
         /// What is wrong.
         detail: String,
     },
+    /// `FERRY_ANSIBLE_READER=ansible`, but there is no `ansible-inventory`.
+    #[error("FERRY_ANSIBLE_READER=ansible, but no ansible-inventory is on PATH")]
+    NoAnsible,
     /// A host is in no group (a group names the class).
     #[error("host `{host}` in {place} is in no group, so it has no class")]
     NoClass {
@@ -149,18 +152,22 @@ impl InventoryError {
             InventoryError::AmbiguousClass { .. } | InventoryError::NoClass { .. } => {
                 Some("give the host the variable `ferry_class=<class>` to say which group is its class")
             }
+            InventoryError::BadClass { .. } => Some(
+                "a class name is letters, digits and `_` (no `-`): rename the group, or give its hosts `ferry_class=<class>`",
+            ),
             _ => None,
         }
     }
 }
 
-/// Whether `name` can be a class name (the language's identifiers).
+/// Whether `name` can be a class name: the language's identifiers,
+/// `[A-Za-z_][A-Za-z0-9_]*` (so `tomcat-servers` cannot be one).
 pub fn is_class_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Checks what every provider must guarantee: unique names, class names

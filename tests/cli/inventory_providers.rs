@@ -92,3 +92,26 @@ fn an_ambiguous_ansible_host_gets_a_hint() {
     );
     assert!(flat.contains("ferry_class=<class>"), "{flat}");
 }
+
+/// A group named `tomcat-servers` was taken as a class name the language
+/// cannot spell; it is refused now, with how to name the class instead.
+#[test]
+fn a_group_name_the_language_cannot_spell_is_refused_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    site(dir.path(), r#"ansible("hosts.ini")"#);
+    std::fs::write(dir.path().join("hosts.ini"), "[tomcat-servers]\nt1\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["check", dir.path().to_str().unwrap()])
+        .env("FERRY_ANSIBLE_READER", "builtin")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr).replace('│', " ");
+    let flat = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("has class `tomcat-servers`, which is not a class name"),
+        "{flat}"
+    );
+    assert!(flat.contains("no `-`"), "{flat}");
+    assert!(flat.contains("ferry_class=<class>"), "{flat}");
+}

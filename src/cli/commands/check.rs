@@ -26,5 +26,11 @@ pub fn run(args: CheckArgs) -> CommandResult {
         site.packages.len(),
         site.files.len()
     ));
+    // Which reader read an Ansible inventory: their reading may differ.
+    if let Some(ferry_lang::inventory::InventorySource::Ansible { path }) = &site.inventory.source {
+        if let Ok(reader) = crate::inventory::ansible::reader() {
+            output::line(format!("inventory: {}: {reader}", path.display()));
+        }
+    }
     Ok(Exit::Success)
 }
