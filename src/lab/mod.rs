@@ -286,8 +286,11 @@ fn save(lab: &Lab) -> Result<(), LabError> {
 /// Brings lab `name` up with the hosts of `spec`; `root` is the directory each
 /// host sees privately (ferry's store and state live under it).
 ///
-/// Idempotent: hosts that already run are kept, missing or broken ones are
-/// (re)made; a lab that was up with a different spec is taken down first.
+/// Idempotent, and in place: hosts that already run are kept, missing or
+/// broken ones are (re)made, hosts the spec no longer has are removed
+/// ([`changes`] says which is which). Only a lab with another subnet, kind
+/// or directories is taken down first. Addresses go by position (`.2 + i`),
+/// so a host added at the end leaves every other host untouched.
 pub fn up(name: &str, spec: &LabSpec, root: &Path) -> Result<Lab, LabError> {
     let options = LabOptions {
         private_dirs: vec![root.to_path_buf()],
@@ -333,7 +336,9 @@ pub fn up_with(name: &str, spec: &LabSpec, options: &LabOptions) -> Result<Lab, 
         image.as_ref().map(|i| i.tree()).as_deref(),
     );
     if let Ok(existing) = load(name) {
-        if !same_shape(&existing, &wanted) {
+        if same_shape(&existing, &wanted) {
+            resize(&existing, &wanted)?;
+        } else {
             down(name)?;
         }
     }
@@ -456,13 +461,100 @@ fn plan(
     }
 }
 
+/// Whether `b` can be reached from `a` host by host: the same subnet,
+/// kind and directories (the hosts may differ).
 fn same_shape(a: &Lab, b: &Lab) -> bool {
     a.subnet == b.subnet
         && a.kind == b.kind
-        && a.hosts == b.hosts
         && a.private_dirs == b.private_dirs
         && a.store_dir == b.store_dir
         && a.state_dir == b.state_dir
+}
+
+/// Whether a host can keep running as it is: the same address, links,
+/// namespace and machine (its class and labels are only the inventory's).
+fn same_host(a: &LabHost, b: &LabHost) -> bool {
+    a.name == b.name
+        && a.address == b.address
+        && a.netns == b.netns
+        && a.veth == b.veth
+        && a.machine == b.machine
+}
+
+/// What `up` does to each host of a lab that already runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LabChanges {
+    /// New hosts, made from nothing.
+    pub added: Vec<String>,
+    /// Hosts whose address or links moved (a host before them in the list
+    /// came or went): remade, their private directories (store, state,
+    /// generations) kept.
+    pub remade: Vec<String>,
+    /// Hosts left running untouched.
+    pub kept: Vec<String>,
+    /// Hosts the site no longer has: stopped, their directories removed.
+    pub removed: Vec<String>,
+}
+
+/// How going from lab `before` (if one runs) to `after` treats each host.
+pub fn changes(before: Option<&Lab>, after: &Lab) -> LabChanges {
+    let before = before.filter(|b| same_shape(b, after));
+    let old = |name: &str| before.and_then(|b| b.hosts.iter().find(|h| h.name == name));
+    let mut changes = LabChanges::default();
+    for host in &after.hosts {
+        match old(&host.name) {
+            None => changes.added.push(host.name.clone()),
+            Some(was) if same_host(was, host) => changes.kept.push(host.name.clone()),
+            Some(_) => changes.remade.push(host.name.clone()),
+        }
+    }
+    for host in before.map(|b| b.hosts.as_slice()).unwrap_or_default() {
+        if !after.hosts.iter().any(|h| h.name == host.name) {
+            changes.removed.push(host.name.clone());
+        }
+    }
+    changes
+}
+
+/// Brings a running lab's hosts to `wanted`'s without touching the hosts
+/// that stay as they are: hosts that are gone stop and lose their
+/// directories, hosts whose address or links moved stop (and are made
+/// again by `up`, over their kept directories).
+fn resize(existing: &Lab, wanted: &Lab) -> Result<(), LabError> {
+    let leaving: Vec<&LabHost> = existing
+        .hosts
+        .iter()
+        .filter(|h| !wanted.hosts.iter().any(|w| same_host(h, w)))
+        .collect();
+    let results = run_parallel(&leaving, |h| teardown::host(existing, h));
+    results.into_iter().collect::<Result<Vec<()>, LabError>>()?;
+    for host in leaving {
+        if wanted.hosts.iter().any(|w| w.name == host.name) {
+            continue;
+        }
+        // Never remove a host dir through a root that is still mounted.
+        if let Some(machine) = host
+            .machine
+            .as_ref()
+            .filter(|m| machine::is_mounted(&m.root))
+        {
+            return Err(LabError::Command {
+                command: format!("umount {}", machine.root.display()),
+                stderr: "the host's root is still mounted".to_string(),
+            });
+        }
+        let dir = existing.host_dir(&host.name);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(LabError::Io {
+                    path: dir,
+                    source: e,
+                })
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn check_subnet_free(name: &str, subnet: &str) -> Result<(), LabError> {

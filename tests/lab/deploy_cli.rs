@@ -560,3 +560,137 @@ fn drift_is_found_by_status_verify_and_repaired_by_deploy_repair() {
     let verified = ok(&["status", lab.site(), "--on", "a2", "--verify"]);
     assert!(verified.contains(" none modified or missing"), "{verified}");
 }
+
+/// A load balancer in front of web hosts that answer with their own address.
+fn balancer_site(dir: &Path, webs: usize) -> PathBuf {
+    let std_conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("host-classes/std.conf");
+    let hosts: Vec<String> = std::iter::once(r#"{ name = "lb1", class = lb }"#.to_string())
+        .chain((1..=webs).map(|i| format!(r#"{{ name = "web{i}", class = web }}"#)))
+        .collect();
+    let site = dir.join("site.conf");
+    std::fs::write(
+        &site,
+        format!(
+            r#"
+import "{std}"
+site = "t-lbgrow"
+let who = text_file("who.conf", """
+  daemon off;
+  pid nginx.pid;
+  error_log stderr;
+  events {{}}
+  http {{
+    access_log off;
+    client_body_temp_path tmp;
+    proxy_temp_path tmp;
+    fastcgi_temp_path tmp;
+    uwsgi_temp_path tmp;
+    scgi_temp_path tmp;
+    server {{
+      listen 8080;
+      location = /health {{ return 200 "ok\n"; }}
+      location / {{ return 200 "$server_addr\n"; }}
+    }}
+  }}
+""")
+class web {{
+  include std.base
+  service nginx {{
+    state_dirs = ["tmp"]
+    exec = "${{std.nginx}}/sbin/nginx -e stderr -p $STATE_DIRECTORY -c ${{who}}"
+    health = http("http://127.0.0.1:8080/health")
+  }}
+}}
+class lb {{
+  include std.base
+  service balancer = std.load_balancer(web, backend_port = 8080) // {{ requires = [web.nginx] }}
+}}
+inventory = lab {{
+  subnet = "10.237.207.0/24"
+  hosts = [ {} ]
+}}
+"#,
+            hosts.join(", "),
+            std = std_conf.display()
+        ),
+    )
+    .unwrap();
+    site
+}
+
+/// The backends that answered `count` requests to the balancer.
+fn backends_answering(address: &str, count: usize) -> std::collections::BTreeSet<String> {
+    use std::io::{Read, Write};
+    (0..count)
+        .filter_map(|_| {
+            let mut stream = std::net::TcpStream::connect((address, 80)).ok()?;
+            stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+            stream
+                .write_all(b"GET / HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n")
+                .ok()?;
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply).ok()?;
+            Some(reply.rsplit("\r\n\r\n").next()?.trim().to_string())
+        })
+        .collect()
+}
+
+/// Seed-level behaviour: the fleet changes size at deploy time. A web host
+/// added behind the balancer: `lab up` adds it and leaves the others
+/// running, the plan changes only the new host and the balancer's config,
+/// and after the deploy the balancer spreads requests over every web host.
+/// (Its first deploy also pins a fix: `std.load_balancer`'s nginx
+/// crash-looped on any host without Debian's `/var/lib/nginx`, as it set
+/// only two of nginx's five temp paths.)
+#[test]
+fn a_web_host_added_behind_the_balancer_changes_only_it_and_the_balancer() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = balancer_site(dir.path(), 2);
+    let site = site.to_str().unwrap();
+    let _down = LabDown(site);
+    ok(&["lock", site]);
+    ok(&["lab", "up", site]);
+    ok(&["deploy", site, "--yes"]);
+    let lb = "10.237.207.2";
+    assert_eq!(
+        backends_answering(lb, 6),
+        ["10.237.207.3", "10.237.207.4"].map(String::from).into(),
+    );
+
+    balancer_site(dir.path(), 3);
+    let up = ok(&["lab", "up", site]);
+    for host in ["lb1", "web1", "web2"] {
+        assert!(
+            up.lines()
+                .any(|l| l.trim_start().starts_with(host) && l.ends_with("kept running")),
+            "{up}"
+        );
+    }
+    assert!(
+        up.lines()
+            .any(|l| l.trim_start().starts_with("web3") && l.ends_with(" new")),
+        "{up}"
+    );
+
+    let plan = ok(&["plan", site, "--diff"]);
+    let changing: Vec<&str> = plan
+        .lines()
+        .filter(|l| l.ends_with("):") && !l.starts_with(' '))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(changing, ["lb1", "web3"], "{plan}");
+    assert_eq!(plan.matches(": unchanged").count(), 2, "{plan}");
+    assert!(plan.contains("files    nginx-lb-80.conf\n"), "{plan}");
+    assert!(
+        plan.contains(" server 10.237.207.4:8080;\n+    server 10.237.207.5:8080;\n"),
+        "{plan}"
+    );
+
+    ok(&["deploy", site, "--yes"]);
+    assert_eq!(
+        backends_answering(lb, 9),
+        ["10.237.207.3", "10.237.207.4", "10.237.207.5"]
+            .map(String::from)
+            .into(),
+    );
+}

@@ -215,8 +215,16 @@ inventory = lab {
         "{stdout}"
     );
     assert!(
-        stdout.contains("  b                web          10.237.14.3\n"),
+        stdout.contains("  b                web          10.237.14.3     new\n"),
         "{stdout}"
+    );
+    // Again: nothing to do, and it says so per host.
+    let again = ferry(&["lab", "up", site]);
+    assert!(
+        String::from_utf8_lossy(&again.stdout)
+            .contains("  b                web          10.237.14.3     kept running\n"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
     );
 
     let status = ferry(&["lab", "status", site, "--json"]);
@@ -251,4 +259,82 @@ inventory = lab {
     let status = ferry(&["lab", "status", "t-labcli"]);
     assert_eq!(status.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&status.stderr).contains("no lab named `t-labcli` is running"));
+}
+
+/// `lab up` with an inventory that gained a host tore the whole lab down and
+/// built it again, so every host lost its store and generations. It adds and
+/// removes only the difference now: the other hosts' sshd, namespace and
+/// private files are untouched.
+#[test]
+fn a_lab_grows_and_shrinks_in_place_needs_root() {
+    let root = tempfile::tempdir().unwrap();
+    let root_dir = root.path().join("ferry");
+    let name = "t-grow";
+    let _ = lab::down(name);
+    let two = lab::up(name, &spec("10.237.206.0/24", 2), &root_dir).expect("lab up");
+    let sshd_pid = |lab: &lab::Lab, host: &str| -> String {
+        let netns = &lab.hosts.iter().find(|h| h.name == host).unwrap().netns;
+        let out = Command::new("ip")
+            .args(["netns", "pids", netns])
+            .output()
+            .unwrap();
+        let mut pids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        pids.sort();
+        pids.join(",")
+    };
+    for host in ["h0", "h1"] {
+        let out = ssh(
+            &two,
+            host,
+            &format!("echo {host} > {}/marker", root_dir.display()),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let pids_before = (sshd_pid(&two, "h0"), sshd_pid(&two, "h1"));
+
+    let three = lab::up(name, &spec("10.237.206.0/24", 3), &root_dir).expect("grow");
+    assert_eq!(
+        lab::changes(Some(&two), &three),
+        lab::LabChanges {
+            added: vec!["h2".into()],
+            kept: vec!["h0".into(), "h1".into()],
+            ..Default::default()
+        }
+    );
+    assert_eq!(
+        (sshd_pid(&three, "h0"), sshd_pid(&three, "h1")),
+        pids_before
+    );
+    for host in ["h0", "h1"] {
+        let out = ssh(&three, host, &format!("cat {}/marker", root_dir.display()));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), host);
+    }
+    let out = ssh(&three, "h2", "hostname");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Shrinking removes h2 and all it had; h0 and h1 go on as they were.
+    let h2 = three.hosts[2].clone();
+    let back = lab::up(name, &spec("10.237.206.0/24", 2), &root_dir).expect("shrink");
+    assert_eq!(back.hosts.len(), 2);
+    assert_eq!((sshd_pid(&back, "h0"), sshd_pid(&back, "h1")), pids_before);
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&netns.stdout).contains(&h2.netns));
+    assert!(!Path::new("/sys/class/net").join(&h2.veth).exists());
+    assert!(!back.host_dir("h2").exists());
+    let out = ssh(&back, "h1", &format!("cat {}/marker", root_dir.display()));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "h1");
+
+    assert!(lab::down(name).expect("lab down"));
+    assert_eq!(leftovers(&three), Vec::<String>::new());
 }

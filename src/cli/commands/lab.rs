@@ -121,7 +121,9 @@ fn up(global: &GlobalArgs, site: &Path, extra: Vec<PathBuf>) -> CommandResult {
         store_dir: global.store_dir.clone(),
         state_dir: global.state_dir.clone(),
     };
+    let before = lab::load(&name).ok();
     let lab = lab::up_with(&name, &spec, &options)?;
+    let changes = lab::changes(before.as_ref(), &lab);
     output::line(format!(
         "lab `{}` is up: {} hosts on {}",
         lab.name,
@@ -130,10 +132,20 @@ fn up(global: &GlobalArgs, site: &Path, extra: Vec<PathBuf>) -> CommandResult {
     ));
     output::line(format!("host kind: {}", lab.kind));
     for host in &lab.hosts {
+        let what = if changes.kept.contains(&host.name) {
+            "kept running"
+        } else if changes.remade.contains(&host.name) {
+            "remade (its address moved; store and generations kept)"
+        } else {
+            "new"
+        };
         output::line(format!(
-            "  {:<16} {:<12} {}",
+            "  {:<16} {:<12} {:<15} {what}",
             host.name, host.class, host.address
         ));
+    }
+    if !changes.removed.is_empty() {
+        output::line(format!("removed: {}", changes.removed.join(", ")));
     }
     output::line(format!("ssh config: {}", lab.ssh_config().display()));
     output::line(format!(
