@@ -240,3 +240,48 @@ fn an_exec_inventory_printing_ansible_json_reads_as_the_ansible_provider() {
         String::from_utf8_lossy(&builtin.stdout)
     );
 }
+
+/// YAML 1.1 (Ansible's) reads a plain `yes`, `on` or `0644` as a boolean or
+/// a number, YAML 1.2 as text: the built-in reader refuses such a scalar at
+/// its line and column instead of guessing, and quoted ones agree.
+#[test]
+fn yaml_1_1_scalars_are_refused_at_their_place_and_quoted_ones_agree() {
+    for (text, place, scalar) in [
+        (
+            "web:\n  hosts:\n    w1:\n      enabled: yes\n",
+            "line 4, column 16",
+            "yes",
+        ),
+        (
+            "web:\n  vars:\n    mode: 0644\n  hosts:\n    w1:\n",
+            "line 3, column 11",
+            "0644",
+        ),
+        (
+            "web:\n  hosts:\n    w1:\n      on: x\n",
+            "line 4, column 7",
+            "on",
+        ),
+        (
+            "web:\n  hosts:\n    w1:\n      at: 1:30\n",
+            "line 4, column 11",
+            "1:30",
+        ),
+    ] {
+        let dir = inventory(&[("hosts.yml", text)]);
+        let err = resolve_builtin(&dir.path().join("hosts.yml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("{place}: `{scalar}` is ")), "{err}");
+        assert!(err.contains("install Ansible"), "{err}");
+        // Ansible itself reads it (as a YAML 1.1 value).
+        resolve_with(&ansible_inventory(), &dir.path().join("hosts.yml")).unwrap();
+    }
+    let dir = inventory(&[(
+        "hosts.yml",
+        "web:\n  vars:\n    mode: \"0644\"\n  hosts:\n    w1:\n      enabled: 'yes'\n",
+    )]);
+    let hosts = agree(dir.path(), "hosts.yml");
+    assert_eq!(hosts[0].labels["enabled"], "yes");
+    assert_eq!(hosts[0].labels["mode"], "0644");
+}
