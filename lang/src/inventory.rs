@@ -133,6 +133,10 @@ pub struct HostEntry {
     pub port: Option<u16>,
     /// Free-form labels such as `datacenter = "eu1"`.
     pub labels: BTreeMap<String, String>,
+    /// The SSH private key to log in with; `None` means the ssh config's
+    /// (and the agent's) keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_file: Option<PathBuf>,
 }
 
 /// Turns an [`InventorySource`] into hosts. Implemented outside this crate.

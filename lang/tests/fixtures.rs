@@ -40,6 +40,7 @@ impl InventoryResolver for LabOnly {
                 user: None,
                 port: None,
                 labels: h.labels.clone(),
+                identity_file: None,
             })
             .collect())
     }

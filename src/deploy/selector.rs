@@ -132,6 +132,7 @@ mod tests {
             user: None,
             port: None,
             labels: [("datacenter".to_string(), dc.to_string())].into(),
+            identity_file: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! The program runs in the directory of the site file that declares it,
 //! with no stdin; its stdout must be
-//! `{"hosts": [{"name", "class", "address", "user"?, "port"?, "labels"?}]}`,
+//! `{"hosts": [{"name", "class", "address", "user"?, "port"?, "labels"?, "identity_file"?}]}`,
 //! or what an Ansible dynamic inventory prints (`ansible-inventory --list`
 //! JSON, with `_meta.hostvars`), read as the Ansible provider reads it.
 use std::collections::BTreeMap;
@@ -32,6 +32,8 @@ struct ExecHost {
     port: Option<u16>,
     #[serde(default)]
     labels: BTreeMap<String, LabelValue>,
+    #[serde(default)]
+    identity_file: Option<std::path::PathBuf>,
 }
 
 /// Labels are text; numbers and booleans from JSON are accepted as their text.
@@ -101,6 +103,7 @@ pub fn resolve(command: &[String], dir: &Path) -> Result<Vec<HostEntry>, Invento
                 .into_iter()
                 .map(|(k, v)| (k, v.into_text()))
                 .collect(),
+            identity_file: h.identity_file,
         })
         .collect();
     check_hosts(&hosts, &format!("the output of `{shown}`"))?;

@@ -7,6 +7,7 @@
 //! address = "192.0.2.10"
 //! user = "deploy"      # optional
 //! port = 2222          # optional
+//! identity_file = "/etc/ferry/fleet_key"   # optional: the SSH key to log in with
 //! labels = { datacenter = "eu1" }
 //! ```
 //! Unknown classes are reported by the evaluator (it knows the site's classes).
@@ -80,6 +81,8 @@ struct HostRecord {
     port: Option<u16>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    /// The SSH key to log in with.
+    identity_file: Option<std::path::PathBuf>,
 }
 
 /// Reads and checks the hosts of a TOML inventory file.
@@ -138,6 +141,7 @@ pub fn parse(path: &str, text: &str) -> Result<Vec<HostEntry>, FileInventoryErro
             user: record.user,
             port: record.port,
             labels: record.labels,
+            identity_file: record.identity_file,
         });
     }
     Ok(hosts)

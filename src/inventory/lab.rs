@@ -51,6 +51,7 @@ pub fn resolve(spec: &LabSpec) -> Result<Vec<HostEntry>, LabInventoryError> {
             user: Some("root".to_string()),
             port: None,
             labels: host.labels.clone(),
+            identity_file: None,
         })
         .collect())
 }

@@ -93,6 +93,16 @@ pub enum InventoryError {
     /// `FERRY_ANSIBLE_READER=ansible`, but there is no `ansible-inventory`.
     #[error("FERRY_ANSIBLE_READER=ansible, but no ansible-inventory is on PATH")]
     NoAnsible,
+    /// A host's `ansible_connection` is one ferry cannot use.
+    #[error("host `{host}` in {place} has ansible_connection `{connection}`: ferry reaches hosts over SSH, or `local` for the deployer itself")]
+    Connection {
+        /// The host.
+        host: String,
+        /// Where it is listed.
+        place: String,
+        /// The connection plugin.
+        connection: String,
+    },
     /// A host is in no group (a group names the class).
     #[error("host `{host}` in {place} is in no group, so it has no class")]
     NoClass {

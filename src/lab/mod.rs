@@ -220,6 +220,7 @@ impl Lab {
                 user: Some("root".to_string()),
                 port: None,
                 labels: h.labels.clone(),
+                identity_file: None,
             })
             .collect()
     }

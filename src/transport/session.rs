@@ -327,6 +327,7 @@ mod tests {
                 ("rack-row.x".to_string(), "7".to_string()),
             ]
             .into(),
+            identity_file: None,
         };
         let env = host_env(&host);
         let expected: BTreeMap<String, String> = [

@@ -102,6 +102,9 @@ impl SshTransport {
         if let Some(port) = host.port {
             builder.port(port);
         }
+        if let Some(key) = &host.identity_file {
+            builder.keyfile(key);
+        }
         let config_dir = if settings.options.is_empty() {
             if let Some(file) = &settings.config_file {
                 builder.config_file(file);

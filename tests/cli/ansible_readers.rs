@@ -285,3 +285,43 @@ fn yaml_1_1_scalars_are_refused_at_their_place_and_quoted_ones_agree() {
     assert_eq!(hosts[0].labels["enabled"], "yes");
     assert_eq!(hosts[0].labels["mode"], "0644");
 }
+
+/// Connection settings go to the transport: `ansible_connection=local` is
+/// the deployer itself (ferry's local transport), a key file is the SSH
+/// identity, and a connection ferry cannot use is refused by name.
+#[test]
+fn connection_settings_go_to_the_transport_not_to_labels() {
+    let home = std::env::var("HOME").unwrap();
+    let dir = inventory(&[(
+        "hosts.ini",
+        "[web]\nself ansible_connection=local ansible_host=10.0.0.1 ansible_user=x\n\
+         keyed ansible_host=10.0.0.2 ansible_ssh_private_key_file=~/.ssh/fleet\n\
+         newer ansible_host=10.0.0.3 ansible_private_key_file=/etc/ferry/key ansible_ssh_private_key_file=/old\n",
+    )]);
+    let hosts = agree(dir.path(), "hosts.ini");
+    let keyed = hosts.iter().find(|h| h.name == "keyed").unwrap();
+    assert_eq!(
+        keyed.identity_file.as_deref(),
+        Some(Path::new(&format!("{home}/.ssh/fleet")))
+    );
+    let newer = hosts.iter().find(|h| h.name == "newer").unwrap();
+    assert_eq!(
+        newer.identity_file.as_deref(),
+        Some(Path::new("/etc/ferry/key"))
+    );
+    let local = hosts.iter().find(|h| h.name == "self").unwrap();
+    assert_eq!(
+        (local.address.as_str(), local.user.as_deref(), local.port),
+        ("localhost", None, None)
+    );
+    assert!(hosts.iter().all(|h| h.labels.is_empty()), "{hosts:?}");
+
+    let dir = inventory(&[("hosts.ini", "[web]\nwin ansible_connection=winrm\n")]);
+    let err = resolve_builtin(&dir.path().join("hosts.ini"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("has ansible_connection `winrm`: ferry reaches hosts over SSH"),
+        "{err}"
+    );
+}

@@ -62,6 +62,7 @@ fn host_entry(target: &str) -> HostEntry {
         user,
         port: None,
         labels: Default::default(),
+        identity_file: None,
     }
 }
 

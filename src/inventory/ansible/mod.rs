@@ -171,6 +171,24 @@ impl Inventory {
                 })?),
                 None => None,
             };
+            let identity_file =
+                connection("ansible_private_key_file", "ansible_ssh_private_key_file")
+                    .map(|key| expand_home(&key));
+            // `local` runs on the deployer itself, without SSH (ferry's
+            // local transport); ferry reaches other hosts only over SSH.
+            let (address, user, port) = match vars.remove("ansible_connection").as_deref() {
+                Some("local") => ("localhost".to_string(), None, None),
+                None | Some("ssh" | "smart" | "paramiko" | "ansible.builtin.ssh") => {
+                    (address, user, port)
+                }
+                Some(other) => {
+                    return Err(InventoryError::Connection {
+                        host: name.clone(),
+                        place: place.to_string(),
+                        connection: other.to_string(),
+                    })
+                }
+            };
             let labels = vars
                 .into_iter()
                 .filter(|(k, v)| !k.starts_with("ansible_") && !is_secret(k, v))
@@ -182,6 +200,7 @@ impl Inventory {
                 user,
                 port,
                 labels,
+                identity_file,
             });
         }
         check_hosts(&hosts, place)?;
@@ -200,6 +219,14 @@ fn is_secret(name: &str, value: &str) -> bool {
             .to_ascii_lowercase()
             .split(|c: char| !c.is_ascii_alphanumeric())
             .any(|word| WORDS.iter().any(|w| word.ends_with(w)) || word == "pass" || word == "pw")
+}
+
+/// `~/key` → `$HOME/key`, as Ansible expands a key file's path.
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
 }
 
 /// How Ansible Vault ciphertext starts (inline, or in YAML under `!vault`).
