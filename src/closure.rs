@@ -200,25 +200,25 @@ impl SiteClosure {
                 .get(class)
                 .map_or_else(|| "not selected".to_string(), |c| c.system.to_string())
         };
-        for edge in self.service_edges.iter().filter(|e| e.from_class == class) {
-            out.push_str(&format!(
-                "  ⇢ {} needs {} on {} [{}]: {}\n",
-                edge.from,
-                edge.to,
-                edge.to_class,
-                edge.to_hosts.join(","),
-                system_of(&edge.to_class)
-            ));
-        }
-        for edge in self.service_edges.iter().filter(|e| e.to_class == class) {
-            out.push_str(&format!(
-                "  ⇠ {} needed by {} on {} [{}]: {}\n",
-                edge.to,
-                edge.from,
-                edge.from_class,
-                edge.from_hosts.join(","),
-                system_of(&edge.from_class)
-            ));
+        for needs in [true, false] {
+            for edge in &self.service_edges {
+                let (own_class, mine, arrow, theirs, other, hosts) = if needs {
+                    let to = (&edge.to, &edge.to_class, &edge.to_hosts);
+                    (&edge.from_class, &edge.from, "⇢", to.0, to.1, to.2)
+                } else {
+                    let from = (&edge.from, &edge.from_class, &edge.from_hosts);
+                    (&edge.to_class, &edge.to, "⇠", from.0, from.1, from.2)
+                };
+                if own_class != class {
+                    continue;
+                }
+                let verb = if needs { "needs" } else { "needed by" };
+                out.push_str(&format!(
+                    "  {arrow} {mine} {verb} {theirs} on {other} [{}]: {}\n",
+                    hosts.join(","),
+                    system_of(other)
+                ));
+            }
         }
     }
 
