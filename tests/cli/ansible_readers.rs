@@ -241,49 +241,27 @@ fn an_exec_inventory_printing_ansible_json_reads_as_the_ansible_provider() {
     );
 }
 
-/// YAML 1.1 (Ansible's) reads a plain `yes`, `on` or `0644` as a boolean or
-/// a number, YAML 1.2 as text: the built-in reader refuses such a scalar at
-/// its line and column instead of guessing, and quoted ones agree.
+/// YAML 1.1 (Ansible's) reads a plain `yes`, `on`, `0644` or `1:30` as a
+/// boolean or a number, where YAML 1.2 reads text or a decimal: the
+/// built-in reader reads them as Ansible does, and quoted ones as text.
 #[test]
-fn yaml_1_1_scalars_are_refused_at_their_place_and_quoted_ones_agree() {
-    for (text, place, scalar) in [
-        (
-            "web:\n  hosts:\n    w1:\n      enabled: yes\n",
-            "line 4, column 16",
-            "yes",
-        ),
-        (
-            "web:\n  vars:\n    mode: 0644\n  hosts:\n    w1:\n",
-            "line 3, column 11",
-            "0644",
-        ),
-        (
-            "web:\n  hosts:\n    w1:\n      on: x\n",
-            "line 4, column 7",
-            "on",
-        ),
-        (
-            "web:\n  hosts:\n    w1:\n      at: 1:30\n",
-            "line 4, column 11",
-            "1:30",
-        ),
-    ] {
-        let dir = inventory(&[("hosts.yml", text)]);
-        let err = resolve_builtin(&dir.path().join("hosts.yml"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains(&format!("{place}: `{scalar}` is ")), "{err}");
-        assert!(err.contains("install Ansible"), "{err}");
-        // Ansible itself reads it (as a YAML 1.1 value).
-        resolve_with(&ansible_inventory(), &dir.path().join("hosts.yml")).unwrap();
-    }
+fn yaml_1_1_scalars_read_as_ansible_reads_them() {
     let dir = inventory(&[(
         "hosts.yml",
-        "web:\n  vars:\n    mode: \"0644\"\n  hosts:\n    w1:\n      enabled: 'yes'\n",
+        "web:\n  vars:\n    mode: 0644\n    quoted_mode: \"0644\"\n  hosts:\n    w1:\n      enabled: yes\n      quoted: 'yes'\n      on: x\n      at: 1:30\n      big: 1_000\n      hex: 0x1F\n      ratio: 1.5\n      nothing: ~\n",
     )]);
     let hosts = agree(dir.path(), "hosts.yml");
-    assert_eq!(hosts[0].labels["enabled"], "yes");
-    assert_eq!(hosts[0].labels["mode"], "0644");
+    let labels = &hosts[0].labels;
+    assert_eq!(labels["mode"], "420");
+    assert_eq!(labels["quoted_mode"], "0644");
+    assert_eq!(labels["enabled"], "true");
+    assert_eq!(labels["quoted"], "yes");
+    assert_eq!(labels["true"], "x", "a plain `on` key is the boolean true");
+    assert_eq!(labels["at"], "90");
+    assert_eq!(labels["big"], "1000");
+    assert_eq!(labels["hex"], "31");
+    assert_eq!(labels["ratio"], "1.5");
+    assert_eq!(labels["nothing"], "");
 }
 
 /// Connection settings go to the transport: `ansible_connection=local` is

@@ -24,6 +24,7 @@ mod ini;
 pub mod list;
 mod patterns;
 mod yaml;
+pub mod yaml11;
 
 /// Groups, hosts and variables as read from either format.
 #[derive(Debug, Default)]

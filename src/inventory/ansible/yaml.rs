@@ -1,4 +1,5 @@
-//! The YAML format (`all:` → `hosts`, `vars`, `children`).
+//! The YAML format (`all:` → `hosts`, `vars`, `children`), read as YAML 1.1
+//! as Ansible reads it (`yaml11`).
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -39,8 +40,7 @@ pub(super) fn parse_yaml(path: &Path, text: &str) -> Result<Inventory, Inventory
         path: path.to_path_buf(),
         detail,
     };
-    let root: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| err(e.to_string()))?;
-    refuse_yaml11_differences(path, text)?;
+    let root = super::yaml11::load(text).map_err(err)?;
     let serde_yaml::Value::Mapping(groups) = root else {
         return Err(err(
             "the top level must map group names (usually `all`) to groups".to_string(),
@@ -197,8 +197,7 @@ fn var_file(path: &Path) -> Result<BTreeMap<String, String>, InventoryError> {
             "the file is Vault-encrypted, which only Ansible can open: install Ansible (`ansible-inventory` on PATH) to read this inventory".to_string(),
         ));
     }
-    let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| err(e.to_string()))?;
-    refuse_yaml11_differences(path, &text)?;
+    let value = super::yaml11::load(&text).map_err(err)?;
     match value {
         serde_yaml::Value::Null => Ok(BTreeMap::new()),
         serde_yaml::Value::Mapping(_) => Ok(yaml_vars(Some(&value))),
@@ -206,80 +205,4 @@ fn var_file(path: &Path) -> Result<BTreeMap<String, String>, InventoryError> {
             "a variables file must be a mapping of names to values".to_string()
         )),
     }
-}
-
-/// Refuses the first plain scalar that YAML 1.1 (Ansible's parser) reads
-/// as something else than YAML 1.2 (this reader's) does: `yes`, `on`,
-/// `0644`, `1_000`, `1:30`. The built-in reader never guesses; a quoted
-/// scalar means the same to both. Syntax errors are left to the parser
-/// that reads the file, which names them.
-pub(super) fn refuse_yaml11_differences(path: &Path, text: &str) -> Result<(), InventoryError> {
-    use yaml_rust2::parser::Parser;
-    use yaml_rust2::scanner::TScalarStyle;
-    use yaml_rust2::Event;
-    let mut parser = Parser::new_from_str(text);
-    loop {
-        match parser.next_token() {
-            Ok((Event::Scalar(value, TScalarStyle::Plain, _, None), mark)) => {
-                if let Some((to_ansible, to_us)) = yaml11_meaning(&value) {
-                    return Err(InventoryError::AnsibleYaml {
-                        path: path.to_path_buf(),
-                        detail: format!(
-                            "line {}, column {}: `{value}` is {to_ansible} to Ansible (YAML 1.1) but {to_us} to YAML 1.2; quote it (\"{value}\"), or install Ansible (`ansible-inventory` on PATH) to read the file as Ansible does",
-                            mark.line(),
-                            mark.col() + 1
-                        ),
-                    });
-                }
-            }
-            Ok((Event::StreamEnd, _)) | Err(_) => return Ok(()),
-            Ok(_) => {}
-        }
-    }
-}
-
-/// What a plain scalar is to YAML 1.1 and to YAML 1.2, where they differ.
-fn yaml11_meaning(scalar: &str) -> Option<(&'static str, &'static str)> {
-    const BOOLEANS: [&str; 12] = [
-        "yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF",
-    ];
-    if BOOLEANS.contains(&scalar) {
-        return Some(("a boolean", "text"));
-    }
-    let body = scalar.strip_prefix(['-', '+']).unwrap_or(scalar);
-    // Digits of `ok` with `_` between them, as YAML 1.1 allows.
-    let number = |text: &str, ok: fn(char) -> bool| {
-        text.chars().any(ok) && text.chars().all(|c| ok(c) || c == '_')
-    };
-    let octal = |c: char| ('0'..='7').contains(&c);
-    if body
-        .strip_prefix("0b")
-        .is_some_and(|b| number(b, |c| c == '0' || c == '1'))
-    {
-        return Some(("a binary number", "text"));
-    }
-    if body.strip_prefix("0o").is_some_and(|o| number(o, octal)) {
-        return Some(("text", "an octal number"));
-    }
-    if body.len() > 1 && body.starts_with('0') && number(&body[1..], octal) {
-        return Some(("an octal number", "a decimal number"));
-    }
-    if body.contains('_') && number(body, |c| c.is_ascii_digit()) {
-        return Some(("a number", "text"));
-    }
-    let mut parts = body.split(':');
-    let first = parts.next().unwrap_or_default();
-    let rest: Vec<&str> = parts.collect();
-    let sexagesimal = !rest.is_empty()
-        && !first.starts_with('0')
-        && number(first, |c| c.is_ascii_digit())
-        && rest.iter().all(|p| {
-            (1..=2).contains(&p.len())
-                && p.chars().all(|c| c.is_ascii_digit())
-                && p.parse::<u32>().is_ok_and(|n| n < 60)
-        });
-    if sexagesimal {
-        return Some(("a base-60 number", "text"));
-    }
-    None
 }
