@@ -56,7 +56,7 @@ step "2. everything the site runs, across all hosts, with the cross-host service
 ferry closure sites/demo --requisites | tee "$out"
 grep -q '^web.app → db.postgres' "$out" || fail "closure shows no web.app → db.postgres edge"
 
-step "3. upgrade to release 2: its post_upgrade hook migrates the schema (a new nullable column), canary first"
+step "3. upgrade to release 2: its pre_upgrade hook migrates the schema (a new nullable column) before the release starts, canary first"
 ferry deploy sites/demo/v2.conf --yes
 all_on_release 2
 psql_db "SELECT column_name FROM information_schema.columns WHERE table_name = 'visits' AND column_name = 'served_by'" | grep -q served_by \
