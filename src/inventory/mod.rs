@@ -73,12 +73,14 @@ pub enum InventoryError {
         source: std::io::Error,
     },
     /// A line of an INI Ansible inventory does not parse.
-    #[error("Ansible inventory {}, line {line}: {detail}", path.display())]
+    #[error("Ansible inventory {}:{line}:{column}: {detail}", path.display())]
     AnsibleSyntax {
         /// The file.
         path: PathBuf,
         /// The line (1-based).
         line: usize,
+        /// The column where the entry starts (1-based).
+        column: usize,
         /// What is wrong.
         detail: String,
     },
@@ -93,6 +95,16 @@ pub enum InventoryError {
     /// `FERRY_ANSIBLE_READER=ansible`, but there is no `ansible-inventory`.
     #[error("FERRY_ANSIBLE_READER=ansible, but no ansible-inventory is on PATH")]
     NoAnsible,
+    /// A host's port is not a port number.
+    #[error("host `{host}` in {place} has ansible_port `{port}`, which is not a port number")]
+    BadPort {
+        /// The host.
+        host: String,
+        /// Where it is listed.
+        place: String,
+        /// The value.
+        port: String,
+    },
     /// A host's `ansible_connection` is one ferry cannot use.
     #[error("host `{host}` in {place} has ansible_connection `{connection}`: ferry reaches hosts over SSH, or `local` for the deployer itself")]
     Connection {
@@ -162,6 +174,9 @@ impl InventoryError {
             InventoryError::AmbiguousClass { .. } | InventoryError::NoClass { .. } => {
                 Some("give the host the variable `ferry_class=<class>` to say which group is its class")
             }
+            InventoryError::AnsibleSyntax { .. } | InventoryError::AnsibleYaml { .. } => Some(
+                "this is ferry's built-in reader: with Ansible installed (`ansible-inventory` on PATH), Ansible itself reads the file",
+            ),
             InventoryError::BadClass { .. } => Some(
                 "a class name is letters, digits and `_` (no `-`): rename the group, or give its hosts `ferry_class=<class>`",
             ),

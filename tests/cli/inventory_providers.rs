@@ -115,3 +115,25 @@ fn a_group_name_the_language_cannot_spell_is_refused_with_a_hint() {
     assert!(flat.contains("no `-`"), "{flat}");
     assert!(flat.contains("ferry_class=<class>"), "{flat}");
 }
+
+/// What the built-in reader refuses says where (file:line:col) and that
+/// Ansible itself would read the file where it is installed.
+#[test]
+fn a_line_the_built_in_ansible_reader_refuses_names_its_place_and_the_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    site(dir.path(), r#"ansible("hosts.ini")"#);
+    std::fs::write(dir.path().join("hosts.ini"), "[web]\n  w1 broken\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["check", dir.path().to_str().unwrap()])
+        .env("FERRY_ANSIBLE_READER", "builtin")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr).replace('│', " ");
+    let flat = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("hosts.ini:2:3: expected `key=value`, found `broken`"),
+        "{flat}"
+    );
+    assert!(flat.contains("Ansible itself reads the file"), "{flat}");
+}

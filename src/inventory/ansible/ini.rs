@@ -115,80 +115,102 @@ pub(super) fn parse_ini(path: &Path, text: &str) -> Result<Inventory, InventoryE
     let mut inventory = Inventory::default();
     let mut section = Section::Hosts("ungrouped".to_string());
     for (index, raw) in text.lines().enumerate() {
-        let line = index + 1;
-        let content = raw.trim();
-        if content.is_empty() || content.starts_with('#') || content.starts_with(';') {
-            continue;
-        }
-        if let Some(header) = content.strip_prefix('[') {
-            // `[group]`, `[group:vars]`, `[group:children]`, then at most a comment.
-            let Some((header, after)) = header.split_once(']') else {
-                return Err(ini_error(
-                    path,
-                    line,
-                    format!("section header `{content}` lacks its `]`"),
-                ));
-            };
-            let after = after.trim_start();
-            if !after.is_empty() && !after.starts_with('#') {
-                return Err(ini_error(
-                    path,
-                    line,
-                    format!("`{after}` after the section header `[{header}]` (only a `# comment` may follow)"),
-                ));
-            }
-            section = match header.split_once(':') {
-                None => Section::Hosts(header.to_string()),
-                Some((group, "vars")) => Section::Vars(group.to_string()),
-                Some((group, "children")) => Section::Children(group.to_string()),
-                Some((_, kind)) => {
-                    return Err(ini_error(
-                        path,
-                        line,
-                        format!("unknown section kind `:{kind}` (use `:vars` or `:children`)"),
-                    ))
-                }
-            };
-            continue;
-        }
-        match &section {
-            Section::Hosts(group) => {
-                let words = shell_words(path, line, content)?;
-                let Some((pattern, assignments)) = words.split_first() else {
-                    continue;
-                };
-                let (pattern, port) = split_port(pattern);
-                // A port in the pattern is the host's `ansible_port`; a
-                // variable on the same line wins over it, as in Ansible.
-                let mut vars: BTreeMap<String, String> = port
-                    .map(|p| ("ansible_port".to_string(), p.to_string()))
-                    .into_iter()
-                    .collect();
-                vars.extend(parse_assignments(path, line, assignments)?);
-                for host in expand_range(path, line, pattern)? {
-                    inventory.add_host(&host, group, vars.clone());
-                }
-            }
-            Section::Vars(group) => {
-                let (key, value) = parse_group_var(path, line, content)?;
-                inventory
-                    .group_vars
-                    .entry(group.clone())
-                    .or_default()
-                    .insert(key, value);
-            }
-            Section::Children(group) => {
-                let words = shell_words(path, line, content)?;
-                let Some(child) = words.first() else {
-                    continue;
-                };
-                inventory
-                    .parents
-                    .entry(child.clone())
-                    .or_default()
-                    .insert(group.clone());
-            }
-        }
+        parse_line(&mut inventory, &mut section, path, index + 1, raw).map_err(|e| match e {
+            // The entry a line's error is about starts where its text does.
+            InventoryError::AnsibleSyntax {
+                path, line, detail, ..
+            } => InventoryError::AnsibleSyntax {
+                path,
+                line,
+                column: raw.chars().take_while(|c| c.is_whitespace()).count() + 1,
+                detail,
+            },
+            other => other,
+        })?;
     }
     Ok(inventory)
+}
+
+/// One line of the file, in the section the lines before it opened.
+fn parse_line(
+    inventory: &mut Inventory,
+    section: &mut Section,
+    path: &Path,
+    line: usize,
+    raw: &str,
+) -> Result<(), InventoryError> {
+    let content = raw.trim();
+    if content.is_empty() || content.starts_with('#') || content.starts_with(';') {
+        return Ok(());
+    }
+    if let Some(header) = content.strip_prefix('[') {
+        // `[group]`, `[group:vars]`, `[group:children]`, then at most a comment.
+        let Some((header, after)) = header.split_once(']') else {
+            return Err(ini_error(
+                path,
+                line,
+                format!("section header `{content}` lacks its `]`"),
+            ));
+        };
+        let after = after.trim_start();
+        if !after.is_empty() && !after.starts_with('#') {
+            return Err(ini_error(
+                path,
+                line,
+                format!("`{after}` after the section header `[{header}]` (only a `# comment` may follow)"),
+            ));
+        }
+        *section = match header.split_once(':') {
+            None => Section::Hosts(header.to_string()),
+            Some((group, "vars")) => Section::Vars(group.to_string()),
+            Some((group, "children")) => Section::Children(group.to_string()),
+            Some((_, kind)) => {
+                return Err(ini_error(
+                    path,
+                    line,
+                    format!("unknown section kind `:{kind}` (use `:vars` or `:children`)"),
+                ))
+            }
+        };
+        return Ok(());
+    }
+    match &*section {
+        Section::Hosts(group) => {
+            let words = shell_words(path, line, content)?;
+            let Some((pattern, assignments)) = words.split_first() else {
+                return Ok(());
+            };
+            let (pattern, port) = split_port(pattern);
+            // A port in the pattern is the host's `ansible_port`; a
+            // variable on the same line wins over it, as in Ansible.
+            let mut vars: BTreeMap<String, String> = port
+                .map(|p| ("ansible_port".to_string(), p.to_string()))
+                .into_iter()
+                .collect();
+            vars.extend(parse_assignments(path, line, assignments)?);
+            for host in expand_range(path, line, pattern)? {
+                inventory.add_host(&host, group, vars.clone());
+            }
+        }
+        Section::Vars(group) => {
+            let (key, value) = parse_group_var(path, line, content)?;
+            inventory
+                .group_vars
+                .entry(group.clone())
+                .or_default()
+                .insert(key, value);
+        }
+        Section::Children(group) => {
+            let words = shell_words(path, line, content)?;
+            let Some(child) = words.first() else {
+                return Ok(());
+            };
+            inventory
+                .parents
+                .entry(child.clone())
+                .or_default()
+                .insert(group.clone());
+        }
+    }
+    Ok(())
 }

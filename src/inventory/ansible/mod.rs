@@ -164,11 +164,10 @@ impl Inventory {
                 connection("ansible_host", "ansible_ssh_host").unwrap_or_else(|| name.clone());
             let user = connection("ansible_user", "ansible_ssh_user");
             let port = match connection("ansible_port", "ansible_ssh_port") {
-                Some(p) => Some(p.parse::<u16>().map_err(|_| InventoryError::AnsibleYaml {
-                    path: PathBuf::from(place),
-                    detail: format!(
-                        "host `{name}` has ansible_port `{p}`, which is not a port number"
-                    ),
+                Some(p) => Some(p.parse::<u16>().map_err(|_| InventoryError::BadPort {
+                    host: name.clone(),
+                    place: place.to_string(),
+                    port: p.clone(),
                 })?),
                 None => None,
             };
@@ -441,7 +440,7 @@ all:
         assert_eq!(
             err.to_string(),
             format!(
-                "Ansible inventory {}, line 2: expected `key=value`, found `ansible_host`",
+                "Ansible inventory {}:2:1: expected `key=value`, found `ansible_host`",
                 path.display()
             )
         );

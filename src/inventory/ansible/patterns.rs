@@ -7,6 +7,7 @@ pub(super) fn ini_error(path: &Path, line: usize, detail: impl Into<String>) -> 
     InventoryError::AnsibleSyntax {
         path: path.to_path_buf(),
         line,
+        column: 1,
         detail: detail.into(),
     }
 }
