@@ -683,3 +683,52 @@ fn a_tree_whose_paths_an_import_would_refuse_is_refused_by_add_too() {
     );
     assert!(store.all_valid_paths().unwrap().is_empty());
 }
+
+/// The other side of the PATH_MAX refusal: a tree just under the limit is
+/// added, verified as intact (`verify --repair` quarantined such a valid
+/// object before), exported, and imported again. Add, import, verify and
+/// export agree on one limit.
+#[test]
+fn a_tree_just_under_the_path_limit_is_added_verified_exported_and_imported() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open(root.path());
+    let source = root.path().join("long");
+    let mut deep = source.clone();
+    for level in 0..13u8 {
+        deep = deep.join(String::from_utf8(vec![b'a' + level; 220]).unwrap());
+    }
+    deep = deep.join("z".repeat(150));
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("f"), b"deep file").unwrap();
+    let inside = deep
+        .join("f")
+        .strip_prefix(&source)
+        .unwrap()
+        .as_os_str()
+        .len();
+    assert!((3000..=3072).contains(&inside), "{inside}");
+
+    let path = store.add_path(&source, "long", &[]).unwrap();
+    let report = store.verify(true).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert!(report.quarantined.is_empty());
+    assert!(store.is_valid(&path));
+
+    let mut archive = Vec::new();
+    store
+        .export_closure(std::slice::from_ref(&path), &mut archive)
+        .unwrap();
+    drop(store);
+    let other = tempfile::tempdir().unwrap();
+    std::fs::rename(root.path().join("store"), other.path().join("old-store")).unwrap();
+    let again = Store::open(&root.path().join("store"), &other.path().join("var")).unwrap();
+    again
+        .import(archive.as_slice(), ferry_store::ImportMode::Atomic)
+        .unwrap();
+    assert!(again.is_valid(&path));
+    let file = again
+        .real_path(&path)
+        .join(deep.join("f").strip_prefix(&source).unwrap());
+    assert_eq!(std::fs::read(file).unwrap(), b"deep file");
+    assert!(again.verify(false).unwrap().is_clean());
+}

@@ -342,3 +342,68 @@ fn check_of_dot_inside_an_example_reads_the_files_it_imports_from_above() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--store-dir X` without `--state-dir` wrote X's records into the default
+/// state dir's database, mixing two stores. A state dir belongs to one store
+/// dir now: the second store is refused (exit 2) with how to pair them.
+#[test]
+fn a_state_dir_of_another_store_is_refused_on_the_command_line_with_the_pairing_hint() {
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("hello");
+    std::fs::write(&file, "hi").unwrap();
+    let add = |store: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["store", "add", file.to_str().unwrap()])
+            .env("FERRY_STORE_DIR", root.path().join(store))
+            .env("FERRY_STATE_DIR", root.path().join("var"))
+            .output()
+            .unwrap()
+    };
+    assert!(add("store-a").status.success());
+    let out = add("store-b");
+    assert_eq!(out.status.code(), Some(2));
+    // The report is wrapped to the terminal's width: compare without spaces.
+    let stderr = String::from_utf8_lossy(&out.stderr).replace('│', " ");
+    let flat: String = stderr.split_whitespace().collect();
+    assert!(
+        flat.contains(&format!(
+            "belongstothestore{}",
+            root.path().join("store-a").display()
+        )),
+        "names the store it belongs to: {stderr}"
+    );
+    assert!(
+        flat.contains("passboth--store-dirand--state-dir"),
+        "{stderr}"
+    );
+    assert!(!root.path().join("store-b").join("hello").exists());
+}
+
+/// `deploy --class nosuch` printed an internal code as its first line; it
+/// is bad input named in words, before anything is built or contacted.
+#[test]
+fn deploy_of_an_unknown_class_is_bad_input_without_an_internal_code() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("site.conf"),
+        "site = \"t-noclass\"\nclass web { service app { exec = \"sleep 1000\" } }\ninventory = file(\"hosts.toml\")\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("hosts.toml"),
+        "[[host]]\nname = \"w1\"\nclass = \"web\"\naddress = \"192.0.2.51\"\n",
+    )
+    .unwrap();
+    let out = ferry_on_site(dir.path(), "deploy", &["--class", "nosuch", "--yes"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let first = stderr
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    assert!(first.contains("unknown class `nosuch`"), "{stderr}");
+    assert!(
+        !stderr.contains("build::") && !stderr.contains("ferry::"),
+        "{stderr}"
+    );
+}

@@ -336,6 +336,25 @@ fn plan_asks_the_hosts_and_host_level_rollbacks_are_recorded() {
         assert!(diff.contains("echo 2 > $STATE_DIRECTORY"), "{diff}");
         assert_eq!(diff.matches("\ndiff app (").count(), 1, "{diff}");
     }
+
+    // On a terminal the question names only the host the deploy changes.
+    let (code, screen) = on_a_terminal(&format!("deploy {}", lab.site()), "n\n");
+    assert_eq!(code, Some(1), "{screen}");
+    assert!(
+        screen.contains("deploy `t-planlive` on a1? [y/N]"),
+        "unchanged a2 and a3 are not asked about:\n{screen}"
+    );
+
+    // `gc` on a host keeps the agent it runs (its store path is rooted):
+    // the `ferry` on the host's PATH still runs, and the deployer still
+    // reaches the host without sending the agent again.
+    let after_gc = lab.ssh(
+        "a2",
+        "ferry gc >/dev/null && test -x \"$(readlink -f /ferry/var/bin/ferry)\" && ferry --version",
+    );
+    assert!(after_gc.starts_with("ferry "), "{after_gc}");
+    let status = ok(&["status", lab.site(), "--on", "a2"]);
+    assert!(status.contains("a2"), "{status}");
 }
 
 /// A rotated secret was never delivered while the system stayed the same.

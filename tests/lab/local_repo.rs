@@ -354,18 +354,24 @@ fn a_package_update_from_a_signed_repository_is_planned_deployed_and_rolled_back
     ]);
     assert_eq!(d.message_on_h0("two"), "two");
 
-    // With the repository gone, a deployer whose store lacks the packages
-    // cannot fetch them and names the repository; the one whose store holds
-    // every locked package still builds.
+    // With the repository gone, a deployer whose store and download cache
+    // lack the packages cannot fetch them and names the repository; the one
+    // whose store holds every locked package still builds. (The cache is the
+    // new deployer's own: the test's shared one holds every `.deb` this run
+    // fetched, which made the build pass whenever the machine's store did
+    // not already hold them.)
     drop(server);
     let empty = d.dir.path().join("empty");
     let store = empty.join("store");
     let state = empty.join("var");
+    let cache = empty.join("debs");
     let out = d.ferry(&[
         "--store-dir",
         store.to_str().unwrap(),
         "--state-dir",
         state.to_str().unwrap(),
+        "--deb-cache",
+        cache.to_str().unwrap(),
         "build",
         d.site(),
     ]);
