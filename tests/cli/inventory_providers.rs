@@ -93,13 +93,12 @@ fn an_ambiguous_ansible_host_gets_a_hint() {
     assert!(flat.contains("ferry_class=<class>"), "{flat}");
 }
 
-/// A group named `tomcat-servers` was taken as a class name the language
-/// cannot spell; it is refused now, with how to name the class instead.
-#[test]
-fn a_group_name_the_language_cannot_spell_is_refused_with_a_hint() {
+/// `ferry check` of a site whose `hosts.ini` is `ini`, read by the built-in
+/// reader: it must be refused (exit 2); its report, on one line.
+fn refused_by_the_built_in_reader(ini: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     site(dir.path(), r#"ansible("hosts.ini")"#);
-    std::fs::write(dir.path().join("hosts.ini"), "[tomcat-servers]\nt1\n").unwrap();
+    std::fs::write(dir.path().join("hosts.ini"), ini).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(["check", dir.path().to_str().unwrap()])
         .env("FERRY_ANSIBLE_READER", "builtin")
@@ -107,7 +106,14 @@ fn a_group_name_the_language_cannot_spell_is_refused_with_a_hint() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr).replace('│', " ");
-    let flat = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    stderr.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A group named `tomcat-servers` was taken as a class name the language
+/// cannot spell; it is refused now, with how to name the class instead.
+#[test]
+fn a_group_name_the_language_cannot_spell_is_refused_with_a_hint() {
+    let flat = refused_by_the_built_in_reader("[tomcat-servers]\nt1\n");
     assert!(
         flat.contains("has class `tomcat-servers`, which is not a class name"),
         "{flat}"
@@ -120,17 +126,7 @@ fn a_group_name_the_language_cannot_spell_is_refused_with_a_hint() {
 /// Ansible itself would read the file where it is installed.
 #[test]
 fn a_line_the_built_in_ansible_reader_refuses_names_its_place_and_the_way_out() {
-    let dir = tempfile::tempdir().unwrap();
-    site(dir.path(), r#"ansible("hosts.ini")"#);
-    std::fs::write(dir.path().join("hosts.ini"), "[web]\n  w1 broken\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["check", dir.path().to_str().unwrap()])
-        .env("FERRY_ANSIBLE_READER", "builtin")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr).replace('│', " ");
-    let flat = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = refused_by_the_built_in_reader("[web]\n  w1 broken\n");
     assert!(
         flat.contains("hosts.ini:2:3: expected `key=value`, found `broken`"),
         "{flat}"
