@@ -3,8 +3,18 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::super::InventoryError;
-use super::patterns::{expand_range, ini_error, split_port};
+use super::patterns::hosts_of;
 use super::Inventory;
+
+fn ini_error(path: &Path, line: usize, detail: impl Into<String>) -> InventoryError {
+    InventoryError::AnsibleSyntax {
+        path: path.to_path_buf(),
+        line,
+        // `parse_ini` sets where the line's entry starts.
+        column: 1,
+        detail: detail.into(),
+    }
+}
 
 /// Splits a line as Python's `shlex.split(line, comments=True)` does, which
 /// is how Ansible reads host and child lines: whitespace separates words,
@@ -180,15 +190,9 @@ fn parse_line(
             let Some((pattern, assignments)) = words.split_first() else {
                 return Ok(());
             };
-            let (pattern, port) = split_port(pattern);
-            // A port in the pattern is the host's `ansible_port`; a
-            // variable on the same line wins over it, as in Ansible.
-            let mut vars: BTreeMap<String, String> = port
-                .map(|p| ("ansible_port".to_string(), p.to_string()))
-                .into_iter()
-                .collect();
-            vars.extend(parse_assignments(path, line, assignments)?);
-            for host in expand_range(path, line, pattern)? {
+            let vars = parse_assignments(path, line, assignments)?;
+            let (hosts, vars) = hosts_of(pattern, vars).map_err(|e| ini_error(path, line, e))?;
+            for host in hosts {
                 inventory.add_host(&host, group, vars.clone());
             }
         }

@@ -1,20 +1,26 @@
 //! Host patterns as Ansible writes them in both formats: ranges and `:port`.
-use std::path::Path;
+//! Errors are the detail alone; each format says where.
+use std::collections::BTreeMap;
 
-use super::super::InventoryError;
-
-pub(super) fn ini_error(path: &Path, line: usize, detail: impl Into<String>) -> InventoryError {
-    InventoryError::AnsibleSyntax {
-        path: path.to_path_buf(),
-        line,
-        column: 1,
-        detail: detail.into(),
-    }
+/// The hosts `pattern` names, each with `vars`; a `:port` in the pattern is
+/// their `ansible_port`, unless `vars` gives one (a variable on the same
+/// line wins, as in Ansible).
+pub(super) fn hosts_of(
+    pattern: &str,
+    vars: BTreeMap<String, String>,
+) -> Result<(Vec<String>, BTreeMap<String, String>), String> {
+    let (pattern, port) = split_port(pattern);
+    let mut all: BTreeMap<String, String> = port
+        .map(|p| ("ansible_port".to_string(), p.to_string()))
+        .into_iter()
+        .collect();
+    all.extend(vars);
+    Ok((expand_range(pattern)?, all))
 }
 
 /// `name:port` → the name and the port; a colon inside a range (`web[1:3]`)
 /// or an address with several (IPv6) is no port.
-pub(super) fn split_port(pattern: &str) -> (&str, Option<&str>) {
+fn split_port(pattern: &str) -> (&str, Option<&str>) {
     let outside = pattern.rfind(']').map_or(0, |i| i + 1);
     match pattern[outside..].rfind(':') {
         Some(i) if pattern.matches(':').count() - pattern[..outside].matches(':').count() == 1 => {
@@ -32,28 +38,16 @@ pub(super) fn split_port(pattern: &str) -> (&str, Option<&str>) {
 /// Expands host ranges as Ansible does: `web[01:03]` (a leading zero sets
 /// the width, and both ends must have it), `mail[:5]` (from 0),
 /// `db[a:c]` (letters) and `n[1:9:2]` (a step); several ranges multiply.
-pub(super) fn expand_range(
-    path: &Path,
-    line: usize,
-    pattern: &str,
-) -> Result<Vec<String>, InventoryError> {
+fn expand_range(pattern: &str) -> Result<Vec<String>, String> {
     let Some(open) = pattern.find('[') else {
         return Ok(vec![pattern.to_string()]);
     };
     let Some(close) = pattern[open..].find(']').map(|c| c + open) else {
-        return Err(ini_error(
-            path,
-            line,
-            format!("unclosed `[` in host pattern `{pattern}`"),
-        ));
+        return Err(format!("unclosed `[` in host pattern `{pattern}`"));
     };
     let range = &pattern[open + 1..close];
     let bad = |why: &str| {
-        ini_error(
-            path,
-            line,
-            format!("host range `[{range}]` {why} (ranges are like `[1:9]`, `[01:10]`, `[:5]`, `[a:f]`, `[1:9:2]`)"),
-        )
+        format!("host range `[{range}]` {why} (ranges are like `[1:9]`, `[01:10]`, `[:5]`, `[a:f]`, `[1:9:2]`)")
     };
     let mut parts = range.split(':');
     let (from, to, step) = (parts.next(), parts.next(), parts.next());
@@ -109,7 +103,7 @@ pub(super) fn expand_range(
         (a..=b).step_by(step).map(String::from).collect()
     };
     let (head, tail) = (&pattern[..open], &pattern[close + 1..]);
-    let tails = expand_range(path, line, tail)?;
+    let tails = expand_range(tail)?;
     let mut out = Vec::new();
     for item in &items {
         for rest in &tails {

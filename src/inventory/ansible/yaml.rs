@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::super::InventoryError;
-use super::patterns::{expand_range, split_port};
+use super::patterns::hosts_of;
 use super::{Inventory, VAULT_HEADER};
 
 fn yaml_text(value: &serde_yaml::Value) -> String {
@@ -84,20 +84,10 @@ pub(super) fn parse_yaml(path: &Path, text: &str) -> Result<Inventory, Inventory
             for (name, vars) in hosts {
                 // Host keys take ranges and `:port` here too.
                 let name = yaml_text(name);
-                let (pattern, port) = split_port(&name);
-                let mut vars_of_host: BTreeMap<String, String> = port
-                    .map(|p| ("ansible_port".to_string(), p.to_string()))
-                    .into_iter()
-                    .collect();
-                vars_of_host.extend(yaml_vars(Some(vars)));
-                let expanded = expand_range(path, 0, pattern).map_err(|e| match e {
-                    InventoryError::AnsibleSyntax { detail, .. } => {
-                        err(format!("host `{name}` of group `{group}`: {detail}"))
-                    }
-                    other => other,
-                })?;
-                for host in expanded {
-                    inventory.add_host(&host, &group, vars_of_host.clone());
+                let (hosts, vars) = hosts_of(&name, yaml_vars(Some(vars)))
+                    .map_err(|e| err(format!("host `{name}` of group `{group}`: {e}")))?;
+                for host in hosts {
+                    inventory.add_host(&host, &group, vars.clone());
                 }
             }
         }
