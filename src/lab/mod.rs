@@ -533,17 +533,7 @@ fn resize(existing: &Lab, wanted: &Lab) -> Result<(), LabError> {
         if wanted.hosts.iter().any(|w| w.name == host.name) {
             continue;
         }
-        // Never remove a host dir through a root that is still mounted.
-        if let Some(machine) = host
-            .machine
-            .as_ref()
-            .filter(|m| machine::is_mounted(&m.root))
-        {
-            return Err(LabError::Command {
-                command: format!("umount {}", machine.root.display()),
-                stderr: "the host's root is still mounted".to_string(),
-            });
-        }
+        teardown::refuse_mounted_root(host)?;
         let dir = existing.host_dir(&host.name);
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

@@ -44,6 +44,22 @@ pub fn host(_lab: &Lab, host: &LabHost) -> Result<(), LabError> {
     network::remove_host(host)
 }
 
+/// Refuses a host whose machine root is still mounted: its directory is
+/// never removed through a mount.
+pub(super) fn refuse_mounted_root(host: &LabHost) -> Result<(), LabError> {
+    match host
+        .machine
+        .as_ref()
+        .filter(|m| super::machine::is_mounted(&m.root))
+    {
+        Some(machine) => Err(LabError::Command {
+            command: format!("umount {}", machine.root.display()),
+            stderr: "the host's root is still mounted".to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Takes lab `name` down. Returns whether there was anything to remove;
 /// a lab that is already gone is not an error.
 pub fn down(name: &str) -> Result<bool, LabError> {
@@ -63,18 +79,8 @@ pub fn down(name: &str) -> Result<bool, LabError> {
     let results = super::run_parallel(&lab.hosts, |h| host(&lab, h));
     results.into_iter().collect::<Result<Vec<()>, LabError>>()?;
     network::remove_bridge(&lab)?;
-    // Never remove a host dir through a root that is still mounted.
     for h in &lab.hosts {
-        if let Some(machine) = h
-            .machine
-            .as_ref()
-            .filter(|m| super::machine::is_mounted(&m.root))
-        {
-            return Err(LabError::Command {
-                command: format!("umount {}", machine.root.display()),
-                stderr: "the host's root is still mounted".to_string(),
-            });
-        }
+        refuse_mounted_root(h)?;
     }
     let dir = lab.dir();
     std::fs::remove_dir_all(&dir).map_err(|source| LabError::Io { path: dir, source })?;
