@@ -202,17 +202,26 @@ impl SiteClosure {
         };
         for needs in [true, false] {
             for edge in &self.service_edges {
-                let (own_class, mine, arrow, theirs, other, hosts) = if needs {
-                    let to = (&edge.to, &edge.to_class, &edge.to_hosts);
-                    (&edge.from_class, &edge.from, "⇢", to.0, to.1, to.2)
+                // (this side, the other side) of the edge, seen from `class`.
+                let ((own_class, mine), (other, theirs, hosts)) = if needs {
+                    (
+                        (&edge.from_class, &edge.from),
+                        (&edge.to_class, &edge.to, &edge.to_hosts),
+                    )
                 } else {
-                    let from = (&edge.from, &edge.from_class, &edge.from_hosts);
-                    (&edge.to_class, &edge.to, "⇠", from.0, from.1, from.2)
+                    (
+                        (&edge.to_class, &edge.to),
+                        (&edge.from_class, &edge.from, &edge.from_hosts),
+                    )
                 };
                 if own_class != class {
                     continue;
                 }
-                let verb = if needs { "needs" } else { "needed by" };
+                let (arrow, verb) = if needs {
+                    ("⇢", "needs")
+                } else {
+                    ("⇠", "needed by")
+                };
                 out.push_str(&format!(
                     "  {arrow} {mine} {verb} {theirs} on {other} [{}]: {}\n",
                     hosts.join(","),

@@ -115,26 +115,24 @@ fn system_diff(
         packages: Vec::new(),
         entries: Vec::new(),
     };
-    let load = |text: &str| -> Result<(Manifest, std::path::PathBuf), String> {
+    let load = |text: &str| -> Result<Manifest, String> {
         let path = store.parse_path(text).map_err(|e| format!("{text}: {e}"))?;
         if !store.is_valid(&path) {
             return Err(format!(
                 "{text} is not in this deployer's store (built elsewhere, or collected)"
             ));
         }
-        let real = store.real_path(&path);
-        let manifest = Manifest::load(&real).map_err(|e| format!("{text}: {e}"))?;
-        Ok((manifest, real))
+        Manifest::load(&store.real_path(&path)).map_err(|e| format!("{text}: {e}"))
     };
     let new = match load(&to) {
-        Ok((manifest, _)) => manifest,
+        Ok(manifest) => manifest,
         Err(why) => {
             diff.unavailable = Some(why);
             return diff;
         }
     };
     let old = match from.as_deref().map(load).transpose() {
-        Ok(old) => old.map(|(manifest, _)| manifest),
+        Ok(old) => old,
         Err(why) => {
             diff.unavailable = Some(why);
             return diff;
