@@ -36,7 +36,7 @@ pub mod env;
 pub mod generations;
 pub mod health;
 pub mod manifest;
-mod process;
+pub(crate) mod process;
 pub mod secrets;
 pub mod service;
 pub mod supervisor;

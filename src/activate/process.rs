@@ -45,16 +45,29 @@ pub fn run_with_deadline(
     let mut output = tempfile::tempfile().map_err(DeadlineError::TempFile)?;
     let stdout = output.try_clone().map_err(DeadlineError::TempFile)?;
     let stderr = output.try_clone().map_err(DeadlineError::TempFile)?;
-    command
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        .process_group(0);
+    command.stdout(stdout).stderr(stderr);
+    let status = wait_within(command, timeout)?;
+    let output_tail = if status.success() {
+        String::new()
+    } else {
+        output_tail(&mut output)
+    };
+    Ok(Finished {
+        status,
+        output_tail,
+    })
+}
+
+/// Starts `command` (its stdout and stderr already set) with stdin on
+/// /dev/null, in a new process group, and waits for it; kills that whole
+/// group at `timeout`.
+pub fn wait_within(mut command: Command, timeout: Duration) -> Result<ExitStatus, DeadlineError> {
+    command.stdin(Stdio::null()).process_group(0);
     let mut child = command.spawn().map_err(DeadlineError::Spawn)?;
     let deadline = Instant::now() + timeout;
-    let status = loop {
+    loop {
         match child.try_wait() {
-            Ok(Some(status)) => break status,
+            Ok(Some(status)) => return Ok(status),
             Ok(None) if Instant::now() >= deadline => {
                 // The command runs in its own group; kill all of it.
                 let _ = nix::sys::signal::killpg(
@@ -67,16 +80,7 @@ pub fn run_with_deadline(
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
             Err(e) => return Err(DeadlineError::Wait(e)),
         }
-    };
-    let output_tail = if status.success() {
-        String::new()
-    } else {
-        output_tail(&mut output)
-    };
-    Ok(Finished {
-        status,
-        output_tail,
-    })
+    }
 }
 
 fn output_tail(output: &mut File) -> String {

@@ -3,15 +3,16 @@
 //! the exec provider). Ansible has already applied `group_vars/`,
 //! `host_vars/`, precedence and its plugins, so each host's variables are
 //! final; only the groups a host is listed under directly are left to read.
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
 use super::super::InventoryError;
 use super::{Inventory, VAULT_HEADER};
+use crate::activate::process::{wait_within, DeadlineError};
 
 /// How long `ansible-inventory` may take (a cloud plugin asks an API).
 pub const ANSIBLE_INVENTORY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -39,7 +40,16 @@ pub(super) fn run(program: &Path, path: &Path) -> Result<Inventory, InventoryErr
         source,
     })?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut child = Command::new(program)
+    let cannot_start = |source: std::io::Error| InventoryError::CommandStart {
+        command: shown.clone(),
+        dir: dir.to_path_buf(),
+        source,
+    };
+    // Its answer and its complaints go to files of ours, read once it ended.
+    let mut stdout = tempfile::tempfile().map_err(cannot_start)?;
+    let mut stderr = tempfile::tempfile().map_err(cannot_start)?;
+    let mut command = Command::new(program);
+    command
         .arg("-i")
         .arg(path)
         .arg("--list")
@@ -50,62 +60,30 @@ pub(super) fn run(program: &Path, path: &Path) -> Result<Inventory, InventoryErr
         .env("ANSIBLE_LOCALHOST_WARNING", "False")
         .env("ANSIBLE_LOCAL_TEMP", scratch.path())
         .env("ANSIBLE_HOME", scratch.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| InventoryError::CommandStart {
-            command: shown.clone(),
-            dir: dir.to_path_buf(),
-            source,
-        })?;
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            bytes
-        })
+        .stdout(stdout.try_clone().map_err(cannot_start)?)
+        .stderr(stderr.try_clone().map_err(cannot_start)?);
+    let failed = |status: String, stderr: &mut std::fs::File| InventoryError::CommandFailed {
+        command: shown.clone(),
+        status,
+        stderr: String::from_utf8_lossy(&read_back(stderr))
+            .trim()
+            .to_string(),
     };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + ANSIBLE_INVENTORY_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
+    let status = match wait_within(command, ANSIBLE_INVENTORY_TIMEOUT) {
+        Ok(status) => status,
+        Err(DeadlineError::Spawn(e) | DeadlineError::TempFile(e)) => return Err(cannot_start(e)),
+        Err(DeadlineError::TimedOut) => {
+            return Err(failed(
+                format!("no answer within {ANSIBLE_INVENTORY_TIMEOUT:?}"),
+                &mut stderr,
+            ))
         }
+        Err(DeadlineError::Wait(e)) => return Err(failed(format!("waiting: {e}"), &mut stderr)),
     };
-    let (stdout, stderr) = (
-        stdout.join().unwrap_or_default(),
-        stderr.join().unwrap_or_default(),
-    );
-    if !status.is_some_and(|s| s.success()) {
-        return Err(InventoryError::CommandFailed {
-            command: shown,
-            status: status.map_or_else(
-                || format!("no answer within {ANSIBLE_INVENTORY_TIMEOUT:?}"),
-                |s| s.to_string(),
-            ),
-            stderr: String::from_utf8_lossy(&stderr).trim().to_string(),
-        });
+    if !status.success() {
+        return Err(failed(status.to_string(), &mut stderr));
     }
+    let stdout = read_back(&mut stdout);
     let json: Value = serde_json::from_slice(&stdout).map_err(|e| InventoryError::BadJson {
         command: shown.clone(),
         detail: e.to_string(),
@@ -114,6 +92,14 @@ pub(super) fn run(program: &Path, path: &Path) -> Result<Inventory, InventoryErr
         command: shown,
         detail,
     })
+}
+
+/// What a command wrote into `file`.
+fn read_back(file: &mut std::fs::File) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let _ = file.seek(SeekFrom::Start(0));
+    let _ = file.read_to_end(&mut bytes);
+    bytes
 }
 
 /// True when `json` looks like `ansible-inventory --list` output.
