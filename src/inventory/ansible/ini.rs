@@ -6,21 +6,11 @@ use super::super::InventoryError;
 use super::patterns::hosts_of;
 use super::Inventory;
 
-fn ini_error(path: &Path, line: usize, detail: impl Into<String>) -> InventoryError {
-    InventoryError::AnsibleSyntax {
-        path: path.to_path_buf(),
-        line,
-        // `parse_ini` sets where the line's entry starts.
-        column: 1,
-        detail: detail.into(),
-    }
-}
-
 /// Splits a line as Python's `shlex.split(line, comments=True)` does, which
 /// is how Ansible reads host and child lines: whitespace separates words,
 /// quotes group, a backslash escapes, and a `#` that starts a word starts a
 /// comment.
-fn shell_words(path: &Path, line: usize, text: &str) -> Result<Vec<String>, InventoryError> {
+fn shell_words(text: &str) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut chars = text.chars().peekable();
     loop {
@@ -38,7 +28,7 @@ fn shell_words(path: &Path, line: usize, text: &str) -> Result<Vec<String>, Inve
                         Some(end) if end == c => break,
                         Some('\\') if c == '"' => word.extend(chars.next()),
                         Some(other) => word.push(other),
-                        None => return Err(ini_error(path, line, format!("unclosed {c} quote"))),
+                        None => return Err(format!("unclosed {c} quote")),
                     }
                 },
                 other => word.push(other),
@@ -49,24 +39,14 @@ fn shell_words(path: &Path, line: usize, text: &str) -> Result<Vec<String>, Inve
 }
 
 /// The `key=value` words after a host name.
-fn parse_assignments(
-    path: &Path,
-    line: usize,
-    words: &[String],
-) -> Result<BTreeMap<String, String>, InventoryError> {
+fn parse_assignments(words: &[String]) -> Result<BTreeMap<String, String>, String> {
     let mut vars = BTreeMap::new();
     for word in words {
         match word.split_once('=') {
             Some((key, value)) if !key.is_empty() => {
                 vars.insert(key.to_string(), python_literal(value));
             }
-            _ => {
-                return Err(ini_error(
-                    path,
-                    line,
-                    format!("expected `key=value`, found `{word}`"),
-                ))
-            }
+            _ => return Err(format!("expected `key=value`, found `{word}`")),
         }
     }
     Ok(vars)
@@ -74,25 +54,13 @@ fn parse_assignments(
 
 /// A `[group:vars]` line: `key = the rest of the line`, as Ansible reads
 /// it (a quoted value loses its quotes).
-fn parse_group_var(
-    path: &Path,
-    line: usize,
-    text: &str,
-) -> Result<(String, String), InventoryError> {
+fn parse_group_var(text: &str) -> Result<(String, String), String> {
     let Some((key, value)) = text.split_once('=') else {
-        return Err(ini_error(
-            path,
-            line,
-            format!("expected `key=value`, found `{text}`"),
-        ));
+        return Err(format!("expected `key=value`, found `{text}`"));
     };
     let (key, value) = (key.trim(), value.trim());
     if key.is_empty() || key.contains(char::is_whitespace) {
-        return Err(ini_error(
-            path,
-            line,
-            format!("expected `key=value`, found `{text}`"),
-        ));
+        return Err(format!("expected `key=value`, found `{text}`"));
     }
     let value = match ['"', '\'']
         .into_iter()
@@ -125,30 +93,22 @@ pub(super) fn parse_ini(path: &Path, text: &str) -> Result<Inventory, InventoryE
     let mut inventory = Inventory::default();
     let mut section = Section::Hosts("ungrouped".to_string());
     for (index, raw) in text.lines().enumerate() {
-        parse_line(&mut inventory, &mut section, path, index + 1, raw).map_err(|e| match e {
-            // The entry a line's error is about starts where its text does.
+        parse_line(&mut inventory, &mut section, raw).map_err(|detail| {
             InventoryError::AnsibleSyntax {
-                path, line, detail, ..
-            } => InventoryError::AnsibleSyntax {
-                path,
-                line,
+                path: path.to_path_buf(),
+                line: index + 1,
+                // The entry a line's error is about starts where its text does.
                 column: raw.chars().take_while(|c| c.is_whitespace()).count() + 1,
                 detail,
-            },
-            other => other,
+            }
         })?;
     }
     Ok(inventory)
 }
 
-/// One line of the file, in the section the lines before it opened.
-fn parse_line(
-    inventory: &mut Inventory,
-    section: &mut Section,
-    path: &Path,
-    line: usize,
-    raw: &str,
-) -> Result<(), InventoryError> {
+/// One line of the file, in the section the lines before it opened; an
+/// error is its detail alone (`parse_ini` says where).
+fn parse_line(inventory: &mut Inventory, section: &mut Section, raw: &str) -> Result<(), String> {
     let content = raw.trim();
     if content.is_empty() || content.starts_with('#') || content.starts_with(';') {
         return Ok(());
@@ -156,18 +116,12 @@ fn parse_line(
     if let Some(header) = content.strip_prefix('[') {
         // `[group]`, `[group:vars]`, `[group:children]`, then at most a comment.
         let Some((header, after)) = header.split_once(']') else {
-            return Err(ini_error(
-                path,
-                line,
-                format!("section header `{content}` lacks its `]`"),
-            ));
+            return Err(format!("section header `{content}` lacks its `]`"));
         };
         let after = after.trim_start();
         if !after.is_empty() && !after.starts_with('#') {
-            return Err(ini_error(
-                path,
-                line,
-                format!("`{after}` after the section header `[{header}]` (only a `# comment` may follow)"),
+            return Err(format!(
+                "`{after}` after the section header `[{header}]` (only a `# comment` may follow)"
             ));
         }
         *section = match header.split_once(':') {
@@ -175,10 +129,8 @@ fn parse_line(
             Some((group, "vars")) => Section::Vars(group.to_string()),
             Some((group, "children")) => Section::Children(group.to_string()),
             Some((_, kind)) => {
-                return Err(ini_error(
-                    path,
-                    line,
-                    format!("unknown section kind `:{kind}` (use `:vars` or `:children`)"),
+                return Err(format!(
+                    "unknown section kind `:{kind}` (use `:vars` or `:children`)"
                 ))
             }
         };
@@ -186,18 +138,18 @@ fn parse_line(
     }
     match &*section {
         Section::Hosts(group) => {
-            let words = shell_words(path, line, content)?;
+            let words = shell_words(content)?;
             let Some((pattern, assignments)) = words.split_first() else {
                 return Ok(());
             };
-            let vars = parse_assignments(path, line, assignments)?;
-            let (hosts, vars) = hosts_of(pattern, vars).map_err(|e| ini_error(path, line, e))?;
+            let vars = parse_assignments(assignments)?;
+            let (hosts, vars) = hosts_of(pattern, vars)?;
             for host in hosts {
                 inventory.add_host(&host, group, vars.clone());
             }
         }
         Section::Vars(group) => {
-            let (key, value) = parse_group_var(path, line, content)?;
+            let (key, value) = parse_group_var(content)?;
             inventory
                 .group_vars
                 .entry(group.clone())
@@ -205,7 +157,7 @@ fn parse_line(
                 .insert(key, value);
         }
         Section::Children(group) => {
-            let words = shell_words(path, line, content)?;
+            let words = shell_words(content)?;
             let Some(child) = words.first() else {
                 return Ok(());
             };
